@@ -1,0 +1,497 @@
+"""Configuration: YAML overlaid on the built-in NA64mu default, validated, frozen.
+
+A user's YAML only needs the keys it changes; it is merged over
+``default.yaml`` and the result is validated against ``schema.json`` (JSON
+Schema, shipped as package data) plus the semantic checks a schema cannot
+express. Every problem is reported at once, each with its key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bkg.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "config_hash",
+    "default_dict",
+    "load_config",
+    "validate_dict",
+]
+
+
+@dataclass(frozen=True)
+class Beam:
+    energy_gev: float
+    momentum_spread_rel: float
+    halo_fraction: float
+    halo_energy_min_gev: float
+    spot_sigma_x_cm: float
+    spot_sigma_y_cm: float
+    divergence_x_mrad: float
+    divergence_y_mrad: float
+    halo_radius_cm: float
+    pi_per_mu: float
+    k_per_pi: float
+    k_long_per_k: float
+    decay_length_m: float
+    absorber_lambda: float
+    momentum_window_gev: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Ecal:
+    material: str
+    thickness_x0: float
+    cells: tuple[int, int]
+    cell_size_cm: float
+    sampling_resolution: float
+    constant_term: float
+    mip_gev: float
+
+
+@dataclass(frozen=True)
+class Vhcal:
+    material: str
+    thickness_lambda: float
+    cells: tuple[int, int]
+    hole_cm: tuple[float, float]
+    size_cm: tuple[float, float]
+    threshold_gev: float
+
+
+@dataclass(frozen=True)
+class Hcal:
+    material: str
+    modules: int
+    module_lambda: float
+    size_cm: tuple[float, float]
+    cells: tuple[int, int]
+    mip_gev: float
+    resolution: float
+    mip_window_gev: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Ms1:
+    resolution_rel: float
+
+
+@dataclass(frozen=True)
+class Ms2:
+    field_tm: float
+    micromegas: int
+    resolution_rel: float
+    tracker_material_x0: float
+
+
+@dataclass(frozen=True)
+class Spectrometers:
+    ms1: Ms1
+    ms2: Ms2
+    micromegas_inefficiency: float
+    extra_trackers: int
+
+
+@dataclass(frozen=True)
+class Counters:
+    s0_radius_cm: float
+    s1_radius_cm: float
+    s_mu_size_cm: tuple[float, float]
+    s4_offset_cm: float
+    s4_size_cm: tuple[float, float]
+    s4_z_from_ms2_m: float
+    v1_hole_cm: float
+    vm_threshold_gev: float
+
+
+@dataclass(frozen=True)
+class Detector:
+    ecal: Ecal
+    vhcal: Vhcal
+    hcal: Hcal
+    spectrometers: Spectrometers
+    counters: Counters
+
+
+@dataclass(frozen=True)
+class Selection:
+    p_in_window_gev: tuple[float, float]
+    p_out_max_gev: float
+    vhcal_max_gev: float
+    hcal_mip_window_gev: tuple[float, float]
+    single_track: bool
+
+
+@dataclass(frozen=True)
+class SignalBox:
+    e_cal_max_gev: float
+    e_mu_out_max_gev: float
+
+
+@dataclass(frozen=True)
+class Signal:
+    mass_min_gev: float
+    mass_max_gev: float
+    mass_points: int
+    cross_section: str
+    efficiency: float
+    g_prime_ref: float
+
+    def masses_gev(self) -> Any:
+        """The log-spaced mass grid of the scan, in GeV (numpy array)."""
+        import numpy as np
+
+        return np.geomspace(self.mass_min_gev, self.mass_max_gev, self.mass_points)
+
+
+@dataclass(frozen=True)
+class Statistics:
+    confidence_level: float
+    calculator: str
+    toys_below_background: float
+    n_toys: int
+    mot_uncertainty: float
+    signal_efficiency_uncertainty: float
+    bins: int
+
+
+@dataclass(frozen=True)
+class GMinus2Reference:
+    name: str
+    delta_a_mu: float
+    sigma: float
+    source: str
+
+
+@dataclass(frozen=True)
+class GMinus2:
+    reference: GMinus2Reference
+    references: tuple[GMinus2Reference, ...]
+    band_sigmas: float
+
+
+@dataclass(frozen=True)
+class Samples:
+    n_mot: float
+    chunk_size: int
+    folder: str
+    hadron_events: int
+    leading_hadron_events: int
+    dimuon_events: int
+    signal_events_per_mass: int
+    signal_masses_gev: tuple[float, ...]
+    nonfinite: str
+
+
+@dataclass(frozen=True)
+class Run:
+    workers: int
+    scheduler: str | None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of a run (frozen; see ``default.yaml``)."""
+
+    name: str
+    seed: int
+    n_mot: float
+    beam: Beam
+    detector: Detector
+    selection: Selection
+    signal_box: SignalBox
+    signal: Signal
+    statistics: Statistics
+    g_minus_2: GMinus2
+    samples: Samples
+    run: Run
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data (what was validated)."""
+        return copy.deepcopy(dict(self.raw))
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level fields replaced (e.g. ``n_mot``); ``raw`` follows."""
+        raw = self.to_dict()
+        for key, value in changes.items():
+            if key in raw and not dataclasses.is_dataclass(value):
+                raw[key] = value
+        return dataclasses.replace(self, raw=raw, **changes)
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the canonical JSON of the effective configuration."""
+        return config_hash(self.raw)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML loader that reads ``1e11`` as a float (YAML 1.1 wants ``1.0e+11``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text with the project's loader (floats such as ``1e11`` allowed)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+
+
+def default_dict() -> dict[str, Any]:
+    """The built-in NA64mu default as plain data."""
+    text = resources.files("bkg.config").joinpath("default.yaml").read_text(encoding="utf-8")
+    return parse_yaml(text)
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("bkg.config").joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def config_hash(raw: Mapping[str, Any]) -> str:
+    """sha256 hex digest of a config's canonical JSON (sorted keys)."""
+    blob = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict) and key != "references":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _path(parts: Any) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _schema_problems(raw: Any) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = []
+    for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
+        where = _path(err.absolute_path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            allowed = ", ".join(sorted(err.schema.get("properties", {})))
+            for key in extra:
+                key_path = f"{where}.{key}" if where != "<top level>" else key
+                problems.append(f"{key_path}: unknown key (allowed here: {allowed})")
+            continue
+        problems.append(f"{where}: {err.message}")
+    return problems
+
+
+def _semantic_problems(raw: Mapping[str, Any]) -> list[str]:
+    problems = []
+    e0 = float(raw["beam"]["energy_gev"])
+    box = raw["signal_box"]
+    if box["e_mu_out_max_gev"] >= e0:
+        problems.append(
+            f"signal_box.e_mu_out_max_gev: {box['e_mu_out_max_gev']} GeV must be below the beam "
+            f"energy beam.energy_gev = {e0} GeV"
+        )
+    if box["e_cal_max_gev"] >= e0:
+        problems.append(
+            f"signal_box.e_cal_max_gev: {box['e_cal_max_gev']} GeV must be below the beam energy {e0} GeV"
+        )
+    for key in ("p_in_window_gev", "hcal_mip_window_gev"):
+        lo, hi = raw["selection"][key]
+        if not lo < hi:
+            problems.append(f"selection.{key}: expected [low, high] with low < high, got [{lo}, {hi}]")
+    lo, hi = raw["selection"]["p_in_window_gev"]
+    if lo < hi and not lo <= e0 <= hi:
+        problems.append(
+            f"selection.p_in_window_gev: [{lo}, {hi}] GeV does not contain the beam energy {e0} GeV"
+        )
+    if raw["selection"]["p_out_max_gev"] >= e0:
+        problems.append(f"selection.p_out_max_gev: must be below the beam energy {e0} GeV")
+    grid = raw["signal"]["masses_gev"]
+    if grid["min"] >= grid["max"] and grid["points"] > 1:
+        problems.append(
+            f"signal.masses_gev: expected min < max, got min = {grid['min']}, max = {grid['max']}"
+        )
+    masses = list(raw["samples"]["signal_masses_gev"])
+    if masses != sorted(set(masses)):
+        problems.append("samples.signal_masses_gev: expected strictly increasing masses")
+    ref = raw["g_minus_2"]["reference"]
+    if ref not in raw["g_minus_2"]["references"]:
+        known = ", ".join(sorted(raw["g_minus_2"]["references"]))
+        problems.append(f"g_minus_2.reference: {ref!r} is not one of g_minus_2.references ({known})")
+    return problems
+
+
+def validate_dict(overlay: Any, *, source: str = "config") -> dict[str, Any]:
+    """Merge ``overlay`` over the default, validate, and return the effective dict.
+
+    Raises:
+        ConfigError: listing every problem, each with its key path.
+    """
+    if overlay is None:
+        overlay = {}
+    if not isinstance(overlay, Mapping):
+        raise ConfigError(
+            f"expected a mapping of keys at the top level, got {type(overlay).__name__}", source=source
+        )
+    raw = _merge(default_dict(), overlay)
+    problems = _schema_problems(raw)
+    if not problems:
+        problems = _semantic_problems(raw)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return raw
+
+
+def _pair(value: Any) -> tuple[Any, Any]:
+    return (value[0], value[1])
+
+
+def _build(raw: Mapping[str, Any]) -> Config:
+    det = raw["detector"]
+    sp = det["spectrometers"]
+    ct = det["counters"]
+    g2 = raw["g_minus_2"]
+    refs = tuple(
+        GMinus2Reference(name=str(k), delta_a_mu=float(v["delta_a_mu"]), sigma=float(v["sigma"]), source=v["source"])
+        for k, v in g2["references"].items()
+    )
+    ref = next(r for r in refs if r.name == g2["reference"])
+    beam = dict(raw["beam"])
+    beam["momentum_window_gev"] = _pair(beam["momentum_window_gev"])
+    beam["energy_gev"] = float(beam["energy_gev"])
+    sel = dict(raw["selection"])
+    sel["p_in_window_gev"] = _pair(sel["p_in_window_gev"])
+    sel["hcal_mip_window_gev"] = _pair(sel["hcal_mip_window_gev"])
+    sig = raw["signal"]
+    smp = dict(raw["samples"])
+    smp["signal_masses_gev"] = tuple(float(m) for m in smp["signal_masses_gev"])
+    smp["n_mot"] = float(smp["n_mot"])
+    return Config(
+        name=raw["name"],
+        seed=int(raw["seed"]),
+        n_mot=float(raw["n_mot"]),
+        beam=Beam(**beam),
+        detector=Detector(
+            ecal=Ecal(**{**det["ecal"], "cells": _pair(det["ecal"]["cells"])}),
+            vhcal=Vhcal(
+                **{
+                    **det["vhcal"],
+                    "cells": _pair(det["vhcal"]["cells"]),
+                    "hole_cm": _pair(det["vhcal"]["hole_cm"]),
+                    "size_cm": _pair(det["vhcal"]["size_cm"]),
+                }
+            ),
+            hcal=Hcal(
+                **{
+                    **det["hcal"],
+                    "cells": _pair(det["hcal"]["cells"]),
+                    "size_cm": _pair(det["hcal"]["size_cm"]),
+                    "mip_window_gev": _pair(det["hcal"]["mip_window_gev"]),
+                }
+            ),
+            spectrometers=Spectrometers(
+                ms1=Ms1(**sp["ms1"]),
+                ms2=Ms2(**sp["ms2"]),
+                micromegas_inefficiency=sp["micromegas_inefficiency"],
+                extra_trackers=sp["extra_trackers"],
+            ),
+            counters=Counters(
+                s0_radius_cm=ct["s0"]["radius_cm"],
+                s1_radius_cm=ct["s1"]["radius_cm"],
+                s_mu_size_cm=_pair(ct["s_mu"]["size_cm"]),
+                s4_offset_cm=ct["s4"]["offset_cm"],
+                s4_size_cm=_pair(ct["s4"]["size_cm"]),
+                s4_z_from_ms2_m=ct["s4"]["z_from_ms2_m"],
+                v1_hole_cm=ct["v1"]["hole_cm"],
+                vm_threshold_gev=ct["vm"]["threshold_gev"],
+            ),
+        ),
+        selection=Selection(**sel),
+        signal_box=SignalBox(**raw["signal_box"]),
+        signal=Signal(
+            mass_min_gev=sig["masses_gev"]["min"],
+            mass_max_gev=sig["masses_gev"]["max"],
+            mass_points=sig["masses_gev"]["points"],
+            cross_section=sig["cross_section"],
+            efficiency=sig["efficiency"],
+            g_prime_ref=sig["g_prime_ref"],
+        ),
+        statistics=Statistics(**raw["statistics"]),
+        g_minus_2=GMinus2(reference=ref, references=refs, band_sigmas=g2["band_sigmas"]),
+        samples=Samples(**smp),
+        run=Run(**raw["run"]),
+        raw=raw,
+    )
+
+
+def from_dict(overlay: Mapping[str, Any] | None = None, *, source: str = "config") -> Config:
+    """Build a :class:`Config` from an overlay dict (``None``: the default)."""
+    return _build(validate_dict(overlay, source=source))
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Load a YAML config file (or the built-in default when ``path`` is None).
+
+    Args:
+        path: YAML file with the keys to change relative to the default.
+        **overrides: top-level keys applied after the file (e.g. ``n_mot=1e10``).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not valid.
+    """
+    overlay: Any = {}
+    source = "built-in default"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError("file not found; give an existing YAML file", source=source) from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read it as text ({exc.__class__.__name__})", source=source) from None
+        try:
+            overlay = parse_yaml(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from None
+        if overlay is None:
+            overlay = {}
+    if overrides:
+        if not isinstance(overlay, Mapping):
+            overlay = {}
+        overlay = _merge(dict(overlay), overrides)
+    return from_dict(overlay, source=source)

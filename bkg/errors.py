@@ -1,0 +1,37 @@
+"""The project's exceptions: one base, one class per kind of user-facing failure.
+
+The command line turns any :class:`BkgError` into one line on stderr and exit
+code 2; every other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class BkgError(Exception):
+    """Base of every error a user can cause and fix (bad config, bad sample, ...)."""
+
+
+class ConfigError(BkgError):
+    """The configuration is not valid YAML, violates the schema or is inconsistent."""
+
+    def __init__(self, problems: list[str] | str, *, source: str = "config") -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        head = f"{source}: {len(self.problems)} problem(s): " if len(self.problems) > 1 else f"{source}: "
+        super().__init__(head + "; ".join(self.problems))
+
+
+class SampleError(BkgError):
+    """A sample file is missing, unreadable, or does not meet the ntuple contract."""
+
+
+class FitError(BkgError):
+    """A fit failed (did not converge, invalid covariance) after its retries."""
+
+
+class LimitError(BkgError):
+    """A limit could not be computed (no bracket, no signal)."""
+
+
+class OutputError(BkgError):
+    """An output could not be written (folder not writable, disk full)."""

@@ -1,0 +1,315 @@
+"""The ntuple contract between the samples stage and everything after it.
+
+Every sample is one ROOT file with one TTree named ``events``; the branches of
+each sample kind are listed in :data:`SCHEMAS` (name -> dtype, unit, meaning).
+The fast simulation writes exactly these; a user's GEANT4 ntuple that has them
+(checked with ``bkg samples check``) replaces it. ``samples/README.md`` is the
+human-readable copy of this module (a test keeps the two in sync).
+
+Each file is described in ``samples/MANIFEST.json`` by an entry with at least
+``file``, ``sample``, ``events``, ``seed``, ``config_hash``, ``sha256`` and
+``norm_per_mot``: the expected number of events of this sample per muon on
+target represented by one generated event times the number generated, i.e. the
+per-MOT probability that the generated process happens at all (1 for the beam
+sample; P(leading hadron) for the leading-hadron sample, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bkg.errors import SampleError
+
+TREE = "events"
+
+__all__ = [
+    "SCHEMAS",
+    "TREE",
+    "Branch",
+    "NtupleWriter",
+    "check_file",
+    "iterate",
+    "sha256_file",
+]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One branch of the contract."""
+
+    dtype: str
+    unit: str
+    meaning: str
+
+
+def _b(dtype: str, unit: str, meaning: str) -> Branch:
+    return Branch(dtype, unit, meaning)
+
+
+# Branches every sample carries: the outgoing muon as the detector sees it.
+RESPONSE: dict[str, Branch] = {
+    "p_in_true": _b("float32", "GeV", "true momentum of the incoming particle at the target entrance"),
+    "p_in_rec": _b("float32", "GeV", "incoming momentum reconstructed by MS1 (BMS + Micromegas)"),
+    "x_cm": _b("float32", "cm", "x of the incoming particle at the ECAL front face"),
+    "y_cm": _b("float32", "cm", "y of the incoming particle at the ECAL front face"),
+    "p_out_true": _b("float32", "GeV", "true momentum of the leading outgoing muon behind the ECAL (0: none)"),
+    "p_out_rec": _b("float32", "GeV", "outgoing momentum reconstructed by MS2 (0: no track)"),
+    "e_ecal": _b("float32", "GeV", "visible energy in the ECAL (active target)"),
+    "e_vhcal": _b("float32", "GeV", "visible energy in the veto HCAL"),
+    "e_hcal1": _b("float32", "GeV", "visible energy in HCAL module 1"),
+    "e_hcal2": _b("float32", "GeV", "visible energy in HCAL module 2"),
+    "hits_mm1": _b("uint8", "1", "hits in MS2 Micromegas station 1 (upstream of the magnet)"),
+    "hits_mm2": _b("uint8", "1", "hits in MS2 Micromegas station 2 (upstream of the magnet)"),
+    "hits_mm3": _b("uint8", "1", "hits in MS2 Micromegas station 3 (upstream of the magnet)"),
+    "hits_mm4": _b("uint8", "1", "hits in MS2 Micromegas station 4 (downstream of the magnet)"),
+    "hits_mm5": _b("uint8", "1", "hits in MS2 Micromegas station 5 (downstream of the magnet)"),
+    "hits_mm6": _b("uint8", "1", "hits in MS2 Micromegas station 6 (downstream of the magnet)"),
+    "s0": _b("bool", "1", "beam counter S0 fired"),
+    "s1": _b("bool", "1", "beam counter S1 fired"),
+    "s_mu": _b("bool", "1", "muon counter S_mu at the end of the setup fired"),
+    "s4": _b("bool", "1", "off-axis counter S4 in front of the HCAL fired (deflected muon)"),
+    "v1": _b("bool", "1", "veto V1 before the HCAL fired"),
+    "vm": _b("bool", "1", "veto Vm1,2 inside MS2 fired"),
+    "process": _b("int8", "1", "truth: 0 none, 1 brems, 2 pair, 3 photonuclear, 4 knock-on (ECAL), 5 knock-on (tracker), 6 large-angle scattering (tracker), 7 Z' emission, 8 hadron decay"),
+    "e_transfer": _b("float32", "GeV", "truth: energy transferred in the largest single interaction"),
+}
+
+SCHEMAS: dict[str, dict[str, Branch]] = {
+    "beam": {
+        **RESPONSE,
+        "halo": _b("bool", "1", "truth: muon from the low-energy halo"),
+    },
+    "hadrons": {
+        **RESPONSE,
+        "pdg": _b("int32", "1", "PDG id of the beam hadron (-211, -321, 130)"),
+        "e_hadron": _b("float32", "GeV", "energy of the hadron at the end of the BMS"),
+        "decayed": _b("bool", "1", "truth: the hadron decayed before the target"),
+        "z_decay_m": _b("float32", "m", "truth: decay distance from the end of the BMS (-1: none)"),
+        "e_mu_decay": _b("float32", "GeV", "truth: energy of the decay muon (0: no muon)"),
+    },
+    "leading_hadrons": {
+        **RESPONSE,
+        "e_hadron": _b("float32", "GeV", "truth: energy of the leading hadron from mu N -> mu h X"),
+        "hadron_charged": _b("bool", "1", "truth: the leading hadron is charged"),
+        "e_hcal3": _b("float32", "GeV", "visible energy in a third HCAL module (extrapolation study)"),
+        "e_hcal4": _b("float32", "GeV", "visible energy in a fourth HCAL module (extrapolation study)"),
+        "depth_lambda": _b("float32", "lambda_I", "truth: depth of the hadron shower's end behind the VHCAL"),
+    },
+    "dimuons": {
+        **RESPONSE,
+        "e_gamma": _b("float32", "GeV", "truth: energy of the (real or virtual) photon converting to mu+ mu-"),
+        "e_mu_plus": _b("float32", "GeV", "truth: mu+ energy"),
+        "e_mu_minus": _b("float32", "GeV", "truth: mu- energy of the pair"),
+        "n_mu_hcal": _b("int8", "1", "truth: number of muons reaching the HCAL"),
+        "trident": _b("bool", "1", "truth: trident (virtual photon) rather than Bethe-Heitler"),
+    },
+    "signal": {
+        **RESPONSE,
+        "m_zprime_gev": _b("float32", "GeV", "Z' mass of the sample point"),
+        "x_zprime": _b("float32", "1", "truth: Z' energy fraction x = E_Z'/E_mu"),
+        "theta_zprime": _b("float32", "rad", "truth: Z' emission angle"),
+        "e_mu_emit": _b("float32", "GeV", "truth: muon energy at the emission point"),
+    },
+}
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_tree(path: Path) -> Any:
+    import uproot
+
+    if not path.exists():
+        raise SampleError(f"{path}: file not found (run `bkg samples` or give the path of a ROOT ntuple)")
+    try:
+        handle = uproot.open(path)
+    except Exception as exc:
+        raise SampleError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None
+    try:
+        tree = handle[TREE]
+    except Exception:
+        keys = ", ".join(k.split(";")[0] for k in handle.keys()) or "none"
+        raise SampleError(f"{path}: no TTree '{TREE}' (keys: {keys})") from None
+    if not hasattr(tree, "arrays") or not hasattr(tree, "num_entries"):
+        raise SampleError(f"{path}: '{TREE}' is not a TTree")
+    return tree
+
+
+def check_file(path: str | Path, sample: str) -> list[str]:
+    """Every way in which ``path`` does not meet the contract of ``sample``.
+
+    Returns:
+        A list of one-line problems (empty: the file is valid).
+    """
+    path = Path(path)
+    if sample not in SCHEMAS:
+        return [f"{path}: unknown sample kind {sample!r} (known: {', '.join(SCHEMAS)})"]
+    try:
+        tree = _open_tree(path)
+    except SampleError as exc:
+        return [str(exc)]
+    problems = []
+    have = {name: str(tree[name].interpretation.to_dtype) if hasattr(tree[name].interpretation, "to_dtype") else "?" for name in tree.keys()}
+    for name, branch in SCHEMAS[sample].items():
+        if name not in have:
+            problems.append(f"{path}: branch '{name}' missing (expected {branch.dtype} in {branch.unit}: {branch.meaning})")
+            continue
+        got = np.dtype(have[name]).name if have[name] != "?" else "?"
+        if got != np.dtype(branch.dtype).name:
+            problems.append(f"{path}: branch '{name}' has dtype {got}, expected {branch.dtype}")
+    if not problems:
+        try:
+            n = int(tree.num_entries)
+            if n == 0:
+                problems.append(f"{path}: the tree '{TREE}' is empty (0 events)")
+            else:
+                floats = [k for k, b in SCHEMAS[sample].items() if b.dtype.startswith("float")]
+                for chunk in tree.iterate(floats, step_size=1_000_000, library="np"):
+                    for name in floats:
+                        bad = int(np.count_nonzero(~np.isfinite(chunk[name])))
+                        if bad:
+                            problems.append(f"{path}: branch '{name}' has {bad} NaN/inf values")
+        except Exception as exc:
+            problems.append(f"{path}: cannot read the baskets ({type(exc).__name__}: {exc}); the file may be truncated")
+    return problems
+
+
+def iterate(
+    paths: str | Path | Sequence[str | Path],
+    sample: str,
+    branches: Sequence[str],
+    *,
+    step_size: int = 1_000_000,
+    nonfinite: str = "reject",
+) -> Iterator[dict[str, np.ndarray]]:
+    """Stream the given branches of a sample in chunks of at most ``step_size`` events.
+
+    Args:
+        paths: one file or several (processed in the given order).
+        sample: the sample kind (a key of :data:`SCHEMAS`).
+        branches: the branch names to read.
+        step_size: events per chunk (memory is bounded by it).
+        nonfinite: ``"reject"`` raises :class:`SampleError` on NaN/inf in a
+            float branch, ``"drop"`` removes those events (the count is in the
+            chunk's ``"_dropped"`` entry).
+
+    Yields:
+        dicts of numpy arrays (one entry per branch, plus ``"_dropped"``: int array of shape ()).
+
+    Raises:
+        SampleError: missing file/tree/branch, wrong dtype, NaN/inf with ``reject``,
+            or a truncated file.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    schema = SCHEMAS[sample]
+    for raw_path in paths:
+        path = Path(raw_path)
+        tree = _open_tree(path)
+        names = set(tree.keys())
+        for name in branches:
+            if name not in names:
+                exp = schema.get(name)
+                what = f" (expected {exp.dtype} in {exp.unit}: {exp.meaning})" if exp else ""
+                raise SampleError(f"{path}: branch '{name}' missing{what}")
+            if name in schema:
+                try:
+                    got = np.dtype(tree[name].interpretation.to_dtype).name
+                except Exception:
+                    got = "not a flat numeric array"
+                if got != np.dtype(schema[name].dtype).name:
+                    raise SampleError(f"{path}: branch '{name}' has dtype {got}, expected {schema[name].dtype}")
+        try:
+            chunks = tree.iterate(list(branches), step_size=step_size, library="np")
+            for chunk in chunks:
+                yield _screen(chunk, path, nonfinite)
+        except SampleError:
+            raise
+        except Exception as exc:
+            raise SampleError(
+                f"{path}: cannot read the baskets ({type(exc).__name__}); the file may be truncated"
+            ) from None
+
+
+def _screen(chunk: dict[str, np.ndarray], path: Path, nonfinite: str) -> dict[str, np.ndarray]:
+    n = len(next(iter(chunk.values()))) if chunk else 0
+    good = np.ones(n, dtype=bool)
+    for name, values in chunk.items():
+        if values.dtype.kind == "f":
+            finite = np.isfinite(values)
+            if not finite.all():
+                if nonfinite == "reject":
+                    raise SampleError(
+                        f"{path}: branch '{name}' has {int((~finite).sum())} NaN/inf values "
+                        "(set samples.nonfinite: drop to drop those events)"
+                    )
+                good &= finite
+    out = {k: v[good] for k, v in chunk.items()} if not good.all() else dict(chunk)
+    out["_dropped"] = np.asarray(int(n - good.sum()))
+    return out
+
+
+class NtupleWriter:
+    """Write one sample file chunk by chunk; the file appears only when complete.
+
+    Writes to a temporary file in the target folder (ZSTD(1) compression, a
+    TTree made with ``mktree``/``extend``) and renames it into place on a clean
+    exit; on an exception the temporary file is removed.
+
+    Example::
+
+        with NtupleWriter("samples/beam.root", "beam") as out:
+            out.extend(chunk)   # dict of arrays with every branch of the schema
+    """
+
+    def __init__(self, path: str | Path, sample: str) -> None:
+        self.path = Path(path)
+        self.sample = sample
+        self.schema = SCHEMAS[sample]
+        self.events = 0
+        self._file: Any = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> NtupleWriter:
+        import uproot
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._file = uproot.recreate(self._tmp, compression=uproot.ZSTD(1))
+        self._file.mktree(TREE, {k: np.dtype(b.dtype) for k, b in self.schema.items()})
+        return self
+
+    def extend(self, chunk: Mapping[str, np.ndarray]) -> None:
+        """Append a chunk: a dict with every branch of the schema (cast to its dtype)."""
+        missing = [k for k in self.schema if k not in chunk]
+        if missing:
+            raise ValueError(f"chunk for {self.sample} lacks branches {missing}")
+        data = {k: np.ascontiguousarray(chunk[k], dtype=b.dtype) for k, b in self.schema.items()}
+        self._file[TREE].extend(data)
+        self.events += len(next(iter(data.values())))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._tmp is not None
+        try:
+            self._file.close()
+        finally:
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+            else:
+                self._tmp.unlink(missing_ok=True)
