@@ -1,0 +1,85 @@
+"""The trigger, the selection cuts (i)-(iv) and the signal box (paper Sec. II).
+
+Functions of a chunk of events (a dict of numpy arrays with the branches of
+:mod:`bkg.ntuple`) returning boolean masks. Used identically by the signal
+efficiency and by every background source, so that all of them see one
+definition of "an event that passes".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from bkg.config import Config
+
+__all__ = [
+    "BRANCHES",
+    "cut_flow",
+    "e_cal",
+    "in_signal_box",
+    "passes_selection",
+    "passes_trigger",
+]
+
+TRACKERS = tuple(f"hits_mm{i}" for i in range(1, 7))
+
+#: Branches the functions of this module read.
+BRANCHES = (
+    "p_in_rec", "p_out_rec", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2",
+    "s0", "s1", "s_mu", "s4", "v1", "vm", *TRACKERS,
+)  # fmt: skip
+
+Chunk = Mapping[str, np.ndarray]
+
+
+def passes_trigger(ev: Chunk) -> np.ndarray:
+    """S0 and S1 and S_mu and the off-axis S4, with no hit in the vetoes V1, Vm1,2."""
+    return ev["s0"] & ev["s1"] & ev["s_mu"] & ev["s4"] & ~ev["v1"] & ~ev["vm"]
+
+
+def e_cal(ev: Chunk) -> np.ndarray:
+    """Total calorimeter energy E_CAL = E_ECAL + E_VHCAL + E_HCAL (GeV), as in Fig. 5."""
+    return ev["e_ecal"] + ev["e_vhcal"] + ev["e_hcal1"] + ev["e_hcal2"]
+
+
+def single_track(ev: Chunk) -> np.ndarray:
+    """Exactly one hit in every MS2 Micromegas station."""
+    ok = np.ones(len(ev["p_out_rec"]), dtype=bool)
+    for name in TRACKERS:
+        ok &= ev[name] == 1
+    return ok
+
+
+def cut_flow(ev: Chunk, cfg: Config) -> dict[str, np.ndarray]:
+    """Cumulative masks after the trigger and after each of the cuts (i)-(iv).
+
+    Returns:
+        dict with keys ``trigger``, ``i``, ``ii``, ``iii``, ``iv`` (boolean arrays,
+        each including the previous ones).
+    """
+    sel = cfg.selection
+    lo, hi = sel.p_in_window_gev
+    trig = passes_trigger(ev)
+    c1 = trig & (ev["p_in_rec"] >= lo) & (ev["p_in_rec"] <= hi)
+    track = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] < sel.p_out_max_gev)
+    if sel.single_track:
+        track &= single_track(ev)
+    c2 = c1 & track
+    c3 = c2 & (ev["e_vhcal"] < sel.vhcal_max_gev)
+    hlo, hhi = sel.hcal_mip_window_gev
+    e_hcal = ev["e_hcal1"] + ev["e_hcal2"]
+    c4 = c3 & (e_hcal >= hlo) & (e_hcal <= hhi)
+    return {"trigger": trig, "i": c1, "ii": c2, "iii": c3, "iv": c4}
+
+
+def passes_selection(ev: Chunk, cfg: Config) -> np.ndarray:
+    """Trigger and all cuts (i)-(iv)."""
+    return cut_flow(ev, cfg)["iv"]
+
+
+def in_signal_box(ev: Chunk, cfg: Config) -> np.ndarray:
+    """Signal box: E_CAL <= 20 GeV and E'_mu <= 80 GeV (defaults), on top of nothing else."""
+    box = cfg.signal_box
+    return (e_cal(ev) <= box.e_cal_max_gev) & (ev["p_out_rec"] <= box.e_mu_out_max_gev)
