@@ -1,0 +1,141 @@
+"""Configuration: default, overlays, schema and semantic errors with key paths."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bkg.config import default_dict, from_dict, load_config
+from bkg.errors import ConfigError
+
+
+def test_default_describes_the_paper_setup(default_config):
+    cfg = default_config
+    # Paper Sec. II: 160 GeV M2 beam, 40 X0 ECAL (6x5), VHCAL 5 lambda_I, 2 HCAL x 7.5 lambda_I.
+    assert cfg.beam.energy_gev == 160.0
+    assert cfg.detector.ecal.thickness_x0 == 40.0
+    assert cfg.detector.ecal.cells == (6, 5)
+    assert cfg.detector.vhcal.thickness_lambda == 5.0
+    assert cfg.detector.hcal.modules == 2 and cfg.detector.hcal.module_lambda == 7.5
+    assert cfg.detector.hcal.size_cm == (120.0, 60.0)
+    assert cfg.detector.spectrometers.ms2.field_tm == 1.4
+    assert cfg.detector.spectrometers.ms2.micromegas == 6
+    # Measured inputs with documented defaults (paper Sec. III.C).
+    assert cfg.beam.pi_per_mu == 1e-6 and cfg.beam.k_per_pi == 0.03
+    assert cfg.detector.spectrometers.micromegas_inefficiency == 0.02
+    assert cfg.detector.spectrometers.ms2.resolution_rel == 0.03
+    assert cfg.signal_box.e_cal_max_gev == 20.0 and cfg.signal_box.e_mu_out_max_gev == 80.0
+    assert cfg.n_mot == 1e11 and cfg.statistics.confidence_level == 0.90
+    assert cfg.g_minus_2.reference.delta_a_mu == pytest.approx(251e-11)
+    assert {r.name for r in cfg.g_minus_2.references} == {"2021", "2025"}
+
+
+def test_config_is_frozen(default_config):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        default_config.n_mot = 1.0  # type: ignore[misc]
+
+
+def test_overlay_changes_only_given_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("beam:\n  energy_gev: 100\nn_mot: 1e12\ng_minus_2:\n  reference: '2025'\n")
+    cfg = load_config(path)
+    assert cfg.beam.energy_gev == 100.0
+    assert cfg.n_mot == 1e12  # '1e12' is a float for our loader (YAML 1.1 would say string)
+    assert cfg.beam.spot_sigma_x_cm == 0.9
+    # The 100 GeV option moves the energy cuts with the beam: E'_mu <= E0/2 (paper Sec. II).
+    assert cfg.signal_box.e_mu_out_max_gev == pytest.approx(50.0)
+    assert cfg.selection.p_in_window_gev == pytest.approx((87.5, 112.5))
+    assert cfg.g_minus_2.reference.delta_a_mu == pytest.approx(38e-11)
+
+
+def test_hash_is_stable_and_sensitive():
+    a, b = from_dict({}), from_dict({})
+    assert a.hash == b.hash
+    assert from_dict({"seed": 1}).hash != a.hash
+
+
+@pytest.mark.bad_input
+def test_every_problem_listed_with_key_path():
+    with pytest.raises(ConfigError) as err:
+        from_dict(
+            {
+                "n_mot": -1,
+                "beam": {"spot_sigma_x_cm": "wide", "colour": 1},
+                "statistics": {"confidence_level": 1.5},
+            }
+        )
+    text = str(err.value)
+    assert len(err.value.problems) == 4
+    for key in (
+        "n_mot",
+        "beam.spot_sigma_x_cm",
+        "beam.colour: unknown key",
+        "statistics.confidence_level",
+    ):
+        assert key in text
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("overlay", "key"),
+    [
+        ({"signal_box": {"e_mu_out_max_gev": 170.0}}, "signal_box.e_mu_out_max_gev"),
+        ({"signal": {"masses_gev": {"min": 1.0, "max": 0.001, "points": 5}}}, "signal.masses_gev"),
+        (
+            {"signal": {"masses_gev": {"min": 0.001, "max": 1.0, "points": 0}}},
+            "signal.masses_gev.points",
+        ),
+        ({"samples": {"signal_masses_gev": [0.1, 0.01]}}, "samples.signal_masses_gev"),
+        ({"g_minus_2": {"reference": "2030"}}, "g_minus_2.reference"),
+        ({"selection": {"p_in_window_gev": [180.0, 140.0]}}, "selection.p_in_window_gev"),
+    ],
+)
+def test_semantic_and_grid_errors(overlay, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        from_dict(overlay)
+
+
+@pytest.mark.bad_input
+def test_not_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("beam:\n  energy_gev: [160\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML at line \d+"):
+        load_config(path)
+
+
+@pytest.mark.bad_input
+def test_top_level_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+
+
+@pytest.mark.bad_input
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=5)
+)
+_keys = st.sampled_from([*default_dict().keys(), "bogus", "energy_gev", "n_mot"])
+
+
+@pytest.mark.bad_input
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(
+        _keys, st.one_of(_leaf, st.dictionaries(st.text(max_size=8), _leaf, max_size=3)), max_size=4
+    )
+)
+def test_loader_never_crashes_with_a_foreign_exception(overlay):
+    # Property (issue 8): any overlay either validates or raises ConfigError, never anything else.
+    try:
+        from_dict(overlay)
+    except ConfigError as exc:
+        assert exc.problems and all(isinstance(p, str) for p in exc.problems)

@@ -1,0 +1,34 @@
+"""Shared fixtures: the default configuration and a clean global state for every test."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def default_config():
+    """The built-in NA64mu configuration (frozen, shared)."""
+    from bkg.config import load_config
+
+    return load_config()
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Restore numpy's global RNG state and the pyhf backend if a test changed them."""
+    state = np.random.get_state()
+    yield
+    np.random.set_state(state)
+    import sys
+
+    if "pyhf" in sys.modules:
+        import pyhf
+
+        if pyhf.tensorlib.name != "numpy":
+            pyhf.set_backend("numpy")
