@@ -105,8 +105,12 @@ def config_validate(file: Path) -> None:
 @CONFIG_OPTION
 @click.option("--name", default=None, help="Report name (default: the config's name).")
 @click.option("--n-mot", type=float, default=None, help="Muons on target (default: config n_mot).")
-@click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"))
-def sensitivity_cmd(config_path: Path | None, name: str | None, n_mot: float | None, out_root: Path) -> None:
+@click.option(
+    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
+)
+def sensitivity_cmd(
+    config_path: Path | None, name: str | None, n_mot: float | None, out_root: Path
+) -> None:
     """Background-free 90% CL reach g'_90(m) and the g-2 band (CSV, JSON, figures)."""
     from bkg.report.sensitivity import run_sensitivity
 
@@ -119,7 +123,9 @@ def sensitivity_cmd(config_path: Path | None, name: str | None, n_mot: float | N
 @cli.command("report")
 @CONFIG_OPTION
 @click.option("--name", default=None, help="Report name (default: the config's name).")
-@click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"))
+@click.option(
+    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
+)
 def report_cmd(config_path: Path | None, name: str | None, out_root: Path) -> None:
     """Run every stage and write reports/<name>/."""
     from bkg.report.sensitivity import run_sensitivity

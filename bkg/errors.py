@@ -17,7 +17,11 @@ class ConfigError(BkgError):
     def __init__(self, problems: list[str] | str, *, source: str = "config") -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.source = source
-        head = f"{source}: {len(self.problems)} problem(s): " if len(self.problems) > 1 else f"{source}: "
+        head = (
+            f"{source}: {len(self.problems)} problem(s): "
+            if len(self.problems) > 1
+            else f"{source}: "
+        )
         super().__init__(head + "; ".join(self.problems))
 
 

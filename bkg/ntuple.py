@@ -56,11 +56,15 @@ def _b(dtype: str, unit: str, meaning: str) -> Branch:
 
 # Branches every sample carries: the outgoing muon as the detector sees it.
 RESPONSE: dict[str, Branch] = {
-    "p_in_true": _b("float32", "GeV", "true momentum of the incoming particle at the target entrance"),
+    "p_in_true": _b(
+        "float32", "GeV", "true momentum of the incoming particle at the target entrance"
+    ),
     "p_in_rec": _b("float32", "GeV", "incoming momentum reconstructed by MS1 (BMS + Micromegas)"),
     "x_cm": _b("float32", "cm", "x of the incoming particle at the ECAL front face"),
     "y_cm": _b("float32", "cm", "y of the incoming particle at the ECAL front face"),
-    "p_out_true": _b("float32", "GeV", "true momentum of the leading outgoing muon behind the ECAL (0: none)"),
+    "p_out_true": _b(
+        "float32", "GeV", "true momentum of the leading outgoing muon behind the ECAL (0: none)"
+    ),
     "p_out_rec": _b("float32", "GeV", "outgoing momentum reconstructed by MS2 (0: no track)"),
     "e_ecal": _b("float32", "GeV", "visible energy in the ECAL (active target)"),
     "e_vhcal": _b("float32", "GeV", "visible energy in the veto HCAL"),
@@ -78,8 +82,14 @@ RESPONSE: dict[str, Branch] = {
     "s4": _b("bool", "1", "off-axis counter S4 in front of the HCAL fired (deflected muon)"),
     "v1": _b("bool", "1", "veto V1 before the HCAL fired"),
     "vm": _b("bool", "1", "veto Vm1,2 inside MS2 fired"),
-    "process": _b("int8", "1", "truth: 0 none, 1 brems, 2 pair, 3 photonuclear, 4 knock-on (ECAL), 5 knock-on (tracker), 6 large-angle scattering (tracker), 7 Z' emission, 8 hadron decay"),
-    "e_transfer": _b("float32", "GeV", "truth: energy transferred in the largest single interaction"),
+    "process": _b(
+        "int8",
+        "1",
+        "truth: 0 none, 1 brems, 2 pair, 3 photonuclear, 4 knock-on (ECAL), 5 knock-on (tracker), 6 large-angle scattering (tracker), 7 Z' emission, 8 hadron decay",
+    ),
+    "e_transfer": _b(
+        "float32", "GeV", "truth: energy transferred in the largest single interaction"
+    ),
 }
 
 SCHEMAS: dict[str, dict[str, Branch]] = {
@@ -99,13 +109,21 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
         **RESPONSE,
         "e_hadron": _b("float32", "GeV", "truth: energy of the leading hadron from mu N -> mu h X"),
         "hadron_charged": _b("bool", "1", "truth: the leading hadron is charged"),
-        "e_hcal3": _b("float32", "GeV", "visible energy in a third HCAL module (extrapolation study)"),
-        "e_hcal4": _b("float32", "GeV", "visible energy in a fourth HCAL module (extrapolation study)"),
-        "depth_lambda": _b("float32", "lambda_I", "truth: depth of the hadron shower's end behind the VHCAL"),
+        "e_hcal3": _b(
+            "float32", "GeV", "visible energy in a third HCAL module (extrapolation study)"
+        ),
+        "e_hcal4": _b(
+            "float32", "GeV", "visible energy in a fourth HCAL module (extrapolation study)"
+        ),
+        "depth_lambda": _b(
+            "float32", "lambda_I", "truth: depth of the hadron shower's end behind the VHCAL"
+        ),
     },
     "dimuons": {
         **RESPONSE,
-        "e_gamma": _b("float32", "GeV", "truth: energy of the (real or virtual) photon converting to mu+ mu-"),
+        "e_gamma": _b(
+            "float32", "GeV", "truth: energy of the (real or virtual) photon converting to mu+ mu-"
+        ),
         "e_mu_plus": _b("float32", "GeV", "truth: mu+ energy"),
         "e_mu_minus": _b("float32", "GeV", "truth: mu- energy of the pair"),
         "n_mu_hcal": _b("int8", "1", "truth: number of muons reaching the HCAL"),
@@ -134,11 +152,15 @@ def _open_tree(path: Path) -> Any:
     import uproot
 
     if not path.exists():
-        raise SampleError(f"{path}: file not found (run `bkg samples` or give the path of a ROOT ntuple)")
+        raise SampleError(
+            f"{path}: file not found (run `bkg samples` or give the path of a ROOT ntuple)"
+        )
     try:
         handle = uproot.open(path)
     except Exception as exc:
-        raise SampleError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from None
+        raise SampleError(
+            f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         tree = handle[TREE]
     except Exception:
@@ -163,10 +185,17 @@ def check_file(path: str | Path, sample: str) -> list[str]:
     except SampleError as exc:
         return [str(exc)]
     problems = []
-    have = {name: str(tree[name].interpretation.to_dtype) if hasattr(tree[name].interpretation, "to_dtype") else "?" for name in tree.keys()}
+    have = {
+        name: str(tree[name].interpretation.to_dtype)
+        if hasattr(tree[name].interpretation, "to_dtype")
+        else "?"
+        for name in tree.keys()
+    }
     for name, branch in SCHEMAS[sample].items():
         if name not in have:
-            problems.append(f"{path}: branch '{name}' missing (expected {branch.dtype} in {branch.unit}: {branch.meaning})")
+            problems.append(
+                f"{path}: branch '{name}' missing (expected {branch.dtype} in {branch.unit}: {branch.meaning})"
+            )
             continue
         got = np.dtype(have[name]).name if have[name] != "?" else "?"
         if got != np.dtype(branch.dtype).name:
@@ -184,7 +213,9 @@ def check_file(path: str | Path, sample: str) -> list[str]:
                         if bad:
                             problems.append(f"{path}: branch '{name}' has {bad} NaN/inf values")
         except Exception as exc:
-            problems.append(f"{path}: cannot read the baskets ({type(exc).__name__}: {exc}); the file may be truncated")
+            problems.append(
+                f"{path}: cannot read the baskets ({type(exc).__name__}: {exc}); the file may be truncated"
+            )
     return problems
 
 
@@ -232,7 +263,9 @@ def iterate(
                 except Exception:
                     got = "not a flat numeric array"
                 if got != np.dtype(schema[name].dtype).name:
-                    raise SampleError(f"{path}: branch '{name}' has dtype {got}, expected {schema[name].dtype}")
+                    raise SampleError(
+                        f"{path}: branch '{name}' has dtype {got}, expected {schema[name].dtype}"
+                    )
         try:
             chunks = tree.iterate(list(branches), step_size=step_size, library="np")
             for chunk in chunks:
@@ -288,7 +321,9 @@ class NtupleWriter:
         import uproot
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
         os.close(fd)
         self._tmp = Path(tmp)
         self._file = uproot.recreate(self._tmp, compression=uproot.ZSTD(1))

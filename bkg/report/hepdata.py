@@ -1,0 +1,188 @@
+"""HEPData submission made with hepdata_lib: Table I, the expected limit and the g-2 band.
+
+hepdata_lib validates every file with hepdata-validator when it writes them;
+an invalid submission raises here rather than at upload time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import logging
+import os
+import shutil
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["write_hepdata"]
+
+REFERENCE = "PRD 105, 052006 (2022)"
+
+
+def _var(name: str, values: Sequence[float], *, independent: bool, units: str = "") -> Any:
+    from hepdata_lib import Variable
+
+    var = Variable(
+        name,
+        is_independent=independent,
+        is_binned=False,
+        units=units,
+        zero_uncertainties_warning=False,
+    )
+    var.values = [float(v) for v in values]
+    return var
+
+
+def _asym(label: str, down: Sequence[float], up: Sequence[float]) -> Any:
+    from hepdata_lib import Uncertainty
+
+    unc = Uncertainty(label, is_symmetric=False)
+    unc.values = [(-float(d), float(u)) for d, u in zip(down, up, strict=True)]
+    return unc
+
+
+def _table1(table1: Mapping[str, Any]) -> Any:
+    from hepdata_lib import Table
+
+    tab = Table("Table I: background levels per MOT")
+    tab.description = (
+        "Background sources of the NA64mu Z' -> invisible search and their expected level per "
+        f"muon on target, from tail fits to simulated samples (reproduction of {REFERENCE}, Table I)."
+    )
+    tab.location = "Table I"
+    tab.keywords = {"observables": ["N"], "reactions": ["MU- NUCLEUS --> MU- NUCLEUS Z'"]}
+    sources = table1["sources"]
+    labels = [s["label"] for s in sources]
+    src = _var("Source", range(1, len(labels) + 1), independent=True)
+    src.values = labels
+    level = _var("Level per MOT", [s["level_per_mot"] for s in sources], independent=False)
+    level.add_uncertainty(
+        _asym("stat", [s["stat_down"] for s in sources], [s["stat_up"] for s in sources])
+    )
+    level.add_uncertainty(
+        _asym("syst", [s["syst_down"] for s in sources], [s["syst_up"] for s in sources])
+    )
+    tab.add_variable(src)
+    tab.add_variable(level)
+    return tab
+
+
+def _limits(limits: Mapping[str, Any]) -> Any:
+    from hepdata_lib import Table
+
+    tab = Table("Expected 90% CL limit on g'")
+    tab.description = (
+        f"Expected {100 * limits['confidence_level']:.0f}% CL CLs upper limit on the L_mu - L_tau coupling g' "
+        f"versus the Z' mass for {limits['n_mot']:.3g} MOT, with the 1 and 2 sigma bands."
+    )
+    tab.location = "Fig. 6"
+    tab.keywords = {
+        "observables": ["g'"],
+        "cmenergies": [float(limits.get("beam_energy_gev", 160.0))],
+    }
+    mass = _var("m_Zprime", limits["masses_gev"], independent=True, units="GeV")
+    med = limits["g_prime_expected"]
+    exp = _var("g' expected", med, independent=False)
+    m1, p1 = limits["g_prime_minus1"], limits["g_prime_plus1"]
+    m2, p2 = limits["g_prime_minus2"], limits["g_prime_plus2"]
+    exp.add_uncertainty(
+        _asym(
+            "1 sigma",
+            [a - b for a, b in zip(med, m1, strict=True)],
+            [b - a for a, b in zip(med, p1, strict=True)],
+        )
+    )
+    exp.add_uncertainty(
+        _asym(
+            "2 sigma",
+            [a - b for a, b in zip(med, m2, strict=True)],
+            [b - a for a, b in zip(med, p2, strict=True)],
+        )
+    )
+    tab.add_variable(mass)
+    tab.add_variable(exp)
+    if limits.get("g_prime_observed") is not None:
+        tab.add_variable(_var("g' observed", limits["g_prime_observed"], independent=False))
+    return tab
+
+
+def _g2(band: Mapping[str, Any]) -> Any:
+    from hepdata_lib import Table
+
+    tab = Table("g-2 band")
+    tab.description = (
+        f"Coupling g' that explains Delta a_mu = ({band['delta_a_mu'] * 1e11:.0f} +- {band['sigma'] * 1e11:.0f})e-11 "
+        f"({band['reference']}) within +-{band['band_sigmas']:g} sigma."
+    )
+    tab.location = "Fig. 6"
+    tab.keywords = {"observables": ["g'"]}
+    tab.add_variable(_var("m_Zprime", band["masses_gev"], independent=True, units="GeV"))
+    tab.add_variable(_var("g' band low", band["low"], independent=False))
+    tab.add_variable(_var("g' central", band["central"], independent=False))
+    tab.add_variable(_var("g' band high", band["high"], independent=False))
+    return tab
+
+
+def _deterministic_tarball(folder: Path, target: Path) -> None:
+    """The upload tarball with fixed mtimes/owners, so identical runs give identical bytes."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != target.name)
+    with (
+        open(target, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
+    ):
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for path in files:
+                info = tarfile.TarInfo(path.name)
+                info.size = path.stat().st_size
+                info.mode = 0o644
+                with open(path, "rb") as handle:
+                    tar.addfile(info, handle)
+
+
+def write_hepdata(
+    out_dir: str | Path,
+    *,
+    table1: Mapping[str, Any],
+    limits: Mapping[str, Any],
+    g2_band: Mapping[str, Any],
+    workspace_files: Sequence[Path] = (),
+) -> Path:
+    """Write and validate the submission folder; returns the folder.
+
+    The pyhf likelihood (BkgOnly + patchset) is attached as additional resources.
+    """
+    from hepdata_lib import Submission
+
+    out_dir = Path(out_dir)
+    sub = Submission()
+    sub.comment = f"na64mu-bkg reproduction of the NA64mu projection, {REFERENCE}."
+    for tab in (_table1(table1), _limits(limits), _g2(g2_band)):
+        sub.add_table(tab)
+    for path in workspace_files:
+        sub.add_additional_resource(
+            f"pyhf likelihood: {Path(path).name}",
+            str(path),
+            copy_file=True,
+            file_type="HistFactory",
+        )
+    captured = io.StringIO()
+    out_dir = out_dir.resolve()
+    work = out_dir.parent / f".{out_dir.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    previous = os.getcwd()
+    try:
+        # hepdata_lib writes submission.tar.gz into the working directory.
+        os.chdir(work)
+        with contextlib.redirect_stdout(captured):
+            sub.create_files(str(out_dir), validate=True, remove_old=True)
+        _deterministic_tarball(out_dir, out_dir / "submission.tar.gz")
+    finally:
+        os.chdir(previous)
+        shutil.rmtree(work, ignore_errors=True)
+    log.debug("hepdata_lib: %s", captured.getvalue())
+    return out_dir
