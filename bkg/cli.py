@@ -119,20 +119,265 @@ def sensitivity_cmd(
     click.echo(result.summary())
 
 
-# ---------------------------------------------------------------- report
+# ---------------------------------------------------------------- samples
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local worker processes (default: all cores).",
+)
+SCHEDULER_OPTION = click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address tcp://host:port (default: local processes).",
+)
+
+
+@cli.group("samples", invoke_without_command=True)
+@CONFIG_OPTION
+@click.option(
+    "--n-mot",
+    type=float,
+    default=None,
+    help="Beam muons to simulate (default: config samples.n_mot).",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    help="Only this sample (repeatable): beam, hadrons, leading_hadrons, dimuons, signal.",
+)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@WORKERS_OPTION
+@SCHEDULER_OPTION
+@click.pass_context
+def samples_group(
+    ctx: click.Context, config_path: Path | None, n_mot: float | None, only: tuple[str, ...],
+    out_dir: Path | None, workers: int | None, scheduler: str | None,
+) -> None:  # fmt: skip
+    """Generate the samples with the fast simulation (ROOT ntuples + MANIFEST.json)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bkg.report.progress import progress_display
+    from bkg.sim import run_samples
+
+    cfg = _load(config_path)
+    out = out_dir or Path(cfg.samples.folder)
+    with progress_display() as progress:
+        manifest = run_samples(
+            cfg, out_dir=out, only=only or None, n_mot=n_mot, workers=workers,
+            scheduler=scheduler or cfg.run.scheduler, progress=progress.advance,
+        )  # fmt: skip
+    for entry in manifest["files"]:
+        click.echo(
+            f"{out / entry['file']}: {entry['events']} events, {entry['norm_per_mot']:.3g} per MOT"
+        )
+
+
+@samples_group.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--sample", default=None, help="Sample kind (default: from the file name).")
+def samples_check(files: tuple[Path, ...], sample: str | None) -> None:
+    """Check ROOT ntuples against the branch contract of samples/README.md."""
+    from bkg.sim import check_samples
+
+    problems = check_samples(list(files), sample=sample)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        raise SystemExit(2)
+    click.echo(f"{len(files)} file(s) meet the contract")
+
+
+# ---------------------------------------------------------------- fit / table
+@cli.command("fit")
+@CONFIG_OPTION
+@click.option(
+    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fits")
+)
+@click.option("--only", multiple=True, help="Only this source (repeatable).")
+@click.option("--unbinned", is_flag=True, help="Unbinned fits instead of the default binned ones.")
+def fit_cmd(
+    config_path: Path | None,
+    samples_dir: Path | None,
+    out_dir: Path,
+    only: tuple[str, ...],
+    unbinned: bool,
+) -> None:
+    """Estimate every background source with zfit tail fits -> fits/<source>.json."""
+    from bkg.sources import run_fits
+
+    cfg = _load(config_path)
+    estimates = run_fits(
+        cfg,
+        samples_dir=samples_dir or Path(cfg.samples.folder),
+        out_dir=out_dir,
+        only=only or None,
+        unbinned=unbinned,
+    )
+    for est in estimates.values():
+        bound = "<= " if est.upper_bound else ""
+        click.echo(f"{est.label:<32} {bound}{est.level_per_mot:.2e} per MOT  ({est.method})")
+
+
+@cli.command("table")
+@CONFIG_OPTION
+@click.option(
+    "--fits", "fits_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fits")
+)
+@click.option("--name", default=None, help="Report name (default: the config's name).")
+@click.option(
+    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
+)
+def table_cmd(config_path: Path | None, fits_dir: Path, name: str | None, out_root: Path) -> None:
+    """Write Table I (md, tex, csv, json) from the fits folder."""
+    from bkg.sources import read_estimates
+    from bkg.sources.table import write_table
+
+    cfg = _load(config_path)
+    out = out_root / (name or cfg.name)
+    write_table(read_estimates(fits_dir), cfg, out_dir=out)
+    click.echo((out / "table1.md").read_text(), nl=False)
+
+
+# ---------------------------------------------------------------- workspace / limits
+def _signal_inputs(cfg: Any, samples_dir: Path | None) -> tuple[Any, Any]:
+    """Masses and signal yield per MOT at g'_ref, with the measured efficiency if samples exist."""
+    from bkg.report.sensitivity import compute_sensitivity
+
+    efficiency = None
+    folder = samples_dir or Path(cfg.samples.folder)
+    if (folder / "signal.root").exists():
+        from bkg.report.pipeline import _efficiency_function
+
+        efficiency, _ = _efficiency_function(folder, cfg)
+    sens = compute_sensitivity(cfg, efficiency=efficiency)
+    return sens.masses_gev, sens.yield_per_mot_ref
+
+
+@cli.command("workspace")
+@CONFIG_OPTION
+@click.option("--name", default=None, help="Report name (default: the config's name).")
+@click.option(
+    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
+)
+@click.option(
+    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--mass", type=float, default=None, help="Also write the full workspace of this m_Zprime (GeV)."
+)
+def workspace_cmd(
+    config_path: Path | None,
+    name: str | None,
+    out_root: Path,
+    samples_dir: Path | None,
+    mass: float | None,
+) -> None:
+    """Write the pyhf BkgOnly.json + patchset.json (one patch per mass) from Table I."""
+    from bkg.stats import run_workspace
+
+    cfg = _load(config_path)
+    out = out_root / (name or cfg.name)
+    masses, signal = _signal_inputs(cfg, samples_dir)
+    files = run_workspace(
+        cfg,
+        table1_path=out / "table1.json",
+        masses_gev=masses,
+        signal_per_mot_ref=signal,
+        out_dir=out / "workspace",
+        mass=mass,
+    )
+    for f in files:
+        click.echo(str(f))
+
+
+@cli.command("limits")
+@CONFIG_OPTION
+@click.option("--name", default=None, help="Report name (default: the config's name).")
+@click.option(
+    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
+)
+@click.option(
+    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--observed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Observed events in the signal box.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["na64mu-2022"]),
+    default=None,
+    help="A published run (MOT, observed count).",
+)
+@click.option("--calculator", type=click.Choice(["auto", "toys", "asymptotic"]), default=None)
+def limits_cmd(
+    config_path: Path | None, name: str | None, out_root: Path, samples_dir: Path | None,
+    observed: int | None, preset: str | None, calculator: str | None,
+) -> None:  # fmt: skip
+    """Expected (and observed) CLs limits on g' versus m_Zprime with bands."""
+    from bkg.stats import run_limits
+
+    cfg = _load(config_path)
+    out = out_root / (name or cfg.name)
+    masses, signal = _signal_inputs(cfg, samples_dir)
+    result = run_limits(
+        cfg, table1_path=out / "table1.json", masses_gev=masses, signal_per_mot_ref=signal,
+        out_dir=out, observed=observed, preset=preset, calculator=calculator,
+    )  # fmt: skip
+    click.echo(result.summary())
+
+
+# ---------------------------------------------------------------- report / verify
 @cli.command("report")
 @CONFIG_OPTION
 @click.option("--name", default=None, help="Report name (default: the config's name).")
 @click.option(
     "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
 )
-def report_cmd(config_path: Path | None, name: str | None, out_root: Path) -> None:
-    """Run every stage and write reports/<name>/."""
-    from bkg.report.sensitivity import run_sensitivity
+@click.option(
+    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--fits", "fits_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fits")
+)
+@WORKERS_OPTION
+@SCHEDULER_OPTION
+def report_cmd(
+    config_path: Path | None, name: str | None, out_root: Path, samples_dir: Path | None,
+    fits_dir: Path, workers: int | None, scheduler: str | None,
+) -> None:  # fmt: skip
+    """Run every stage (reusing unchanged ones) and write reports/<name>/."""
+    from bkg.report.pipeline import run_report
+    from bkg.report.progress import progress_display
 
     cfg = _load(config_path)
-    result = run_sensitivity(cfg, out_dir=out_root / (name or cfg.name))
+    with progress_display() as progress:
+        result = run_report(
+            cfg, name=name, out_root=out_root, samples_dir=samples_dir, fits_dir=fits_dir,
+            workers=workers, scheduler=scheduler, progress=progress.stage,
+        )  # fmt: skip
     click.echo(result.summary())
+
+
+@cli.command("verify")
+@click.argument("reference", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Compare this existing report instead of re-running the reference's config.")  # fmt: skip
+@click.option(
+    "--all", "show_all", is_flag=True, help="List every compared value, not only the mismatches."
+)
+def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
+    """Re-run REFERENCE's config (or read --run) and compare every number with it."""
+    from bkg.report.verify import verify
+
+    ok = verify(reference, run_dir=run_dir, show_all=show_all, echo=click.echo)
+    raise SystemExit(0 if ok else 1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,74 @@
+"""Stage caching: a stage is skipped when its config slice and input hashes are unchanged.
+
+A stage that completes writes ``.stage.json`` into its output folder with its
+key (sha256 of the config slice and the inputs' sha256) and the sha256 of every
+file it wrote. On the next run the stage is reused only if the key is the same
+and every recorded output still has its recorded hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bkg.atomic import write_json
+from bkg.ntuple import sha256_file
+
+__all__ = ["config_slice", "is_fresh", "mark_done", "stage_key"]
+
+MARKER = ".stage.json"
+
+
+def config_slice(
+    raw: Mapping[str, Any], *, drop: Iterable[str] = (), keep: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The part of the config a stage depends on (top-level keys kept or dropped)."""
+    keys = set(raw) if keep is None else set(keep)
+    return {k: raw[k] for k in sorted(keys - set(drop)) if k in raw}
+
+
+def stage_key(
+    stage: str, config_part: Mapping[str, Any], inputs: Mapping[str, str] | None = None
+) -> str:
+    """sha256 of the stage name, its config slice and its inputs' hashes."""
+    blob = json.dumps(
+        {"stage": stage, "config": config_part, "inputs": dict(sorted((inputs or {}).items()))},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def is_fresh(folder: str | Path, key: str) -> bool:
+    """True when ``folder`` holds the complete output of a run with ``key``."""
+    marker = Path(folder) / MARKER
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("key") != key:
+        return False
+    for name, digest in record.get("outputs", {}).items():
+        path = Path(folder) / name
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True
+
+
+def mark_done(folder: str | Path, key: str, outputs: Iterable[str | Path]) -> dict[str, str]:
+    """Record a completed stage; returns the outputs' sha256 by file name."""
+    folder = Path(folder)
+    hashes = {Path(p).name: sha256_file(folder / Path(p).name) for p in outputs}
+    write_json(folder / MARKER, {"key": key, "outputs": dict(sorted(hashes.items()))})
+    return hashes
+
+
+def recorded_outputs(folder: str | Path) -> dict[str, str]:
+    """The outputs' sha256 recorded by the last completed run of the stage in ``folder``."""
+    try:
+        return dict(json.loads((Path(folder) / MARKER).read_text()).get("outputs", {}))
+    except (OSError, ValueError):
+        return {}

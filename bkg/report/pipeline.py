@@ -1,0 +1,339 @@
+"""``bkg report``: every stage, in order, into one self-describing folder.
+
+samples -> fits -> table -> sensitivity -> workspace -> limits -> figures ->
+HEPData -> claims -> provenance -> index.html. The samples and fits stages
+write to their own folders and are skipped when their config slice and inputs
+are unchanged (:mod:`bkg.report.cache`); the report itself is assembled in a
+temporary folder that replaces ``reports/<name>/`` only when complete, so an
+interrupted run leaves the previous report intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bkg.atomic import atomic_dir, write_json, write_text
+from bkg.config import Config
+from bkg.report import cache
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ReportResult", "run_fits_stage", "run_report", "run_samples_stage"]
+
+Progress = Callable[[str, str], None]
+
+#: Config keys the samples do not depend on.
+SAMPLES_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal_box", "selection")
+#: Config keys the fits do not depend on.
+FITS_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal")
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where the report went and what it contains."""
+
+    folder: Path
+    stages: dict[str, str]
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    table1: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        n_ok = sum(c["verdict"] == "agrees" for c in self.claims)
+        lines = [f"report written to {self.folder}/ (index.html)"]
+        lines += [f"  {stage:<12} {state}" for stage, state in self.stages.items()]
+        if self.table1:
+            total = self.table1["total"]
+            lines.append(
+                f"total background {total['level_per_mot']:.2e} per MOT = {total['expected_events']:.3g} events "
+                f"at {self.table1['n_mot']:.3g} MOT"
+            )
+        if self.claims:
+            lines.append(f"claims of the paper reproduced: {n_ok} of {len(self.claims)}")
+        return "\n".join(lines)
+
+
+def _noop(stage: str, state: str) -> None:
+    return None
+
+
+def run_samples_stage(
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress = _noop,
+) -> tuple[str, str]:
+    """Generate the samples unless the folder already holds them for this config.
+
+    Returns:
+        (state, key): state is ``"ran"`` or ``"reused"``.
+    """
+    key = cache.stage_key("samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT))
+    if cache.is_fresh(samples_dir, key):
+        progress("samples", "reused")
+        return "reused", key
+    from bkg.sim import run_samples
+
+    progress("samples", "running")
+    manifest = run_samples(cfg, out_dir=samples_dir, workers=workers, scheduler=scheduler)
+    files = [entry["file"] for entry in manifest["files"]] + ["MANIFEST.json"]
+    cache.mark_done(samples_dir, key, files)
+    return "ran", key
+
+
+def run_fits_stage(
+    cfg: Config, *, samples_dir: Path, fits_dir: Path, progress: Progress = _noop
+) -> tuple[str, str]:
+    """Fit every source unless the fits folder holds the fits of these samples and config."""
+    inputs = cache.recorded_outputs(samples_dir)
+    key = cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+    if cache.is_fresh(fits_dir, key):
+        progress("fits", "reused")
+        return "reused", key
+    from bkg.sources import run_fits
+
+    progress("fits", "running")
+    estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir)
+    outputs = [p.name for p in fits_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    cache.mark_done(fits_dir, key, outputs)
+    log.info("fitted %d sources", len(estimates))
+    return "ran", key
+
+
+def _efficiency_function(
+    samples_dir: Path, cfg: Config
+) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """Signal efficiency versus mass measured on the signal sample (log-mass interpolation)."""
+    from bkg.sim import signal_efficiency
+
+    masses, eff, err = (np.asarray(a, dtype=float) for a in signal_efficiency(samples_dir, cfg))
+
+    def efficiency(m: np.ndarray) -> np.ndarray:
+        return np.interp(np.log(np.asarray(m, dtype=float)), np.log(masses), eff)
+
+    return efficiency, {
+        "masses_gev": masses.tolist(),
+        "efficiency": eff.tolist(),
+        "error": err.tolist(),
+    }
+
+
+def run_report(
+    cfg: Config,
+    *,
+    name: str | None = None,
+    out_root: str | Path = "reports",
+    samples_dir: str | Path | None = None,
+    fits_dir: str | Path = "fits",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress = _noop,
+) -> ReportResult:
+    """Run every stage and write ``out_root/<name>/``.
+
+    Args:
+        cfg: the effective configuration.
+        name: report folder name (default: ``cfg.name``).
+        out_root: folder that holds the reports.
+        samples_dir: samples folder (default: ``cfg.samples.folder``).
+        fits_dir: fits folder.
+        workers: local worker processes for sample generation (default: all cores).
+        scheduler: a Dask scheduler address, used instead of local processes.
+        progress: called with (stage, state) as stages start and finish.
+    """
+    from bkg.report.claims import evaluate_claims
+    from bkg.report.html import render_index
+    from bkg.report.provenance import collect_provenance, file_hashes
+    from bkg.report.results import collect_results
+    from bkg.report.sensitivity import run_sensitivity
+
+    name = name or cfg.name
+    samples_dir = Path(samples_dir or cfg.samples.folder)
+    fits_dir = Path(fits_dir)
+    scheduler = scheduler or cfg.run.scheduler
+    stages: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    timings: dict[str, float] = {}
+
+    def step(stage: str, func: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        progress(stage, "running")
+        out = func()
+        timings[stage] = time.perf_counter() - t0
+        stages.setdefault(stage, "ran")
+        progress(stage, f"done ({timings[stage]:.1f} s)")
+        return out
+
+    t0 = time.perf_counter()
+    stages["samples"], keys["samples"] = run_samples_stage(
+        cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler, progress=progress
+    )
+    timings["samples"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    stages["fits"], keys["fits"] = run_fits_stage(
+        cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=progress
+    )
+    timings["fits"] = time.perf_counter() - t0
+
+    with atomic_dir(Path(out_root) / name) as tmp:
+        from bkg.sources import read_estimates
+        from bkg.sources.table import write_table
+
+        estimates = read_estimates(fits_dir)
+        table1 = step("table", lambda: write_table(estimates, cfg, out_dir=tmp))
+        efficiency, eff_record = step("efficiency", lambda: _efficiency_function(samples_dir, cfg))
+        write_json(tmp / "signal_efficiency.json", eff_record)
+        sens = step("sensitivity", lambda: run_sensitivity(cfg, out_dir=tmp, efficiency=efficiency))
+        masses, signal_ref = sens.masses_gev, sens.yield_per_mot_ref
+
+        from bkg.stats import run_limits, run_workspace
+
+        ws_files = step(
+            "workspace",
+            lambda: run_workspace(
+                cfg,
+                table1_path=tmp / "table1.json",
+                masses_gev=masses,
+                signal_per_mot_ref=signal_ref,
+                out_dir=tmp / "workspace",
+            ),
+        )
+        limits = step(
+            "limits",
+            lambda: run_limits(
+                cfg,
+                table1_path=tmp / "table1.json",
+                masses_gev=masses,
+                signal_per_mot_ref=signal_ref,
+                out_dir=tmp,
+            ),
+        )
+        step(
+            "figures",
+            lambda: _figures(
+                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures"
+            ),
+        )
+        limits_json = json.loads((tmp / "limits.json").read_text())
+        step(
+            "hepdata",
+            lambda: _hepdata(
+                tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
+            ),
+        )
+        results = collect_results(
+            cfg,
+            samples_dir=samples_dir,
+            fits_dir=fits_dir,
+            table1=table1,
+            sensitivity=sens,
+            limits=limits,
+            efficiency=eff_record,
+        )
+        write_json(tmp / "results.json", results)
+        claims = [c.as_dict() for c in evaluate_claims(results)]
+        write_json(tmp / "claims.json", {"claims": claims})
+        write_text(tmp / "claims.md", _claims_markdown(claims))
+
+        inputs = {f"samples/{k}": v for k, v in cache.recorded_outputs(samples_dir).items()}
+        inputs.update({f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()})
+        seeds = {"root": cfg.seed, "samples": _manifest_seeds(samples_dir), "toys": cfg.seed}
+        outputs = file_hashes(tmp, exclude=("provenance.json", "index.html"))
+        provenance = collect_provenance(
+            cfg, inputs=inputs, outputs=outputs, seeds=seeds, stages={k: v for k, v in keys.items()}
+        )
+        write_json(tmp / "provenance.json", provenance)
+        figures = sorted((tmp / "figures").glob("*.png"))
+        fits = {
+            p.stem: json.loads(p.read_text())
+            for p in sorted(fits_dir.glob("*.json"))
+            if not p.name.startswith(".")
+        }
+        write_text(
+            tmp / "index.html",
+            render_index(
+                title=f"na64mu-bkg report: {name}", table1=table1, limits=limits_json, fits=fits,
+                claims=claims, figures=figures, provenance=provenance, root=tmp,
+            ),
+        )  # fmt: skip
+        del limits
+    return ReportResult(folder=Path(out_root) / name, stages=stages, claims=claims, table1=table1)
+
+
+def _manifest_seeds(samples_dir: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((samples_dir / "MANIFEST.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {entry["file"]: entry.get("seed") for entry in manifest.get("files", [])}
+
+
+def _figures(cfg: Config, *, samples_dir: Path, fits_dir: Path, out_dir: Path) -> list[Path]:
+    """Sample figures (Figs. 2, 3, 5) and a copy of each fit's diagnostic figure."""
+    from bkg.sim import figures as simfig
+
+    written = list(simfig.plot_all(cfg, samples_dir=samples_dir, out_dir=out_dir))
+    for src in sorted(fits_dir.glob("*.png")) + sorted(fits_dir.glob("*.pdf")):
+        dst = out_dir / f"fit_{src.name}"
+        shutil.copyfile(src, dst)
+        written.append(dst)
+    return written
+
+
+def _hepdata(
+    tmp: Path,
+    *,
+    table1: dict[str, Any],
+    limits: dict[str, Any],
+    sens: Any,
+    cfg: Config,
+    ws_files: Any,
+) -> Path:
+    from bkg.report.hepdata import write_hepdata
+
+    ref = cfg.g_minus_2.reference
+    band = {
+        "delta_a_mu": ref.delta_a_mu, "sigma": ref.sigma, "reference": ref.name,
+        "band_sigmas": cfg.g_minus_2.band_sigmas, "masses_gev": sens.masses_gev.tolist(),
+        "low": sens.g2_low.tolist(), "central": sens.g2_central.tolist(), "high": sens.g2_high.tolist(),
+    }  # fmt: skip
+    files = [tmp / "workspace" / "BkgOnly.json", tmp / "workspace" / "patchset.json"]
+    return write_hepdata(
+        tmp / "hepdata",
+        table1=table1,
+        limits=limits,
+        g2_band=band,
+        workspace_files=[f for f in files if f.exists()],
+    )
+
+
+def _claims_markdown(claims: list[dict[str, Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}"
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return str(v)
+
+    n_ok = sum(c["verdict"] == "agrees" for c in claims)
+    lines = [
+        f"# Claims of PRD 105, 052006 reproduced: {n_ok} of {len(claims)}",
+        "",
+        "| statement | section | paper | reproduced | criterion | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['statement']} | {c['section']} | {fmt(c['paper'])} | {fmt(c['reproduced'])} | {c['criterion']} | {c['verdict']} |"
+        for c in claims
+    ]
+    return "\n".join(lines)

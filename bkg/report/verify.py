@@ -1,0 +1,192 @@
+"""``bkg verify``: compare every number of a run with a reference report.
+
+Each JSON output is flattened to (key path -> number) and compared with the
+reference under a tolerance that depends on what the number is:
+
+* pure physics (``sensitivity.json``: cross sections, yields, reach): relative
+  1e-9 -- it is a deterministic calculation;
+* everything derived from samples, fits and toys: relative 1e-6 -- with the
+  reference's config (and so its seed) the run is deterministic, and 1e-6
+  leaves room only for last-digit differences of floating point between
+  machines (BLAS, TensorFlow kernels);
+* strings and booleans (labels, verdicts): equal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bkg.errors import BkgError
+
+__all__ = ["COMPARED", "Comparison", "compare_reports", "flatten"]
+
+#: Files compared and their relative tolerance for numbers.
+COMPARED: dict[str, float] = {
+    "sensitivity.json": 1e-9,
+    "signal_efficiency.json": 1e-6,
+    "table1.json": 1e-6,
+    "limits.json": 1e-6,
+    "results.json": 1e-6,
+    "claims.json": 1e-6,
+    "workspace/BkgOnly.json": 1e-6,
+    "workspace/patchset.json": 1e-6,
+}
+#: Keys that legitimately differ between runs (paths, hashes of non-deterministic files).
+IGNORED_KEYS = ("config_hash",)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One compared value."""
+
+    file: str
+    key: str
+    reference: Any
+    run: Any
+    tolerance: float
+    agrees: bool
+
+    @property
+    def rel_diff(self) -> float | None:
+        if (
+            isinstance(self.reference, (int, float))
+            and isinstance(self.run, (int, float))
+            and not isinstance(self.run, bool)
+        ):
+            scale = max(abs(float(self.reference)), abs(float(self.run)), 1e-300)
+            return abs(float(self.run) - float(self.reference)) / scale
+        return None
+
+
+def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(key path, leaf) pairs of a JSON document; list items as ``[i]``."""
+    if isinstance(data, dict):
+        for key in sorted(data):
+            yield from flatten(data[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from flatten(item, f"{prefix}[{i}]")
+    else:
+        yield prefix, data
+
+
+def _close(a: Any, b: Any, rel: float) -> bool:
+    if (
+        isinstance(a, bool)
+        or isinstance(b, bool)
+        or not isinstance(a, (int, float))
+        or not isinstance(b, (int, float))
+    ):
+        return a == b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-300)
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BkgError(
+            f"{path}: missing; is this a report folder written by `bkg report`?"
+        ) from None
+    except ValueError as exc:
+        raise BkgError(f"{path}: not valid JSON ({exc})") from None
+
+
+def compare_reports(reference: Path, run: Path) -> list[Comparison]:
+    """Every value of the compared files of ``run`` against ``reference``."""
+    out: list[Comparison] = []
+    for name, rel in COMPARED.items():
+        ref_path = reference / name
+        if not ref_path.exists():
+            continue
+        ref = dict(flatten(_load(ref_path)))
+        new = dict(flatten(_load(run / name))) if (run / name).exists() else {}
+        for key in sorted(set(ref) | set(new)):
+            if key.split(".")[-1] in IGNORED_KEYS:
+                continue
+            a, b = ref.get(key, "<missing>"), new.get(key, "<missing>")
+            out.append(Comparison(name, key, a, b, rel, _close(a, b, rel)))
+    return out
+
+
+def _rerun(reference: Path, workdir: Path) -> Path:
+    """Run the reference's configuration again into ``workdir``; returns the new report."""
+    from bkg.config import from_dict
+    from bkg.report.pipeline import run_report
+
+    provenance = _load(reference / "provenance.json")
+    raw = dict(provenance["config"])
+    raw["samples"] = {**raw["samples"], "folder": str(workdir / "samples")}
+    cfg = from_dict(raw, source=f"{reference}/provenance.json")
+    result = run_report(
+        cfg, name=reference.name, out_root=workdir / "reports", fits_dir=workdir / "fits"
+    )
+    return result.folder
+
+
+def verify(
+    reference: Path,
+    *,
+    run_dir: Path | None = None,
+    show_all: bool = False,
+    echo: Any = print,
+) -> bool:
+    """Compare a run with ``reference`` and print the comparison table.
+
+    Args:
+        reference: a report folder (with provenance.json and the JSON outputs).
+        run_dir: an existing report to compare; None re-runs the reference's
+            configuration (same seed) in a temporary folder.
+        show_all: list every value, not only the mismatches.
+        echo: where the lines go.
+
+    Returns:
+        True when every value agrees within its tolerance.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
+        run = run_dir if run_dir is not None else _rerun(reference, Path(tmp))
+        rows = compare_reports(reference, run)
+    by_file: dict[str, list[Comparison]] = {}
+    for row in rows:
+        by_file.setdefault(row.file, []).append(row)
+    echo(f"comparing {run} with the reference {reference}")
+    echo(f"{'file':<26} {'values':>7} {'agree':>7} {'differ':>7} {'tolerance':>10}")
+    for name, group in by_file.items():
+        n_bad = sum(not r.agrees for r in group)
+        echo(
+            f"{name:<26} {len(group):>7} {len(group) - n_bad:>7} {n_bad:>7} {'rel ' + format(group[0].tolerance, '.0e'):>10}"
+        )
+    shown = [r for r in rows if show_all or not r.agrees]
+    if shown:
+        echo("")
+        echo(f"{'file':<24} {'key':<44} {'reference':>14} {'run':>14} {'rel diff':>9}  verdict")
+        for r in shown[:200]:
+            rd = r.rel_diff
+            echo(
+                f"{r.file:<24} {r.key[:44]:<44} {_short(r.reference):>14} {_short(r.run):>14} "
+                f"{format(rd, '.1e') if rd is not None else '-':>9}  {'agrees' if r.agrees else 'DIFFERS'}"
+            )
+        if len(shown) > 200:
+            echo(f"... and {len(shown) - 200} more")
+    n_bad = sum(not r.agrees for r in rows)
+    echo(
+        f"{len(rows) - n_bad} of {len(rows)} values agree"
+        + ("" if not n_bad else f"; {n_bad} differ")
+    )
+    return n_bad == 0 and bool(rows)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(value)
+    return text if len(text) <= 14 else text[:13] + "…"
