@@ -348,3 +348,43 @@ class NtupleWriter:
                 os.replace(self._tmp, self.path)
             else:
                 self._tmp.unlink(missing_ok=True)
+
+
+def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict[str, Any]:
+    """Read ``MANIFEST.json`` of a samples folder and check each file's sha256.
+
+    Raises:
+        SampleError: the manifest is missing or malformed, a listed file is
+            missing, or its sha256 differs from the recorded one.
+    """
+    import json
+
+    folder = Path(samples_dir)
+    path = folder / "MANIFEST.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SampleError(
+            f"{path}: not found (run `bkg samples` first, or write a MANIFEST for your ntuples)"
+        ) from None
+    except ValueError as exc:
+        raise SampleError(f"{path}: not valid JSON ({exc})") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        raise SampleError(f"{path}: expected a key 'files' with a list of entries")
+    for i, entry in enumerate(files):
+        for key in ("file", "sample", "events", "sha256", "norm_per_mot"):
+            if not isinstance(entry, dict) or key not in entry:
+                raise SampleError(f"{path}: files[{i}] lacks the key '{key}'")
+        if not check_hashes:
+            continue
+        sample_path = folder / entry["file"]
+        if not sample_path.exists():
+            raise SampleError(f"{sample_path}: listed in MANIFEST.json but missing")
+        digest = sha256_file(sample_path)
+        if digest != entry["sha256"]:
+            raise SampleError(
+                f"{sample_path}: sha256 {digest[:12]}... does not match MANIFEST.json ({entry['sha256'][:12]}...); "
+                "the file changed since it was generated: regenerate it or update the manifest"
+            )
+    return manifest

@@ -1,0 +1,163 @@
+"""The ntuple contract: writing, streaming, and every way a user's file can be bad."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import uproot
+
+from bkg.errors import SampleError
+from bkg.ntuple import SCHEMAS, NtupleWriter, check_file, iterate, read_manifest, sha256_file
+
+
+def _chunk(sample: str, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {}
+    for name, branch in SCHEMAS[sample].items():
+        dt = np.dtype(branch.dtype)
+        if dt.kind == "f":
+            out[name] = rng.uniform(0, 160, n).astype(dt)
+        elif dt.kind == "b":
+            out[name] = rng.random(n) < 0.5
+        else:
+            out[name] = rng.integers(0, 3, n).astype(dt)
+    return out
+
+
+@pytest.fixture
+def beam_file(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "beam.root"
+    with NtupleWriter(path, "beam") as out:
+        out.extend(_chunk("beam", 700, rng))
+        out.extend(_chunk("beam", 300, rng))
+    return path
+
+
+def test_write_and_stream_in_chunks(beam_file):
+    assert check_file(beam_file, "beam") == []
+    sizes = [
+        len(c["p_out_rec"])
+        for c in iterate(beam_file, "beam", ["p_out_rec", "halo"], step_size=400)
+    ]
+    assert sum(sizes) == 1000 and max(sizes) <= 400
+    with uproot.open(beam_file) as f:  # a TTree, not an RNTuple (uproot 5.7 pitfall)
+        assert f["events"].classname.startswith("TTree")
+
+
+def test_many_files_equal_one_file(tmp_path):
+    rng = np.random.default_rng(2)
+    data = _chunk("beam", 900, rng)
+    with NtupleWriter(tmp_path / "one.root", "beam") as out:
+        out.extend(data)
+    parts = []
+    for i in range(3):
+        path = tmp_path / f"part{i}.root"
+        with NtupleWriter(path, "beam") as out:
+            out.extend({k: v[300 * i : 300 * (i + 1)] for k, v in data.items()})
+        parts.append(path)
+    one = np.concatenate([c["e_ecal"] for c in iterate(tmp_path / "one.root", "beam", ["e_ecal"])])
+    many = np.concatenate([c["e_ecal"] for c in iterate(parts, "beam", ["e_ecal"])])
+    np.testing.assert_array_equal(one, many)
+
+
+def test_writer_leaves_nothing_on_error(tmp_path):
+    path = tmp_path / "beam.root"
+    with pytest.raises(ValueError), NtupleWriter(path, "beam") as out:
+        out.extend({"p_out_rec": np.zeros(3)})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.bad_input
+def test_missing_file(tmp_path):
+    with pytest.raises(SampleError, match=r"nope\.root: file not found"):
+        next(iterate(tmp_path / "nope.root", "beam", ["e_ecal"]))
+
+
+@pytest.mark.bad_input
+def test_not_a_root_file(tmp_path):
+    path = tmp_path / "beam.root"
+    path.write_text("this is not ROOT\n" * 100)
+    with pytest.raises(SampleError, match="not a readable ROOT file"):
+        next(iterate(path, "beam", ["e_ecal"]))
+
+
+@pytest.mark.bad_input
+def test_truncated_file(beam_file):
+    data = beam_file.read_bytes()
+    beam_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        SampleError, match=r"beam\.root: (not a readable ROOT file|cannot read the baskets)"
+    ):
+        for _ in iterate(beam_file, "beam", ["e_ecal", "p_out_rec"]):
+            pass
+    assert check_file(beam_file, "beam")
+
+
+@pytest.mark.bad_input
+def test_tree_missing(tmp_path):
+    path = tmp_path / "beam.root"
+    with uproot.recreate(path) as f:
+        f.mktree("other", {"x": np.float32})
+        f["other"].extend({"x": np.zeros(3, np.float32)})
+    with pytest.raises(SampleError, match="no TTree 'events' \\(keys: other\\)"):
+        next(iterate(path, "beam", ["e_ecal"]))
+
+
+@pytest.mark.bad_input
+def test_branch_missing_and_wrong_dtype(tmp_path):
+    path = tmp_path / "beam.root"
+    with uproot.recreate(path) as f:
+        f.mktree("events", {"e_ecal": np.float64, "p_out_rec": np.float32})
+        f["events"].extend({"e_ecal": np.zeros(3), "p_out_rec": np.zeros(3, np.float32)})
+    with pytest.raises(SampleError, match="branch 'e_vhcal' missing \\(expected float32 in GeV"):
+        next(iterate(path, "beam", ["e_vhcal"]))
+    with pytest.raises(SampleError, match="branch 'e_ecal' has dtype float64, expected float32"):
+        next(iterate(path, "beam", ["e_ecal"]))
+    problems = check_file(path, "beam")
+    assert (
+        len(problems) == len(SCHEMAS["beam"]) - 1
+    )  # all missing but two, one with the wrong dtype
+
+
+@pytest.mark.bad_input
+def test_nan_rejected_or_dropped(tmp_path):
+    rng = np.random.default_rng(3)
+    data = _chunk("beam", 100, rng)
+    data["e_ecal"][[3, 7]] = np.nan
+    data["p_out_rec"][5] = np.inf
+    path = tmp_path / "beam.root"
+    with NtupleWriter(path, "beam") as out:
+        out.extend(data)
+    with pytest.raises(SampleError, match="branch 'e_ecal' has 2 NaN/inf values"):
+        next(iterate(path, "beam", ["e_ecal", "p_out_rec"]))
+    chunk = next(iterate(path, "beam", ["e_ecal", "p_out_rec"], nonfinite="drop"))
+    assert len(chunk["e_ecal"]) == 97 and int(chunk["_dropped"]) == 3
+    assert np.isfinite(chunk["e_ecal"]).all()
+
+
+@pytest.mark.bad_input
+def test_empty_sample(tmp_path):
+    path = tmp_path / "beam.root"
+    with NtupleWriter(path, "beam"):
+        pass
+    assert check_file(path, "beam") == [f"{path}: the tree 'events' is empty (0 events)"]
+
+
+@pytest.mark.bad_input
+def test_manifest_hash_mismatch(beam_file):
+    folder = beam_file.parent
+    entry = {
+        "file": "beam.root",
+        "sample": "beam",
+        "events": 1000,
+        "sha256": sha256_file(beam_file),
+        "norm_per_mot": 1.0,
+    }
+    (folder / "MANIFEST.json").write_text(json.dumps({"files": [entry]}))
+    assert read_manifest(folder)["files"][0]["events"] == 1000
+    entry["sha256"] = "0" * 64
+    (folder / "MANIFEST.json").write_text(json.dumps({"files": [entry]}))
+    with pytest.raises(SampleError, match="does not match MANIFEST.json"):
+        read_manifest(folder)
