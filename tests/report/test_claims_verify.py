@@ -1,0 +1,95 @@
+"""Claims judge, report comparison (verify) and stage caching on small synthetic inputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bkg.report import cache
+from bkg.report.claims import Claim, evaluate_claims, load_claims
+from bkg.report.verify import compare_reports, flatten, verify
+
+
+def test_reference_claims_file_is_complete():
+    claims = load_claims()
+    # Issue 6: at least 20 quantitative statements of the paper, each with its section.
+    assert len(claims) >= 20
+    assert len({c.id for c in claims}) == len(claims)
+    assert all(c.section and c.statement and c.result for c in claims)
+    assert {c.kind for c in claims} <= {"value", "factor", "upper", "range", "true"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "paper", "tol", "value", "ok"),
+    [
+        ("value", 0.018, 0.05, 0.0185, True),
+        ("value", 0.018, 0.05, 0.0195, False),
+        ("factor", 1.1e-11, 3.0, 3.0e-11, True),
+        ("factor", 1.1e-11, 3.0, 4.0e-11, False),
+        ("upper", 1e-12, 3.0, 2.9e-12, True),
+        ("upper", 1e-12, 3.0, 3.1e-12, False),
+        ("range", [0.15, 0.35], 0.05, [0.12, 0.38], True),
+        ("range", [0.15, 0.35], 0.05, [0.05, 0.30], False),
+        ("true", True, None, True, True),
+        ("true", True, None, False, False),
+    ],
+)
+def test_judge(kind, paper, tol, value, ok):
+    claim = Claim(
+        id="x", statement="s", section="III", paper=paper, kind=kind, tolerance=tol, result="a.b"
+    )
+    (res,) = evaluate_claims({"a": {"b": value}}, [claim])
+    assert res.agrees is ok
+
+
+def test_not_computed_is_neither_agree_nor_disagree():
+    claim = Claim(
+        id="x",
+        statement="s",
+        section="III",
+        paper=1.0,
+        kind="value",
+        tolerance=0.1,
+        result="a.missing",
+    )
+    (res,) = evaluate_claims({"a": {}}, [claim])
+    assert res.agrees is None and res.as_dict()["verdict"] == "not computed"
+
+
+def _report(folder, level):
+    folder.mkdir(parents=True)
+    (folder / "table1.json").write_text(
+        json.dumps(
+            {"n_mot": 1e11, "sources": [{"name": "a", "level_per_mot": level, "label": "A"}]}
+        )
+    )
+    (folder / "sensitivity.json").write_text(json.dumps({"g_prime_90": [1e-5, 2e-5]}))
+    return folder
+
+
+def test_verify_passes_on_identical_and_fails_on_perturbed(tmp_path):
+    ref = _report(tmp_path / "ref", 1.1e-11)
+    same = _report(tmp_path / "same", 1.1e-11 * (1 + 1e-9))
+    bad = _report(tmp_path / "bad", 1.1e-11 * (1 + 1e-3))
+    lines: list[str] = []
+    assert verify(ref, run_dir=same, echo=lines.append)
+    assert verify(ref, run_dir=bad, echo=lines.append) is False
+    assert any("DIFFERS" in line and "level_per_mot" in line for line in lines)
+    diffs = [c for c in compare_reports(ref, bad) if not c.agrees]
+    assert [d.key for d in diffs] == ["sources[0].level_per_mot"]
+
+
+def test_flatten_paths():
+    assert dict(flatten({"a": [1, {"b": 2}]})) == {"a[0]": 1, "a[1].b": 2}
+
+
+def test_stage_cache_detects_changed_outputs(tmp_path):
+    (tmp_path / "x.json").write_text("1")
+    key = cache.stage_key("s", {"seed": 1}, {"in": "abc"})
+    assert not cache.is_fresh(tmp_path, key)
+    cache.mark_done(tmp_path, key, ["x.json"])
+    assert cache.is_fresh(tmp_path, key)
+    assert not cache.is_fresh(tmp_path, cache.stage_key("s", {"seed": 2}, {"in": "abc"}))
+    (tmp_path / "x.json").write_text("2")
+    assert not cache.is_fresh(tmp_path, key)
