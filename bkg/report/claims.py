@@ -65,11 +65,15 @@ def lookup(results: Mapping[str, Any], key: str) -> Any:
 
 
 def _judge(claim: Claim, value: Any) -> tuple[bool | None, str]:
-    tol = claim.tolerance
     if value is None:
         return None, "-"
     if claim.kind == "true":
         return bool(value), "holds"
+    if claim.tolerance is None:
+        raise ValueError(
+            f"claim {claim.id} of kind {claim.kind!r} needs a tolerance in paper_claims.yaml"
+        )
+    tol = float(claim.tolerance)
     if claim.kind == "range":
         lo, hi = claim.paper
         vlo, vhi = value

@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 __all__ = ["ProgressDisplay", "progress_display"]
 
@@ -27,7 +31,7 @@ class ProgressDisplay:
             TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=self.console, transient=False, disable=not self.console.is_terminal,
         )  # fmt: skip
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._t0 = time.perf_counter()
 
     def advance(self, sample: str, done: int, total: int) -> None:
