@@ -139,7 +139,9 @@ def compute_sensitivity(
         e_grid = np.geomspace(cfg.signal_box.e_mu_out_max_gev * 0.9, energies.max() * 1.02, 24)
         m_grid = np.geomspace(min(masses.min(), 1e-3) * 0.99, max(masses.max(), 1.0) * 1.01, 48)
         table = CrossSectionTable.build(
-            energies_gev=e_grid, masses_gev=m_grid, method=cfg.signal.cross_section
+            energies_gev=e_grid,
+            masses_gev=m_grid,
+            method=cfg.signal.cross_section,  # type: ignore[arg-type]
         )
     eff = (
         np.full_like(masses, cfg.signal.efficiency)
