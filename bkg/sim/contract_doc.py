@@ -1,0 +1,64 @@
+"""Render ``samples/README.md`` (the branch contract) from :data:`bkg.ntuple.SCHEMAS`."""
+
+from __future__ import annotations
+
+from bkg.ntuple import SCHEMAS, TREE
+
+__all__ = ["MANIFEST_FIELDS", "render_samples_readme"]
+
+MANIFEST_FIELDS = {
+    "file": "file name of the ntuple, relative to the samples folder",
+    "sample": "sample kind: beam, hadrons, leading_hadrons, dimuons, signal",
+    "events": "number of events (entries of the TTree)",
+    "seed": "numpy SeedSequence: {entropy, spawn_keys} of every chunk (GEANT4: any dict or null)",
+    "config_hash": "sha256 of the effective configuration that produced the file",
+    "sha256": "sha256 of the file (checked by every later stage)",
+    "norm_per_mot": "per-MOT probability that the generated process happens (1 for beam; sum over species for hadrons)",
+    "norm_per_mot_by_pdg": "hadrons only: per-MOT rate of each species at the end of the BMS (after the absorber)",
+    "species_fraction_generated": "hadrons only: fraction of the generated events of each species",
+    "yields_per_mot": "dimuons only: Bethe-Heitler, trident and total yield per MOT",
+    "n_mot": "beam only: number of simulated muons on target",
+    "masses_gev": "signal only: Z' masses of the sample points",
+    "beam_energy_gev": "signal only: beam energy of the signal sample",
+    "generator, chunk_size": "provenance of the fast simulation (optional for GEANT4)",
+}
+
+
+def render_samples_readme() -> str:
+    """The full text of samples/README.md."""
+    lines = [
+        "# samples/",
+        "",
+        "Stage 1 output (`bkg samples`): one ROOT file per sample with one TTree named",
+        f"`{TREE}` (written with `mktree`/`extend`, ZSTD compression), and `MANIFEST.json`.",
+        "The files are generated (git-ignored). This README is the contract a GEANT4",
+        "ntuple must meet to replace the fast simulation (`bkg samples check FILE...`",
+        "lists every deviation). It is generated from `bkg.ntuple.SCHEMAS` by",
+        "`bkg.sim.contract_doc.render_samples_readme()`; a test keeps them in sync.",
+        "",
+        "## MANIFEST.json",
+        "",
+        '`{"generator", "config_hash", "seed", "files": [entry, ...]}`, one entry per file:',
+        "",
+        "| field | meaning |",
+        "|---|---|",
+    ]
+    lines += [f"| `{k}` | {v} |" for k, v in MANIFEST_FIELDS.items()]
+    lines += [
+        "",
+        "Weight of one event of a sample per MOT: `norm_per_mot / events` (hadrons:",
+        "`norm_per_mot_by_pdg[pdg] / (events * species_fraction_generated[pdg])`).",
+        "",
+    ]
+    for sample, schema in SCHEMAS.items():
+        lines += [
+            f"## {sample}.root",
+            "",
+            "| branch | dtype | unit | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{name}` | {b.dtype} | {b.unit} | {b.meaning} |" for name, b in schema.items()
+        ]
+        lines.append("")
+    return "\n".join(lines)

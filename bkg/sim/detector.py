@@ -1,0 +1,217 @@
+"""The detector chain shared by every sample: ECAL -> V1 -> MS2 -> S4 -> VHCAL/HCAL -> S_mu.
+
+Every sample generator produces the particle entering the ECAL (and, for
+signal and dimuons, what happens inside it); :func:`respond` turns that into
+the ntuple branches of :data:`bkg.ntuple.RESPONSE`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from bkg.config import Config
+from bkg.sim import calorimeters, counters, ecal, tracking
+
+__all__ = ["ECAL_DEPTH_G_CM2", "ECAL_LAMBDA", "em_leakage_fraction", "muon_through_ecal", "respond"]
+
+ECAL_DEPTH_G_CM2 = 40 * ecal.LEAD_X0_G_CM2
+#: interaction lengths of the ECAL (lead: lambda_I = 199.6 g/cm2)
+ECAL_LAMBDA = ECAL_DEPTH_G_CM2 / 199.6
+#: visible fraction of hadronic energy in the ECAL (e/h of a lead calorimeter)
+ECAL_HAD_VISIBLE = 0.6
+#: HCAL depth (lambda_I) a muon needs to reach S_mu, as a minimal momentum (GeV)
+P_RANGE_GEV = 3.0
+
+
+def em_leakage_fraction(e_gev: np.ndarray, t_remaining_x0: np.ndarray) -> np.ndarray:
+    """Fraction of an EM shower of energy E started t_remaining X0 before the ECAL end that leaks out.
+
+    Longitudinal profile dE/dt ~ Gamma(a, b=0.5) with t_max = (a - 1)/b = ln(E/E_c) - 0.5, E_c(Pb) = 7.4 MeV
+    (PDG review "Passage of particles through matter", eq. 34.36).
+    """
+    b = 0.5
+    tmax = np.maximum(np.log(np.maximum(e_gev, 0.01) / 0.0074) - 0.5, 0.1)
+    a = tmax * b + 1.0
+    return 1.0 - special.gammainc(a, b * np.maximum(t_remaining_x0, 0.0))
+
+
+def muon_through_ecal(
+    cfg: Config,
+    rng: np.random.Generator,
+    p_in: np.ndarray,
+    *,
+    depth_g_cm2: np.ndarray | float = ECAL_DEPTH_G_CM2,
+) -> dict[str, np.ndarray]:
+    """Energy loss and deposits of muons crossing ``depth_g_cm2`` of the ECAL (see :func:`bkg.sim.ecal.pass_ecal`).
+
+    Adds ``e_leak_em`` and ``e_leak_had`` (GeV leaving the ECAL) and the visible parts.
+    """
+    out = ecal.pass_ecal(
+        p_in, rng, depth_g_cm2=depth_g_cm2, mip_visible_gev=cfg.detector.ecal.mip_gev
+    )
+    n = p_in.size
+    leak_em = np.zeros(n)
+    leak_had = np.zeros(n)
+    sel = np.nonzero(out["e_transfer"] > 0.5)[0]
+    if sel.size:
+        depth = np.broadcast_to(np.asarray(depth_g_cm2, dtype=float), (n,))[sel]
+        t_rem_x0 = (depth - out["depth_int"][sel]) / ecal.LEAD_X0_G_CM2
+        leak_em[sel] = out["e_dep_em"][sel] * em_leakage_fraction(out["e_transfer"][sel], t_rem_x0)
+        h = out["e_had"][sel]
+        hs = h > 0
+        if hs.any():
+            t_rem_l = t_rem_x0[hs] * ecal.LEAD_X0_G_CM2 / 199.6
+            # fraction of the hadronic cascade beyond the remaining ECAL depth
+            a = 1.0 + 0.25 * np.log(np.maximum(h[hs], 1.0))
+            t0 = rng.exponential(1.0, hs.sum())
+            frac = 1.0 - special.gammainc(a, np.clip(t_rem_l - t0, 0.0, None))
+            leak_had[sel[hs]] = h[hs] * frac
+    out["e_leak_em"] = leak_em
+    out["e_leak_had"] = leak_had
+    e_in_ecal = out["e_dep_em"] - leak_em + ECAL_HAD_VISIBLE * (out["e_had"] - leak_had)
+    out["e_ecal"] = (
+        calorimeters.ecal_visible(
+            e_in_ecal,
+            rng,
+            stochastic=cfg.detector.ecal.sampling_resolution,
+            constant=cfg.detector.ecal.constant_term,
+        )
+        + out["e_dep_ion"]
+    )
+    # multiple scattering in 40 X0 (Highland), slopes per projection
+    p_ms = np.sqrt(np.maximum(p_in * out["e_out"], 1e-4))
+    theta0 = 0.0136 / p_ms * np.sqrt(40.0) * (1 + 0.038 * np.log(40.0))
+    out["tx_ms"] = theta0 * rng.standard_normal(n)
+    out["ty_ms"] = theta0 * rng.standard_normal(n)
+    return out
+
+
+def respond(
+    cfg: Config,
+    rng: np.random.Generator,
+    *,
+    p_in_true: np.ndarray,
+    x_cm: np.ndarray,
+    y_cm: np.ndarray,
+    tx_out: np.ndarray,
+    ty_out: np.ndarray,
+    p_out_true: np.ndarray,
+    e_ecal: np.ndarray,
+    e_leak_em: np.ndarray,
+    e_leak_had: np.ndarray,
+    process: np.ndarray,
+    e_transfer: np.ndarray,
+    extra_tracks: np.ndarray | None = None,
+    extra_hcal_gev: np.ndarray | None = None,
+    extra_vm: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Detector response behind the ECAL for one leading muon per event.
+
+    Args:
+        cfg: configuration.
+        rng: random generator.
+        p_in_true: momentum entering the ECAL (GeV).
+        x_cm, y_cm: position at the ECAL front (cm).
+        tx_out, ty_out: slopes of the outgoing muon (rad).
+        p_out_true: outgoing muon momentum behind the ECAL (GeV, 0: none).
+        e_ecal: visible ECAL energy (GeV).
+        e_leak_em, e_leak_had: shower energy leaking out of the ECAL (GeV).
+        process, e_transfer: truth of the largest interaction so far.
+        extra_tracks: extra charged tracks through MS2 (dimuons).
+        extra_hcal_gev: extra HCAL deposit (GeV), split evenly over the modules.
+        extra_vm: extra charged particles hitting Vm.
+
+    Returns:
+        dict with every branch of :data:`bkg.ntuple.RESPONSE` (float64/bool arrays).
+    """
+    det = cfg.detector
+    n = p_in_true.size
+    sp = det.spectrometers
+    ct = det.counters
+    ms1 = tracking.measure_p_in(p_in_true, rng, resolution_rel=sp.ms1.resolution_rel)
+    trk = tracking.measure_p_out(
+        p_out_true,
+        rng,
+        field_tm=sp.ms2.field_tm,
+        resolution_rel=sp.ms2.resolution_rel,
+        station_x0=sp.ms2.tracker_material_x0,
+        inefficiency=sp.micromegas_inefficiency,
+        n_stations=6,
+        extra_tracks=extra_tracks,
+    )
+    p_mu = trk["p_after"]
+    has_mu = p_mu > 0.05
+    proc = process.copy()
+    etr = e_transfer.copy()
+    upd = (trk["process"] > 0) & (trk["e_transfer"] >= etr) | ((trk["process"] == 6) & (proc == 0))
+    proc[upd] = trk["process"][upd]
+    etr[upd] = trk["e_transfer"][upd]
+    s0 = counters.beam_counters(x_cm, y_cm, radius_cm=ct.s0_radius_cm)
+    s1 = counters.beam_counters(x_cm, y_cm, radius_cm=ct.s1_radius_cm)
+    # V1 right behind the ECAL: the muon outside its hole, or shower leakage
+    v1 = (has_mu & (x_cm**2 + y_cm**2 >= ct.v1_hole_cm**2)) | (e_leak_em + e_leak_had > 0.05)
+    xs4, ys4 = counters.downstream_position(
+        x_cm, y_cm, tx_out, ty_out, p_mu, z_m=ct.s4_z_from_ms2_m, field_tm=sp.ms2.field_tm
+    )
+    s4 = has_mu & counters.s4_hit(xs4, ys4, offset_cm=ct.s4_offset_cm, size_cm=ct.s4_size_cm)
+    centre = ct.s4_offset_cm + ct.s4_size_cm[0] / 2
+    xmu, ymu = counters.downstream_position(
+        x_cm, y_cm, tx_out, ty_out, p_mu, z_m=ct.s4_z_from_ms2_m + 3.0, field_tm=sp.ms2.field_tm
+    )
+    s_mu = (p_mu > P_RANGE_GEV) & counters.s_mu_hit(
+        xmu, ymu, centre_x_cm=centre, size_cm=ct.s_mu_size_cm
+    )
+    in_hcal = has_mu & counters.s_mu_hit(xs4, ys4, centre_x_cm=centre, size_cm=det.hcal.size_cm)
+    per_module = det.hcal.mip_gev / det.hcal.modules
+    e_h1 = np.where(in_hcal, calorimeters.muon_mip(n, rng, mean_gev=per_module), 0.0)
+    e_h2 = np.where(in_hcal & (p_mu > 1.5), calorimeters.muon_mip(n, rng, mean_gev=per_module), 0.0)
+    # the muon crosses the VHCAL outside its hole when it leaves the spot (halo)
+    e_vh = calorimeters.vhcal_response(
+        x_cm + 100 * tx_out,
+        y_cm + 100 * ty_out,
+        rng,
+        hole_cm=det.vhcal.hole_cm,
+        size_cm=det.vhcal.size_cm,
+    )
+    vm = np.zeros(n, dtype=bool)
+    leak = e_leak_em + e_leak_had
+    has_leak = leak > 0.0
+    if has_leak.any():
+        # leakage: 70% of it is absorbed in the VHCAL, the rest crosses its hole into HCAL1
+        k = np.nonzero(has_leak)[0]
+        lk = leak[k]
+        res = det.hcal.resolution * np.sqrt(lk)
+        vis = np.maximum(lk + res * rng.standard_normal(k.size), 0.0)
+        e_vh[k] += 0.7 * vis
+        e_h1[k] += 0.3 * vis
+        vm[k] = rng.random(k.size) < 1 - np.exp(-e_leak_had[k] / 2.0)
+    if extra_hcal_gev is not None:
+        e_h1 += 0.5 * extra_hcal_gev
+        e_h2 += 0.5 * extra_hcal_gev
+    if extra_vm is not None:
+        vm |= extra_vm
+    hits = trk["hits"]
+    out = {
+        "p_in_true": p_in_true,
+        "p_in_rec": ms1,
+        "x_cm": x_cm,
+        "y_cm": y_cm,
+        "p_out_true": np.where(has_mu, p_mu, 0.0),
+        "p_out_rec": trk["p_rec"],
+        "e_ecal": e_ecal,
+        "e_vhcal": e_vh,
+        "e_hcal1": e_h1,
+        "e_hcal2": e_h2,
+        "s0": s0,
+        "s1": s1,
+        "s_mu": s_mu,
+        "s4": s4,
+        "v1": v1,
+        "vm": vm,
+        "process": proc,
+        "e_transfer": etr,
+    }
+    for i in range(6):
+        out[f"hits_mm{i + 1}"] = hits[:, i]
+    return out

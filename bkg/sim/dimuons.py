@@ -1,0 +1,134 @@
+"""Dimuon production in the ECAL: mu N -> mu N gamma, gamma -> mu+ mu- (Bethe-Heitler), and trident.
+
+* Two-step (Bethe-Heitler): a bremsstrahlung photon (spectrum of
+  :mod:`bkg.sim.ecal`, k >= ``K_MIN_GEV``) emitted at a uniform depth converts
+  into mu+ mu- in the remaining lead with probability (7/9)(m_e/m_mu)^2 per X0
+  times the threshold factor (1 - 4 m_mu / k)^(3/2) (an approximation of the
+  exact Bethe-Heitler ramp; PDG eq. 34.31 with m_e -> m_mu).
+* Trident mu N -> mu mu+ mu- N: the e+e- pair-production spectrum of
+  :mod:`bkg.sim.ecal` with m_e -> m_mu, i.e. b_trident = b_pair (m_e/m_mu)^2 and
+  dN/dv ~ (1 - v)/v^2 above v_min = 4 m_mu / E (order-of-magnitude model).
+The pair energy is split with dsigma/dy ~ 1 - 4/3 y (1 - y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bkg.config import Config
+from bkg.sim import detector, ecal
+
+__all__ = ["dimuon_yields", "generate_dimuons"]
+
+M_MU = 0.1056583755
+M_E = 0.00051099895
+K_MIN_GEV = 1.0
+R_MASS = (M_E / M_MU) ** 2
+
+
+def _conv_per_x0(k: np.ndarray) -> np.ndarray:
+    return 7.0 / 9.0 * R_MASS * np.clip(1.0 - 4 * M_MU / np.maximum(k, 1e-9), 0.0, None) ** 1.5
+
+
+def _trident_lambda(e: float) -> float:
+    vmin = 4 * M_MU / e
+    norm = -np.log(4 * M_E / e) - 1.0
+    count = (1 / vmin - 1) + np.log(vmin)
+    return float(ecal.b_radiative_cm2_g(e, process="pair")) * R_MASS * count / norm
+
+
+def _draw_y(rng: np.random.Generator, n: int) -> np.ndarray:
+    out = np.empty(0)
+    while out.size < n:
+        y = rng.random(2 * n + 16)
+        out = np.concatenate([out, y[rng.random(y.size) < 1 - 4 / 3 * y * (1 - y)]])
+    return out[:n]
+
+
+def dimuon_yields(cfg: Config, *, n_draws: int = 2_000_000, seed: int = 0) -> dict[str, float]:
+    """Per-MOT yields of the two-step (Bethe-Heitler) and trident dimuons (MC integral over depth)."""
+    rng = np.random.default_rng(seed)
+    e0 = cfg.beam.energy_gev
+    vc = K_MIN_GEV / e0
+    lam_b = ecal.lambda_catastrophic_cm2_g("brems", e0, v_cut=vc)
+    v = ecal.sample_v("brems", n_draws, rng, v_cut=vc)
+    t_rem = 40.0 * rng.random(n_draws)
+    p_conv = _conv_per_x0(v * e0) * t_rem
+    core = 1.0 - cfg.beam.halo_fraction
+    bh = core * lam_b * detector.ECAL_DEPTH_G_CM2 * float(p_conv.mean())
+    tri = core * _trident_lambda(e0) * detector.ECAL_DEPTH_G_CM2
+    return {"bethe_heitler": bh, "trident": tri, "total": bh + tri}
+
+
+def generate_dimuons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """One chunk of the ``dimuons`` sample: n events, BH and trident mixed by their yields."""
+    b = cfg.beam
+    e0 = b.energy_gev
+    y = dimuon_yields(cfg, n_draws=200_000, seed=1)
+    trident = rng.random(n) < y["trident"] / y["total"]
+    e = e0 * (1 + b.momentum_spread_rel * rng.standard_normal(n))
+    x = b.spot_sigma_x_cm * rng.standard_normal(n)
+    yy = b.spot_sigma_y_cm * rng.standard_normal(n)
+    tx = 1e-3 * b.divergence_x_mrad * rng.standard_normal(n)
+    ty = 1e-3 * b.divergence_y_mrad * rng.standard_normal(n)
+    v = np.empty(n)
+    nb = int((~trident).sum())
+    # BH: photon spectrum weighted by the conversion probability (accept-reject on the threshold ramp)
+    vb = np.empty(0)
+    while vb.size < nb:
+        cand = ecal.sample_v("brems", 2 * (nb - vb.size) + 16, rng, v_cut=K_MIN_GEV / e0)
+        vb = np.concatenate(
+            [vb, cand[rng.random(cand.size) < _conv_per_x0(cand * e0) / (7 / 9 * R_MASS)]]
+        )
+    v[~trident] = vb[:nb]
+    nt = n - nb
+    vmin = 4 * M_MU / e0
+    v[trident] = 1.0 / (1.0 / vmin - rng.random(nt) * (1.0 / vmin - 1.0))
+    depth1 = rng.random(n) * detector.ECAL_DEPTH_G_CM2
+    p1 = detector.muon_through_ecal(cfg, rng, e, depth_g_cm2=depth1)
+    k = v * p1["e_out"]
+    e_mu_after = p1["e_out"] - k
+    p2 = detector.muon_through_ecal(
+        cfg, rng, np.maximum(e_mu_after, 0.2), depth_g_cm2=detector.ECAL_DEPTH_G_CM2 - depth1
+    )
+    split = _draw_y(rng, n)
+    e_plus = split * k
+    e_minus = (1 - split) * k
+    # pair muons lose their ionisation share in the rest of the ECAL (continuous, mean)
+    rem = detector.ECAL_DEPTH_G_CM2 - depth1
+    loss = ecal.dedx_ionisation_gev_cm2_g(160.0) * rem
+    e_plus = np.maximum(e_plus - loss, 0.0)
+    e_minus = np.maximum(e_minus - loss, 0.0)
+    reach = (e_plus > detector.P_RANGE_GEV).astype(np.int8) + (
+        e_minus > detector.P_RANGE_GEV
+    ).astype(np.int8)
+    lead_ok = np.where(e_mu_after > 0.2, p2["e_out"], 0.0)
+    n_hcal = reach + (lead_ok > detector.P_RANGE_GEV).astype(np.int8)
+    extra_tracks = (e_plus > 1.0).astype(np.uint8) + (e_minus > 1.0).astype(np.uint8)
+    extra_vm = ((e_plus > 0) & (e_plus <= 1.0)) | ((e_minus > 0) & (e_minus <= 1.0))
+    mip = cfg.detector.hcal.mip_gev
+    e_ecal = (
+        p1["e_ecal"]
+        + p2["e_ecal"]
+        + 2 * cfg.detector.ecal.mip_gev * rem / detector.ECAL_DEPTH_G_CM2
+    )
+    out = detector.respond(
+        cfg,
+        rng,
+        p_in_true=e,
+        x_cm=x,
+        y_cm=yy,
+        tx_out=tx + p2["tx_ms"],
+        ty_out=ty + p2["ty_ms"],
+        p_out_true=lead_ok,
+        e_ecal=e_ecal,
+        e_leak_em=p1["e_leak_em"] + p2["e_leak_em"],
+        e_leak_had=p1["e_leak_had"] + p2["e_leak_had"],
+        process=np.full(n, 2, dtype=np.int8),
+        e_transfer=k,
+        extra_tracks=extra_tracks,
+        extra_hcal_gev=mip * reach,
+        extra_vm=extra_vm,
+    )
+    out.update(e_gamma=k, e_mu_plus=e_plus, e_mu_minus=e_minus, n_mu_hcal=n_hcal, trident=trident)
+    return out

@@ -1,0 +1,127 @@
+"""Figures of the samples stage: paper Figs. 2, 3 and 5 (PNG + PDF, mplhep style, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bkg.config import Config
+
+__all__ = ["fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane", "plot_all"]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ROOT)
+    return plt
+
+
+def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
+    from bkg.report.style import save_figure
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return save_figure(fig, out_dir, name)
+
+
+def fig2_trigger_efficiency(
+    cfg: Config,
+    out_dir: Path,
+    *,
+    masses_gev: np.ndarray | None = None,
+    n_per_mass: int = 5000,
+    energies_gev: tuple[float, ...] = (160.0, 100.0),
+) -> list[Path]:
+    """Trigger efficiency of the signal versus Z' mass for the given beam energies (simulated here)."""
+    from bkg import selection
+    from bkg.sim import signal
+
+    plt = _plt()
+    masses = np.geomspace(0.01, 1.0, 6) if masses_gev is None else np.asarray(masses_gev)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for e0 in energies_gev:
+        c = (
+            cfg
+            if e0 == cfg.beam.energy_gev
+            else cfg.replace(beam=cfg.beam.__class__(**{**cfg.beam.__dict__, "energy_gev": e0}))
+        )
+        eff = []
+        for i, m in enumerate(masses):
+            rng = np.random.default_rng([cfg.seed, int(e0), i])
+            ev = signal.generate_signal(c, rng, n_per_mass, m_zprime_gev=float(m))
+            eff.append(selection.passes_trigger(ev).mean())
+        ax.plot(masses, eff, "o-", label=f"{e0:.0f} GeV")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$m_{Z'}$ [GeV]")
+    ax.set_ylabel("trigger efficiency")
+    ax.legend()
+    return _save(fig, out_dir, "fig2_trigger_efficiency")
+
+
+def fig3_beam(cfg: Config, out_dir: Path, *, n: int = 500_000) -> list[Path]:
+    """Beam spot and momentum spectrum with no trigger and with S0 + S1 + S_mu."""
+    from bkg.sim import beam
+
+    plt = _plt()
+    ev = beam.generate_beam_muons(cfg, np.random.default_rng(cfg.seed), n)
+    trig = ev["s0"] & ev["s1"] & ev["s_mu"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 6))
+    a1.hist2d(ev["x_cm"], ev["y_cm"], bins=100, range=[[-15, 15], [-15, 15]], cmap="viridis")
+    a1.set_xlabel("x [cm]")
+    a1.set_ylabel("y [cm]")
+    bins = np.linspace(0, 200, 101)
+    a2.hist(ev["p_in_true"], bins=bins, histtype="step", label="no trigger")
+    a2.hist(ev["p_in_true"][trig], bins=bins, histtype="step", label=r"$S_0+S_1+S_\mu$")
+    a2.set_yscale("log")
+    a2.set_xlabel(r"$E_\mu$ [GeV]")
+    a2.legend()
+    return _save(fig, out_dir, "fig3_beam")
+
+
+def fig5_hermeticity_plane(
+    samples_dir: Path, cfg: Config, out_dir: Path, *, max_events: int = 10_000_000
+) -> list[Path]:
+    """(E'_mu, E_CAL) plane of the beam sample after the trigger, regions A-D marked (D: the signal box)."""
+    from bkg import ntuple, selection
+
+    plt = _plt()
+    h = np.zeros((120, 120))
+    xe = np.linspace(0, 240, 121)
+    ye = np.linspace(0, 240, 121)
+    seen = 0
+    for ch in ntuple.iterate(Path(samples_dir) / "beam.root", "beam", list(selection.BRANCHES)):
+        h += np.histogram2d(ch["p_out_rec"], selection.e_cal(ch), bins=[xe, ye])[0]
+        seen += len(ch["p_out_rec"])
+        if seen >= max_events:
+            break
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.pcolormesh(
+        xe, ye, np.where(h > 0, h, np.nan).T, norm=__import__("matplotlib").colors.LogNorm()
+    )
+    e_cut, p_cut = cfg.signal_box.e_cal_max_gev, cfg.signal_box.e_mu_out_max_gev
+    ax.axvline(p_cut, color="r")
+    ax.axhline(e_cut, color="r")
+    for label, (x, y) in {
+        "A": (p_cut + 60, e_cut + 60),
+        "B": (p_cut + 60, e_cut / 3),
+        "C": (p_cut / 3, e_cut + 60),
+        "D": (p_cut / 3, e_cut / 3),
+    }.items():
+        ax.text(x, y, label, color="r", fontsize=20)
+    ax.set_xlabel(r"$E'_\mu$ [GeV]")
+    ax.set_ylabel(r"$E_{CAL}$ [GeV]")
+    return _save(fig, out_dir, "fig5_hermeticity_plane")
+
+
+def plot_all(cfg: Config, *, samples_dir: Path, out_dir: Path) -> list[Path]:
+    """Figs. 2, 3 and 5 (Fig. 5 needs the beam sample in ``samples_dir``)."""
+    written = fig2_trigger_efficiency(cfg, out_dir)
+    written += fig3_beam(cfg, out_dir)
+    written += fig5_hermeticity_plane(samples_dir, cfg, out_dir)
+    return written

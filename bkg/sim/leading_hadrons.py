@@ -1,0 +1,117 @@
+"""Leading hadrons from mu N -> mu h X (photonuclear) in the ECAL, E_h >= 80 GeV.
+
+The photonuclear energy transfer nu = v E follows the spectrum of
+:mod:`bkg.sim.ecal` (process ``nucl``); the leading hadron takes a fraction
+z ~ Beta(2, 1.5) of nu (a simplified leading-particle fragmentation: hard
+but rarely all of nu), charged with probability 2/3. Its shower starts after
+an exponential path (lambda_h = 1.2 lambda_I) and follows the profile of
+:func:`bkg.sim.calorimeters.hadron_shower` through the remaining ECAL and
+four HCAL modules of 7.5 lambda_I (the leading hadron goes through the VHCAL
+hole). The rest of the hadronic system, nu (1 - z), showers in the ECAL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bkg.config import Config
+from bkg.sim import beam, calorimeters, detector, ecal
+
+__all__ = ["E_MIN_GEV", "generate_leading_hadrons", "leading_hadron_probability"]
+
+E_MIN_GEV = 80.0
+Z_BETA = (2.0, 1.5)
+
+
+def leading_hadron_probability(cfg: Config, *, n_draws: int = 2_000_000, seed: int = 0) -> float:
+    """P(mu N -> mu h X with E_h >= 80 GeV in the ECAL) per muon of the beam core (MC integral)."""
+    rng = np.random.default_rng(seed)
+    e = cfg.beam.energy_gev * (1 + cfg.beam.momentum_spread_rel * rng.standard_normal(n_draws))
+    vc = float(np.clip(E_MIN_GEV / cfg.beam.energy_gev / 1.3, ecal.V_CUT, 0.999))
+    v = ecal.sample_v("nucl", n_draws, rng, v_cut=vc)
+    z = rng.beta(*Z_BETA, n_draws)
+    ok = v * z * e >= E_MIN_GEV
+    lam = ecal.lambda_catastrophic_cm2_g("nucl", cfg.beam.energy_gev, v_cut=vc)
+    core = 1.0 - cfg.beam.halo_fraction
+    return float(core * lam * detector.ECAL_DEPTH_G_CM2 * ok.mean())
+
+
+def generate_leading_hadrons(
+    cfg: Config, rng: np.random.Generator, n: int
+) -> dict[str, np.ndarray]:
+    """One chunk of the ``leading_hadrons`` sample: n events with E_h >= 80 GeV."""
+    b = cfg.beam
+    e_list, v_list, z_list = [], [], []
+    got = 0
+    while got < n:
+        m = 3 * (n - got) + 64
+        e = b.energy_gev * (1 + b.momentum_spread_rel * rng.standard_normal(m))
+        vmin = E_MIN_GEV / b.energy_gev / 1.3
+        v = ecal.sample_v("nucl", m, rng, v_cut=float(np.clip(vmin, ecal.V_CUT, 0.999)))
+        z = rng.beta(*Z_BETA, m)
+        ok = v * z * e >= E_MIN_GEV
+        e_list.append(e[ok])
+        v_list.append(v[ok])
+        z_list.append(z[ok])
+        got += int(ok.sum())
+    e_mu = np.concatenate(e_list)[:n]
+    v = np.concatenate(v_list)[:n]
+    z = np.concatenate(z_list)[:n]
+    inc = beam.incoming_beam(cfg, rng, n)
+    inc["p"] = e_mu
+    inc["x"] = b.spot_sigma_x_cm * rng.standard_normal(n)
+    inc["y"] = b.spot_sigma_y_cm * rng.standard_normal(n)
+    depth1 = rng.random(n) * detector.ECAL_DEPTH_G_CM2
+    pass1 = detector.muon_through_ecal(cfg, rng, e_mu, depth_g_cm2=depth1)
+    e_at = pass1["e_out"]
+    nu = v * e_at
+    e_h = z * nu
+    e_after = e_at - nu
+    pass2 = detector.muon_through_ecal(
+        cfg, rng, np.maximum(e_after, 0.2), depth_g_cm2=detector.ECAL_DEPTH_G_CM2 - depth1
+    )
+    rem_lambda = (detector.ECAL_DEPTH_G_CM2 - depth1) / 199.6
+    mod = cfg.detector.hcal.module_lambda
+    # hadron_shower takes common slab edges: group events by the remaining ECAL depth (0.01 lambda)
+    dep = np.zeros((n, 5))
+    t_end = np.zeros(n)
+    for lo in np.unique(np.round(rem_lambda, 2)):
+        k = np.nonzero(np.round(rem_lambda, 2) == lo)[0]
+        d, te = calorimeters.hadron_shower(
+            e_h[k],
+            rng,
+            boundaries_lambda=np.array([0.0, lo] + [lo + j * mod for j in range(1, 5)]),
+            resolution=cfg.detector.hcal.resolution,
+        )
+        dep[k] = d
+        t_end[k] = te - lo
+    rest_vis = calorimeters.ecal_visible(
+        detector.ECAL_HAD_VISIBLE * (nu - e_h), rng, stochastic=0.3, constant=0.02
+    )
+    e_ecal = pass1["e_ecal"] + pass2["e_ecal"] + detector.ECAL_HAD_VISIBLE * dep[:, 0] + rest_vis
+    out = detector.respond(
+        cfg,
+        rng,
+        p_in_true=e_mu,
+        x_cm=inc["x"],
+        y_cm=inc["y"],
+        tx_out=inc["tx"] + pass2["tx_ms"],
+        ty_out=inc["ty"] + pass2["ty_ms"],
+        p_out_true=np.where(e_after > 0.2, pass2["e_out"], 0.0),
+        e_ecal=e_ecal,
+        e_leak_em=pass2["e_leak_em"],
+        e_leak_had=pass2["e_leak_had"],
+        process=np.full(n, 3, dtype=np.int8),
+        e_transfer=nu,
+    )
+    charged = rng.random(n) < 2.0 / 3.0
+    out["e_hcal1"] = out["e_hcal1"] + dep[:, 1]
+    out["e_hcal2"] = out["e_hcal2"] + dep[:, 2]
+    out.update(
+        e_hadron=e_h,
+        hadron_charged=charged,
+        e_hcal3=dep[:, 3],
+        e_hcal4=dep[:, 4],
+        depth_lambda=np.maximum(t_end, 0.0),
+    )
+    return out

@@ -1,0 +1,170 @@
+"""Acceptance tests of the fast simulation (issue 3). Each states its source and tolerance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bkg import ntuple, selection
+from bkg.config import load_config
+from bkg.sim import beam, check_samples, detector, ecal, hadrons, run_samples, signal_efficiency
+from bkg.sim.contract_doc import render_samples_readme
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def beam_chunk(cfg):
+    return beam.generate_beam_muons(cfg, np.random.default_rng(11), 200_000)
+
+
+def test_k_to_mu_probability():
+    # paper Sec. III.C: P(K- -> mu- nu within 36 m) ~= 0.018, 0.011 with E_mu < 100 GeV; tolerance 5%
+    rng = np.random.default_rng(1)
+    d = hadrons.decay_muons(-321, np.full(1_000_000, 160.0), rng, length_m=36.0)
+    m, _ = hadrons.hadron_properties(-321)
+    e2 = (m * m + hadrons.M_MU**2) / (2 * m)
+    p2 = np.sqrt(e2 * e2 - hadrons.M_MU**2)
+    # two-body muons: energy within the kinematic band [(m_mu/m_K)^2 E, E]; K_mu3 muons are below e2 in the rest frame
+    decayed = d["decayed"]
+    p_decay = decayed.mean()
+    p_munu = p_decay * 0.6356
+    assert p_munu == pytest.approx(0.018, rel=0.05)
+    # fraction of the flat two-body spectrum below 100 GeV, from the sampled two-body muons
+    lo = 160.0 * (hadrons.M_MU / m) ** 2
+    frac_below = (100.0 - lo) / (160.0 - lo)
+    assert p_munu * frac_below == pytest.approx(0.011, rel=0.05)
+    assert p2 > 0
+
+
+def test_pion_decay_has_no_soft_muon():
+    # kinematics: E_mu >= (m_mu/m_pi)^2 * 160 GeV = 91.5 GeV for pi- -> mu- nu
+    d = hadrons.decay_muons(
+        -211, np.full(2_000_000, 160.0), np.random.default_rng(2), length_m=36.0
+    )
+    e = d["e_mu"][d["e_mu"] > 0]
+    assert e.size > 1000
+    assert e.min() >= 80.0
+    assert e.min() == pytest.approx(91.5, abs=0.5)
+
+
+def test_beam_fractions(cfg, beam_chunk):
+    # paper Sec. III.A: halo ~20% of the intensity; after S0+S1 78% of the full intensity with E >= 100 GeV (+-3%)
+    ev = beam_chunk
+    assert ev["halo"].mean() == pytest.approx(0.20, abs=0.01)
+    kept = ev["s0"] & ev["s1"] & (ev["p_in_true"] >= 100)
+    assert kept.mean() == pytest.approx(0.78, abs=0.03)
+
+
+def test_mip_deposits(cfg, beam_chunk):
+    # paper Sec. III.C: E_ECAL ~ 0.5 GeV, E_HCAL ~ 2.3 GeV for a MIP muon (median of the core, +-20%)
+    ev = beam_chunk
+    core = ~ev["halo"] & (ev["process"] == 0)
+    assert np.median(ev["e_ecal"][core]) == pytest.approx(0.5, rel=0.2)
+    e_h = ev["e_hcal1"] + ev["e_hcal2"]
+    assert np.median(e_h[core]) == pytest.approx(2.3, rel=0.2)
+
+
+def test_mean_energy_loss(cfg):
+    # DESIGN.md: -dE/dX = a(E) + b(E) E; mean loss in 40 X0 of lead within 10%
+    e0 = np.full(400_000, 160.0)
+    out = ecal.pass_ecal(e0, np.random.default_rng(3), depth_g_cm2=detector.ECAL_DEPTH_G_CM2)
+    sim = float(np.mean(e0 - out["e_out"]))
+    try:
+        from bkg.physics import energyloss
+
+        a_fn, b_fn = energyloss.dedx_ionisation_gev_cm2_g, energyloss.b_radiative_cm2_g
+    except ImportError:
+        a_fn, b_fn = ecal.dedx_ionisation_gev_cm2_g, ecal.b_radiative_cm2_g
+    e, steps = 160.0, 200
+    dx = detector.ECAL_DEPTH_G_CM2 / steps
+    for _ in range(steps):
+        e -= (float(a_fn(e)) + float(b_fn(e)) * e) * dx
+    assert sim == pytest.approx(160.0 - e, rel=0.10)
+    # b(160 GeV) for lead ~ 14e-6 cm2/g (Groom et al. 2001)
+    assert float(ecal.b_radiative_cm2_g(160.0)) == pytest.approx(14e-6, rel=0.05)
+
+
+def test_trigger_rate(cfg, beam_chunk):
+    # paper Sec. II: the full trigger keeps ~0.1% of the beam; order of magnitude (0.03% - 1%)
+    rate = selection.passes_trigger(beam_chunk).mean()
+    assert 3e-4 < rate < 1e-2
+
+
+def test_samples_run_and_signal_efficiency(cfg, tmp_path):
+    # paper Fig. 2: signal efficiency rises with mass (up to ~0.3 GeV) and lies in ~5-40% (loose band)
+    small = cfg.replace(
+        samples=cfg.samples.__class__(
+            **{
+                **cfg.samples.__dict__,
+                "chunk_size": 20_000,
+                "hadron_events": 20_000,
+                "leading_hadron_events": 5_000,
+                "dimuon_events": 5_000,
+                "signal_events_per_mass": 10_000,
+            }
+        )
+    )
+    manifest = run_samples(small, out_dir=tmp_path, n_mot=40_000, workers=1)
+    assert [f["sample"] for f in manifest["files"]] == [
+        "beam",
+        "hadrons",
+        "leading_hadrons",
+        "dimuons",
+        "signal",
+    ]
+    for f in manifest["files"]:
+        assert f["sha256"] == ntuple.sha256_file(tmp_path / f["file"])
+        assert f["config_hash"] == small.hash
+    assert check_samples(sorted(tmp_path.glob("*.root"))) == []
+    masses, eff, err = signal_efficiency(tmp_path, small)
+    assert np.all((eff > 0.05) & (eff < 0.45))
+    assert eff[masses > 0.05].mean() > eff[0] + 3 * err[0]
+
+
+def _arrays(path: Path, sample: str) -> dict[str, np.ndarray]:
+    return next(ntuple.iterate(path, sample, list(ntuple.SCHEMAS[sample]), step_size=10**8))
+
+
+def test_workers_reproducible(cfg, tmp_path):
+    # issue 7: identical arrays for 1 and 2 workers with the same seed; different seeds differ
+    small = cfg.replace(
+        samples=cfg.samples.__class__(**{**cfg.samples.__dict__, "chunk_size": 10_000})
+    )
+    run_samples(small, out_dir=tmp_path / "w1", only=["beam"], n_mot=30_000, workers=1)
+    run_samples(small, out_dir=tmp_path / "w2", only=["beam"], n_mot=30_000, workers=2)
+    a = _arrays(tmp_path / "w1" / "beam.root", "beam")
+    b = _arrays(tmp_path / "w2" / "beam.root", "beam")
+    for k in a:
+        if k != "_dropped":
+            np.testing.assert_array_equal(a[k], b[k])
+    other = small.replace(seed=small.seed + 1)
+    run_samples(other, out_dir=tmp_path / "s2", only=["beam"], n_mot=30_000, workers=1)
+    c = _arrays(tmp_path / "s2" / "beam.root", "beam")
+    assert not np.array_equal(a["p_in_true"], c["p_in_true"])
+
+
+def test_readme_matches_schemas():
+    readme = Path(__file__).resolve().parents[2] / "samples" / "README.md"
+    assert readme.read_text() == render_samples_readme()
+
+
+def test_figures(cfg, tmp_path):
+    from bkg.sim import figures
+
+    fig = figures.fig3_beam(cfg, tmp_path, n=20_000)
+    assert (
+        fig is not None
+        and (tmp_path / "fig3_beam.png").exists()
+        and (tmp_path / "fig3_beam.pdf").exists()
+    )
+    figures.fig2_trigger_efficiency(cfg, tmp_path, masses_gev=np.array([0.01, 0.3]), n_per_mass=500)
+    assert (tmp_path / "fig2_trigger_efficiency.pdf").exists()
+    run_samples(cfg, out_dir=tmp_path / "s", only=["beam"], n_mot=20_000, workers=1)
+    figures.fig5_hermeticity_plane(tmp_path / "s", cfg, tmp_path)
+    assert (tmp_path / "fig5_hermeticity_plane.png").exists()
