@@ -1,0 +1,98 @@
+"""Background sources: one module per source behind one interface (:class:`Source`).
+
+A new source is one module with a ``@register``-ed :class:`Source` subclass plus
+its import line in :data:`_MODULES` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from bkg.config import Config
+from bkg.sources.base import REGISTRY, Source, SourceEstimate, register
+
+log = logging.getLogger(__name__)
+
+#: The registry lines: one module per source.
+_MODULES = ("momentum_mismatch", "hermeticity", "hadron_decay", "punch_through", "dimuon")
+for _m in _MODULES:
+    importlib.import_module(f"bkg.sources.{_m}")
+
+__all__ = ["REGISTRY", "Source", "SourceEstimate", "read_estimates", "register", "run_fits"]
+
+
+def run_fits(
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    out_dir: Path,
+    only: Sequence[str] | None = None,
+    unbinned: bool = False,
+    figures: bool = True,
+) -> dict[str, SourceEstimate]:
+    """Estimate every (or the named) background source and write fits/<source>.json + figures.
+
+    Args:
+        cfg: configuration.
+        samples_dir: folder with the samples and MANIFEST.json.
+        out_dir: output folder (created).
+        only: names of the sources to run (default: all registered).
+        unbinned: unbinned fits instead of binned ones.
+        figures: write <source>.png/.pdf.
+
+    Returns:
+        name -> SourceEstimate.
+
+    Raises:
+        SampleError, FitError, OutputError, ValueError (unknown source name).
+    """
+    from bkg.atomic import write_json
+    from bkg.ntuple import read_manifest
+
+    names = list(only) if only else list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown source(s) {unknown} (known: {', '.join(REGISTRY)})")
+    manifest = read_manifest(samples_dir)
+    out_dir = Path(out_dir)
+    out: dict[str, SourceEstimate] = {}
+    for name in names:
+        est = REGISTRY[name]().estimate(
+            cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned
+        )
+        log.info("%s: %.3g per MOT", name, est.level_per_mot)
+        write_json(out_dir / f"{name}.json", est.to_dict())
+        if figures:
+            from bkg.sources.figures import plot_source, save_figure
+
+            fig = plot_source(est)
+            save_figure(fig, out_dir, name)
+        out[name] = est
+    return out
+
+
+def read_estimates(fits_dir: Path) -> dict[str, SourceEstimate]:
+    """Read fits/<source>.json of every registered source present in ``fits_dir``.
+
+    Raises:
+        SampleError: no estimate found or a file is malformed.
+    """
+    import json
+
+    from bkg.errors import SampleError
+
+    out: dict[str, SourceEstimate] = {}
+    for name in REGISTRY:
+        path = Path(fits_dir) / f"{name}.json"
+        if not path.exists():
+            continue
+        try:
+            out[name] = SourceEstimate.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SampleError(f"{path}: not a source estimate ({exc}); rerun `bkg fit`") from None
+    if not out:
+        raise SampleError(f"{fits_dir}: no <source>.json found (run `bkg fit` first)")
+    return out

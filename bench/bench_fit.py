@@ -1,0 +1,57 @@
+"""Wall time of `bkg fit` (all sources) on a samples folder, zfit import excluded.
+
+Usage::
+
+    python bench/bench_fit.py [SAMPLES_DIR] [--synthetic N_BEAM]
+
+Without a MANIFEST.json in SAMPLES_DIR (default ``samples/``), ``--synthetic``
+writes seeded synthetic samples (tests/sources/conftest.py) into a temporary
+folder first. Prints the time per source and the total (goal: < 10 s on the
+default 1e7-MOT samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("samples", nargs="?", default="samples")
+    parser.add_argument("--synthetic", type=int, default=0, help="beam events of synthetic samples")
+    parser.add_argument("--figures", action="store_true")
+    args = parser.parse_args()
+    samples = Path(args.samples)
+    if args.synthetic or not (samples / "MANIFEST.json").exists():
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sources"))
+        from conftest import write_samples
+
+        samples = Path(tempfile.mkdtemp(prefix="bench_samples_"))
+        write_samples(samples, n_beam=args.synthetic or 1_000_000)
+    t0 = time.perf_counter()
+    import zfit  # noqa: F401
+
+    t_import = time.perf_counter() - t0
+    from bkg.config import load_config
+    from bkg.sources import REGISTRY, run_fits
+
+    cfg = load_config()
+    out = Path(tempfile.mkdtemp(prefix="bench_fits_"))
+    total = 0.0
+    for name in REGISTRY:
+        t = time.perf_counter()
+        est = run_fits(cfg, samples_dir=samples, out_dir=out, only=[name], figures=args.figures)
+        dt = time.perf_counter() - t
+        total += dt
+        print(f"{name:20s} {dt:6.2f} s  level {est[name].level_per_mot:.3g} per MOT")
+    print(f"zfit import {t_import:.2f} s; fitting all sources {total:.2f} s (samples: {samples})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Hadron punch-through: a leading hadron from mu N -> mu h X leaking through the HCAL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bkg.config import Config
+from bkg.errors import FitError
+from bkg.fit import extrapolate
+from bkg.selection import BRANCHES, cut_flow
+from bkg.sources.base import (
+    Source,
+    SourceEstimate,
+    count_estimate,
+    register,
+    sample_entries,
+    sha256s,
+    stream,
+)
+from bkg.sources.tailsource import fit_and_extrapolate, fit_record
+
+MODULES = (1, 2, 3, 4)
+
+#: Fit window of the shower depth (lambda_I): core and tail, the sample runs out near 13.
+DEPTH_WINDOW = (1.0, 13.0)
+
+
+def attenuation_fit(k: np.ndarray, counts: np.ndarray, n: int) -> tuple[float, float, np.ndarray]:
+    """Weighted least squares of ln P_PT(k) = a + b k over modules with counts >= 3.
+
+    Returns:
+        (a, b, covariance 2x2).
+
+    Raises:
+        FitError: fewer than two usable points.
+    """
+    use = counts >= 3
+    if use.sum() < 2:
+        raise FitError("punch_through: fewer than two HCAL module counts with >= 3 events")
+    y = np.log(counts[use] / n)
+    w = counts[use].astype(float)  # var(ln p) ~ 1/k
+    a_mat = np.vstack([np.ones(use.sum()), k[use]]).T
+    cov = np.linalg.inv(a_mat.T @ (a_mat * w[:, None]))
+    a, b = cov @ (a_mat.T @ (w * y))
+    return float(a), float(b), cov
+
+
+@register
+class PunchThrough(Source):
+    """P(leading hadron) x P_PT(modules): attenuation with the number of modules, extrapolated."""
+
+    name = "punch_through"
+    label = "Hadron punch-through"
+    samples = ("leading_hadrons",)
+
+    def estimate(
+        self, cfg: Config, samples_dir: Path, *, manifest: Mapping[str, Any], unbinned: bool = False
+    ) -> SourceEstimate:
+        entries = sample_entries(manifest, "leading_hadrons")
+        mod_lambda = cfg.detector.hcal.module_lambda
+        edges = np.linspace(DEPTH_WINDOW[0], DEPTH_WINDOW[1], 301)
+        counts = np.zeros(len(edges) - 1)
+        n = n_deep = n_mu_deep = 0
+        for ev in stream(cfg, samples_dir, entries, "leading_hadrons", [*BRANCHES, "depth_lambda"]):
+            n += len(ev["p_out_rec"])
+            counts += np.histogram(ev["depth_lambda"], bins=edges)[0]
+            # muon side (trigger, (i), (ii), ECAL part of the box) among hadrons that reach
+            # beyond one module: keeps the correlation between the two sides
+            deep = ev["depth_lambda"] > mod_lambda
+            mu_side = cut_flow(ev, cfg)["ii"] & (ev["e_ecal"] <= cfg.signal_box.e_cal_max_gev)
+            n_deep += int(deep.sum())
+            n_mu_deep += int((deep & mu_side).sum())
+        if n == 0:
+            raise FitError("punch_through: the leading_hadrons sample is empty")
+        norm = float(sum(float(e["norm_per_mot"]) for e in entries) / len(entries))
+        m = cfg.detector.hcal.modules
+        f_mu, f_up, f_dn, mu_bound = count_estimate(n_mu_deep, max(n_deep, 1), 1.0)
+        nominal, alt, ext = fit_and_extrapolate(
+            counts, edges, n_total=n, cut=m * mod_lambda, side="upper", source=self.name
+        )
+        pt = {
+            str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level for k in (1, 2, 4)
+        }
+        scale = norm * f_mu
+        rel_mu = (0.0, 0.0) if mu_bound else (f_up / f_mu, f_dn / f_mu)
+        level = scale * ext.level
+        up = level * float(np.hypot(ext.stat_up / ext.level, rel_mu[0]))
+        down = min(level * float(np.hypot(ext.stat_down / ext.level, rel_mu[1])), level)
+        fit = fit_record(
+            nominal, alt, ext, cut=m * mod_lambda, side="upper",
+            variable="hadron shower depth behind the VHCAL (lambda_I)", shas=sha256s(entries),
+        )  # fmt: skip
+        inputs: dict[str, Any] = {
+            "n_events": n,
+            "leading_hadron_per_mot": norm,
+            "n_beyond_one_module": n_deep,
+            "muon_side_given_punch_through": f_mu,
+            "muon_side_upper_bound": mu_bound,
+            "module_lambda": mod_lambda,
+            "modules": m,
+            "pt_probability": pt,
+            "pt_direct": {str(k): float((counts[edges[:-1] >= k * mod_lambda]).sum() / n)
+                          for k in (1, 2)},
+        }  # fmt: skip
+        return SourceEstimate(
+            self.name,
+            self.label,
+            level,
+            up,
+            down,
+            scale * ext.syst_up,
+            scale * ext.syst_down,
+            mu_bound,
+            "P(leading h) x P(mu side) x PT from the fitted shower-depth tail at n modules",
+            inputs,
+            fit,
+        )

@@ -1,0 +1,156 @@
+"""Table I: the background sources per MOT, expected events at N_MOT, and the total."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bkg.atomic import write_json, write_text
+from bkg.config import Config
+from bkg.sources.base import SourceEstimate
+
+__all__ = ["background_free_n_mot", "table_data", "write_table"]
+
+
+def background_free_n_mot(total_per_mot: float, events: float) -> float:
+    """N_MOT at which the expected background reaches ``events``.
+
+    Example:
+        >>> background_free_n_mot(1e-12, 0.1)
+        100000000000.0
+    """
+    return math.inf if total_per_mot <= 0 else events / total_per_mot
+
+
+def table_data(estimates: Mapping[str, SourceEstimate], cfg: Config) -> dict[str, Any]:
+    """The JSON content of Table I (see :func:`write_table`)."""
+    n_mot = float(cfg.n_mot)
+    rows: list[dict[str, Any]] = []
+    for est in estimates.values():
+        rows.append({
+            "name": est.name, "label": est.label, "level_per_mot": est.level_per_mot,
+            "stat_up": est.stat_up, "stat_down": est.stat_down, "syst_up": est.syst_up,
+            "syst_down": est.syst_down, "upper_bound": est.upper_bound, "method": est.method,
+            "expected_events": est.level_per_mot * n_mot,
+        })  # fmt: skip
+    level = sum(r["level_per_mot"] for r in rows)
+    total = {
+        "name": "total", "label": "Total", "level_per_mot": level,
+        "stat_up": math.sqrt(sum(r["stat_up"] ** 2 for r in rows)),
+        "stat_down": math.sqrt(sum(r["stat_down"] ** 2 for r in rows)),
+        "syst_up": math.sqrt(sum(r["syst_up"] ** 2 for r in rows)),
+        "syst_down": math.sqrt(sum(r["syst_down"] ** 2 for r in rows)),
+        "upper_bound": any(r["upper_bound"] for r in rows),
+        "method": "sum of the sources (uncertainties in quadrature)",
+        "expected_events": level * n_mot,
+    }  # fmt: skip
+    bf = {"0.1": background_free_n_mot(level, 0.1), "1": background_free_n_mot(level, 1.0)}
+    return {"n_mot": n_mot, "sources": rows, "total": total, "background_free_n_mot": bf}
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("^", r"\^{}"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+        ("<=", r"$\le$"),
+        (">=", r"$\ge$"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def _unc(r: Mapping[str, Any]) -> tuple[float, float]:
+    return math.hypot(r["stat_up"], r["syst_up"]), math.hypot(r["stat_down"], r["syst_down"])
+
+
+def _fmt(r: Mapping[str, Any], *, latex: bool) -> str:
+    if r["upper_bound"] and r["name"] != "total":
+        return (r"$< %s$" if latex else "< %s") % f"{r['level_per_mot']:.2g}"
+    up, dn = _unc(r)
+    v = r["level_per_mot"]
+    if latex:
+        return f"$({v:.2e} ^{{+{up:.1e}}}_{{-{dn:.1e}}})$"
+    return f"{v:.2e} +{up:.1e} -{dn:.1e}"
+
+
+def write_table(
+    estimates: Mapping[str, SourceEstimate], cfg: Config, *, out_dir: Path
+) -> dict[str, Any]:
+    """Write table1.md, table1.tex (booktabs), table1.csv and table1.json into ``out_dir``.
+
+    Returns:
+        The JSON content: ``{"n_mot", "sources": [...], "total": {...},
+        "background_free_n_mot": {"0.1": N, "1": N}}`` (absolute per-MOT uncertainties).
+    """
+    data = table_data(estimates, cfg)
+    out_dir = Path(out_dir)
+    rows = [*data["sources"], data["total"]]
+    n_mot = data["n_mot"]
+    md = [
+        f"| Source | Level per MOT | Expected events at {n_mot:.1e} MOT | Method | Upper bound |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        md.append(
+            f"| {r['label']} | {_fmt(r, latex=False)} | {r['expected_events']:.3g} | "
+            f"{r['method']} | {'yes' if r['upper_bound'] else 'no'} |"
+        )
+    bf = data["background_free_n_mot"]
+    md.append("")
+    md.append(
+        f"Background free (< 0.1 event) up to N_MOT = {bf['0.1']:.2e}; "
+        f"(< 1 event) up to {bf['1']:.2e}."
+    )
+    write_text(out_dir / "table1.md", "\n".join(md))
+    tex = [
+        r"\begin{tabular}{llll}",
+        r"\toprule",
+        rf"Source & Level per MOT & Events at ${n_mot:.1e}$ MOT & Method \\",
+        r"\midrule",
+    ]
+    for r in data["sources"]:
+        method = _tex_escape(r["method"])
+        tex.append(
+            rf"{r['label']} & {_fmt(r, latex=True)} & {r['expected_events']:.3g} & "
+            rf"{method} \\"
+        )
+    t = data["total"]
+    tex += [
+        r"\midrule",
+        rf"Total & {_fmt(t, latex=True)} & {t['expected_events']:.3g} & \\",
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    write_text(out_dir / "table1.tex", "\n".join(tex))
+    buf = io.StringIO()
+    cols = [
+        "name",
+        "label",
+        "level_per_mot",
+        "stat_up",
+        "stat_down",
+        "syst_up",
+        "syst_down",
+        "upper_bound",
+        "expected_events",
+        "method",
+    ]
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    write_text(out_dir / "table1.csv", buf.getvalue())
+    json_data = {
+        **data,
+        "background_free_n_mot": {k: (v if math.isfinite(v) else 1e300) for k, v in bf.items()},
+    }
+    write_json(out_dir / "table1.json", json_data)
+    return json_data

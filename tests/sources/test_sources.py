@@ -1,0 +1,224 @@
+"""The five sources on seeded synthetic samples, the registry, fits/*.json and Table I."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bkg.errors import BkgError, SampleError
+from bkg.sources import REGISTRY, Source, read_estimates, register, run_fits
+from bkg.sources.table import write_table
+
+NAMES = ["momentum_mismatch", "hermeticity", "hadron_decay", "punch_through", "dimuon"]
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic_samples, default_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fits")
+    return out, run_fits(default_config, samples_dir=synthetic_samples, out_dir=out)
+
+
+def test_registry_has_the_five_sources():
+    assert list(REGISTRY) == NAMES
+
+
+def test_every_source_writes_json_and_figures(fitted):
+    out, est = fitted
+    assert list(est) == NAMES
+    for name, e in est.items():
+        assert (out / f"{name}.json").exists()
+        assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists()
+        assert math.isfinite(e.level_per_mot) and e.level_per_mot > 0
+        for u in (e.stat_up, e.stat_down, e.syst_up, e.syst_down):
+            assert u >= 0 and math.isfinite(u)
+        data = json.loads((out / f"{name}.json").read_text())
+        assert data["fit"]["sample_sha256"]
+
+
+def test_fitted_sources_record_model_window_covariance(fitted):
+    out, _ = fitted
+    data = json.loads((out / "momentum_mismatch.json").read_text())
+    fit = data["fit"]
+    assert fit["model"] == "gauss_exp" and len(fit["window"]) == 2
+    n = len(fit["parameter_order"])
+    assert np.asarray(fit["covariance"]).shape == (n, n)
+    assert fit["quality"]["valid"] and fit["quality"]["converged"]
+
+
+def test_hadron_decay_counts_match_a_direct_count(fitted, synthetic_samples, default_config):
+    # expected: sum over species of norm x passing/generated, counted here independently
+    from bkg.ntuple import iterate
+    from bkg.selection import BRANCHES, in_signal_box, passes_selection
+
+    _, est = fitted
+    norms = {-211: 1e-6, -321: 3e-8, 130: 1.5e-8}
+    total = 0.0
+    for ev in iterate(synthetic_samples / "hadrons.root", "hadrons", [*BRANCHES, "pdg"]):
+        sel = passes_selection(ev, default_config) & in_signal_box(ev, default_config)
+        for pdg, norm in norms.items():
+            mine = ev["pdg"] == pdg
+            total += norm * (mine & sel).sum() / mine.sum()
+    assert est["hadron_decay"].level_per_mot == pytest.approx(total, rel=1e-12)
+
+
+def test_read_estimates_round_trip(fitted):
+    out, est = fitted
+    back = read_estimates(out)
+    assert back == est
+
+
+def test_table_json_format(fitted, default_config, tmp_path):
+    _, est = fitted
+    data = write_table(est, default_config, out_dir=tmp_path)
+    for ext in ("md", "tex", "csv", "json"):
+        assert (tmp_path / f"table1.{ext}").exists()
+    on_disk = json.loads((tmp_path / "table1.json").read_text())
+    assert set(on_disk) == {"n_mot", "sources", "total", "background_free_n_mot"}
+    keys = {
+        "name",
+        "label",
+        "level_per_mot",
+        "stat_up",
+        "stat_down",
+        "syst_up",
+        "syst_down",
+        "upper_bound",
+        "method",
+        "expected_events",
+    }
+    for row in on_disk["sources"]:
+        assert keys <= set(row)
+    total = sum(r["level_per_mot"] for r in data["sources"])
+    assert on_disk["total"]["level_per_mot"] == pytest.approx(total)
+    # expected: N_MOT at which n_mot x total = 0.1 and 1 events
+    assert on_disk["background_free_n_mot"]["0.1"] == pytest.approx(0.1 / total)
+    assert on_disk["background_free_n_mot"]["1"] == pytest.approx(1.0 / total)
+    assert "\\toprule" in (tmp_path / "table1.tex").read_text()
+
+
+def test_only_and_unknown_source(synthetic_samples, default_config, tmp_path):
+    est = run_fits(
+        default_config,
+        samples_dir=synthetic_samples,
+        out_dir=tmp_path,
+        only=["dimuon"],
+        figures=False,
+    )
+    assert list(est) == ["dimuon"]
+    with pytest.raises(ValueError, match="unknown source"):
+        run_fits(default_config, samples_dir=synthetic_samples, out_dir=tmp_path, only=["x"])
+
+
+def test_a_new_source_is_one_registration(default_config, tmp_path, synthetic_samples):
+    from bkg.sources.base import SourceEstimate
+
+    class Dummy(Source):
+        name = "dummy_test"
+        label = "Dummy"
+
+        def estimate(self, cfg, samples_dir, *, manifest, unbinned=False):
+            return SourceEstimate(self.name, self.label, 1e-13, 0, 0, 0, 0, False, "m")
+
+    register(Dummy)
+    try:
+        est = run_fits(
+            default_config,
+            samples_dir=synthetic_samples,
+            out_dir=tmp_path,
+            only=["dummy_test"],
+            figures=False,
+        )
+        assert est["dummy_test"].level_per_mot == 1e-13
+    finally:
+        REGISTRY.pop("dummy_test")
+
+
+@pytest.mark.bad_input
+def test_missing_manifest_is_a_sample_error(default_config, tmp_path):
+    with pytest.raises(SampleError, match="MANIFEST"):
+        run_fits(default_config, samples_dir=tmp_path, out_dir=tmp_path / "f")
+
+
+@pytest.mark.bad_input
+def test_read_estimates_empty_folder(tmp_path):
+    with pytest.raises(SampleError, match="run `bkg fit`"):
+        read_estimates(tmp_path)
+
+
+floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1e30, max_value=1e30),
+    st.floats(0, 200),
+)
+
+
+@pytest.mark.bad_input
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    values=st.lists(floats, min_size=0, max_size=60),
+    seed=st.integers(0, 2**16),
+    source=st.sampled_from(NAMES),
+)
+def test_estimators_on_random_arrays(values, seed, source, default_config, tmp_path_factory):
+    """Random (NaN, empty, huge) ntuples: the project's own errors or finite results."""
+    from bkg.ntuple import SCHEMAS, NtupleWriter, sha256_file
+
+    kind = REGISTRY[source].samples[0]
+    folder = tmp_path_factory.mktemp("rand")
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    with np.errstate(over="ignore"):
+        arr = np.asarray(values, dtype=np.float64).astype(np.float32)
+    ev = {}
+    for name, b in SCHEMAS[kind].items():
+        if b.dtype.startswith("float"):
+            ev[name] = rng.permutation(arr) if n else arr
+        elif b.dtype == "bool":
+            ev[name] = rng.random(n) < 0.5
+        else:
+            ev[name] = rng.integers(0, 3, n)
+    if kind == "hadrons":
+        ev["pdg"] = rng.choice([-211, -321, 130], n)
+    path = folder / f"{kind}.root"
+    with NtupleWriter(path, kind) as out:
+        out.extend(ev)
+    manifest = {
+        "files": [
+            {
+                "file": path.name,
+                "sample": kind,
+                "events": n,
+                "seed": seed,
+                "config_hash": "x",
+                "sha256": sha256_file(path),
+                "norm_per_mot": 1e-6,
+            }
+        ]
+    }
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    for nonfinite in ("reject", "drop"):
+        import dataclasses
+
+        cfg = dataclasses.replace(
+            default_config, samples=dataclasses.replace(default_config.samples, nonfinite=nonfinite)
+        )
+        try:
+            est = run_fits(
+                cfg, samples_dir=folder, out_dir=folder / "fits", only=[source], figures=False
+            )
+        except BkgError:
+            continue
+        e = est[source]
+        assert all(
+            math.isfinite(v)
+            for v in (e.level_per_mot, e.stat_up, e.stat_down, e.syst_up, e.syst_down)
+        )
+
+
+_ = Path
