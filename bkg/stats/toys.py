@@ -1,0 +1,315 @@
+"""Vectorised toys for the one-bin signal-box model (qmu-tilde, CLs).
+
+The one-bin likelihood is Pois(n | nu) * prod_j N(a_j | theta_j, 1) * N(a_g | gamma, sigma_g)
+with nu = mu s prod_{j in sig} f_j(theta_j) + gamma sum_i b_i f_i(theta_i) and pyhf's
+normsys interpolation code 1 (f = hi^theta for theta >= 0, lo^-theta below). All
+toys are fitted at once with a damped, projected Newton method on the exact
+gradient and Hessian, so 1e4 toys cost a few batched 8x8 solves per iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bkg.errors import LimitError
+
+__all__ = [
+    "NORMAL_QUANTILES",
+    "OneBinModel",
+    "ToyCLs",
+    "fit",
+    "one_bin_model",
+    "qmu_tilde",
+    "toy_cls",
+]
+
+NORMAL_QUANTILES = np.array([2.27501319, 15.86552539, 50.0, 84.13447461, 97.72498681]) / 100.0
+_NU_FLOOR = 1e-300
+
+
+@dataclass(frozen=True)
+class OneBinModel:
+    """Numbers of a one-bin model: signal at mu = 1, backgrounds and their modifiers.
+
+    Attributes:
+        s: signal events at mu = 1.
+        sig_hi, sig_lo: normsys factors of the signal (one entry per modifier).
+        b: background events per sample.
+        b_hi, b_lo: normsys factors per background sample.
+        gamma_sigma: relative staterror (0: no staterror).
+    """
+
+    s: float
+    sig_hi: np.ndarray
+    sig_lo: np.ndarray
+    b: np.ndarray
+    b_hi: np.ndarray
+    b_lo: np.ndarray
+    gamma_sigma: float
+
+    @property
+    def n_pars(self) -> int:
+        """mu, signal thetas, background thetas, gamma."""
+        return 1 + len(self.sig_hi) + len(self.b) + 1
+
+
+def one_bin_model(spec: dict[str, Any]) -> OneBinModel:
+    """Extract the numbers of a one-bin workspace spec built by :func:`bkg.stats.model.model_spec`."""
+    (channel,) = spec["channels"]
+    s = 0.0
+    sig_hi: list[float] = []
+    sig_lo: list[float] = []
+    b, b_hi, b_lo = [], [], []
+    stat2 = 0.0
+    for sample in channel["samples"]:
+        if len(sample["data"]) != 1:
+            raise LimitError("vectorised toys need the one-bin model")
+        mods = {m["type"]: m for m in sample["modifiers"] if m["type"] != "normsys"}
+        norms = [m for m in sample["modifiers"] if m["type"] == "normsys"]
+        if "normfactor" in mods:
+            s = float(sample["data"][0])
+            sig_hi += [m["data"]["hi"] for m in norms]
+            sig_lo += [m["data"]["lo"] for m in norms]
+        else:
+            if len(norms) != 1:
+                raise LimitError("vectorised toys need one normsys per background")
+            b.append(float(sample["data"][0]))
+            b_hi.append(norms[0]["data"]["hi"])
+            b_lo.append(norms[0]["data"]["lo"])
+            if "staterror" in mods:
+                stat2 += float(mods["staterror"]["data"][0]) ** 2
+    btot = sum(b)
+    return OneBinModel(
+        s=s,
+        sig_hi=np.asarray(sig_hi, float),
+        sig_lo=np.asarray(sig_lo, float),
+        b=np.asarray(b, float),
+        b_hi=np.asarray(b_hi, float),
+        b_lo=np.asarray(b_lo, float),
+        gamma_sigma=float(np.sqrt(stat2) / btot) if btot > 0 and stat2 > 0 else 0.0,
+    )
+
+
+def _interp(theta: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log f(theta) and its derivative for normsys code 1."""
+    lhi, llo = np.log(hi), -np.log(lo)
+    slope = np.where(theta >= 0, lhi, llo)
+    return theta * slope, slope
+
+
+def _nu_derivs(
+    m: OneBinModel, p: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """nu (N,), gradient (N, P) and Hessian (N, P, P) of nu for parameters p (N, P)."""
+    ns, nb = len(m.sig_hi), len(m.b)
+    mu = p[:, 0]
+    ts = p[:, 1 : 1 + ns]
+    tb = p[:, 1 + ns : 1 + ns + nb]
+    g = p[:, -1]
+    ls, ds = _interp(ts, m.sig_hi, m.sig_lo)
+    lb, db = _interp(tb, m.b_hi, m.b_lo)
+    es = np.exp(ls.sum(axis=1)) * m.s * scale  # signal at mu = 1
+    eb = np.exp(lb) * m.b  # (N, nb) background without gamma
+    csig = mu * es
+    cb = g[:, None] * eb
+    nu = csig + cb.sum(axis=1)
+    n, npar = p.shape
+    grad = np.zeros((n, npar))
+    hess = np.zeros((n, npar, npar))
+    grad[:, 0] = es
+    grad[:, 1 : 1 + ns] = csig[:, None] * ds
+    grad[:, 1 + ns : 1 + ns + nb] = cb * db
+    grad[:, -1] = eb.sum(axis=1)
+    si = slice(1, 1 + ns)
+    hess[:, 0, si] = es[:, None] * ds
+    hess[:, si, 0] = hess[:, 0, si]
+    hess[:, si, si] = csig[:, None, None] * ds[:, :, None] * ds[:, None, :]
+    idx = np.arange(1 + ns, 1 + ns + nb)
+    hess[:, idx, idx] = cb * db * db
+    hess[:, -1, idx] = eb * db
+    hess[:, idx, -1] = eb * db
+    return nu, grad, hess
+
+
+def _nu(m: OneBinModel, p: np.ndarray, scale: float) -> np.ndarray:
+    ns, nb = len(m.sig_hi), len(m.b)
+    ls, _ = _interp(p[:, 1 : 1 + ns], m.sig_hi, m.sig_lo)
+    lb, _ = _interp(p[:, 1 + ns : 1 + ns + nb], m.b_hi, m.b_lo)
+    return p[:, 0] * m.s * scale * np.exp(ls.sum(axis=1)) + p[:, -1] * (np.exp(lb) @ m.b)
+
+
+def _nll(m: OneBinModel, p: np.ndarray, n: np.ndarray, aux: np.ndarray, scale: float) -> np.ndarray:
+    nu = _nu(m, p, scale)
+    nu = np.maximum(nu, _NU_FLOOR)
+    val = nu - n * np.log(nu)
+    val = val + 0.5 * np.sum((p[:, 1:-1] - aux[:, :-1]) ** 2, axis=1)
+    if m.gamma_sigma > 0:
+        val = val + 0.5 * ((p[:, -1] - aux[:, -1]) / m.gamma_sigma) ** 2
+    return val
+
+
+def fit(
+    m: OneBinModel,
+    n: np.ndarray,
+    aux: np.ndarray,
+    *,
+    mu_fixed: float | None,
+    scale: float = 1.0,
+    iterations: int = 40,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood fit of every toy at once.
+
+    Args:
+        m: the model.
+        n: observed counts (N,).
+        aux: auxiliary data (N, P-1): normsys thetas then the staterror gamma.
+        mu_fixed: fixed mu (conditional fit) or None (mu free in [0, inf)).
+        scale: multiplies the signal (mu in units of 1/scale).
+        iterations: Newton iterations.
+
+    Returns:
+        (parameters (N, P), NLL (N,)).
+    """
+    npts = len(n)
+    npar = m.n_pars
+    p = np.zeros((npts, npar))
+    p[:, -1] = 1.0
+    p[:, 0] = 0.0 if mu_fixed is None else mu_fixed
+    if mu_fixed is None:  # start at the unconstrained estimate of mu
+        p[:, 0] = np.maximum(n - m.b.sum(), 0.0) / max(m.s * scale, 1e-300)
+    free = np.ones(npar, bool)
+    if mu_fixed is not None:
+        free[0] = False
+    if m.gamma_sigma <= 0:
+        free[-1] = False
+    cinv = np.zeros(npar)
+    cinv[1:-1] = 1.0
+    if m.gamma_sigma > 0:
+        cinv[-1] = 1.0 / m.gamma_sigma**2
+    cur = _nll(m, p, n, aux, scale)
+    eye = np.eye(npar)
+    act = np.arange(npts)  # toys still moving
+    for _ in range(iterations):
+        if act.size == 0:
+            break
+        pa, na, aa, ca = p[act], n[act], aux[act], cur[act]
+        k = act.size
+        nu, dnu, d2nu = _nu_derivs(m, pa, scale)
+        nu = np.maximum(nu, _NU_FLOOR)
+        r = 1.0 - na / nu
+        grad = r[:, None] * dnu
+        grad[:, 1:] += cinv[1:] * (pa[:, 1:] - aa)
+        hess = (
+            r[:, None, None] * d2nu
+            + (na / nu**2)[:, None, None] * dnu[:, :, None] * dnu[:, None, :]
+        )
+        hess += np.diag(cinv)[None]
+        # mu at its bound 0 with the gradient pushing outwards stays there
+        mask = np.broadcast_to(free, (k, npar)).copy()
+        if mu_fixed is None:
+            mask[:, 0] &= ~((pa[:, 0] <= 0.0) & (grad[:, 0] > 0.0))
+        g_m = np.where(mask, grad, 0.0)
+        h_m = (
+            np.where(mask[:, :, None] & mask[:, None, :], hess, 0.0)
+            + eye * (~mask)[:, :, None]
+            + eye * 1e-9
+        )
+        try:
+            step = -np.linalg.solve(h_m, g_m[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = -g_m
+        t = np.ones(k)
+        tol = 1e-12 * (1.0 + np.abs(ca))
+        for _half in range(12):
+            trial = pa + t[:, None] * step
+            trial[:, 0] = np.maximum(trial[:, 0], 0.0) if mu_fixed is None else mu_fixed
+            trial[:, -1] = np.maximum(trial[:, -1], 1e-6)
+            new = _nll(m, trial, na, aa, scale)
+            worse = ~(new <= ca + tol)
+            if not worse.any():
+                break
+            t = np.where(worse, t * 0.5, t)
+        better = new <= ca + tol
+        gain = np.where(better, ca - new, 0.0)
+        p[act] = np.where(better[:, None], trial, pa)
+        cur[act] = np.where(better, new, ca)
+        act = act[gain > 1e-10]
+    return p, cur
+
+
+def qmu_tilde(
+    m: OneBinModel, mu: float, n: np.ndarray, aux: np.ndarray, *, scale: float = 1.0
+) -> np.ndarray:
+    """The qmu-tilde test statistic (pyhf's ``qtilde``) for every toy, shape (N,)."""
+    _, nll_cond = fit(m, n, aux, mu_fixed=mu, scale=scale)
+    p_free, nll_free = fit(m, n, aux, mu_fixed=None, scale=scale)
+    q = 2.0 * (nll_cond - nll_free)
+    q = np.where(p_free[:, 0] > mu, 0.0, q)
+    return np.maximum(q, 0.0)
+
+
+def _sample(
+    m: OneBinModel, pars: np.ndarray, n_toys: int, rng: np.random.Generator, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    nu, _, _ = _nu_derivs(m, pars[None, :], scale)
+    n = rng.poisson(nu[0], size=n_toys).astype(float)
+    ns = m.n_pars - 2
+    aux = np.empty((n_toys, ns + 1))
+    aux[:, :ns] = rng.normal(pars[1:-1], 1.0, size=(n_toys, ns))
+    aux[:, ns] = rng.normal(pars[-1], m.gamma_sigma, size=n_toys) if m.gamma_sigma > 0 else 1.0
+    return n, aux
+
+
+@dataclass(frozen=True)
+class ToyCLs:
+    """CLs at one mu: observed (if data were given) and the expected band (-2..+2 sigma)."""
+
+    mu: float
+    cls_obs: float
+    cls_exp: np.ndarray
+
+
+def toy_cls(
+    m: OneBinModel,
+    mu: float,
+    *,
+    n_toys: int,
+    seed: int | np.random.SeedSequence,
+    observed: float | None = None,
+    scale: float = 1.0,
+) -> ToyCLs:
+    """CLs from toys at one mu, like pyhf's ToyCalculator with ``qtilde``.
+
+    Toys are thrown at the conditional fit to the data (mu and mu = 0); without
+    observed data the nominal background (the Asimov background-only data) is used.
+    The same seed gives the same toys for every mu (smooth root finding).
+    """
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    rng_sb, rng_b = (np.random.default_rng(s) for s in ss.spawn(2))
+    n_data = m.b.sum() if observed is None else float(observed)
+    aux_data = np.zeros((1, m.n_pars - 1))
+    aux_data[0, -1] = 1.0
+    n_arr = np.array([n_data])
+    p_sb, _ = fit(m, n_arr, aux_data, mu_fixed=mu, scale=scale)
+    p_b, _ = fit(m, n_arr, aux_data, mu_fixed=0.0, scale=scale)
+    n_sb, a_sb = _sample(m, p_sb[0], n_toys, rng_sb, scale)
+    n_b, a_b = _sample(m, p_b[0], n_toys, rng_b, scale)
+    q_sb = np.sort(qmu_tilde(m, mu, n_sb, a_sb, scale=scale))
+    q_b = np.sort(qmu_tilde(m, mu, n_b, a_b, scale=scale))
+    tol = 1e-7
+
+    def cls_of(q: np.ndarray) -> np.ndarray:
+        clsb = 1.0 - np.searchsorted(q_sb, q - tol, side="left") / n_toys
+        clb = 1.0 - np.searchsorted(q_b, q - tol, side="left") / n_toys
+        return np.divide(clsb, clb, out=np.ones_like(clsb), where=clb > 0)
+
+    cls_b = cls_of(q_b)
+    cls_exp = np.quantile(cls_b, NORMAL_QUANTILES)
+    cls_obs = float("nan")
+    if observed is not None:
+        q_obs = qmu_tilde(m, mu, n_arr, aux_data, scale=scale)
+        cls_obs = float(cls_of(q_obs)[0])
+    return ToyCLs(mu=mu, cls_obs=cls_obs, cls_exp=cls_exp)

@@ -1,0 +1,137 @@
+"""Export of the likelihood: background-only workspace plus a pyhf PatchSet (one patch per mass)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from bkg.atomic import write_json
+from bkg.errors import LimitError
+from bkg.stats.model import CHANNEL, Table1, _signal_sample, model_spec, numpy_backend
+
+__all__ = ["build_patchset", "build_workspace", "write_workspace"]
+
+
+def build_workspace(
+    table1: Table1,
+    *,
+    n_mot: float,
+    mot_uncertainty: float,
+    signal_efficiency_uncertainty: float,
+    signal_events: Sequence[float] | None = None,
+    poi_upper: float = 100.0,
+) -> dict[str, Any]:
+    """A pyhf workspace dict: background only (signal_events None) or with the signal."""
+    return model_spec(
+        table1,
+        n_mot=n_mot,
+        signal_events=signal_events,
+        mot_uncertainty=mot_uncertainty,
+        signal_efficiency_uncertainty=signal_efficiency_uncertainty,
+        poi_upper=poi_upper,
+        include_signal=signal_events is not None,
+    )
+
+
+def _poi_upper(events: float) -> float:
+    # 1e3 signal events at the upper bound covers any limit of this search
+    return float(max(10.0, 1e3 / events)) if events > 0 else 10.0
+
+
+def build_patchset(
+    bkg_only: dict[str, Any],
+    *,
+    masses_gev: ArrayLike,
+    signal_events_ref: ArrayLike,
+    g_prime_ref: float,
+    mot_uncertainty: float,
+    signal_efficiency_uncertainty: float,
+) -> dict[str, Any]:
+    """A pyhf PatchSet with one patch per mass: adds the signal sample and sets the POI bounds."""
+    masses = np.asarray(masses_gev, float)
+    ev = np.asarray(signal_events_ref, float)
+    if masses.shape != ev.shape:
+        raise LimitError("masses_gev and the signal yields must have the same length")
+    digest = _digest(bkg_only)
+    patches = []
+    for m, s in zip(masses, ev, strict=True):
+        sample = _signal_sample([float(s)], 1, mot_uncertainty, signal_efficiency_uncertainty)
+        patches.append(
+            {
+                "metadata": {
+                    "name": "zprime_m"
+                    + f"{m * 1e3:.6g}".replace(".", "p").replace("-", "m").replace("+", "")
+                    + "MeV",
+                    "values": [float(m), float(g_prime_ref)],
+                },
+                "patch": [
+                    {"op": "add", "path": "/channels/0/samples/-", "value": sample},
+                    {
+                        "op": "replace",
+                        "path": "/measurements/0/config/parameters/0/bounds",
+                        "value": [[0.0, _poi_upper(float(s))]],
+                    },
+                ],
+            }
+        )
+    return {
+        "metadata": {
+            "name": "na64mu_zprime_lmu_ltau",
+            "description": "NA64mu missing-momentum search: L_mu - L_tau Z' signal per mass, "
+            "mu = (g'/g'_ref)^2",
+            "digests": {"sha256": digest},
+            "labels": ["m_zprime_gev", "g_prime_ref"],
+            "references": {"hepdata": "ins0000000"},
+        },
+        "patches": patches,
+        "version": "1.0.0",
+    }
+
+
+def _digest(spec: dict[str, Any]) -> str:
+    with numpy_backend() as pyhf:
+        return pyhf.utils.digest(spec)
+
+
+def write_workspace(
+    out_dir: str | Path,
+    *,
+    bkg_only: dict[str, Any],
+    patchset: dict[str, Any],
+    mass: float | None = None,
+) -> dict[str, Path]:
+    """Validate and write BkgOnly.json, patchset.json and optionally workspace_m<M>.json.
+
+    Args:
+        out_dir: output folder.
+        bkg_only: background-only workspace.
+        patchset: the PatchSet.
+        mass: a mass (GeV) for one full workspace (the nearest patch).
+
+    Returns:
+        The written paths by role ("bkg_only", "patchset", "workspace").
+    """
+    out = Path(out_dir)
+    with numpy_backend() as pyhf:
+        ws = pyhf.Workspace(bkg_only)  # validates
+        ps = pyhf.PatchSet(patchset)  # validates
+        paths = {
+            "bkg_only": write_json(out / "BkgOnly.json", bkg_only),
+            "patchset": write_json(out / "patchset.json", patchset),
+        }
+        if mass is not None:
+            vals = [p["metadata"]["values"][0] for p in patchset["patches"]]
+            idx = int(np.argmin(np.abs(np.log(np.asarray(vals)) - np.log(mass))))
+            full = ps.apply(ws, ps.patches[idx].values)
+            pyhf.Workspace(dict(full))
+            paths["workspace"] = write_json(out / f"workspace_m{vals[idx]:.6g}GeV.json", dict(full))
+    return paths
+
+
+def channel_name() -> str:
+    """The channel of the exported workspaces."""
+    return CHANNEL
