@@ -166,7 +166,7 @@ def write_hepdata(
     for path in workspace_files:
         sub.add_additional_resource(
             f"pyhf likelihood: {Path(path).name}",
-            str(path),
+            str(Path(path).resolve()),  # hepdata_lib runs in another working directory
             copy_file=True,
             file_type="HistFactory",
         )
