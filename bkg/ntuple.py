@@ -16,9 +16,12 @@ sample; P(leading hadron) for the leading-hadron sample, ...).
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import hashlib
 import os
-import tempfile
+import types
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,6 +299,47 @@ def _screen(chunk: dict[str, np.ndarray], path: Path, nonfinite: str) -> dict[st
     return out
 
 
+#: The creation/modification time written into every sample file (ROOT's TDatime).
+ROOT_FILE_TIME = datetime.datetime(2022, 3, 22)
+
+
+@contextlib.contextmanager
+def _frozen_root_clock() -> Iterator[None]:
+    """Make uproot stamp files with :data:`ROOT_FILE_TIME` instead of the wall clock.
+
+    uproot 5 reads ``datetime.datetime.now()`` through the ``datetime`` module
+    global of its writing modules; those globals are swapped for a clock that
+    always answers the fixed time, and restored on exit. If a future uproot
+    moves them, the files are still correct, only not byte-reproducible.
+    """
+    import importlib
+
+    class _Fixed(datetime.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+            return ROOT_FILE_TIME
+
+    clock = types.SimpleNamespace(datetime=_Fixed)
+    saved = []
+    for name in (
+        "uproot.writing._cascade",
+        "uproot.writing._cascadetree",
+        "uproot.writing.writable",
+    ):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "datetime"):
+            saved.append((module, module.datetime))
+            module.datetime = clock  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module, original in saved:
+            module.datetime = original  # type: ignore[attr-defined]
+
+
 class NtupleWriter:
     """Write one sample file chunk by chunk; the file appears only when complete.
 
@@ -316,17 +360,21 @@ class NtupleWriter:
         self.events = 0
         self._file: Any = None
         self._tmp: Path | None = None
+        self._clock: Any = None
 
     def __enter__(self) -> NtupleWriter:
         import uproot
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        # A fixed temporary name (the TFile records it) and fixed UUID/clock below: the
+        # same events give the same bytes, so sample hashes are reproducible.
+        self._tmp = self.path.parent / f".{self.path.name}.tmp"
+        self._clock = _frozen_root_clock()
+        self._clock.__enter__()
+        file_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"na64mu-bkg/{self.sample}")
+        self._file = uproot.recreate(
+            self._tmp, compression=uproot.ZSTD(1), uuid_function=lambda: file_uuid
         )
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._file = uproot.recreate(self._tmp, compression=uproot.ZSTD(1))
         self._file.mktree(TREE, {k: np.dtype(b.dtype) for k, b in self.schema.items()})
         return self
 
@@ -344,6 +392,7 @@ class NtupleWriter:
         try:
             self._file.close()
         finally:
+            self._clock.__exit__(None, None, None)
             if exc_type is None:
                 os.replace(self._tmp, self.path)
             else:

@@ -100,10 +100,21 @@ def _sources(fits_dir: Path) -> dict[str, Any]:
             continue
         data = json.loads(path.read_text())
         entry = {"level_per_mot": data.get("level_per_mot"), "upper_bound": data.get("upper_bound")}
-        for key, value in (data.get("inputs") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                entry[key] = value
+        entry.update(_numbers(data.get("inputs") or {}))
         out[data.get("name", path.stem)] = entry
+    return out
+
+
+def _numbers(node: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of a nested dict (nested dicts kept, other values dropped)."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            sub = _numbers(value)
+            if sub:
+                out[key] = sub
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
     return out
 
 

@@ -161,3 +161,22 @@ def test_manifest_hash_mismatch(beam_file):
     (folder / "MANIFEST.json").write_text(json.dumps({"files": [entry]}))
     with pytest.raises(SampleError, match="does not match MANIFEST.json"):
         read_manifest(folder)
+
+
+def test_same_events_give_the_same_bytes(tmp_path):
+    # Reproducibility (DEVELOPERS.md): uproot stamps files with the wall clock and a
+    # random UUID; the writer fixes both, so equal events hash equal a moment later.
+    import datetime
+    import time
+
+    digests = []
+    for name in ("a", "b"):
+        with NtupleWriter(tmp_path / name / "beam.root", "beam") as out:
+            out.extend(_chunk("beam", 500, np.random.default_rng(3)))
+        digests.append(sha256_file(tmp_path / name / "beam.root"))
+        time.sleep(1.1)  # ROOT's TDatime has one-second resolution
+    assert digests[0] == digests[1]
+    # the clock is restored for everyone else
+    assert abs((datetime.datetime.now() - datetime.datetime(2022, 3, 22)).days) > 1
+    with uproot.open(tmp_path / "a" / "beam.root") as f:
+        assert f["beam"].num_entries == 500
