@@ -179,4 +179,4 @@ def test_same_events_give_the_same_bytes(tmp_path):
     # the clock is restored for everyone else
     assert abs((datetime.datetime.now() - datetime.datetime(2022, 3, 22)).days) > 1
     with uproot.open(tmp_path / "a" / "beam.root") as f:
-        assert f["beam"].num_entries == 500
+        assert f["events"].num_entries == 500
