@@ -22,6 +22,16 @@ from bkg.errors import OutputError
 __all__ = ["atomic_dir", "atomic_path", "write_json", "write_text"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: The process umask, read once (os.umask can only be read by setting it).
+_UMASK = _read_umask()
+
+
 def _explain(path: Path, exc: OSError) -> OutputError:
     if exc.errno == errno.ENOSPC:
         why = "no space left on the device; free space or choose another output folder"
@@ -44,6 +54,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared files
     except OSError as exc:
         raise _explain(path, exc) from None
     tmp = Path(tmp_name)
@@ -99,6 +110,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_UMASK)
     except OSError as exc:
         raise _explain(path, exc) from None
     try:

@@ -159,7 +159,7 @@ def test_manifest_hash_mismatch(beam_file):
     assert read_manifest(folder)["files"][0]["events"] == 1000
     entry["sha256"] = "0" * 64
     (folder / "MANIFEST.json").write_text(json.dumps({"files": [entry]}))
-    with pytest.raises(SampleError, match="does not match MANIFEST.json"):
+    with pytest.raises(SampleError, match=r"does not match MANIFEST\.json"):
         read_manifest(folder)
 
 
