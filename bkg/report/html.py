@@ -41,7 +41,8 @@ def _table(
     left: int = 1,
     classes: Sequence[str] | None = None,
 ) -> str:
-    th = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(head))
+    """An HTML table; ``head`` is trusted markup (the report's own labels), cells are markup."""
+    th = "".join(f'<th class="{"l" if i < left else ""}">{h}</th>' for i, h in enumerate(head))
     body = []
     for r, row in enumerate(rows):
         cls = f' class="{classes[r]}"' if classes else ""

@@ -41,7 +41,10 @@ def save_figure(fig: Any, out_dir: str | Path, stem: str) -> list[Path]:
     ):
         path = out_dir / f"{stem}.{ext}"
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, metadata=meta, dpi=110 if ext == "png" else None)
+            fig.savefig(
+                tmp, format=ext, metadata=meta, dpi=110 if ext == "png" else None,
+                bbox_inches="tight",
+            )  # fmt: skip
         written.append(path)
     plt.close(fig)
     return written
