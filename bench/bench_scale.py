@@ -1,0 +1,126 @@
+"""Scale benchmark (issue 7): analysis pass vs raw uproot, worker scaling, peak RSS and
+wall time of the stages at 1e7 (and optionally 1e8) MOT.
+
+Usage:
+    python bench/bench_scale.py                 # 1e7 MOT
+    python bench/bench_scale.py --big 1e8       # also 1e8 MOT (~10 GB of samples, minutes)
+
+Every figure is measured here, on this machine; nothing is a target typed in.
+Stages run as subprocesses of the ``bkg`` command so their peak RSS is their own
+(``ru_maxrss`` of the child).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _child(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``bkg ARGS`` in ``cwd``: (wall seconds, peak RSS of that child in MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bkg", *args], cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    wall = time.perf_counter() - t0
+    # RUSAGE_CHILDREN reports the largest child so far; run the small case first
+    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+    return wall, peak / 1024.0
+
+
+def analysis_pass(beam: Path, step: int) -> tuple[float, float, int]:
+    """Selection over the beam sample: the project's streaming pass vs raw uproot + numpy."""
+    import uproot
+
+    from bkg import ntuple, selection
+    from bkg.config import load_config
+
+    cfg = load_config()
+    branches = list(selection.BRANCHES)
+    t0 = time.perf_counter()
+    n_ours = 0
+    for chunk in ntuple.iterate(beam, "beam", branches, step_size=step):
+        n_ours += int(selection.passes_selection(chunk, cfg).sum())
+    ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_raw = 0
+    for arrays in uproot.iterate(f"{beam}:{ntuple.TREE}", branches, step_size=step, library="np"):
+        n_raw += int(selection.passes_selection(arrays, cfg).sum())
+    raw = time.perf_counter() - t0
+    assert n_ours == n_raw, (n_ours, n_raw)
+    return ours, raw, n_ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n-mot", type=float, default=1e7)
+    parser.add_argument("--big", type=float, default=None, help="a second, larger N_MOT")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    base = args.workdir or Path(tempfile.mkdtemp(prefix="bkg-bench-"))
+    rows: list[tuple[str, str]] = []
+
+    small = base / "small"
+    small.mkdir(parents=True, exist_ok=True)
+    w1, rss_s1 = _child(
+        ["samples", "--n-mot", f"{args.n_mot:g}", "--workers", "1", "--out", "s1"], small
+    )
+    w2, rss_s2 = _child(
+        ["samples", "--n-mot", f"{args.n_mot:g}", "--workers", "2", "--out", "samples"], small
+    )
+    rows += [
+        (f"samples {args.n_mot:.0e} MOT, 1 worker", f"{w1:.1f} s"),
+        (f"samples {args.n_mot:.0e} MOT, 2 workers", f"{w2:.1f} s (speed-up {w1 / w2:.2f}x)"),
+        ("beam muons / s / core (2 workers, all samples)", f"{args.n_mot / w2 / 2:.3g}"),
+    ]
+    ours, raw, n = analysis_pass(small / "samples" / "beam.root", step=1_000_000)
+    rows.append(("analysis pass vs raw uproot.iterate",
+                 f"{ours:.2f} s vs {raw:.2f} s: {raw / ours:.2f}x of baseline speed"))  # fmt: skip
+    wf, rss_f = _child(["fit"], small)
+    rows.append(("bkg fit (all sources, incl. imports)", f"{wf:.1f} s"))
+    wr, rss_r = _child(["report"], small)  # samples and fits reused
+    rows.append(("bkg report, samples+fits reused", f"{wr:.1f} s"))
+    fresh = base / "fresh"
+    fresh.mkdir(exist_ok=True)
+    wfull, rss_full = _child(["report"], fresh)
+    rows.append(
+        (f"bkg report on the default from scratch ({os.cpu_count()} cores)", f"{wfull:.1f} s")
+    )
+    rows.append(
+        (
+            f"peak RSS at {args.n_mot:.0e} MOT (largest stage)",
+            f"{max(rss_s1, rss_s2, rss_f, rss_r, rss_full):.0f} MB",
+        )
+    )
+
+    if args.big:
+        big = base / "big"
+        big.mkdir(exist_ok=True)
+        wb, rss_b = _child(["samples", "--n-mot", f"{args.big:g}", "--only", "beam"], big)
+        # the other samples at their default size, for the fit stage
+        _child(["samples", "--only", "hadrons", "--only", "leading_hadrons", "--only", "dimuons",
+                "--only", "signal"], big)  # fmt: skip
+        wbf, rss_bf = _child(["fit"], big)
+        rows.append((f"samples {args.big:.0e} MOT (beam only)", f"{wb:.1f} s"))
+        rows.append((f"bkg fit at {args.big:.0e} MOT", f"{wbf:.1f} s"))
+        rows.append((f"peak RSS at {args.big:.0e} MOT (largest stage)",
+                     f"{max(rss_b, rss_bf):.0f} MB (RUSAGE_CHILDREN is a running max)"))  # fmt: skip
+
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps({"workdir": str(base)}))
+    del np
+
+
+if __name__ == "__main__":
+    main()
