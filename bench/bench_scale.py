@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def _child(args: list[str], cwd: Path) -> tuple[float, float]:
     """Run ``bkg ARGS`` in ``cwd``: (wall seconds, peak RSS of that child in MB)."""
@@ -82,7 +80,7 @@ def main() -> None:
         (f"samples {args.n_mot:.0e} MOT, 2 workers", f"{w2:.1f} s (speed-up {w1 / w2:.2f}x)"),
         ("beam muons / s / core (2 workers, all samples)", f"{args.n_mot / w2 / 2:.3g}"),
     ]
-    ours, raw, n = analysis_pass(small / "samples" / "beam.root", step=1_000_000)
+    ours, raw, _ = analysis_pass(small / "samples" / "beam.root", step=1_000_000)
     rows.append(("analysis pass vs raw uproot.iterate",
                  f"{ours:.2f} s vs {raw:.2f} s: {raw / ours:.2f}x of baseline speed"))  # fmt: skip
     wf, rss_f = _child(["fit"], small)
@@ -119,7 +117,6 @@ def main() -> None:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     print(json.dumps({"workdir": str(base)}))
-    del np
 
 
 if __name__ == "__main__":
