@@ -34,6 +34,11 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _num(value: Any) -> str:
+    """A limit value, or a dash where there is none (a skipped mass)."""
+    return "-" if value is None else f"{value:.2e}"
+
+
 def _table(
     head: Sequence[str],
     rows: Sequence[Sequence[Any]],
@@ -120,11 +125,13 @@ def render_index(
             if len(limits["masses_gev"]) > 16 and i % max(1, len(limits["masses_gev"]) // 12):
                 continue
             obs = limits.get("g_prime_observed")
-            rows.append([
-                f"{1e3 * m:.3g}", f"{limits['g_prime_minus2'][i]:.2e}", f"{limits['g_prime_minus1'][i]:.2e}",
-                f"<b>{limits['g_prime_expected'][i]:.2e}</b>", f"{limits['g_prime_plus1'][i]:.2e}",
-                f"{limits['g_prime_plus2'][i]:.2e}", f"{obs[i]:.2e}" if obs else "-",
-            ])  # fmt: skip
+            g = [
+                limits[f"g_prime_{b}"][i]
+                for b in ("minus2", "minus1", "expected", "plus1", "plus2")
+            ]
+            cells = [_num(v) for v in g]
+            cells[2] = f"<b>{cells[2]}</b>"
+            rows.append([f"{1e3 * m:.3g}", *cells, _num(obs[i]) if obs else "-"])
         parts.append(
             _table(
                 [

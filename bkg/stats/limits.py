@@ -57,6 +57,31 @@ def _spec_events(
     )
 
 
+#: Names of the expected band members, in the order pyhf returns them.
+BANDS = ("expected -2 sigma", "expected -1 sigma", "expected median", "expected +1 sigma",
+         "expected +2 sigma")  # fmt: skip
+
+
+def _solve(f: Any, lo: float, hi: float, band: str, tol: tuple[float, float]) -> float:
+    """The root of CLs(mu) - alpha in [lo, hi] (tol: xtol, rtol); LimitError naming the band."""
+    try:
+        return float(brentq(f, lo, hi, xtol=tol[0], rtol=tol[1]))
+    except ValueError:
+        raise LimitError(
+            f"{band} limit: CLs does not cross the CL between {lo:.3g} and {hi:.3g} signal events"
+        ) from None
+
+
+def poi_upper_bound(background_events: float) -> float:
+    """An upper end for the signal-event scan that brackets every band at this background.
+
+    The +2 sigma limit grows like the background when its relative uncertainty is of
+    order one; 20 (b + 3 sqrt(b) + 3) leaves a wide margin (and 1000 at least).
+    """
+    b = max(float(background_events), 0.0)
+    return max(1000.0, 20.0 * (b + 3.0 * np.sqrt(b) + 3.0))
+
+
 def event_limit_asymptotic(
     spec: dict[str, Any], *, confidence_level: float, observed: float | None = None
 ) -> EventLimit:
@@ -78,10 +103,12 @@ def event_limit_asymptotic(
         lo = 1e-6
         exp_lim = np.empty(5)
         for k in range(5):
-            exp_lim[k] = brentq(lambda mu, k=k: cls(mu)[1][k] - alpha, lo, hi, xtol=1e-8, rtol=1e-6)
+            exp_lim[k] = _solve(
+                lambda mu, k=k: cls(mu)[1][k] - alpha, lo, hi, BANDS[k], (1e-8, 1e-6)
+            )
         obs_lim = float("nan")
         if observed is not None:
-            obs_lim = brentq(lambda mu: cls(mu)[0] - alpha, lo, hi, xtol=1e-8, rtol=1e-6)
+            obs_lim = _solve(lambda mu: cls(mu)[0] - alpha, lo, hi, "observed", (1e-8, 1e-6))
     return EventLimit(
         expected=exp_lim,
         observed=obs_lim,
@@ -116,14 +143,19 @@ def event_limit_toys(
     while at(hi).cls_exp.max() > alpha or (observed is not None and at(hi).cls_obs > alpha):
         hi *= 2.0
         if hi > 1e4:
-            raise LimitError("no bracket for the toy-based limit below 1e4 signal events")
+            raise LimitError(
+                "toy-based limit: CLs stays above the CL up to 1e4 signal events "
+                "(use the asymptotic calculator at this background)"
+            )
     lo = 1e-3
     exp_lim = np.empty(5)
     for k in range(5):
-        exp_lim[k] = brentq(lambda mu, k=k: at(mu).cls_exp[k] - alpha, lo, hi, xtol=1e-3, rtol=1e-3)
+        exp_lim[k] = _solve(
+            lambda mu, k=k: at(mu).cls_exp[k] - alpha, lo, hi, BANDS[k], (1e-3, 1e-3)
+        )
     obs_lim = float("nan")
     if observed is not None:
-        obs_lim = brentq(lambda mu: at(mu).cls_obs - alpha, lo, hi, xtol=1e-3, rtol=1e-3)
+        obs_lim = _solve(lambda mu: at(mu).cls_obs - alpha, lo, hi, "observed", (1e-3, 1e-3))
     return EventLimit(
         expected=exp_lim, observed=obs_lim, calculator="toys", confidence_level=confidence_level
     )
@@ -143,14 +175,14 @@ def event_limit(
     observed: float | None = None,
 ) -> EventLimit:
     """The one-bin limit in signal events (solved once for every mass)."""
+    b = table1.total_per_mot() * n_mot
     spec = _spec_events(
         table1,
         n_mot=n_mot,
         mot_unc=mot_uncertainty,
         eff_unc=signal_efficiency_uncertainty,
-        poi_upper=1000.0,
+        poi_upper=poi_upper_bound(b),
     )
-    b = table1.total_per_mot() * n_mot
     if calculator == "auto":
         calculator = "toys" if b < toys_below_background else "asymptotics"
     if calculator == "toys":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ from bkg.stats.workspace import build_patchset, build_workspace, write_workspace
 __all__ = ["LimitResults", "run_limits", "run_workspace", "write_limit_tables"]
 
 SIGMAS = (-2, -1, 0, 1, 2)
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class LimitResults:
     g_expected: np.ndarray
     g_observed: np.ndarray
     observed_events: float | None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON) of the results; NaN becomes None."""
@@ -75,6 +80,7 @@ class LimitResults:
             "background_events": self.background_events,
             "g_prime_ref": self.g_prime_ref,
             "observed_events": self.observed_events,
+            "warnings": list(self.warnings),
             "signal_events_limit": {
                 "expected": nan_none(clean(self.event_limit.expected)),
                 "observed": nan_none(clean(self.event_limit.observed)),
@@ -109,6 +115,7 @@ class LimitResults:
         for i, m in enumerate(self.masses_gev):
             g = self.g_expected[i]
             lines.append(f"{1e3 * m:10.4g}   {g[2]:14.3e}   {g[1]:8.2e}   {g[3]:8.2e}")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -153,9 +160,19 @@ def compute_limits(
         observed=obs,
     )
     s_ref = np.asarray(signal_per_mot_ref, float) * n_mot_v
-    mapped = map_to_masses(lim, s_ref, cfg.signal.g_prime_ref)
+    masses = np.asarray(masses_gev, float)
+    notes = [
+        f"m_Z' = {1e3 * m:.4g} MeV skipped: expected signal yield {y:.3g} (no limit without signal)"
+        for m, y in zip(masses, s_ref, strict=True)
+        if not (np.isfinite(y) and y > 0)
+    ]
+    for note in notes:
+        log.warning(note)
+    with np.errstate(invalid="ignore"):
+        mapped = map_to_masses(lim, np.where(s_ref > 0, s_ref, np.nan), cfg.signal.g_prime_ref)
     return LimitResults(
-        masses_gev=np.asarray(masses_gev, float),
+        warnings=tuple(notes),
+        masses_gev=masses,
         n_mot=n_mot_v,
         background_events=table1.total_per_mot() * n_mot_v,
         signal_events_ref=s_ref,
