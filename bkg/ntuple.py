@@ -107,6 +107,9 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
         "decayed": _b("bool", "1", "truth: the hadron decayed before the target"),
         "z_decay_m": _b("float32", "m", "truth: decay distance from the end of the BMS (-1: none)"),
         "e_mu_decay": _b("float32", "GeV", "truth: energy of the decay muon (0: no muon)"),
+        "decay_channel": _b(
+            "int8", "1", "truth: 0 no decay muon, 1 two-body h -> mu nu, 2 K -> pi mu nu"
+        ),
     },
     "leading_hadrons": {
         **RESPONSE,

@@ -73,17 +73,23 @@ def hadron_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, float]:
     """Decay-in-flight probabilities of the hadron sample (paper Sec. III.C)."""
     path = samples_dir / "hadrons.root"
     counts: dict[str, float] = {"k": 0, "k_mu": 0, "k_mu_100": 0, "pi": 0, "pi_mu_80": 0}
-    for ev in iterate(path, "hadrons", ["pdg", "e_mu_decay"], step_size=cfg.samples.chunk_size):
+    counts["k_mu_any"] = 0
+    branches = ["pdg", "e_mu_decay", "decay_channel"]
+    for ev in iterate(path, "hadrons", branches, step_size=cfg.samples.chunk_size):
         k = ev["pdg"] == -321
         pi = ev["pdg"] == -211
         mu = ev["e_mu_decay"] > 0
+        # the paper quotes the purely leptonic K- -> mu- nu channel (Sec. III.C)
+        mu2 = mu & (ev["decay_channel"] == 1)
         counts["k"] += k.sum()
-        counts["k_mu"] += (k & mu).sum()
-        counts["k_mu_100"] += (k & mu & (ev["e_mu_decay"] < 100.0)).sum()
+        counts["k_mu"] += (k & mu2).sum()
+        counts["k_mu_any"] += (k & mu).sum()
+        counts["k_mu_100"] += (k & mu2 & (ev["e_mu_decay"] < 100.0)).sum()
         counts["pi"] += pi.sum()
         counts["pi_mu_80"] += (pi & mu & (ev["e_mu_decay"] < 80.0)).sum()
     out = {
         "p_k_to_mu": counts["k_mu"] / max(counts["k"], 1),
+        "p_k_to_mu_all_channels": counts["k_mu_any"] / max(counts["k"], 1),
         "p_k_to_mu_below_100": counts["k_mu_100"] / max(counts["k"], 1),
         "p_pi_to_mu_below_80": counts["pi_mu_80"] / max(counts["pi"], 1),
     }

@@ -30,6 +30,8 @@ M_MU = 0.1056583755
 M_PI0 = 0.1349768
 M_PI = 0.13957039
 C_M_PER_NS = 0.299792458
+#: ``decay_channel`` branch values: 0 no decay muon, 1 two-body h -> mu nu, 2 K_mu3.
+DECAY_CHANNEL_ID = {"mu2": 1, "mu3": 2}
 # (channel, branching ratio) for each species; "mu2" two-body, "mu3" K_mu3
 CHANNELS = {
     -211: (("mu2", 0.99988),),
@@ -99,18 +101,21 @@ def decay_muons(
     decayed = z < length_m
     e_mu = np.zeros(n)
     theta = np.zeros(n)
+    chan = np.zeros(n, dtype=np.int8)
     k = np.nonzero(decayed)[0]
     if k.size:
         u = rng.random(k.size)
         e_star = np.zeros(k.size)
         p_star = np.zeros(k.size)
         has = np.zeros(k.size, dtype=bool)
+        chan_k = np.zeros(k.size, dtype=np.int8)
         cum = 0.0
         for channel, br in CHANNELS[pdg]:
             sel = (u >= cum) & (u < cum + br)
             cum += br
             if not sel.any():
                 continue
+            chan_k[sel] = DECAY_CHANNEL_ID[channel]
             if channel == "mu2":
                 es, ps = _two_body_star(m)
                 e_star[sel], p_star[sel] = es, ps
@@ -126,7 +131,11 @@ def decay_muons(
         pl = bg * e_star + gamma * p_star * cos
         e_mu[k] = np.where(has, e_lab, 0.0)
         theta[k] = np.where(has, np.arctan2(pt, np.maximum(pl, 1e-9)), 0.0)
-    return {"decayed": decayed, "z_m": np.where(decayed, z, -1.0), "e_mu": e_mu, "theta": theta}
+        chan[k] = chan_k
+    return {
+        "decayed": decayed, "z_m": np.where(decayed, z, -1.0), "e_mu": e_mu, "theta": theta,
+        "channel": chan,
+    }  # fmt: skip
 
 
 def _hadron_in_ecal(e_h: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +160,7 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     tx = 1e-3 * b.divergence_x_mrad * rng.standard_normal(n)
     ty = 1e-3 * b.divergence_y_mrad * rng.standard_normal(n)
     decayed = np.zeros(n, dtype=bool)
+    channel = np.zeros(n, dtype=np.int8)
     z = np.full(n, -1.0)
     e_mu = np.zeros(n)
     theta = np.zeros(n)
@@ -158,6 +168,7 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
         k = np.nonzero(pdg == s)[0]
         d = decay_muons(s, e_h[k], rng, length_m=b.decay_length_m)
         decayed[k], z[k], e_mu[k], theta[k] = d["decayed"], d["z_m"], d["e_mu"], d["theta"]
+        channel[k] = d["channel"]
     # decay muon: displaced at the target by its angle over the remaining path
     phi = 2 * np.pi * rng.random(n)
     drift_cm = 100.0 * np.where(decayed, b.decay_length_m - z, 0.0)
@@ -198,5 +209,7 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     neutral = (pdg == 130) & ~is_mu
     out["s0"] = out["s0"] & ~neutral
     out["s1"] = out["s1"] & ~neutral
-    out.update(pdg=pdg, e_hadron=e_h, decayed=decayed, z_decay_m=z, e_mu_decay=e_mu)
+    out.update(
+        pdg=pdg, e_hadron=e_h, decayed=decayed, z_decay_m=z, e_mu_decay=e_mu, decay_channel=channel
+    )
     return out

@@ -66,6 +66,7 @@ def write_samples(folder: Path, *, seed: int = 7, n_beam: int = 200_000) -> Path
         decayed=decayed,
         z_decay_m=np.where(decayed, rng.uniform(0, 36, n), -1.0),
         e_mu_decay=e_mu,
+        decay_channel=np.where(decayed, 1, 0).astype(np.int8),
     )
     ev["p_out_rec"] = np.where(decayed, e_mu, 150.0)
     ev["p_out_true"] = ev["p_out_rec"]
