@@ -34,9 +34,18 @@ BRANCHES = (
 Chunk = Mapping[str, np.ndarray]
 
 
-def passes_trigger(ev: Chunk) -> np.ndarray:
-    """S0 and S1 and S_mu and the off-axis S4, with no hit in the vetoes V1, Vm1,2."""
-    return ev["s0"] & ev["s1"] & ev["s_mu"] & ev["s4"] & ~ev["v1"] & ~ev["vm"]
+def passes_trigger(ev: Chunk, cfg: Config) -> np.ndarray:
+    """The trigger of the paper's Sec. II.
+
+    S0 and S1 and S_mu and the off-axis S4, no hit in the vetoes V1, Vm1,2, and
+    a BMS momentum inside ``beam.momentum_window_gev``: the paper's trigger
+    "selects the well-defined primary muon beam ... and momentum spread by using
+    scintillator counters, the BMS stations and the trackers next to it", which
+    is what removes the low-energy halo muons that cross S0 and S1.
+    """
+    lo, hi = cfg.beam.momentum_window_gev
+    bms = (ev["p_in_rec"] >= lo) & (ev["p_in_rec"] <= hi)
+    return ev["s0"] & ev["s1"] & ev["s_mu"] & ev["s4"] & ~ev["v1"] & ~ev["vm"] & bms
 
 
 def e_cal(ev: Chunk) -> np.ndarray:
@@ -61,7 +70,7 @@ def cut_flow(ev: Chunk, cfg: Config) -> dict[str, np.ndarray]:
     """
     sel = cfg.selection
     lo, hi = sel.p_in_window_gev
-    trig = passes_trigger(ev)
+    trig = passes_trigger(ev, cfg)
     c1 = trig & (ev["p_in_rec"] >= lo) & (ev["p_in_rec"] <= hi)
     track = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] < sel.p_out_max_gev)
     if sel.single_track:

@@ -113,10 +113,14 @@ def run_fits_stage(
 def _efficiency_function(
     samples_dir: Path, cfg: Config
 ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
-    """Signal efficiency versus mass measured on the signal sample (log-mass interpolation)."""
-    from bkg.sim import signal_efficiency
+    """Signal efficiency versus mass measured on the signal sample (log-mass interpolation).
+
+    Outside the simulated masses the nearest measured value is used (``np.interp``).
+    """
+    from bkg.sim import signal_efficiency, trigger_efficiency
 
     masses, eff, err = (np.asarray(a, dtype=float) for a in signal_efficiency(samples_dir, cfg))
+    _, trig, trig_err = trigger_efficiency(samples_dir, cfg)
 
     def efficiency(m: np.ndarray) -> np.ndarray:
         return np.interp(np.log(np.asarray(m, dtype=float)), np.log(masses), eff)
@@ -125,6 +129,9 @@ def _efficiency_function(
         "masses_gev": masses.tolist(),
         "efficiency": eff.tolist(),
         "error": err.tolist(),
+        "definition": "selected / (true E'_mu in the signal box); multiplies the x >= 1/2 yield",
+        "trigger_efficiency": np.asarray(trig, dtype=float).tolist(),
+        "trigger_efficiency_error": np.asarray(trig_err, dtype=float).tolist(),
     }
 
 

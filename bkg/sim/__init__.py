@@ -1,8 +1,18 @@
 """Fast simulation of the NA64mu setup: writes the samples (ROOT ntuples) of the samples stage.
 
-Public API: :func:`run_samples`, :func:`signal_efficiency`, :func:`check_samples`.
+Public API: :func:`run_samples`, :func:`signal_efficiency`, :func:`trigger_efficiency`, :func:`check_samples`.
 """
 
-from bkg.sim.run import SAMPLES, check_samples, generate_chunk, run_samples, signal_efficiency
+from bkg.sim.run import (
+    SAMPLES,
+    check_samples,
+    generate_chunk,
+    run_samples,
+    signal_efficiency,
+    trigger_efficiency,
+)
 
-__all__ = ["SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency"]
+__all__ = [
+    "SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency",
+    "trigger_efficiency",
+]  # fmt: skip

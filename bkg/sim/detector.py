@@ -149,8 +149,14 @@ def respond(
     etr[upd] = trk["e_transfer"][upd]
     s0 = counters.beam_counters(x_cm, y_cm, radius_cm=ct.s0_radius_cm)
     s1 = counters.beam_counters(x_cm, y_cm, radius_cm=ct.s1_radius_cm)
-    # V1 right behind the ECAL: the muon outside its hole, or shower leakage
-    v1 = (has_mu & (x_cm**2 + y_cm**2 >= ct.v1_hole_cm**2)) | (e_leak_em + e_leak_had > 0.05)
+    # V1: the muon outside its hole, or charged secondaries of a hadronic leak. EM leakage
+    # out of the ECAL back (photons and soft e+-, the e+- swept out by MS2's 0.42 GeV rad
+    # before V1 in front of the HCAL) does not fire it; a hadronic leak gives charged
+    # hadrons, about one per 2 GeV leaked (the same law as Vm below).
+    v1 = has_mu & (x_cm**2 + y_cm**2 >= ct.v1_hole_cm**2)
+    k_had = np.nonzero(e_leak_had > 0.0)[0]
+    if k_had.size:
+        v1[k_had] |= rng.random(k_had.size) < 1 - np.exp(-e_leak_had[k_had] / 2.0)
     xs4, ys4 = counters.downstream_position(
         x_cm, y_cm, tx_out, ty_out, p_mu, z_m=ct.s4_z_from_ms2_m, field_tm=sp.ms2.field_tm
     )

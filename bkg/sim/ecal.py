@@ -7,28 +7,26 @@ split into soft losses (v < ``V_CUT``, continuous) and catastrophic
 interactions (v >= ``V_CUT``) whose number per muon is Poisson with the
 integrated cross section; only the muons that have one are treated further.
 Each process p has an energy-weighted spectrum v dsigma/dv = b_p f_p(v) with a
-simplified, documented shape f_p normalised to int_0^1 f_p dv = 1:
-
-* bremsstrahlung (Kelner-Kokoulin-Petrukhin): f ~ 4/3 (1 - v) + v^2 (the
-  complete-screening shape),
-* e+e- pair production (Kokoulin-Petrukhin): f ~ (1 - v)/v on [v_min, 1]
-  with v_min = 4 m_e / E, i.e. dN/dv ~ 1/v^2 (mostly soft),
-* photonuclear (Borog-Petrukhin): f ~ 1 - v + v^2/2.
-
-b_p(160 GeV) for lead from Groom, Mokhov, Striganov, ADNDT 78 (2001) 183
-(Pb: b_brems : b_pair : b_nucl about 0.38 : 0.56 : 0.06 of 14e-6 cm2/g),
-with a slow (E/160 GeV)^0.06 rise.
+spectrum of :mod:`bkg.physics.energyloss` (Kelner-Kokoulin-Petrukhin
+bremsstrahlung, Kokoulin-Petrukhin pair production, Borog-Petrukhin
+photonuclear), tabulated once at 160 GeV on a log grid of v: the number of
+interactions with v above a cut is (N_A/A) sigma(v > v_cut) and v is drawn by
+inverting it. Losses below ``V_CUT`` are continuous. The energy dependence of
+the rates is the slow (E/160 GeV)^0.06 rise of b(E) in lead (Groom, Mokhov,
+Striganov, ADNDT 78 (2001) 183).
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
-    "B_PB_160_CM2_G",
     "LEAD_X0_G_CM2",
     "PROCESS",
     "V_CUT",
+    "b_at_160_cm2_g",
     "b_radiative_cm2_g",
     "dedx_ionisation_gev_cm2_g",
     "pass_ecal",
@@ -41,7 +39,6 @@ LEAD_X0_G_CM2 = 6.37
 LEAD_Z_OVER_A = 82.0 / 207.2
 LEAD_I_GEV = 823e-9
 V_CUT = 1e-3
-B_PB_160_CM2_G = {"brems": 0.38 * 14e-6, "pair": 0.56 * 14e-6, "nucl": 0.06 * 14e-6}
 PROCESS = {"brems": 1, "pair": 2, "nucl": 3}
 
 
@@ -80,72 +77,74 @@ def b_radiative_cm2_g(e_gev: np.ndarray | float, *, process: str | None = None) 
     e = np.asarray(e_gev, dtype=float)
     scale = (np.maximum(e, 1.0) / 160.0) ** 0.06
     if process is None:
-        return sum(B_PB_160_CM2_G.values()) * scale
-    return B_PB_160_CM2_G[process] * scale
+        return sum(b_at_160_cm2_g(p) for p in PROCESS) * scale
+    return b_at_160_cm2_g(process) * scale
 
 
 _DEDX_GRID = dedx_ionisation_gev_cm2_g(np.exp(_LOG_E_GRID))  # tabulated Bethe, for speed
 
 
-# Shape integrals: F_p = int_{v_lo}^1 f_p dv and N_p(v_cut) = int_{v_cut}^1 f_p/v dv.
-def _norm(process: str, v_lo: float) -> float:
-    if process == "brems":
-        return 1.0
-    if process == "pair":
-        return -np.log(v_lo) - (1 - v_lo)
-    return 1.0 - 0.5 + 1.0 / 6.0
+_PHYSICS_NAME = {"brems": "brems", "pair": "pair", "nucl": "photonuclear"}
+_E_TABLE_GEV = 160.0
+_LOG_V = np.linspace(np.log(1e-5), np.log(0.9999), 600)
 
 
-def _count_integral(process: str, vc: float) -> float:
-    if process == "brems":
-        return 4 / 3 * (-np.log(vc)) - 4 / 3 * (1 - vc) + 0.5 * (1 - vc**2)
-    if process == "pair":
-        return (1 / vc - 1) + np.log(vc)
-    return -np.log(vc) - (1 - vc) + 0.25 * (1 - vc**2)
+@functools.cache
+def _rate_table(process: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(N_A/A) sigma(v > v_i) on the v grid at 160 GeV (cm2/g), and b_p(160 GeV)."""
+    from bkg.physics import energyloss
+
+    name = _PHYSICS_NAME[process]
+    above = energyloss.sigma_v_above_cm2_g(_E_TABLE_GEV, np.exp(_LOG_V), process=name)  # type: ignore[arg-type]
+    b = {
+        "brems": energyloss.b_bremsstrahlung_cm2_g,
+        "pair": energyloss.b_pair_cm2_g,
+        "nucl": energyloss.b_photonuclear_cm2_g,
+    }[process](_E_TABLE_GEV)
+    return np.asarray(above, dtype=float), np.exp(_LOG_V), float(b)
+
+
+def b_at_160_cm2_g(process: str) -> float:
+    """b_p(160 GeV) in lead from :mod:`bkg.physics.energyloss` (cm2/g)."""
+    return _rate_table(process)[2]
+
+
+def _above(process: str, v: float) -> float:
+    above = _rate_table(process)[0]
+    return float(np.interp(np.log(v), _LOG_V, above))
+
+
+def _loss_above(process: str, vc: float) -> float:
+    """int_{vc}^1 v dN/dv dv (cm2/g) = vc N(vc) + int_{vc}^1 N(v) dv (by parts)."""
+    above, grid, _ = _rate_table(process)
+    keep = grid > vc
+    v = np.concatenate([[vc], grid[keep]])
+    n = np.concatenate([[_above(process, vc)], above[keep]])
+    return float(vc * n[0] + np.sum(0.5 * (n[1:] + n[:-1]) * np.diff(v)))
 
 
 def lambda_catastrophic_cm2_g(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
     """Number of interactions with v >= v_cut per g/cm2 for one process (cm2/g)."""
-    v_lo = 4 * M_E / e_gev if process == "pair" else 0.0
-    vc = max(v_cut, v_lo)
-    return (
-        float(b_radiative_cm2_g(e_gev, process=process))
-        * _count_integral(process, vc)
-        / _norm(process, max(v_lo, 1e-9))
-    )
+    scale = float(b_radiative_cm2_g(e_gev, process=process)) / b_at_160_cm2_g(process)
+    return _above(process, v_cut) * scale
 
 
 def soft_fraction(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
     """Fraction of b_p carried by interactions with v < v_cut (treated as continuous)."""
-    v_lo = 4 * M_E / e_gev if process == "pair" else 0.0
-    vc = max(v_cut, v_lo)
-    if process == "brems":
-        soft = 4 / 3 * vc - 2 / 3 * vc**2 + vc**3 / 3
-    elif process == "pair":
-        soft = -np.log(v_lo) + np.log(vc) - (vc - v_lo) if vc > v_lo else 0.0
-        return float(soft / _norm(process, v_lo))
-    else:
-        soft = vc - vc**2 / 2 + vc**3 / 6
-    return float(soft / _norm(process, 1e-9))
+    b = b_at_160_cm2_g(process)
+    return float(np.clip(1.0 - _loss_above(process, v_cut) / b, 0.0, 1.0))
 
 
 def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V_CUT) -> np.ndarray:
-    """Draw n energy fractions v >= v_cut from dN/dv = f_p(v)/v (accept-reject, vectorised)."""
-    out = np.empty(0)
-    while out.size < n:
-        m = max(2 * (n - out.size), 16)
-        if process == "pair":
-            # dN/dv ~ (1-v)/v^2: propose from 1/v^2 on [v_cut, 1], accept with (1 - v)
-            u = rng.random(m)
-            v = 1.0 / (1.0 / v_cut - u * (1.0 / v_cut - 1.0))
-            acc = rng.random(m) < (1 - v)
-        else:
-            # propose from 1/v (log-uniform), accept with f(v)/f_max
-            v = v_cut ** (1 - rng.random(m))
-            f = 4 / 3 * (1 - v) + v * v if process == "brems" else 1 - v + 0.5 * v * v
-            acc = rng.random(m) * (4 / 3 if process == "brems" else 1.0) < f
-        out = np.concatenate([out, v[acc]])
-    return out[:n]
+    """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v)."""
+    above, grid, _ = _rate_table(process)
+    n_cut = _above(process, v_cut)
+    live = (grid >= v_cut) & (above > 0)
+    # N(v > x) decreases from n_cut to 0: draw N uniformly and invert (x on a log grid)
+    n_grid = np.concatenate([[n_cut], above[live]])[::-1]
+    v_grid = np.concatenate([[v_cut], grid[live]])[::-1]
+    target = rng.random(n) * n_cut
+    return np.exp(np.interp(target, n_grid, np.log(v_grid)))
 
 
 def pass_ecal(
@@ -185,7 +184,7 @@ def pass_ecal(
     moyal = np.minimum(moyal, 40.0)
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)
     soft = np.zeros(n)
-    for p in B_PB_160_CM2_G:
+    for p in PROCESS:
         soft += soft_fraction(p, 160.0) * b_radiative_cm2_g(e_in, process=p) * e_in * depth
     e_out = e_in - ion - soft
     e_em = soft.copy()
@@ -225,7 +224,7 @@ def pass_ecal(
     # calibration: ionisation + soft radiative losses of a 160 GeV muon give mip_visible_gev in full depth
     full_ion = dedx_ionisation_gev_cm2_g(160.0) * total_depth_g_cm2
     full_soft = sum(
-        soft_fraction(p, 160.0) * float(b_radiative_cm2_g(160.0, process=p)) for p in B_PB_160_CM2_G
+        soft_fraction(p, 160.0) * float(b_radiative_cm2_g(160.0, process=p)) for p in PROCESS
     )
     ion_scale = (
         max(mip_visible_gev - full_soft * 160.0 * total_depth_g_cm2, 0.1 * mip_visible_gev)

@@ -55,7 +55,7 @@ def fig2_trigger_efficiency(
         for i, m in enumerate(masses):
             rng = np.random.default_rng([cfg.seed, int(e0), i])
             ev = signal.generate_signal(c, rng, n_per_mass, m_zprime_gev=float(m))
-            eff.append(selection.passes_trigger(ev).mean())
+            eff.append(selection.passes_trigger(ev, c).mean())
         ax.plot(masses, eff, "o-", label=f"{e0:.0f} GeV")
     ax.set_xscale("log")
     ax.set_xlabel(r"$m_{Z'}$ [GeV]")

@@ -1,9 +1,14 @@
 """Leading hadrons from mu N -> mu h X (photonuclear) in the ECAL, E_h >= 80 GeV.
 
 The photonuclear energy transfer nu = v E follows the spectrum of
-:mod:`bkg.sim.ecal` (process ``nucl``); the leading hadron takes a fraction
-z ~ Beta(2, 1.5) of nu (a simplified leading-particle fragmentation: hard
-but rarely all of nu), charged with probability 2/3. Its shower starts after
+:mod:`bkg.sim.ecal` (process ``nucl``); the leading hadron takes a fraction z
+of nu drawn from the fragmentation density D(z) = (a + 1) (1 - z)^a / z, a = 2
+(the quark-counting-rule power of a meson near z -> 1; the normalisation is the
+momentum sum rule, int z D(z) dz = 1). Above z = 1/2 at most one hadron fits, so
+int_zt^1 D(z) dz is the probability that the leading hadron carries more than
+zt; E_h >= 80 GeV of a <= 180 GeV muon needs z > 0.44, so only
+z >= Z_MIN = 0.4 is sampled and its probability enters the per-MOT rate. The
+hadron is charged with probability 2/3. Its shower starts after
 an exponential path (lambda_h = 1.2 lambda_I) and follows the profile of
 :func:`bkg.sim.calorimeters.hadron_shower` through the remaining ECAL and
 four HCAL modules of 7.5 lambda_I (the leading hadron goes through the VHCAL
@@ -17,10 +22,36 @@ import numpy as np
 from bkg.config import Config
 from bkg.sim import beam, calorimeters, detector, ecal
 
-__all__ = ["E_MIN_GEV", "generate_leading_hadrons", "leading_hadron_probability"]
+__all__ = [
+    "E_MIN_GEV", "generate_leading_hadrons", "leading_fraction_probability",
+    "leading_hadron_probability", "sample_z",
+]  # fmt: skip
 
 E_MIN_GEV = 80.0
-Z_BETA = (2.0, 1.5)
+#: power a of the fragmentation density (1 - z)^a / z (counting rules: 2 for a meson)
+FRAG_POWER = 2.0
+#: smallest leading-hadron fraction sampled (E_h >= 80 GeV needs z > 0.44 at 180 GeV)
+Z_MIN = 0.4
+
+
+def _frag_integral(z: np.ndarray) -> np.ndarray:
+    """int_z^1 (a + 1) (1 - z')^a / z' dz' for a = 2, in closed form."""
+    a = FRAG_POWER
+    assert a == 2.0
+    return (a + 1) * (-np.log(z) - 2.0 * (1.0 - z) + 0.5 * (1.0 - z * z))
+
+
+def leading_fraction_probability() -> float:
+    """P(the leading hadron carries z >= Z_MIN of nu)."""
+    return float(_frag_integral(np.asarray(Z_MIN)))
+
+
+def sample_z(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n leading-hadron fractions z >= Z_MIN from D(z) (inverse CDF on a fine grid)."""
+    grid = np.linspace(Z_MIN, 1.0, 4001)
+    tail = _frag_integral(grid)  # decreasing from P(z >= Z_MIN) to 0
+    cdf = 1.0 - tail / tail[0]
+    return np.interp(rng.random(n), cdf, grid)
 
 
 def leading_hadron_probability(cfg: Config, *, n_draws: int = 2_000_000, seed: int = 0) -> float:
@@ -29,11 +60,12 @@ def leading_hadron_probability(cfg: Config, *, n_draws: int = 2_000_000, seed: i
     e = cfg.beam.energy_gev * (1 + cfg.beam.momentum_spread_rel * rng.standard_normal(n_draws))
     vc = float(np.clip(E_MIN_GEV / cfg.beam.energy_gev / 1.3, ecal.V_CUT, 0.999))
     v = ecal.sample_v("nucl", n_draws, rng, v_cut=vc)
-    z = rng.beta(*Z_BETA, n_draws)
+    z = sample_z(n_draws, rng)
     ok = v * z * e >= E_MIN_GEV
     lam = ecal.lambda_catastrophic_cm2_g("nucl", cfg.beam.energy_gev, v_cut=vc)
     core = 1.0 - cfg.beam.halo_fraction
-    return float(core * lam * detector.ECAL_DEPTH_G_CM2 * ok.mean())
+    p_z = leading_fraction_probability()
+    return float(core * lam * detector.ECAL_DEPTH_G_CM2 * p_z * ok.mean())
 
 
 def generate_leading_hadrons(
@@ -48,7 +80,7 @@ def generate_leading_hadrons(
         e = b.energy_gev * (1 + b.momentum_spread_rel * rng.standard_normal(m))
         vmin = E_MIN_GEV / b.energy_gev / 1.3
         v = ecal.sample_v("nucl", m, rng, v_cut=float(np.clip(vmin, ecal.V_CUT, 0.999)))
-        z = rng.beta(*Z_BETA, m)
+        z = sample_z(m, rng)
         ok = v * z * e >= E_MIN_GEV
         e_list.append(e[ok])
         v_list.append(v[ok])

@@ -23,7 +23,10 @@ from bkg.atomic import write_json
 from bkg.config import Config
 from bkg.errors import SampleError
 
-__all__ = ["SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency"]
+__all__ = [
+    "SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency",
+    "trigger_efficiency",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 SAMPLES = ("beam", "hadrons", "leading_hadrons", "dimuons", "signal")
@@ -212,30 +215,61 @@ def run_samples(
     return manifest
 
 
+def _signal_counts(
+    samples_dir: str | Path, cfg: Config
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per Z' mass: all events, events with E'_mu(true) in the box, triggered, selected."""
+    from bkg import selection
+
+    path = Path(samples_dir) / "signal.root"
+    branches = list(dict.fromkeys([*selection.BRANCHES, "m_zprime_gev", "p_out_true"]))
+    counts: dict[float, np.ndarray] = {}
+    for chunk in ntuple.iterate(path, "signal", branches, nonfinite=cfg.samples.nonfinite):
+        trig = selection.passes_trigger(chunk, cfg)
+        sel = selection.passes_selection(chunk, cfg) & selection.in_signal_box(chunk, cfg)
+        box = chunk["p_out_true"] <= cfg.signal_box.e_mu_out_max_gev
+        m = chunk["m_zprime_gev"]
+        for mass in np.unique(m):
+            here = m == mass
+            c = np.array([here.sum(), (here & box).sum(), (here & trig).sum(), (here & sel).sum()])
+            counts[float(mass)] = counts.get(float(mass), np.zeros(4, dtype=np.int64)) + c
+    masses = np.array(sorted(counts))
+    table = np.array([counts[k] for k in masses], dtype=float).reshape(-1, 4)
+    names = ("all", "true_box", "trigger", "selected")
+    return masses, {name: table[:, i] for i, name in enumerate(names)}
+
+
 def signal_efficiency(
     samples_dir: str | Path, cfg: Config
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Efficiency of trigger + cuts (i)-(iv) + signal box per Z' mass, from ``signal.root``.
+    """Selection efficiency of the signal per Z' mass, from ``signal.root``.
+
+    Defined as (events passing the trigger, cuts (i)-(iv) and the signal box, all
+    reconstructed) / (events whose true E'_mu is inside the box). The yield of
+    eq. (6) already keeps only E'_mu <= 80 GeV (x >= 1/2) of the cross section, so
+    this is the factor that multiplies it: dividing by all events would count the
+    kinematic fraction twice. Migration across the box edge is included.
 
     Returns:
         (masses in GeV, efficiency, binomial standard error), each of shape (n_masses,).
     """
-    from bkg import selection
+    masses, c = _signal_counts(samples_dir, cfg)
+    n = np.maximum(c["true_box"], 1.0)
+    eff = c["selected"] / n
+    return masses, eff, np.sqrt(np.clip(eff * (1 - eff), 0.0, None) / n)
 
-    path = Path(samples_dir) / "signal.root"
-    branches = list(dict.fromkeys([*selection.BRANCHES, "m_zprime_gev"]))
-    tot: dict[float, int] = {}
-    ok: dict[float, int] = {}
-    for chunk in ntuple.iterate(path, "signal", branches):
-        sel = selection.passes_selection(chunk, cfg) & selection.in_signal_box(chunk, cfg)
-        m = chunk["m_zprime_gev"]
-        for mass in np.unique(m):
-            here = m == mass
-            tot[float(mass)] = tot.get(float(mass), 0) + int(here.sum())
-            ok[float(mass)] = ok.get(float(mass), 0) + int((sel & here).sum())
-    masses = np.array(sorted(tot))
-    n = np.array([tot[k] for k in masses], dtype=float)
-    eff = np.array([ok[k] for k in masses], dtype=float) / n
+
+def trigger_efficiency(
+    samples_dir: str | Path, cfg: Config
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The paper's Fig. 2: fraction of all signal events passing the trigger, per Z' mass.
+
+    Returns:
+        (masses in GeV, efficiency, binomial standard error).
+    """
+    masses, c = _signal_counts(samples_dir, cfg)
+    n = np.maximum(c["all"], 1.0)
+    eff = c["trigger"] / n
     return masses, eff, np.sqrt(eff * (1 - eff) / n)
 
 

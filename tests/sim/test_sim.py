@@ -9,7 +9,16 @@ import pytest
 
 from bkg import ntuple, selection
 from bkg.config import load_config
-from bkg.sim import beam, check_samples, detector, ecal, hadrons, run_samples, signal_efficiency
+from bkg.sim import (
+    beam,
+    check_samples,
+    detector,
+    ecal,
+    hadrons,
+    run_samples,
+    signal_efficiency,
+    trigger_efficiency,
+)
 from bkg.sim.contract_doc import render_samples_readme
 
 
@@ -88,9 +97,10 @@ def test_mean_energy_loss(cfg):
 
 
 def test_trigger_rate(cfg, beam_chunk):
-    # paper Sec. II: the full trigger keeps ~0.1% of the beam; order of magnitude (0.03% - 1%)
-    rate = selection.passes_trigger(beam_chunk).mean()
-    assert 3e-4 < rate < 1e-2
+    # paper Sec. II: the full trigger keeps ~0.1% of the beam ("below 0.1%"); we ask for a
+    # factor 3 either side (the claims table's criterion). 2e5 muons -> ~90 triggers, 10%.
+    rate = selection.passes_trigger(beam_chunk, cfg).mean()
+    assert 3.3e-4 < rate < 3e-3
 
 
 def test_samples_run_and_signal_efficiency(cfg, tmp_path):
@@ -119,9 +129,16 @@ def test_samples_run_and_signal_efficiency(cfg, tmp_path):
         assert f["sha256"] == ntuple.sha256_file(tmp_path / f["file"])
         assert f["config_hash"] == small.hash
     assert check_samples(sorted(tmp_path.glob("*.root"))) == []
-    masses, eff, err = signal_efficiency(tmp_path, small)
-    assert np.all((eff > 0.05) & (eff < 0.45))
-    assert eff[masses > 0.05].mean() > eff[0] + 3 * err[0]
+    # paper Fig. 2: the trigger efficiency of all signal events is lowest at small masses and
+    # lies in ~15-35%; with 1e4 events per mass (0.5% precision) we ask for 8-50%
+    masses, trig, trig_err = trigger_efficiency(tmp_path, small)
+    assert np.all((trig > 0.08) & (trig < 0.5))
+    assert trig[0] + 3 * trig_err[0] < trig[1:].min()
+    # the efficiency that multiplies the x >= 1/2 yield is conditional on the true box:
+    # larger than the trigger efficiency where much of the spectrum is outside the box
+    _, eff, err = signal_efficiency(tmp_path, small)
+    assert np.all((eff > 0.15) & (eff < 0.8))
+    assert eff[0] > trig[0] + 3 * (err[0] + trig_err[0])
 
 
 def _arrays(path: Path, sample: str) -> dict[str, np.ndarray]:
