@@ -17,7 +17,7 @@ from typing import Any
 from bkg.atomic import write_json
 from bkg.ntuple import sha256_file
 
-__all__ = ["config_slice", "is_fresh", "mark_done", "stage_key"]
+__all__ = ["code_digest", "config_slice", "is_fresh", "mark_done", "stage_key"]
 
 MARKER = ".stage.json"
 
@@ -28,6 +28,24 @@ def config_slice(
     """The part of the config a stage depends on (top-level keys kept or dropped)."""
     keys = set(raw) if keep is None else set(keep)
     return {k: raw[k] for k in sorted(keys - set(drop)) if k in raw}
+
+
+def code_digest(*modules: str) -> str:
+    """sha256 of the source files of the given ``bkg`` subpackages/modules.
+
+    Part of a stage's key, so that a changed simulation or fit code never reuses
+    outputs made by the old code (the package version alone does not change
+    between commits).
+    """
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in modules:
+        path = root / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+        for f in files:
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()
 
 
 def stage_key(

@@ -78,7 +78,10 @@ def run_samples_stage(
     Returns:
         (state, key): state is ``"ran"`` or ``"reused"``.
     """
-    key = cache.stage_key("samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT))
+    code = {"code": cache.code_digest("sim", "ntuple", "physics")}
+    key = cache.stage_key(
+        "samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT), code
+    )
     if cache.is_fresh(samples_dir, key):
         progress("samples", "reused")
         return "reused", key
@@ -95,7 +98,10 @@ def run_fits_stage(
     cfg: Config, *, samples_dir: Path, fits_dir: Path, progress: Progress = _noop
 ) -> tuple[str, str]:
     """Fit every source unless the fits folder holds the fits of these samples and config."""
-    inputs = cache.recorded_outputs(samples_dir)
+    inputs = {
+        **cache.recorded_outputs(samples_dir),
+        "code": cache.code_digest("sources", "fit", "selection", "ntuple"),
+    }
     key = cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
     if cache.is_fresh(fits_dir, key):
         progress("fits", "reused")
