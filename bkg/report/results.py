@@ -32,6 +32,7 @@ def beam_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, float]:
         "v1",
         "vm",
         "p_in_true",
+        "p_in_rec",
         "p_out_true",
         "p_out_rec",
         "e_ecal",

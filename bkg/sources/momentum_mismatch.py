@@ -158,6 +158,8 @@ class MomentumMismatch(Source):
             "tail_level": ext.level,
             "knock_on_events": n_knock,
             "knock_on_level": k_level,
+            # the knock-on part per MOT: the estimate, or its 90% CL bound when no event is left
+            "knock_on_per_mot": count_estimate(0, n_mot, factor)[0] if k_bound else k_level,
             "knock_on_upper_bound": k_bound,
             "knock_on_bound_90cl": count_estimate(0, n_mot, factor)[0] if k_bound else None,
             "knock_on_fit": k_fit,
