@@ -394,12 +394,15 @@ class NtupleWriter:
         assert self._tmp is not None
         try:
             self._file.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)  # only a completely written file
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
         finally:
             self._clock.__exit__(None, None, None)
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-            else:
-                self._tmp.unlink(missing_ok=True)
+        if exc_type is not None:
+            self._tmp.unlink(missing_ok=True)
 
 
 def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def figure_style() -> Iterator[Any]:
         yield plt
 
 
-def save_figure(fig: Any, out_dir: str | Path, stem: str) -> list[Path]:
+def save_figure(fig: Any, out_dir: str | Path, stem: str, *, close: bool = True) -> list[Path]:
     """Write ``fig`` as ``stem.png`` and ``stem.pdf`` (no timestamps: reproducible bytes).
 
     Returns:
@@ -46,5 +46,6 @@ def save_figure(fig: Any, out_dir: str | Path, stem: str) -> list[Path]:
                 bbox_inches="tight",
             )  # fmt: skip
         written.append(path)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     return written

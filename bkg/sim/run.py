@@ -200,18 +200,24 @@ def run_samples(
                 entry["beam_energy_gev"] = cfg.beam.energy_gev
             entries[name] = entry
             log.info("wrote %s (%d events)", path, writer.events)
+            # after every sample: the folder is consistent even if the run stops here
+            _write_manifest(manifest_path, cfg, entries)
     finally:
         if pool is not None:
             pool.shutdown()
         if client is not None:
             client.close()
+    return _write_manifest(manifest_path, cfg, entries)
+
+
+def _write_manifest(path: Path, cfg: Config, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     manifest = {
         "generator": "bkg.sim",
         "config_hash": cfg.hash,
         "seed": int(cfg.seed),
         "files": [entries[s] for s in SAMPLES if s in entries],
     }
-    write_json(manifest_path, manifest)
+    write_json(path, manifest)
     return manifest
 
 

@@ -87,12 +87,7 @@ def plot_source(est: SourceEstimate) -> Any:
 
 
 def save_figure(fig: Any, out_dir: Path, name: str) -> None:
-    """Write <name>.png and <name>.pdf atomically and close the figure."""
-    import matplotlib.pyplot as plt
+    """Write <name>.png and <name>.pdf atomically (no timestamps) and close the figure."""
+    from bkg.report import style
 
-    from bkg.atomic import atomic_path
-
-    for ext in ("png", "pdf"):
-        with atomic_path(Path(out_dir) / f"{name}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=100)
-    plt.close(fig)
+    style.save_figure(fig, out_dir, name)

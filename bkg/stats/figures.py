@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from bkg.atomic import atomic_path
 from bkg.stats.model import Table1
 
 __all__ = ["g2_band", "plot_reach", "plot_reach_vs_mot", "read_constraint_csv"]
@@ -26,11 +25,12 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, out_dir: str | Path | None, stem: str) -> None:
+    """PNG + PDF with no timestamps (reproducible bytes); the figure stays open for the caller."""
     if out_dir is None:
         return
-    for ext in ("png", "pdf"):
-        with atomic_path(Path(out_dir) / f"{stem}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext)
+    from bkg.report.style import save_figure
+
+    save_figure(fig, out_dir, stem, close=False)
 
 
 def g2_band(
