@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,22 @@ def _tasks(
     for k in range(math.ceil(size / s.chunk_size)):
         tasks.append(((i, k), min(s.chunk_size, size - k * s.chunk_size), None))
     return tasks
+
+
+def _in_order(submit: Callable[[Any], Any], args: Sequence[Any], *, ahead: int) -> Iterator[Any]:
+    """Results of ``submit(a)`` for each a, in order, with at most ``ahead`` chunks in flight.
+
+    Executor.map/Client.map submit every chunk at once, and chunks finished before the
+    writer takes them pile up in memory; a bounded window keeps the memory of a
+    1e8-MOT production that of a few chunks.
+    """
+    window: deque[Any] = deque()
+    for a in args:
+        window.append(submit(a))
+        if len(window) > ahead:
+            yield window.popleft().result()
+    while window:
+        yield window.popleft().result()
 
 
 def _norms(cfg: Config, sample: str) -> dict[str, Any]:
@@ -172,10 +189,12 @@ def run_samples(
                 args = [(cfg, name, key, n, m) for key, n, m in tasks]
                 results: Iterable[dict[str, np.ndarray]]
                 if client is not None:
-                    futures = client.map(lambda a: generate_chunk(*a), args, pure=False)
-                    results = (f.result() for f in futures)
+                    slots = max(sum(client.nthreads().values()), 1)
+                    results = _in_order(lambda a: client.submit(generate_chunk, *a, pure=False),
+                                        args, ahead=2 * slots)  # fmt: skip
                 elif pool is not None:
-                    results = pool.map(generate_chunk, *zip(*args, strict=True))
+                    results = _in_order(lambda a: pool.submit(generate_chunk, *a), args,
+                                        ahead=2 * workers)  # fmt: skip
                 else:
                     results = (generate_chunk(*a) for a in args)
                 for done, chunk in enumerate(results, 1):
