@@ -167,6 +167,10 @@ def samples_group(
             cfg, out_dir=out, only=only or None, n_mot=n_mot, workers=workers,
             scheduler=scheduler or cfg.run.scheduler, progress=progress.advance,
         )  # fmt: skip
+    if not only and n_mot in (None, cfg.samples.n_mot):
+        from bkg.report.pipeline import mark_samples_done
+
+        mark_samples_done(cfg, out, manifest)  # `bkg report` reuses a complete default set
     for entry in manifest["files"]:
         click.echo(
             f"{out / entry['file']}: {entry['events']} events, {entry['norm_per_mot']:.3g} per MOT"
@@ -210,13 +214,14 @@ def fit_cmd(
     from bkg.sources import run_fits
 
     cfg = _load(config_path)
+    samples = samples_dir or Path(cfg.samples.folder)
     estimates = run_fits(
-        cfg,
-        samples_dir=samples_dir or Path(cfg.samples.folder),
-        out_dir=out_dir,
-        only=only or None,
-        unbinned=unbinned,
+        cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned
     )
+    if not only and not unbinned:
+        from bkg.report.pipeline import mark_fits_done
+
+        mark_fits_done(cfg, samples, out_dir)  # `bkg report` reuses these fits
     for est in estimates.values():
         bound = "<= " if est.upper_bound else ""
         click.echo(f"{est.label:<32} {bound}{est.level_per_mot:.2e} per MOT  ({est.method})")

@@ -78,10 +78,7 @@ def run_samples_stage(
     Returns:
         (state, key): state is ``"ran"`` or ``"reused"``.
     """
-    code = {"code": cache.code_digest("sim", "ntuple", "physics")}
-    key = cache.stage_key(
-        "samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT), code
-    )
+    key = samples_key(cfg)
     if cache.is_fresh(samples_dir, key):
         progress("samples", "reused")
         return "reused", key
@@ -89,20 +86,44 @@ def run_samples_stage(
 
     progress("samples", "running")
     manifest = run_samples(cfg, out_dir=samples_dir, workers=workers, scheduler=scheduler)
-    files = [entry["file"] for entry in manifest["files"]] + ["MANIFEST.json"]
-    cache.mark_done(samples_dir, key, files)
+    mark_samples_done(cfg, samples_dir, manifest)
     return "ran", key
+
+
+def samples_key(cfg: Config) -> str:
+    """Cache key of the samples stage: its config slice and the simulation code."""
+    code = {"code": cache.code_digest("sim", "ntuple", "physics")}
+    return cache.stage_key(
+        "samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT), code
+    )
+
+
+def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) -> None:
+    """Record a complete samples folder for ``cfg`` (also after `bkg samples`)."""
+    files = [entry["file"] for entry in manifest["files"]] + ["MANIFEST.json"]
+    cache.mark_done(samples_dir, samples_key(cfg), files)
+
+
+def fits_key(cfg: Config, samples_dir: Path) -> str:
+    """Cache key of the fits stage: config slice, the samples' hashes and the fit code."""
+    inputs = {
+        **cache.recorded_outputs(samples_dir),
+        "code": cache.code_digest("sources", "fit", "selection", "ntuple"),
+    }
+    return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+
+
+def mark_fits_done(cfg: Config, samples_dir: Path, fits_dir: Path) -> None:
+    """Record a complete fits folder for ``cfg`` and these samples (also after `bkg fit`)."""
+    outputs = [p.name for p in fits_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    cache.mark_done(fits_dir, fits_key(cfg, samples_dir), outputs)
 
 
 def run_fits_stage(
     cfg: Config, *, samples_dir: Path, fits_dir: Path, progress: Progress = _noop
 ) -> tuple[str, str]:
     """Fit every source unless the fits folder holds the fits of these samples and config."""
-    inputs = {
-        **cache.recorded_outputs(samples_dir),
-        "code": cache.code_digest("sources", "fit", "selection", "ntuple"),
-    }
-    key = cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+    key = fits_key(cfg, samples_dir)
     if cache.is_fresh(fits_dir, key):
         progress("fits", "reused")
         return "reused", key
@@ -110,8 +131,7 @@ def run_fits_stage(
 
     progress("fits", "running")
     estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir)
-    outputs = [p.name for p in fits_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
-    cache.mark_done(fits_dir, key, outputs)
+    mark_fits_done(cfg, samples_dir, fits_dir)
     log.info("fitted %d sources", len(estimates))
     return "ran", key
 
