@@ -161,3 +161,52 @@ def test_closure_68_percent_coverage():
         lo, hi = ext.level - ext.stat_down, ext.level + ext.stat_up
         inside += lo <= truth <= hi
     assert 0.45 <= inside / n_toys <= 0.90
+
+
+class _FailingMinimizer:
+    """Stands in for zfit's Minuit: every start ends not converged (as on a bad sample)."""
+
+    calls = 0
+
+    def minimize(self, loss):
+        type(self).calls += 1
+
+        class Result:
+            valid = False
+            converged = False
+            info = {"original": "FMin(is_valid=False, edm above goal)"}
+
+        return Result()
+
+
+@pytest.mark.bad_input
+def test_fit_that_never_converges_retries_then_names_source_model_and_reason(toy_fit, monkeypatch):
+    from bkg.fit import tailfit
+
+    counts, _ = toy_fit
+    real = tailfit._model_for
+
+    def model_for(*args, **kwargs):
+        zm = real(*args, **kwargs)
+        monkeypatch.setattr(zm, "minimizer", _FailingMinimizer())
+        return zm
+
+    monkeypatch.setattr(tailfit, "_model_for", model_for)
+    _FailingMinimizer.calls = 0
+    with pytest.raises(
+        FitError, match=r"hermeticity: gauss_exp fit failed after 3 starts: valid=False"
+    ):
+        fit_tail(counts, EDGES, n_total=1_000_000, source="hermeticity", retries=2)
+    assert _FailingMinimizer.calls == 3  # one start and two retries from other start values
+
+
+@pytest.mark.bad_input
+def test_covariance_not_positive_definite_is_a_fit_error():
+    from bkg.fit.tailfit import _check_cov
+
+    with pytest.raises(
+        FitError, match="punch_through: gauss_exp fit covariance is not positive definite"
+    ):
+        _check_cov(np.array([[1.0, 2.0], [2.0, 1.0]]), "punch_through", "gauss_exp")
+    with pytest.raises(FitError, match="NaN/inf"):
+        _check_cov(np.array([[np.nan, 0.0], [0.0, 1.0]]), "dimuon", "gauss_exp")
