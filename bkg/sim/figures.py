@@ -9,7 +9,10 @@ import numpy as np
 
 from bkg.config import Config
 
-__all__ = ["fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane", "plot_all"]
+__all__ = [
+    "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane", "plot_all",
+    "trigger_efficiency_curve",
+]  # fmt: skip
 
 
 def _plt() -> Any:
@@ -30,6 +33,32 @@ def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
     return save_figure(fig, out_dir, name)
 
 
+def _at_energy(cfg: Config, e0: float) -> Config:
+    """The setup at another beam energy, with the BMS momentum window scaled along."""
+    import dataclasses
+
+    k = e0 / cfg.beam.energy_gev
+    lo, hi = cfg.beam.momentum_window_gev
+    beam = dataclasses.replace(cfg.beam, energy_gev=e0, momentum_window_gev=(lo * k, hi * k))
+    return cfg.replace(beam=beam)
+
+
+def trigger_efficiency_curve(
+    cfg: Config, masses_gev: np.ndarray, energy_gev: float, *, n_per_mass: int = 5000
+) -> np.ndarray:
+    """Fraction of signal events passing the trigger at each mass, for one beam energy."""
+    from bkg import selection
+    from bkg.sim import signal
+
+    c = cfg if energy_gev == cfg.beam.energy_gev else _at_energy(cfg, energy_gev)
+    eff = []
+    for i, m in enumerate(masses_gev):
+        rng = np.random.default_rng([cfg.seed, int(energy_gev), i])
+        ev = signal.generate_signal(c, rng, n_per_mass, m_zprime_gev=float(m))
+        eff.append(selection.passes_trigger(ev, c).mean())
+    return np.asarray(eff)
+
+
 def fig2_trigger_efficiency(
     cfg: Config,
     out_dir: Path,
@@ -39,23 +68,11 @@ def fig2_trigger_efficiency(
     energies_gev: tuple[float, ...] = (160.0, 100.0),
 ) -> list[Path]:
     """Trigger efficiency of the signal versus Z' mass for the given beam energies (simulated here)."""
-    from bkg import selection
-    from bkg.sim import signal
-
     plt = _plt()
     masses = np.geomspace(0.01, 1.0, 6) if masses_gev is None else np.asarray(masses_gev)
     fig, ax = plt.subplots(figsize=(8, 6))
     for e0 in energies_gev:
-        c = (
-            cfg
-            if e0 == cfg.beam.energy_gev
-            else cfg.replace(beam=cfg.beam.__class__(**{**cfg.beam.__dict__, "energy_gev": e0}))
-        )
-        eff = []
-        for i, m in enumerate(masses):
-            rng = np.random.default_rng([cfg.seed, int(e0), i])
-            ev = signal.generate_signal(c, rng, n_per_mass, m_zprime_gev=float(m))
-            eff.append(selection.passes_trigger(ev, c).mean())
+        eff = trigger_efficiency_curve(cfg, masses, e0, n_per_mass=n_per_mass)
         ax.plot(masses, eff, "o-", label=f"{e0:.0f} GeV")
     ax.set_xscale("log")
     ax.set_xlabel(r"$m_{Z'}$ [GeV]")
