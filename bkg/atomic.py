@@ -50,14 +50,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         OutputError: the folder is not writable or the disk is full.
     """
     path = Path(path)
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
         os.close(fd)
-        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared files
-    except OSError as exc:
-        raise _explain(path, exc) from None
-    tmp = Path(tmp_name)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are shared files
+    except BaseException as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _explain(path, exc) from None
+        raise
     try:
         yield tmp
         os.replace(tmp, path)

@@ -371,15 +371,24 @@ class NtupleWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # A fixed temporary name (the TFile records it) and fixed UUID/clock below: the
         # same events give the same bytes, so sample hashes are reproducible.
-        self._tmp = self.path.parent / f".{self.path.name}.tmp"
+        self._tmp = self.temporary_path()
         self._clock = _frozen_root_clock()
         self._clock.__enter__()
         file_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"na64mu-bkg/{self.sample}")
-        self._file = uproot.recreate(
-            self._tmp, compression=uproot.ZSTD(1), uuid_function=lambda: file_uuid
-        )
-        self._file.mktree(TREE, {k: np.dtype(b.dtype) for k, b in self.schema.items()})
+        try:
+            self._file = uproot.recreate(
+                self._tmp, compression=uproot.ZSTD(1), uuid_function=lambda: file_uuid
+            )
+            self._file.mktree(TREE, {k: np.dtype(b.dtype) for k, b in self.schema.items()})
+        except BaseException:  # Ctrl-C or an error before the with-block starts
+            self._clock.__exit__(None, None, None)
+            self.temporary_path().unlink(missing_ok=True)
+            raise
         return self
+
+    def temporary_path(self) -> Path:
+        """The file being written; it is renamed to ``path`` only when complete."""
+        return self.path.parent / f".{self.path.name}.tmp"
 
     def extend(self, chunk: Mapping[str, np.ndarray]) -> None:
         """Append a chunk: a dict with every branch of the schema (cast to its dtype)."""

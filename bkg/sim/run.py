@@ -185,22 +185,28 @@ def run_samples(
         for name in names:
             tasks = _tasks(cfg, name, n_mot)
             path = out_dir / f"{name}.root"
-            with ntuple.NtupleWriter(path, name) as writer:
-                args = [(cfg, name, key, n, m) for key, n, m in tasks]
-                results: Iterable[dict[str, np.ndarray]]
-                if client is not None:
-                    slots = max(sum(client.nthreads().values()), 1)
-                    results = _in_order(lambda a: client.submit(generate_chunk, *a, pure=False),
-                                        args, ahead=2 * slots)  # fmt: skip
-                elif pool is not None:
-                    results = _in_order(lambda a: pool.submit(generate_chunk, *a), args,
-                                        ahead=2 * workers)  # fmt: skip
-                else:
-                    results = (generate_chunk(*a) for a in args)
-                for done, chunk in enumerate(results, 1):
-                    writer.extend(chunk)
-                    if progress is not None:
-                        progress(name, done, len(tasks))
+            writer = ntuple.NtupleWriter(path, name)
+            try:
+                with writer:
+                    args = [(cfg, name, key, n, m) for key, n, m in tasks]
+                    results: Iterable[dict[str, np.ndarray]]
+                    if client is not None:
+                        slots = max(sum(client.nthreads().values()), 1)
+                        results = _in_order(lambda a: client.submit(generate_chunk, *a, pure=False),
+                                            args, ahead=2 * slots)  # fmt: skip
+                    elif pool is not None:
+                        results = _in_order(lambda a: pool.submit(generate_chunk, *a), args,
+                                            ahead=2 * workers)  # fmt: skip
+                    else:
+                        results = (generate_chunk(*a) for a in args)
+                    for done, chunk in enumerate(results, 1):
+                        writer.extend(chunk)
+                        if progress is not None:
+                            progress(name, done, len(tasks))
+            except BaseException:
+                # whatever interrupted the writer (Ctrl-C at any instruction), no partial file
+                writer.temporary_path().unlink(missing_ok=True)
+                raise
             entry: dict[str, Any] = {
                 "file": path.name,
                 "sample": name,
