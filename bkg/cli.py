@@ -248,13 +248,22 @@ def table_cmd(config_path: Path | None, fits_dir: Path, name: str | None, out_ro
 
 
 # ---------------------------------------------------------------- workspace / limits
+def _has_sample(folder: Path, sample: str) -> bool:
+    from bkg.ntuple import sample_paths
+
+    try:
+        return all(p.exists() for p in sample_paths(folder, sample))
+    except BkgError:
+        return False
+
+
 def _signal_inputs(cfg: Any, samples_dir: Path | None) -> tuple[Any, Any]:
     """Masses and signal yield per MOT at g'_ref, with the measured efficiency if samples exist."""
     from bkg.report.sensitivity import compute_sensitivity
 
     efficiency = None
     folder = samples_dir or Path(cfg.samples.folder)
-    if (folder / "signal.root").exists():
+    if _has_sample(folder, "signal"):
         from bkg.report.pipeline import _efficiency_function
 
         efficiency, _ = _efficiency_function(folder, cfg)

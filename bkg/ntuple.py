@@ -40,6 +40,7 @@ __all__ = [
     "NtupleWriter",
     "check_file",
     "iterate",
+    "sample_paths",
     "sha256_file",
 ]
 
@@ -374,7 +375,7 @@ class NtupleWriter:
         self._tmp = self.temporary_path()
         self._clock = _frozen_root_clock()
         self._clock.__enter__()
-        file_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"na64mu-bkg/{self.sample}")
+        file_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"na64mu-bkg/{self.path.name}")
         try:
             self._file = uproot.recreate(
                 self._tmp, compression=uproot.ZSTD(1), uuid_function=lambda: file_uuid
@@ -412,6 +413,29 @@ class NtupleWriter:
             self._clock.__exit__(None, None, None)
         if exc_type is not None:
             self._tmp.unlink(missing_ok=True)
+
+
+def sample_paths(samples_dir: str | Path, sample: str) -> list[Path]:
+    """The files of one sample kind, in MANIFEST order (or ``<sample>.root`` without one).
+
+    Raises:
+        SampleError: the MANIFEST lists no file of this kind and there is no single file.
+    """
+    folder = Path(samples_dir)
+    if (folder / "MANIFEST.json").exists():
+        listed = [
+            folder / e["file"]
+            for e in read_manifest(folder, check_hashes=False)["files"]
+            if e["sample"] == sample
+        ]
+        if listed:
+            return listed
+    single = folder / f"{sample}.root"
+    if single.exists():
+        return [single]
+    raise SampleError(
+        f"{folder}: no '{sample}' sample (MANIFEST.json lists none; run `bkg samples`)"
+    )
 
 
 def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from bkg.config import Config
-from bkg.ntuple import iterate
+from bkg.ntuple import iterate, sample_paths
 from bkg.selection import passes_trigger
 
 __all__ = ["beam_diagnostics", "collect_results", "hadron_diagnostics"]
@@ -22,7 +22,7 @@ __all__ = ["beam_diagnostics", "collect_results", "hadron_diagnostics"]
 
 def beam_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, float]:
     """Beam-sample quantities quoted in the paper (Sec. II, III.A, III.C)."""
-    path = samples_dir / "beam.root"
+    path = sample_paths(samples_dir, "beam")
     branches = [
         "halo",
         "s0",
@@ -72,7 +72,7 @@ def beam_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, float]:
 
 def hadron_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, float]:
     """Decay-in-flight probabilities of the hadron sample (paper Sec. III.C)."""
-    path = samples_dir / "hadrons.root"
+    path = sample_paths(samples_dir, "hadrons")
     counts: dict[str, float] = {"k": 0, "k_mu": 0, "k_mu_100": 0, "pi": 0, "pi_mu_80": 0}
     counts["k_mu_any"] = 0
     branches = ["pdg", "e_mu_decay", "decay_channel"]

@@ -29,8 +29,11 @@ def render_samples_readme() -> str:
     lines = [
         "# samples/",
         "",
-        "Stage 1 output (`bkg samples`): one ROOT file per sample with one TTree named",
-        f"`{TREE}` (written with `mktree`/`extend`, ZSTD compression), and `MANIFEST.json`.",
+        "Stage 1 output (`bkg samples`): ROOT files `<sample>_<chunk>.root` (one per chunk",
+        f"of 1e6 events, written in parallel by the workers), each with one TTree named `{TREE}`",
+        "(written with `mktree`/`extend`, ZSTD compression), and `MANIFEST.json`. A sample",
+        "may come in any number of files (a GEANT4 production as hundreds of them): every",
+        "stage reads the files the MANIFEST lists for it, in order.",
         "The files are generated (git-ignored). This README is the contract a GEANT4",
         "ntuple must meet to replace the fast simulation (`bkg samples check FILE...`",
         "lists every deviation). It is generated from `bkg.ntuple.SCHEMAS` by",
@@ -46,13 +49,13 @@ def render_samples_readme() -> str:
     lines += [f"| `{k}` | {v} |" for k, v in MANIFEST_FIELDS.items()]
     lines += [
         "",
-        "Weight of one event of a sample per MOT: `norm_per_mot / events` (hadrons:",
-        "`norm_per_mot_by_pdg[pdg] / (events * species_fraction_generated[pdg])`).",
+        "Weight of one event of a sample per MOT: `norm_per_mot / N`, N the events of all",
+        "the sample's files (hadrons: `norm_per_mot_by_pdg[pdg] / (N * species_fraction_generated[pdg])`).",
         "",
     ]
     for sample, schema in SCHEMAS.items():
         lines += [
-            f"## {sample}.root",
+            f"## {sample} (`{sample}_*.root`)",
             "",
             "| branch | dtype | unit | meaning |",
             "|---|---|---|---|",

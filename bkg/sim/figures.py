@@ -112,7 +112,9 @@ def fig5_hermeticity_plane(
     xe = np.linspace(0, 240, 121)
     ye = np.linspace(0, 240, 121)
     seen = 0
-    for ch in ntuple.iterate(Path(samples_dir) / "beam.root", "beam", list(selection.BRANCHES)):
+    for ch in ntuple.iterate(
+        ntuple.sample_paths(samples_dir, "beam"), "beam", list(selection.BRANCHES)
+    ):
         h += np.histogram2d(ch["p_out_rec"], selection.e_cal(ch), bins=[xe, ye])[0]
         seen += len(ch["p_out_rec"])
         if seen >= max_events:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -137,7 +138,10 @@ def run_samples(
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate the samples and write ``out_dir/<sample>.root`` and ``out_dir/MANIFEST.json``.
+    """Generate the samples: ``out_dir/<sample>_<chunk>.root`` and ``out_dir/MANIFEST.json``.
+
+    One ROOT file per chunk, written by the worker that generated it; the
+    MANIFEST lists every file with its sample, events, seed key and sha256.
 
     Args:
         cfg: configuration (seed, sizes, detector).
@@ -166,11 +170,11 @@ def run_samples(
     if not workers:
         workers = os.cpu_count() or 1
     manifest_path = out_dir / "MANIFEST.json"
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[str, list[dict[str, Any]]] = {}
     if manifest_path.exists():
         try:
             for e in ntuple.read_manifest(out_dir, check_hashes=False)["files"]:
-                entries[e["sample"]] = e
+                entries.setdefault(e["sample"], []).append(e)
         except SampleError:
             entries = {}
     client = None
@@ -184,63 +188,104 @@ def run_samples(
     try:
         for name in names:
             tasks = _tasks(cfg, name, n_mot)
-            path = out_dir / f"{name}.root"
-            writer = ntuple.NtupleWriter(path, name)
-            try:
-                with writer:
-                    args = [(cfg, name, key, n, m) for key, n, m in tasks]
-                    results: Iterable[dict[str, np.ndarray]]
-                    if client is not None:
-                        slots = max(sum(client.nthreads().values()), 1)
-                        results = _in_order(lambda a: client.submit(generate_chunk, *a, pure=False),
-                                            args, ahead=2 * slots)  # fmt: skip
-                    elif pool is not None:
-                        results = _in_order(lambda a: pool.submit(generate_chunk, *a), args,
-                                            ahead=2 * workers)  # fmt: skip
-                    else:
-                        results = (generate_chunk(*a) for a in args)
-                    for done, chunk in enumerate(results, 1):
-                        writer.extend(chunk)
-                        if progress is not None:
-                            progress(name, done, len(tasks))
-            except BaseException:
-                # whatever interrupted the writer (Ctrl-C at any instruction), no partial file
-                writer.temporary_path().unlink(missing_ok=True)
-                raise
-            entry: dict[str, Any] = {
-                "file": path.name,
-                "sample": name,
-                "events": writer.events,
-                "seed": {"entropy": int(cfg.seed), "spawn_keys": [list(k) for k, _, _ in tasks]},
-                "config_hash": cfg.hash,
-                "sha256": ntuple.sha256_file(path),
-                "generator": "bkg.sim",
-                "chunk_size": cfg.samples.chunk_size,
-                **_norms(cfg, name),
-            }
-            if name == "beam":
-                entry["n_mot"] = n_mot
-            if name == "signal":
-                entry["masses_gev"] = list(cfg.samples.signal_masses_gev)
-                entry["beam_energy_gev"] = cfg.beam.energy_gev
-            entries[name] = entry
-            log.info("wrote %s (%d events)", path, writer.events)
+            args = [
+                (cfg, name, key, n, m, out_dir / chunk_file(name, i))
+                for i, (key, n, m) in enumerate(tasks)
+            ]
+            for old in entries.pop(name, []):  # the previous production of this sample
+                (out_dir / old["file"]).unlink(missing_ok=True)
+            _write_manifest(manifest_path, cfg, entries)
+            results: Iterable[dict[str, Any]]
+            if client is not None:
+                slots = max(sum(client.nthreads().values()), 1)
+                results = _in_order(lambda a: client.submit(write_chunk, *a, pure=False),
+                                    args, ahead=2 * slots)  # fmt: skip
+            elif pool is not None:
+                results = _in_order(lambda a: pool.submit(write_chunk, *a), args,
+                                    ahead=2 * workers)  # fmt: skip
+            else:
+                results = (write_chunk(*a) for a in args)
+            written = []
+            for done, chunk_entry in enumerate(results, 1):
+                written.append(chunk_entry)
+                if progress is not None:
+                    progress(name, done, len(tasks))
+            norms = _norms(cfg, name)
+            entries[name] = [_entry(cfg, name, e, norms) for e in written]
+            log.info("wrote %s: %d files", name, len(written))
             # after every sample: the folder is consistent even if the run stops here
             _write_manifest(manifest_path, cfg, entries)
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
         if client is not None:
             client.close()
     return _write_manifest(manifest_path, cfg, entries)
 
 
-def _write_manifest(path: Path, cfg: Config, entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def chunk_file(sample: str, index: int) -> str:
+    """File name of chunk ``index`` of a sample (one ROOT file per chunk)."""
+    return f"{sample}_{index:04d}.root"
+
+
+def write_chunk(
+    cfg: Config, sample: str, key: tuple[int, ...], n: int, mass: float | None, path: Path
+) -> dict[str, Any]:
+    """Generate one chunk and write it to its own file (runs in a worker).
+
+    Every worker writes (and compresses) its own files, so writing is parallel too.
+
+    Returns:
+        The file's MANIFEST fields: file, events, sha256 and the chunk's seed key.
+    """
+    chunk = generate_chunk(cfg, sample, key, n, mass)
+    writer = ntuple.NtupleWriter(path, sample)
+    try:
+        with writer:
+            writer.extend(chunk)
+    except BaseException:
+        # whatever interrupted the writer (Ctrl-C at any instruction), no partial file
+        writer.temporary_path().unlink(missing_ok=True)
+        raise
+    return {
+        "file": path.name,
+        "events": writer.events,
+        "sha256": ntuple.sha256_file(path),
+        "spawn_key": list(key),
+        "mass": mass,
+    }
+
+
+def _entry(
+    cfg: Config, sample: str, chunk: dict[str, Any], norms: dict[str, Any]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "file": chunk["file"],
+        "sample": sample,
+        "events": chunk["events"],
+        "seed": {"entropy": int(cfg.seed), "spawn_keys": [chunk["spawn_key"]]},
+        "config_hash": cfg.hash,
+        "sha256": chunk["sha256"],
+        "generator": "bkg.sim",
+        "chunk_size": cfg.samples.chunk_size,
+        **norms,
+    }
+    if sample == "beam":
+        entry["n_mot"] = float(chunk["events"])  # one beam muon per MOT
+    if sample == "signal":
+        entry["masses_gev"] = [chunk["mass"]]
+        entry["beam_energy_gev"] = cfg.beam.energy_gev
+    return entry
+
+
+def _write_manifest(
+    path: Path, cfg: Config, entries: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
     manifest = {
         "generator": "bkg.sim",
         "config_hash": cfg.hash,
         "seed": int(cfg.seed),
-        "files": [entries[s] for s in SAMPLES if s in entries],
+        "files": [e for s in SAMPLES for e in entries.get(s, [])],
     }
     write_json(path, manifest)
     return manifest
@@ -252,10 +297,10 @@ def _signal_counts(
     """Per Z' mass: all events, events with E'_mu(true) in the box, triggered, selected."""
     from bkg import selection
 
-    path = Path(samples_dir) / "signal.root"
+    paths = ntuple.sample_paths(samples_dir, "signal")
     branches = list(dict.fromkeys([*selection.BRANCHES, "m_zprime_gev", "p_out_true"]))
     counts: dict[float, np.ndarray] = {}
-    for chunk in ntuple.iterate(path, "signal", branches, nonfinite=cfg.samples.nonfinite):
+    for chunk in ntuple.iterate(paths, "signal", branches, nonfinite=cfg.samples.nonfinite):
         trig = selection.passes_trigger(chunk, cfg)
         sel = selection.passes_selection(chunk, cfg) & selection.in_signal_box(chunk, cfg)
         box = chunk["p_out_true"] <= cfg.signal_box.e_mu_out_max_gev
@@ -308,6 +353,6 @@ def check_samples(paths: Sequence[str | Path], sample: str | None = None) -> lis
     """Problems of user ntuples against the contract; the sample kind defaults to the file stem."""
     problems: list[str] = []
     for p in paths:
-        kind = sample or Path(p).stem
+        kind = sample or re.sub(r"_\d+$", "", Path(p).stem)  # beam_0003.root -> beam
         problems += ntuple.check_file(p, kind)
     return problems

@@ -87,7 +87,7 @@ def test_table_is_the_same_for_one_file_and_many(cfg, one_worker, tmp_path):
         n = entry["events"]
         edges = [0, n // 3, (2 * n) // 3, n]
         for i in range(3):
-            name = f"beam_{i}.root"
+            name = f"{Path(entry['file']).stem}_part{i}.root"
             with ntuple.NtupleWriter(split / name, "beam") as out:
                 out.extend(
                     {k: v[edges[i] : edges[i + 1]] for k, v in data.items() if k != "_dropped"}

@@ -118,13 +118,11 @@ def test_samples_run_and_signal_efficiency(cfg, tmp_path):
         )
     )
     manifest = run_samples(small, out_dir=tmp_path, n_mot=40_000, workers=1)
-    assert [f["sample"] for f in manifest["files"]] == [
-        "beam",
-        "hadrons",
-        "leading_hadrons",
-        "dimuons",
-        "signal",
-    ]
+    # one file per chunk: 2 beam chunks of 20k, one file for each other sample, one per mass
+    kinds = [f["sample"] for f in manifest["files"]]
+    assert kinds == ["beam", "beam", "hadrons", "leading_hadrons", "dimuons"] + ["signal"] * len(
+        small.samples.signal_masses_gev
+    )
     for f in manifest["files"]:
         assert f["sha256"] == ntuple.sha256_file(tmp_path / f["file"])
         assert f["config_hash"] == small.hash
@@ -141,8 +139,11 @@ def test_samples_run_and_signal_efficiency(cfg, tmp_path):
     assert eff[0] > trig[0] + 3 * (err[0] + trig_err[0])
 
 
-def _arrays(path: Path, sample: str) -> dict[str, np.ndarray]:
-    return next(ntuple.iterate(path, sample, list(ntuple.SCHEMAS[sample]), step_size=10**8))
+def _arrays(folder: Path, sample: str) -> dict[str, np.ndarray]:
+    """Every branch of a sample over all its chunk files, concatenated."""
+    paths = ntuple.sample_paths(folder, sample)
+    chunks = list(ntuple.iterate(paths, sample, list(ntuple.SCHEMAS[sample]), step_size=10**8))
+    return {k: np.concatenate([np.atleast_1d(c[k]) for c in chunks]) for k in chunks[0]}
 
 
 def test_workers_reproducible(cfg, tmp_path):
@@ -152,14 +153,14 @@ def test_workers_reproducible(cfg, tmp_path):
     )
     run_samples(small, out_dir=tmp_path / "w1", only=["beam"], n_mot=30_000, workers=1)
     run_samples(small, out_dir=tmp_path / "w2", only=["beam"], n_mot=30_000, workers=2)
-    a = _arrays(tmp_path / "w1" / "beam.root", "beam")
-    b = _arrays(tmp_path / "w2" / "beam.root", "beam")
+    a = _arrays(tmp_path / "w1", "beam")
+    b = _arrays(tmp_path / "w2", "beam")
     for k in a:
         if k != "_dropped":
             np.testing.assert_array_equal(a[k], b[k])
     other = small.replace(seed=small.seed + 1)
     run_samples(other, out_dir=tmp_path / "s2", only=["beam"], n_mot=30_000, workers=1)
-    c = _arrays(tmp_path / "s2" / "beam.root", "beam")
+    c = _arrays(tmp_path / "s2", "beam")
     assert not np.array_equal(a["p_in_true"], c["p_in_true"])
 
 
