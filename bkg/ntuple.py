@@ -123,7 +123,9 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
             "float32", "GeV", "visible energy in a fourth HCAL module (extrapolation study)"
         ),
         "depth_lambda": _b(
-            "float32", "lambda_I", "truth: depth of the hadron shower's end behind the VHCAL"
+            "float32",
+            "lambda_I",
+            "truth: depth behind the ECAL where the hadron shower exceeds a MIP-compatible HCAL deposit",
         ),
     },
     "dimuons": {

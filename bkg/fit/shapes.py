@@ -1,6 +1,8 @@
 """Closed forms of the tail models: unnormalised densities and their integrals.
 
-Two shapes, both written in the standardised variable t = (x - mu) / sigma_side:
+Three shapes. ``exponential`` (zfit ``Exponential``): exp(lam x), the attenuation
+law of a depth distribution beyond its core (punch-through). The other two are
+written in the standardised variable t = (x - mu) / sigma_side:
 
 * ``gauss_exp``: Gaussian core with exponential tails (zfit
   ``GeneralizedGaussExpTail``): exp(-t^2/2) for -alpha_l <= t <= alpha_r,
@@ -21,12 +23,13 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import special
 
-__all__ = ["MODELS", "integral", "lower_tail", "pdf_unnorm", "upper_tail"]
+__all__ = ["MODELS", "antiderivative", "integral", "lower_tail", "pdf_unnorm", "upper_tail"]
 
 #: Parameter names per model (order used in covariances).
 MODELS: dict[str, tuple[str, ...]] = {
     "gauss_exp": ("mu", "sigmal", "alphal", "sigmar", "alphar"),
     "double_cb": ("mu", "sigma", "alphal", "nl", "alphar", "nr"),
+    "exponential": ("lam",),
 }
 
 _SQ2 = math.sqrt(2.0)
@@ -60,6 +63,29 @@ def _half_integral(s: float, sigma: float, alpha: float, n: float) -> float:
     return tail + float(core)
 
 
+def _exp_integral(lo: float, hi: float, lam: float) -> float:
+    """int_lo^hi exp(lam x) dx without cancellation (expm1), for finite or infinite ends."""
+    if lam == 0.0:
+        return hi - lo
+    if math.isinf(hi):
+        return math.exp(lam * lo) / -lam if lam < 0 else math.inf
+    if math.isinf(lo):
+        return math.exp(lam * hi) / lam if lam > 0 else math.inf
+    return math.exp(lam * lo) * math.expm1(lam * (hi - lo)) / lam
+
+
+def antiderivative(x: float, params: Mapping[str, float], *, model: str) -> float:
+    """An antiderivative of the unnormalised density (for bin contents as differences).
+
+    Equal to :func:`lower_tail` where that is finite; for a falling exponential it is
+    exp(lam x) / lam (the integral from -inf diverges).
+    """
+    if model == "exponential":
+        lam = params["lam"]
+        return x if lam == 0.0 else math.exp(lam * x) / lam
+    return lower_tail(x, params, model=model)
+
+
 def lower_tail(x: float, params: Mapping[str, float], *, model: str) -> float:
     """Unnormalised integral of the density from -inf to x (units of x).
 
@@ -68,6 +94,8 @@ def lower_tail(x: float, params: Mapping[str, float], *, model: str) -> float:
         >>> round(lower_tail(-5.0, p, model="gauss_exp") / math.exp(2 - 10) * 2, 12)
         1.0
     """
+    if model == "exponential":
+        return _exp_integral(-math.inf, x, params["lam"])
     mu = params["mu"]
     sl, al, nl = _side(params, model, True)
     if x <= mu:
@@ -79,6 +107,8 @@ def lower_tail(x: float, params: Mapping[str, float], *, model: str) -> float:
 
 def upper_tail(x: float, params: Mapping[str, float], *, model: str) -> float:
     """Unnormalised integral of the density from x to +inf (units of x)."""
+    if model == "exponential":
+        return _exp_integral(x, math.inf, params["lam"])
     mu = params["mu"]
     sr, ar, nr = _side(params, model, False)
     if x >= mu:
@@ -93,6 +123,8 @@ def upper_tail(x: float, params: Mapping[str, float], *, model: str) -> float:
 
 def integral(lo: float, hi: float, params: Mapping[str, float], *, model: str) -> float:
     """Unnormalised integral over [lo, hi] (units of x); for windows, not for tiny tails."""
+    if model == "exponential":
+        return _exp_integral(lo, hi, params["lam"])
     mu = params["mu"]
     if hi <= mu:
         return lower_tail(lo, params, model=model) * -1.0 + lower_tail(hi, params, model=model)
@@ -104,8 +136,10 @@ def integral(lo: float, hi: float, params: Mapping[str, float], *, model: str) -
 
 
 def pdf_unnorm(x: np.ndarray, params: Mapping[str, float], *, model: str) -> np.ndarray:
-    """Unnormalised density at x (array), 1 at the peak."""
+    """Unnormalised density at x (array), 1 at the peak (exponential: at x = 0)."""
     x = np.asarray(x, dtype=float)
+    if model == "exponential":
+        return np.exp(params["lam"] * x)
     mu = params["mu"]
     out = np.empty_like(x)
     for left, sel in ((True, x < mu), (False, x >= mu)):

@@ -123,6 +123,14 @@ def _start_values(
     mu = float(centers[peak])
     half = counts >= counts[peak] / 2.0
     fwhm = float(centers[half].max() - centers[half].min()) if half.sum() > 1 else width / 20
+    if model == "exponential":
+        # log-slope between the first and the last populated bins
+        full = np.nonzero(counts > 0)[0]
+        i, j = (full[0], full[-1]) if full.size > 1 else (0, len(counts) - 1)
+        slope = math.log(max(counts[j], 0.5) / max(counts[i], 0.5)) / max(
+            centers[j] - centers[i], 1e-12
+        )
+        return {"lam": slope * (1.0, 0.7, 1.4)[attempt % 3]}
     sigma = max(fwhm / 2.355, (edges[1] - edges[0]) / 2.0) * (1.0, 1.6, 0.7)[attempt % 3]
     alpha = (1.5, 2.5, 1.0)[attempt % 3]
     if model == "gauss_exp":
@@ -138,6 +146,8 @@ def _limits(name: str, lo: float, hi: float) -> tuple[float, float]:
         return width * 1e-5, width
     if name.startswith("alpha"):
         return 0.05, 10.0
+    if name == "lam":  # exp(lam x): at most e^120 across the window
+        return -120.0 / width, 120.0 / width
     return 1.05, 60.0  # n of the power law (finite integral)
 
 
@@ -161,7 +171,11 @@ class _ZfitModel:
         for name in shapes.MODELS[model]:
             plo, phi = _limits(name, -1.0, 1.0)
             self.params[name] = zfit.Parameter(f"{name}_{uid}", 0.5 * (plo + phi), plo, phi)
-        cls = zfit.pdf.GeneralizedGaussExpTail if model == "gauss_exp" else zfit.pdf.DoubleCB
+        cls = {
+            "gauss_exp": zfit.pdf.GeneralizedGaussExpTail,
+            "double_cb": zfit.pdf.DoubleCB,
+            "exponential": zfit.pdf.Exponential,
+        }[model]
         self.pdf = cls(obs=self.obs, **self.params)
         self.binned = binned
         # Minuit's own numerical gradient: zfit's autodiff gradient through the binned
@@ -211,14 +225,19 @@ def _model_for(model: str, nbins: int, binned: bool) -> _ZfitModel:
 
 
 def _to_canonical(p: Mapping[str, float], c: float, h: float) -> dict[str, float]:
-    return {
-        n: ((v - c) / h if n == "mu" else v / h if n.startswith("sigma") else v)
-        for n, v in p.items()
-    }
+    """Parameters in u = (x - c) / h (a location moves, a length scales, a rate scales inversely)."""
+    return {n: ((v - c) / h if n == "mu" else v / _scale(n, h)) for n, v in p.items()}
+
+
+def _scale(name: str, h: float) -> float:
+    """Factor from the canonical to the fitted variable's units (lengths h, rates 1/h)."""
+    if name == "mu" or name.startswith("sigma"):
+        return h
+    return 1.0 / h if name == "lam" else 1.0
 
 
 def _scale_vector(names: Sequence[str], h: float) -> np.ndarray:
-    return np.array([h if (n == "mu" or n.startswith("sigma")) else 1.0 for n in names])
+    return np.array([_scale(n, h) for n in names])
 
 
 def _check_cov(cov: np.ndarray, source: str, model: str) -> None:
@@ -231,6 +250,26 @@ def _check_cov(cov: np.ndarray, source: str, model: str) -> None:
             f"{source}: {model} fit covariance is not positive definite "
             "(a parameter at its limit or a degenerate tail; widen the window)"
         ) from None
+
+
+#: iminuit FMin flags that say why a minimisation is not valid
+_FMIN_FLAGS = ("is_above_max_edm", "has_reached_call_limit", "has_parameters_at_limit")
+
+
+def _minimizer_reason(result: Any) -> str:
+    """One line on why a minimisation is not valid (iminuit's FMin flags where present)."""
+    fmin = result.info.get("original") if isinstance(result.info, Mapping) else None
+    flags = [n.replace("_", " ") for n in _FMIN_FLAGS if getattr(fmin, n, False) is True]
+    if getattr(fmin, "hesse_failed", False) is True:
+        flags.append("Hesse failed")
+    if isinstance(fmin, str):
+        flags.append(" ".join(fmin.split())[:200])
+    edm = getattr(result, "edm", None)
+    return (
+        f"valid={result.valid}, converged={result.converged}"
+        + (f", edm={float(edm):.3g}" if edm is not None else "")
+        + (f" ({', '.join(flags)})" if flags else "")
+    )
 
 
 def fit_tail(
@@ -249,7 +288,7 @@ def fit_tail(
         counts: events per bin inside the window (shape (nbins,)).
         edges: bin edges (shape (nbins + 1,)), same units as the fitted variable.
         n_total: events of the whole sample (inside and outside the window).
-        model: ``"gauss_exp"`` (default) or ``"double_cb"``.
+        model: ``"gauss_exp"`` (default), ``"double_cb"`` or ``"exponential"``.
         source: name used in error messages.
         values: if given, an unbinned fit to these values (inside the window).
         retries: extra starts after a failed fit.
@@ -292,7 +331,7 @@ def fit_tail(
             reason = f"{type(exc).__name__}: {exc}"
             continue
         if not (result.valid and result.converged):
-            reason = f"valid={result.valid}, converged={result.converged}, info={result.info.get('original', '')!s:.200}"
+            reason = _minimizer_reason(result)
             log.info("%s: %s fit attempt %d failed: %s", source, model, attempt, reason)
             continue
         plist = [zm.params[n] for n in names]
@@ -308,10 +347,7 @@ def fit_tail(
             continue
         cov = ucov * np.outer(scale, scale)
         uparams = {n: float(zm.params[n].value()) for n in names}
-        params = {
-            n: (c + h * v if n == "mu" else h * v if n.startswith("sigma") else v)
-            for n, v in uparams.items()
-        }
+        params = {n: (c + h * v if n == "mu" else _scale(n, h) * v) for n, v in uparams.items()}
         at_limit = [
             n
             for n in names
@@ -349,7 +385,7 @@ def expected_counts(
     """Expected events per bin of the normalised model scaled to n events in the window."""
     lo, hi = float(edges[0]), float(edges[-1])
     norm = shapes.integral(lo, hi, params, model=model)
-    cum = np.array([shapes.lower_tail(float(e), params, model=model) for e in edges])
+    cum = np.array([shapes.antiderivative(float(e), params, model=model) for e in edges])
     # bin contents as differences only in the window (not tiny); tails use closed forms elsewhere
     return n * np.diff(cum) / norm
 
@@ -476,7 +512,7 @@ def fit_tail_iminuit(
     def cdf(x: np.ndarray, *par: float) -> np.ndarray:
         p = dict(zip(names, par, strict=True))
         norm = shapes.integral(lo, hi, p, model=model)
-        return np.array([shapes.lower_tail(float(v), p, model=model) for v in x]) / norm
+        return np.array([shapes.antiderivative(float(v), p, model=model) for v in x]) / norm
 
     cost = BinnedNLL(np.asarray(counts, float), np.asarray(edges, float), cdf)
     start = _start_values(np.asarray(counts, float), np.asarray(edges, float), model, 0)

@@ -12,7 +12,10 @@ hadron is charged with probability 2/3. Its shower starts after
 an exponential path (lambda_h = 1.2 lambda_I) and follows the profile of
 :func:`bkg.sim.calorimeters.hadron_shower` through the remaining ECAL and
 four HCAL modules of 7.5 lambda_I (the leading hadron goes through the VHCAL
-hole). The rest of the hadronic system, nu (1 - z), showers in the ECAL.
+hole). ``depth_lambda`` is the depth behind the ECAL at which the shower has
+deposited more than the MIP window of cut (iv) leaves room for (upper edge minus
+the muon MIP): n modules shorter than it are punched through. The rest of
+the hadronic system, nu (1 - z), showers in the ECAL.
 """
 
 from __future__ import annotations
@@ -107,6 +110,9 @@ def generate_leading_hadrons(
     # hadron_shower takes common slab edges: group events by the remaining ECAL depth (0.01 lambda)
     dep = np.zeros((n, 5))
     t_end = np.zeros(n)
+    # shower energy that still leaves the HCAL deposit inside the MIP window of cut (iv)
+    hcal = cfg.detector.hcal
+    thr = max(cfg.selection.hcal_mip_window_gev[1] - hcal.mip_gev, 0.1)
     for lo in np.unique(np.round(rem_lambda, 2)):
         k = np.nonzero(np.round(rem_lambda, 2) == lo)[0]
         d, te = calorimeters.hadron_shower(
@@ -114,6 +120,7 @@ def generate_leading_hadrons(
             rng,
             boundaries_lambda=np.array([0.0, lo] + [lo + j * mod for j in range(1, 5)]),
             resolution=cfg.detector.hcal.resolution,
+            visible_threshold_gev=thr,
         )
         dep[k] = d
         t_end[k] = te - lo

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from bkg.config import Config
-from bkg.errors import FitError
-from bkg.selection import BRANCHES, cut_flow, in_signal_box
+from bkg.selection import BRANCHES, cut_flow, e_cal
 from bkg.sources.base import (
     Source,
     SourceEstimate,
@@ -35,35 +33,29 @@ def residual_window(cfg: Config) -> tuple[float, float]:
 
 
 def _knock_on(
-    counts: np.ndarray,
-    edges: np.ndarray,
-    k: int,
-    n_knock: int,
-    *,
-    n_mot: int,
-    cut: float,
-    factor: float,
-    source: str,
-) -> tuple[float, float, float, bool, Any]:
-    """Knock-on part per MOT: direct count if any event reaches the cut, else the fitted tail
-    of the knock-on residuals, else a 90% CL bound (not added to the level)."""
-    if k > 0 or counts.sum() < 200:
-        lv, up, dn, ub = count_estimate(k, n_mot, factor)
-        # a 90% CL bound at zero counts is kept in the inputs, not added to the level
-        return (0.0 if ub else lv), (0.0 if ub else up), (0.0 if ub else dn), ub, None
-    try:
-        nominal, _alt, ext = fit_and_extrapolate(
-            counts, edges, n_total=n_mot, cut=cut, side="lower", source=f"{source} (knock-on)"
-        )
-    except FitError:
-        return 0.0, 0.0, 0.0, True, None
-    return (
-        factor * ext.level,
-        factor * np.hypot(ext.stat_up, ext.syst_up),
-        factor * np.hypot(ext.stat_down, ext.syst_down),
-        False,
-        nominal.to_dict(),
-    )
+    n_poor: int, n_rest: int, n_ref: int, *, n_mot: int, factor: float
+) -> tuple[float, float, float, bool]:
+    """Knock-on part per MOT, factorised (paper Sec. III.C):
+
+    P = P(knock-on in an MS2 station with the muon hit lost: p_rec <= p_out_max for a
+    muon that kept more) x P(the rest of the event passes the trigger, (i), (iii), (iv)
+    and the E_CAL box | such a muon) x eps_MM^(1 + n extra trackers) (the electron's
+    second hit must be lost too). The tracker knock-on does not change what the
+    counters and calorimeters see, so the two probabilities are measured on the whole
+    beam sample and multiplied. A factor with no event enters as its 90% CL bound and
+    the product is then a bound.
+
+    Returns:
+        (level, up, down, is_upper_bound).
+    """
+    lv1, up1, dn1, ub1 = count_estimate(n_poor, max(n_mot, 1), 1.0)
+    lv2, up2, dn2, ub2 = count_estimate(n_rest, max(n_ref, 1), 1.0)
+    level = lv1 * lv2 * factor
+    if ub1 or ub2:
+        return level, 0.0, 0.0, True
+    up = level * float(np.hypot(up1 / lv1, up2 / lv2))
+    down = min(level * float(np.hypot(dn1 / lv1, dn2 / lv2)), level)
+    return level, up, down, False
 
 
 @register
@@ -85,16 +77,10 @@ class MomentumMismatch(Source):
         counts = np.zeros(NBINS)
         n_mot = 0
         n_muon = 0
-        n_knock = 0
-        k_edges = np.linspace(cut + 0.05, 0.5, 91)
-        k_counts = np.zeros(90)
-        n_knock_all = 0
+        n_poor = n_rest = n_ref = 0
         values: list[np.ndarray] = []
-        mm = [f"hits_mm{i}" for i in (4, 5, 6)]
-        plo, phi = cfg.selection.p_in_window_gev
-        loose = dataclasses.replace(
-            cfg, selection=dataclasses.replace(cfg.selection, single_track=False)
-        )
+        sel = cfg.selection
+        plo, phi = sel.p_in_window_gev
         for ev in stream(
             cfg,
             samples_dir,
@@ -110,21 +96,19 @@ class MomentumMismatch(Source):
             counts += np.histogram(r, bins=edges)[0]
             if unbinned:
                 values.append(r[(r >= lo) & (r <= hi)])
-            extra = np.zeros(len(ok), dtype=bool)
-            for name in mm:
-                extra |= ev[name] > 1
-            # the event passes everything but the single-track cut (the extra hit)
-            flow = cut_flow(ev, loose)
-            knock = (ev["process"] == 5) & extra & (ev["p_out_true"] > 0)
-            knock &= flow["iv"] & in_signal_box(ev, cfg)
-            n_knock_all += int(knock.sum())
-            n_knock += int(
-                np.count_nonzero(
-                    knock & (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= cfg.selection.p_out_max_gev)
-                )
-            )
-            rk = ev["p_out_rec"][knock].astype(float) / ev["p_out_true"][knock] - 1.0
-            k_counts += np.histogram(rk, bins=k_edges)[0]
+            # knock-on factors: a muon that kept more than p_out_max ...
+            kept = ev["p_out_true"] > sel.p_out_max_gev
+            rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
+            n_poor += int(np.count_nonzero(kept & rec_low & (ev["process"] == 5)))
+            # ... and whose counters and calorimeters pass: everything but cut (ii)
+            flow = cut_flow(ev, cfg)
+            hlo, hhi = sel.hcal_mip_window_gev
+            e_hcal = ev["e_hcal1"] + ev["e_hcal2"]
+            rest = flow["i"] & (ev["e_vhcal"] < sel.vhcal_max_gev)
+            rest &= (e_hcal >= hlo) & (e_hcal <= hhi)
+            rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
+            n_ref += int(kept.sum())
+            n_rest += int(np.count_nonzero(kept & rest))
         shas = sha256s(entries)
         nominal, alt, ext = fit_and_extrapolate(
             counts,
@@ -138,17 +122,13 @@ class MomentumMismatch(Source):
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
         factor = sp.micromegas_inefficiency ** (1 + sp.extra_trackers)
-        k_level, k_up, k_down, k_bound, k_fit = _knock_on(
-            k_counts,
-            k_edges,
-            n_knock,
-            n_knock_all,
-            n_mot=n_mot,
-            cut=cut,
-            factor=factor,
-            source=self.name,
+        k_level, k_up, k_down, k_bound = _knock_on(
+            n_poor, n_rest, n_ref, n_mot=n_mot, factor=factor
         )
-        level = ext.level + k_level
+        # a bound (a factor without events) is reported, not added to the level
+        level = ext.level + (0.0 if k_bound else k_level)
+        if k_bound:
+            k_up = k_down = 0.0
         fit = fit_record(
             nominal, alt, ext, cut=cut, side="lower", variable="p_out_rec/p_out_true - 1", shas=shas
         )
@@ -156,14 +136,12 @@ class MomentumMismatch(Source):
             "n_mot": n_mot,
             "n_muons": n_muon,
             "tail_level": ext.level,
-            "knock_on_events": n_knock,
-            "knock_on_level": k_level,
-            # the knock-on part per MOT: the estimate, or its 90% CL bound when no event is left
-            "knock_on_per_mot": count_estimate(0, n_mot, factor)[0] if k_bound else k_level,
+            # the knock-on part per MOT: the estimate, or its 90% CL bound (a factor had no event)
+            "knock_on_per_mot": k_level,
             "knock_on_upper_bound": k_bound,
-            "knock_on_bound_90cl": count_estimate(0, n_mot, factor)[0] if k_bound else None,
-            "knock_on_fit": k_fit,
-            "knock_on_with_extra_hit": n_knock_all,
+            "knock_on_poorly_measured": n_poor,
+            "knock_on_rest_passes": n_rest,
+            "knock_on_reference_muons": n_ref,
             "micromegas_factor": factor,
             "cut_residual": cut,
         }
@@ -176,7 +154,7 @@ class MomentumMismatch(Source):
             ext.syst_up,
             ext.syst_down,
             False,
-            "Gauss+exp tail fit of MS2 residuals to p<=80 GeV + knock-on x MM ineff^n",
+            "Gauss+exp tail fit of MS2 residuals to p<=80 GeV + knock-on (factorised) x MM ineff^n",
             inputs,
             fit,
         )

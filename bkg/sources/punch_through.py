@@ -25,28 +25,12 @@ from bkg.sources.tailsource import fit_and_extrapolate, fit_record
 
 MODULES = (1, 2, 3, 4)
 
-#: Fit window of the shower depth (lambda_I): core and tail, the sample runs out near 13.
-DEPTH_WINDOW = (1.0, 13.0)
-
-
-def attenuation_fit(k: np.ndarray, counts: np.ndarray, n: int) -> tuple[float, float, np.ndarray]:
-    """Weighted least squares of ln P_PT(k) = a + b k over modules with counts >= 3.
-
-    Returns:
-        (a, b, covariance 2x2).
-
-    Raises:
-        FitError: fewer than two usable points.
-    """
-    use = counts >= 3
-    if use.sum() < 2:
-        raise FitError("punch_through: fewer than two HCAL module counts with >= 3 events")
-    y = np.log(counts[use] / n)
-    w = counts[use].astype(float)  # var(ln p) ~ 1/k
-    a_mat = np.vstack([np.ones(use.sum()), k[use]]).T
-    cov = np.linalg.inv(a_mat.T @ (a_mat * w[:, None]))
-    a, b = cov @ (a_mat.T @ (w * y))
-    return float(a), float(b), cov
+#: Fit window of the visibility depth (lambda_I): beyond the ECAL's own showers (< 2) the
+#: depth falls as exp(-t / lambda_h); the default sample runs out near 13.
+DEPTH_WINDOW = (2.0, 13.0)
+#: Start of the alternative fit (the far half of the window): a bend of the attenuation
+#: with depth shows up as a different slope there (model systematic).
+ALT_FROM_LAMBDA = 6.0
 
 
 @register
@@ -80,8 +64,9 @@ class PunchThrough(Source):
         m = cfg.detector.hcal.modules
         f_mu, f_up, f_dn, mu_bound = count_estimate(n_mu_deep, max(n_deep, 1), 1.0)
         nominal, alt, ext = fit_and_extrapolate(
-            counts, edges, n_total=n, cut=m * mod_lambda, side="upper", source=self.name
-        )
+            counts, edges, n_total=n, cut=m * mod_lambda, side="upper", source=self.name,
+            model="exponential", alt_model="exponential", alt_from=ALT_FROM_LAMBDA,
+        )  # fmt: skip
         pt = {
             str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level for k in (1, 2, 4)
         }
@@ -92,7 +77,7 @@ class PunchThrough(Source):
         down = min(level * float(np.hypot(ext.stat_down / ext.level, rel_mu[1])), level)
         fit = fit_record(
             nominal, alt, ext, cut=m * mod_lambda, side="upper",
-            variable="hadron shower depth behind the VHCAL (lambda_I)", shas=sha256s(entries),
+            variable="hadron visibility depth behind the ECAL (lambda_I)", shas=sha256s(entries),
         )  # fmt: skip
         inputs: dict[str, Any] = {
             "n_events": n,
@@ -115,7 +100,7 @@ class PunchThrough(Source):
             scale * ext.syst_up,
             scale * ext.syst_down,
             mu_bound,
-            "P(leading h) x P(mu side) x PT from the fitted shower-depth tail at n modules",
+            "P(leading h) x P(mu side) x PT from the exponential attenuation of the visibility depth",
             inputs,
             fit,
         )

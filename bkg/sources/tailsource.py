@@ -21,18 +21,27 @@ def fit_and_extrapolate(
     side: str,
     source: str,
     values: np.ndarray | None = None,
+    model: str = "gauss_exp",
+    alt_model: str = "double_cb",
+    alt_from: float | None = None,
 ) -> tuple[TailFit, TailFit | None, Extrapolation]:
-    """Nominal (gauss_exp) and alternative (double_cb) fits and the extrapolation beyond ``cut``.
+    """Nominal and alternative fits and the extrapolation beyond ``cut``.
 
-    The alternative fit is the model systematic; if it fails, the systematic is
-    taken as the nominal statistical half-width times two and noted.
+    The alternative (another shape, and/or the same shape fitted only from
+    ``alt_from`` on, the far part of the window) is the model systematic: the
+    envelope of the two levels. If the alternative fit fails there is no
+    systematic and ``fit.alternative`` is null in the JSON.
     """
-    nominal = fit_tail(
-        counts, edges, n_total=n_total, model="gauss_exp", source=source, values=values
-    )
+    nominal = fit_tail(counts, edges, n_total=n_total, model=model, source=source, values=values)
+    a_counts, a_edges, a_values = counts, edges, values
+    if alt_from is not None:
+        first = int(np.searchsorted(edges, alt_from))
+        a_counts, a_edges = counts[first:], edges[first:]
+        if values is not None:
+            a_values = values[values >= a_edges[0]]
     try:
         alt: TailFit | None = fit_tail(
-            counts, edges, n_total=n_total, model="double_cb", source=source, values=values
+            a_counts, a_edges, n_total=n_total, model=alt_model, source=source, values=a_values
         )
     except FitError:
         alt = None

@@ -73,6 +73,7 @@ def test_shapes_equal_zfit_pdfs():
             zfit.pdf.DoubleCB,
             dict(mu=0.1, sigma=0.3, alphal=1.2, nl=3.0, alphar=1.5, nr=4.0),
         ),
+        ("exponential", zfit.pdf.Exponential, dict(lam=-0.8)),
     ):
         ref = cls(obs=obs, **p).pdf(x).numpy()
         mine = shapes.pdf_unnorm(x, p, model=model) / shapes.integral(-3, 2, p, model=model)
@@ -95,6 +96,29 @@ def test_zfit_and_iminuit_agree_within_1_percent(toy_fit):
     lz = _level(fit.params, "gauss_exp", fit.window, CUT, "lower", frac)
     li = _level(pi, "gauss_exp", fit.window, CUT, "lower", frac)
     assert lz == pytest.approx(li, rel=0.01)
+
+
+def test_exponential_attenuation_fit_and_its_tail_at_1e13():
+    # expected: a falling exponential exp(-x / 1.2) sampled in [2, 13] (the punch-through
+    # depth window); zfit and iminuit give the same slope (1%), the slope is the true one
+    # within 4 sigma, and the extrapolated P(x > 35.5) is the closed form
+    # exp(-35.5 / 1.2) = 1.4e-13 within the uncertainty the slope propagates there.
+    rng = np.random.default_rng(5)
+    n_total = 2_000_000
+    x = rng.exponential(1.2, n_total)
+    edges = np.linspace(2.0, 13.0, 221)
+    counts = np.histogram(x, bins=edges)[0].astype(float)
+    fit = fit_tail(counts, edges, n_total=n_total, model="exponential", source="toy")
+    lam, sig = fit.params["lam"], math.sqrt(fit.covariance[0][0])
+    assert lam == pytest.approx(
+        fit_tail_iminuit(counts, edges, model="exponential")["lam"], rel=0.01
+    )
+    assert abs(lam + 1 / 1.2) < 4 * sig
+    ext = extrapolate(fit, cut=35.5, side="upper")
+    truth = math.exp(-35.5 / 1.2)
+    assert truth == pytest.approx(1.4e-13, rel=0.05)
+    assert abs(ext.level - truth) < 3 * max(ext.stat_up, ext.stat_down)
+    assert ext.stat_up > 0 and ext.stat_down > 0
 
 
 def test_linear_propagation_matches_sampling(toy_fit):
@@ -195,8 +219,10 @@ def test_fit_that_never_converges_retries_then_names_source_model_and_reason(toy
     _FailingMinimizer.calls = 0
     with pytest.raises(
         FitError, match=r"hermeticity: gauss_exp fit failed after 3 starts: valid=False"
-    ):
+    ) as info:
         fit_tail(counts, EDGES, n_total=1_000_000, source="hermeticity", retries=2)
+    assert "\n" not in str(info.value)  # one line for the CLI
+    assert "edm above goal" in str(info.value)  # the minimiser's own reason
     assert _FailingMinimizer.calls == 3  # one start and two retries from other start values
 
 

@@ -33,6 +33,11 @@ def response(rng: np.random.Generator, n: int, *, e0: float = 160.0) -> dict[str
     return ev
 
 
+#: synthetic visibility depth: first interaction ~ Exp(PT_LAMBDA_H) from a point uniform in
+#: the last PT_ECAL_LAMBDA of the ECAL, plus PT_OFFSET for the shower to become visible
+PT_LAMBDA_H, PT_ECAL_LAMBDA, PT_OFFSET = 1.2, 1.3, 0.3
+
+
 def write_samples(folder: Path, *, seed: int = 7, n_beam: int = 200_000) -> Path:
     """Write beam, hadrons, leading_hadrons and dimuons samples + MANIFEST.json into folder."""
     rng = np.random.default_rng(seed)
@@ -78,7 +83,8 @@ def write_samples(folder: Path, *, seed: int = 7, n_beam: int = 200_000) -> Path
     ev.update(e_hadron=rng.uniform(80, 160, n), hadron_charged=rng.random(n) < 0.7,
               e_hcal1=e1, e_hcal2=rng.exponential(20.0, n) * (e1 > 1),
               e_hcal3=rng.exponential(20.0, n), e_hcal4=rng.exponential(20.0, n),
-              depth_lambda=rng.normal(3.7, 0.6, n) + rng.exponential(1.2, n), p_out_rec=rng.uniform(1, 80, n),
+              depth_lambda=np.maximum(rng.exponential(PT_LAMBDA_H, n) - rng.uniform(0, PT_ECAL_LAMBDA, n) + PT_OFFSET, 0.0),
+              p_out_rec=rng.uniform(1, 80, n),
               e_ecal=rng.uniform(0, 15, n))  # fmt: skip
     put("leading_hadrons", ev, 1e-6)
     ev = response(rng, n)

@@ -51,6 +51,35 @@ def test_fitted_sources_record_model_window_covariance(fitted):
     assert fit["quality"]["valid"] and fit["quality"]["converged"]
 
 
+def test_punch_through_recovers_the_attenuation_length(fitted):
+    # the synthetic visibility depth of conftest falls as exp(-t / PT_LAMBDA_H) beyond the
+    # ECAL: the fitted slope must recover 1 / PT_LAMBDA_H, and P(t > 2 modules) must agree
+    # with its closed form E_u[exp(-(15 - PT_OFFSET + u) / lambda_h)], u ~ U(0, PT_ECAL_LAMBDA).
+    # Tolerance: 4 sigma of the fitted slope (about 2700 events in the window: 2% each) and
+    # 3 sigma of the extrapolated level's own statistical uncertainty.
+    from tests.sources.conftest import PT_ECAL_LAMBDA, PT_LAMBDA_H, PT_OFFSET
+
+    out, est = fitted
+    data = json.loads((out / "punch_through.json").read_text())
+    lam = data["fit"]["parameters"]["lam"]
+    sigma_lam = math.sqrt(data["fit"]["covariance"][0][0])
+    assert data["fit"]["model"] == "exponential"
+    assert abs(lam + 1 / PT_LAMBDA_H) < 4 * sigma_lam
+    cut = 2 * 7.5
+    truth = (
+        math.exp(-(cut - PT_OFFSET) / PT_LAMBDA_H)
+        * (PT_LAMBDA_H / PT_ECAL_LAMBDA)
+        * (1 - math.exp(-PT_ECAL_LAMBDA / PT_LAMBDA_H))
+    )
+    pt2 = data["inputs"]["pt_probability"]["2"]
+    e = est["punch_through"]
+    rel = e.stat_up / e.level_per_mot
+    assert pt2 == pytest.approx(truth, rel=3 * rel)
+    # the attenuation is monotonic: 1 >> 2 >> 4 modules
+    pt = data["inputs"]["pt_probability"]
+    assert pt["1"] > 1e2 * pt["2"] > 1e4 * pt["4"]
+
+
 def test_hadron_decay_counts_match_a_direct_count(fitted, synthetic_samples, default_config):
     # expected: sum over species of norm x passing/generated, counted here independently
     from bkg.ntuple import iterate
