@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     except BkgError as exc:
         if debug:
             raise
-        click.echo(f"bkg: error: {exc}", err=True)
+        click.echo("bkg: error: " + " ".join(str(exc).split()), err=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         click.echo("bkg: interrupted; outputs of the unfinished stage were not written", err=True)

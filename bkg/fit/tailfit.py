@@ -328,7 +328,7 @@ def fit_tail(
         try:
             result = zm.minimizer.minimize(loss)
         except Exception as exc:  # the minimiser's own failure (NaN in the loss, ...)
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = f"{type(exc).__name__}: " + " ".join(str(exc).split())
             continue
         if not (result.valid and result.converged):
             reason = _minimizer_reason(result)
