@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from bkg import __version__
-from bkg.errors import BkgError
+from bkg.errors import BkgError, one_line
 
 log = logging.getLogger("bkg")
 
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     except BkgError as exc:
         if debug:
             raise
-        click.echo("bkg: error: " + " ".join(str(exc).split()), err=True)
+        click.echo(f"bkg: error: {one_line(exc)}", err=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         click.echo("bkg: interrupted; outputs of the unfinished stage were not written", err=True)

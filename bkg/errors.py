@@ -7,6 +7,16 @@ code 2; every other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """``text`` (a message or an exception) on one line: runs of white space become one space.
+
+    Example:
+        >>> one_line("expected Chunk of length 403,\\nreceived 9 bytes")
+        'expected Chunk of length 403, received 9 bytes'
+    """
+    return " ".join(str(text).split())
+
+
 class BkgError(Exception):
     """Base of every error a user can cause and fix (bad config, bad sample, ...)."""
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bkg.errors import SampleError
+from bkg.errors import SampleError, one_line
 
 TREE = "events"
 
@@ -148,11 +148,6 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (uproot's OSError texts span several)."""
-    return " ".join(str(exc).split())
-
-
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     """sha256 hex digest of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -173,7 +168,7 @@ def _open_tree(path: Path) -> Any:
         handle = uproot.open(path)
     except Exception as exc:
         raise SampleError(
-            f"{path}: not a readable ROOT file ({type(exc).__name__}: {_one_line(exc)})"
+            f"{path}: not a readable ROOT file ({type(exc).__name__}: {one_line(exc)})"
         ) from None
     try:
         tree = handle[TREE]
@@ -228,7 +223,7 @@ def check_file(path: str | Path, sample: str) -> list[str]:
                             problems.append(f"{path}: branch '{name}' has {bad} NaN/inf values")
         except Exception as exc:
             problems.append(
-                f"{path}: cannot read the baskets ({type(exc).__name__}: {_one_line(exc)}); the file may be truncated"
+                f"{path}: cannot read the baskets ({type(exc).__name__}: {one_line(exc)}); the file may be truncated"
             )
     return problems
 

@@ -18,7 +18,9 @@ __all__ = [
     "BRANCHES",
     "cut_flow",
     "e_cal",
+    "hcal_one_mip",
     "in_signal_box",
+    "no_vhcal_deposit",
     "passes_selection",
     "passes_trigger",
 ]
@@ -61,6 +63,18 @@ def single_track(ev: Chunk) -> np.ndarray:
     return ok
 
 
+def no_vhcal_deposit(ev: Chunk, cfg: Config) -> np.ndarray:
+    """Cut (iii): no energy deposit in the veto HCAL."""
+    return ev["e_vhcal"] < cfg.selection.vhcal_max_gev
+
+
+def hcal_one_mip(ev: Chunk, cfg: Config) -> np.ndarray:
+    """Cut (iv): total HCAL deposit compatible with one MIP."""
+    hlo, hhi = cfg.selection.hcal_mip_window_gev
+    e_hcal = ev["e_hcal1"] + ev["e_hcal2"]
+    return (e_hcal >= hlo) & (e_hcal <= hhi)
+
+
 def cut_flow(ev: Chunk, cfg: Config) -> dict[str, np.ndarray]:
     """Cumulative masks after the trigger and after each of the cuts (i)-(iv).
 
@@ -76,10 +90,8 @@ def cut_flow(ev: Chunk, cfg: Config) -> dict[str, np.ndarray]:
     if sel.single_track:
         track &= single_track(ev)
     c2 = c1 & track
-    c3 = c2 & (ev["e_vhcal"] < sel.vhcal_max_gev)
-    hlo, hhi = sel.hcal_mip_window_gev
-    e_hcal = ev["e_hcal1"] + ev["e_hcal2"]
-    c4 = c3 & (e_hcal >= hlo) & (e_hcal <= hhi)
+    c3 = c2 & no_vhcal_deposit(ev, cfg)
+    c4 = c3 & hcal_one_mip(ev, cfg)
     return {"trigger": trig, "i": c1, "ii": c2, "iii": c3, "iv": c4}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bkg.errors import FitError
+from bkg.errors import FitError, one_line
 from bkg.fit import shapes
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def _minimizer_reason(result: Any) -> str:
     if getattr(fmin, "hesse_failed", False) is True:
         flags.append("Hesse failed")
     if isinstance(fmin, str):
-        flags.append(" ".join(fmin.split())[:200])
+        flags.append(one_line(fmin)[:200])
     edm = getattr(result, "edm", None)
     return (
         f"valid={result.valid}, converged={result.converged}"
@@ -328,7 +328,7 @@ def fit_tail(
         try:
             result = zm.minimizer.minimize(loss)
         except Exception as exc:  # the minimiser's own failure (NaN in the loss, ...)
-            reason = f"{type(exc).__name__}: " + " ".join(str(exc).split())
+            reason = f"{type(exc).__name__}: {one_line(exc)}"
             continue
         if not (result.valid and result.converged):
             reason = _minimizer_reason(result)

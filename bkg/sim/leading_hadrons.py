@@ -119,7 +119,7 @@ def generate_leading_hadrons(
             e_h[k],
             rng,
             boundaries_lambda=np.array([0.0, lo] + [lo + j * mod for j in range(1, 5)]),
-            resolution=cfg.detector.hcal.resolution,
+            resolution=hcal.resolution,
             visible_threshold_gev=thr,
         )
         dep[k] = d

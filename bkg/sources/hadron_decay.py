@@ -57,7 +57,7 @@ class HadronDecay(Source):
         n = {p: 0 for p in SPECIES}
         k = {p: 0 for p in SPECIES}
         k_decay_mu = {p: 0 for p in SPECIES}
-        k_soft_mu = {p: 0 for p in SPECIES}
+        k_soft_leptonic = 0  # K- -> mu- nu with a soft muon: the paper's "before cuts"
         soft = SOFT_MUON_FRACTION * cfg.beam.energy_gev
         for ev in stream(
             cfg,
@@ -73,9 +73,9 @@ class HadronDecay(Source):
                 k[pdg] += int((mine & sel).sum())
                 decay_mu = mine & ev["decayed"] & (ev["e_mu_decay"] > 0)
                 k_decay_mu[pdg] += int(decay_mu.sum())
-                # the paper's "before cuts" figure counts the purely leptonic h -> mu nu
-                leptonic = decay_mu & (ev["decay_channel"] == 1)
-                k_soft_mu[pdg] += int((leptonic & (ev["e_mu_decay"] < soft)).sum())
+                if pdg == -321:
+                    leptonic = decay_mu & (ev["decay_channel"] == 1)
+                    k_soft_leptonic += int((leptonic & (ev["e_mu_decay"] < soft)).sum())
         absorber = math.exp(-cfg.beam.absorber_lambda)
         level = up2 = down2 = 0.0
         bound_only = True
@@ -83,7 +83,7 @@ class HadronDecay(Source):
         # the paper's "overall probability ... given the kaon contamination" (Sec. III.C):
         # P_K x P(K- -> mu- nu, E_mu < 100 GeV), before any cut
         before = (
-            species_norm(cfg, entries[0], -321) * absorber * k_soft_mu[-321] / n[-321]
+            species_norm(cfg, entries[0], -321) * absorber * k_soft_leptonic / n[-321]
             if n[-321]
             else 0.0
         )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bkg.config import Config
-from bkg.selection import BRANCHES, cut_flow, e_cal
+from bkg.selection import BRANCHES, cut_flow, e_cal, hcal_one_mip, no_vhcal_deposit
 from bkg.sources.base import (
     Source,
     SourceEstimate,
@@ -101,11 +101,7 @@ class MomentumMismatch(Source):
             rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
             n_poor += int(np.count_nonzero(kept & rec_low & (ev["process"] == 5)))
             # ... and whose counters and calorimeters pass: everything but cut (ii)
-            flow = cut_flow(ev, cfg)
-            hlo, hhi = sel.hcal_mip_window_gev
-            e_hcal = ev["e_hcal1"] + ev["e_hcal2"]
-            rest = flow["i"] & (ev["e_vhcal"] < sel.vhcal_max_gev)
-            rest &= (e_hcal >= hlo) & (e_hcal <= hhi)
+            rest = cut_flow(ev, cfg)["i"] & no_vhcal_deposit(ev, cfg) & hcal_one_mip(ev, cfg)
             rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
             n_ref += int(kept.sum())
             n_rest += int(np.count_nonzero(kept & rest))
