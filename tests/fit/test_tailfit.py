@@ -236,3 +236,24 @@ def test_covariance_not_positive_definite_is_a_fit_error():
         _check_cov(np.array([[1.0, 2.0], [2.0, 1.0]]), "punch_through", "gauss_exp")
     with pytest.raises(FitError, match="NaN/inf"):
         _check_cov(np.array([[np.nan, 0.0], [0.0, 1.0]]), "dimuon", "gauss_exp")
+
+
+@pytest.mark.parametrize("model", ["gauss_exp", "double_cb", "exponential"])
+def test_compiled_loss_evaluation_equals_zfit_loss_value(toy_fit, model):
+    # expected: the minimiser's compiled evaluation (bkg.fit.compiled) returns exactly
+    # zfit's own loss.value() at the same parameters, so Minuit takes the same steps
+    from bkg.fit import tailfit
+
+    counts, _ = toy_fit
+    zm = tailfit._model_for(model, len(counts), True)
+    loss = zm.set_data(counts, None)
+    params = list(zm.params.values())
+    evaluator = zm.minimizer.create_evaluator(loss, params)
+    assert "_assign_and_value" in vars(evaluator)  # the compiled hook is in place
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        values = np.array([rng.uniform(p.lower, p.upper) for p in params])
+        fast = float(evaluator.value(values))
+        for p, v in zip(params, values, strict=True):
+            p.set_value(v)
+        assert fast == float(loss.value())
