@@ -22,7 +22,7 @@ import hashlib
 import os
 import types
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -440,8 +440,19 @@ def sample_paths(samples_dir: str | Path, sample: str) -> list[Path]:
     )
 
 
-def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict[str, Any]:
+def read_manifest(
+    samples_dir: str | Path,
+    *,
+    check_hashes: bool = True,
+    kinds: Collection[str] | None = None,
+) -> dict[str, Any]:
     """Read ``MANIFEST.json`` of a samples folder and check each file's sha256.
+
+    Args:
+        samples_dir: the samples folder.
+        check_hashes: check that each listed file exists and has its recorded sha256.
+        kinds: check only the files of these sample kinds (default: every file); the
+            manifest returned still lists every file.
 
     Raises:
         SampleError: the manifest is missing or malformed, a listed file is
@@ -466,7 +477,7 @@ def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict
         for key in ("file", "sample", "events", "sha256", "norm_per_mot"):
             if not isinstance(entry, dict) or key not in entry:
                 raise SampleError(f"{path}: files[{i}] lacks the key '{key}'")
-        if not check_hashes:
+        if not check_hashes or (kinds is not None and entry["sample"] not in kinds):
             continue
         sample_path = folder / entry["file"]
         if not sample_path.exists():

@@ -61,7 +61,13 @@ class SourceEstimate:
 
 
 class Source:
-    """Base of a background source: subclass, set the attributes, implement ``estimate``."""
+    """Base of a background source: subclass, set the attributes, implement ``estimate``.
+
+    Attributes:
+        name: registry key and the stem of fits/<name>.json.
+        label: the row label of Table I.
+        samples: the sample kinds ``estimate`` reads (run_fits checks their files' sha256).
+    """
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
