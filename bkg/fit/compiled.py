@@ -30,6 +30,30 @@ _HOOK = "_assign_and_value"
 _HAS_HOOK = callable(getattr(LossEval, _HOOK, None))
 
 
+def _fast_call(concrete: Any) -> Callable[[Any], float]:
+    """``values -> float(concrete(values))`` for a concrete function of one float64 vector.
+
+    ``ConcreteFunction.__call__`` binds and checks its arguments in Python (about 0.2 ms
+    a call); with no gradient tape it then runs ``inference_fn.call_preflattened`` on
+    the inputs plus the captured tensors, which is what is called here directly (about
+    0.05 ms). A float, not a tensor, goes back to zfit's evaluator and Minuit.
+    """
+    inference = getattr(concrete, "inference_fn", None)
+    captures = list(getattr(concrete, "captured_inputs", ()))
+    if inference is None or not callable(getattr(inference, "call_preflattened", None)):
+
+        def public(values: Any) -> float:
+            return float(concrete(tf.convert_to_tensor(values, dtype=tf.float64)))
+
+        return public
+
+    def direct(values: Any) -> float:
+        x = tf.convert_to_tensor(values, dtype=tf.float64)
+        return float(inference.call_preflattened([x, *captures]))
+
+    return direct
+
+
 class CompiledMinuit(zfit.minimize.Minuit):
     """zfit Minuit that evaluates registered losses with a compiled graph (same values).
 
@@ -70,10 +94,7 @@ class CompiledMinuit(zfit.minimize.Minuit):
                 tf.TensorSpec([len(plist)], tf.float64)
             )
 
-            def call(values: Any) -> Any:
-                return concrete(tf.convert_to_tensor(values, dtype=tf.float64))
-
-            self._compiled[key] = call
+            self._compiled[key] = _fast_call(concrete)
         return self._compiled[key]
 
     def create_evaluator(

@@ -257,3 +257,20 @@ def test_compiled_loss_evaluation_equals_zfit_loss_value(toy_fit, model):
         for p, v in zip(params, values, strict=True):
             p.set_value(v)
         assert fast == float(loss.value())
+
+
+def test_fast_call_is_the_concrete_functions_own_call():
+    # expected: the direct call of the traced graph (bkg.fit.compiled._fast_call) returns
+    # exactly what ConcreteFunction.__call__ returns, for the TensorFlow installed here
+    import tensorflow as tf
+
+    from bkg.fit.compiled import _fast_call
+
+    weight = tf.Variable([1.5, -0.25, 3.0], dtype=tf.float64)
+    concrete = tf.function(
+        lambda x: tf.reduce_sum(tf.exp(x) * weight), autograph=False
+    ).get_concrete_function(tf.TensorSpec([3], tf.float64))
+    call = _fast_call(concrete)
+    assert call.__name__ == "direct"  # not the fallback through the public call
+    for values in ([0.1, 0.2, 0.3], [-5.0, 2.5, 1e-3]):
+        assert call(np.array(values)) == float(concrete(tf.constant(values, tf.float64)))
