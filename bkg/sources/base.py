@@ -118,6 +118,7 @@ def stream(
         sorted(set(branches)),
         step_size=cfg.samples.chunk_size,
         nonfinite=cfg.samples.nonfinite,
+        workers=2,
     )
 
 
