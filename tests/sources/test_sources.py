@@ -275,3 +275,35 @@ def test_estimators_on_random_arrays(values, seed, source, default_config, tmp_p
 
 
 _ = Path
+
+
+def test_beam_sample_read_once_for_the_streaming_sources(
+    fitted, synthetic_samples, default_config, tmp_path, monkeypatch
+):
+    # expected: `bkg fit` reads each sample kind once (momentum_mismatch and hermeticity
+    # share the beam pass) and gives exactly the estimates of the sources run alone
+    import bkg.sources.base as base
+
+    _, together = fitted
+    reads: list[str] = []
+    real = base.iterate
+
+    def counting(paths, sample, branches, **kwargs):
+        reads.append(sample)
+        return real(paths, sample, branches, **kwargs)
+
+    monkeypatch.setattr(base, "iterate", counting)
+    again = run_fits(default_config, samples_dir=synthetic_samples, out_dir=tmp_path)
+    assert sorted(reads) == ["beam", "dimuons", "hadrons", "leading_hadrons"]
+    assert again == together
+    for name in ("momentum_mismatch", "hermeticity"):
+        reads.clear()
+        alone = run_fits(
+            default_config,
+            samples_dir=synthetic_samples,
+            out_dir=tmp_path / name,
+            only=[name, name],
+            figures=False,
+        )
+        assert reads == ["beam"]
+        assert alone[name].to_dict() == together[name].to_dict()
