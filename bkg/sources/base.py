@@ -132,9 +132,8 @@ class StreamingSource(Source, Generic[R]):
         self, cfg: Config, samples_dir: Path, *, manifest: Mapping[str, Any], unbinned: bool = False
     ) -> SourceEstimate:
         """One pass over the sample for this source alone, then :meth:`finish`."""
-        (reduced, entries) = reduce_together(cfg, samples_dir, manifest, [self], unbinned=unbinned)[
-            self.name
-        ]
+        passes = reduce_together(cfg, samples_dir, manifest, [self], unbinned=unbinned)
+        reduced, entries = passes[self.name]
         return self.finish(cfg, reduced, entries, unbinned=unbinned)
 
 
@@ -197,6 +196,11 @@ def sample_entries(manifest: Mapping[str, Any], kind: str) -> list[Mapping[str, 
     return entries
 
 
+#: Threads reading (decompressing, screening) sample chunks ahead of the analysis; uproot's
+#: decompression releases the GIL (1e7 beam events: 0.8 s in one thread, 0.5 s in two).
+READ_WORKERS = 2
+
+
 def stream(
     cfg: Config,
     samples_dir: Path,
@@ -212,7 +216,7 @@ def stream(
         sorted(set(branches)),
         step_size=cfg.samples.chunk_size,
         nonfinite=cfg.samples.nonfinite,
-        workers=2,
+        workers=READ_WORKERS,
     )
 
 
