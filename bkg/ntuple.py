@@ -16,13 +16,15 @@ sample; P(leading hadron) for the leading-hadron sample, ...).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
+import functools
 import hashlib
 import os
 import types
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,6 +237,7 @@ def iterate(
     *,
     step_size: int = 1_000_000,
     nonfinite: str = "reject",
+    workers: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Stream the given branches of a sample in chunks of at most ``step_size`` events.
 
@@ -246,6 +249,10 @@ def iterate(
         nonfinite: ``"reject"`` raises :class:`SampleError` on NaN/inf in a
             float branch, ``"drop"`` removes those events (the count is in the
             chunk's ``"_dropped"`` entry).
+        workers: read (decompress, screen) the next chunks in this many threads while
+            the caller works on the current one; uproot's decompression releases the
+            GIL. At most ``workers + 1`` chunks are in memory. The chunks, their order
+            and the errors are those of ``workers=0`` (everything in the caller's thread).
 
     Yields:
         dicts of numpy arrays (one entry per branch, plus ``"_dropped"``: int array of shape ()).
@@ -256,9 +263,20 @@ def iterate(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    jobs = _chunk_jobs([Path(p) for p in paths], sample, list(branches), step_size, nonfinite)
+    if workers <= 0:
+        for job in jobs:
+            yield job()
+    else:
+        yield from _run_ahead(jobs, workers)
+
+
+def _chunk_jobs(
+    paths: Sequence[Path], sample: str, branches: list[str], step_size: int, nonfinite: str
+) -> Iterator[Callable[[], dict[str, np.ndarray]]]:
+    """One job per chunk, in order; each file is opened and its branches checked when reached."""
     schema = SCHEMAS[sample]
-    for raw_path in paths:
-        path = Path(raw_path)
+    for path in paths:
         tree = _open_tree(path)
         names = set(tree.keys())
         for name in branches:
@@ -276,15 +294,62 @@ def iterate(
                         f"{path}: branch '{name}' has dtype {got}, expected {schema[name].dtype}"
                     )
         try:
-            chunks = tree.iterate(list(branches), step_size=step_size, library="np")
-            for chunk in chunks:
-                yield _screen(chunk, path, nonfinite)
-        except SampleError:
-            raise
+            n = int(tree.num_entries)
         except Exception as exc:
-            raise SampleError(
-                f"{path}: cannot read the baskets ({type(exc).__name__}); the file may be truncated"
-            ) from None
+            raise SampleError(_truncated(path, exc)) from None
+        for start in range(0, n, step_size):
+            stop = min(start + step_size, n)
+            yield functools.partial(_read_chunk, path, branches, start, stop, nonfinite)
+
+
+def _truncated(path: Path, exc: BaseException) -> str:
+    return f"{path}: cannot read the baskets ({type(exc).__name__}); the file may be truncated"
+
+
+def _read_chunk(
+    path: Path, branches: list[str], start: int, stop: int, nonfinite: str
+) -> dict[str, np.ndarray]:
+    """Entries [start, stop) of the branches, screened; the file is opened by the reading thread."""
+    import uproot
+
+    try:
+        with uproot.open(path) as handle:
+            chunk = handle[TREE].arrays(branches, entry_start=start, entry_stop=stop, library="np")
+    except Exception as exc:
+        raise SampleError(_truncated(path, exc)) from None
+    return _screen(chunk, path, nonfinite)
+
+
+def _run_ahead(jobs: Iterator[Callable[[], Any]], workers: int) -> Iterator[Any]:
+    """The results of ``jobs`` in order, up to ``workers`` of them computed ahead in threads.
+
+    An error in taking the next job (a missing file, ...) is raised only after the
+    results of the jobs before it, as it would be without threads.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="bkg-read")
+    pending: collections.deque[Future[Any]] = collections.deque()
+    try:
+        while True:
+            try:
+                job = next(jobs)
+            except StopIteration:
+                break
+            except Exception as exc:
+                failed: Future[Any] = Future()
+                failed.set_exception(exc)
+                pending.append(failed)
+                break
+            pending.append(pool.submit(job))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)  # reads in progress end before the caller goes on
 
 
 def _screen(chunk: dict[str, np.ndarray], path: Path, nonfinite: str) -> dict[str, np.ndarray]:
@@ -440,8 +505,19 @@ def sample_paths(samples_dir: str | Path, sample: str) -> list[Path]:
     )
 
 
-def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict[str, Any]:
+def read_manifest(
+    samples_dir: str | Path,
+    *,
+    check_hashes: bool = True,
+    kinds: Collection[str] | None = None,
+) -> dict[str, Any]:
     """Read ``MANIFEST.json`` of a samples folder and check each file's sha256.
+
+    Args:
+        samples_dir: the samples folder.
+        check_hashes: check that each listed file exists and has its recorded sha256.
+        kinds: check only the files of these sample kinds (default: every file); the
+            manifest returned still lists every file.
 
     Raises:
         SampleError: the manifest is missing or malformed, a listed file is
@@ -466,7 +542,7 @@ def read_manifest(samples_dir: str | Path, *, check_hashes: bool = True) -> dict
         for key in ("file", "sample", "events", "sha256", "norm_per_mot"):
             if not isinstance(entry, dict) or key not in entry:
                 raise SampleError(f"{path}: files[{i}] lacks the key '{key}'")
-        if not check_hashes:
+        if not check_hashes or (kinds is not None and entry["sample"] not in kinds):
             continue
         sample_path = folder / entry["file"]
         if not sample_path.exists():

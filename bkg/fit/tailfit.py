@@ -165,6 +165,8 @@ class _ZfitModel:
         import tensorflow as tf
         import zfit
 
+        from bkg.fit.compiled import CompiledMinuit
+
         self.obs = zfit.Space("u", limits=(-1.0, 1.0))
         self.params: dict[str, Any] = {}
         uid = f"{model}_{nbins}_{'b' if binned else 'u'}_{id(self)}"
@@ -180,7 +182,7 @@ class _ZfitModel:
         self.binned = binned
         # Minuit's own numerical gradient: zfit's autodiff gradient through the binned
         # analytic integrals cost 0.3 s per call here (10x slower fits), see bench_fit.py
-        self.minimizer = zfit.minimize.Minuit(gradient=MINUIT_GRADIENT, tol=1e-3)
+        self.minimizer = CompiledMinuit(gradient=MINUIT_GRADIENT, tol=1e-3)
         if not binned:
             return
         binning = zfit.binned.RegularBinning(nbins, -1.0, 1.0, name="u")
@@ -189,7 +191,7 @@ class _ZfitModel:
         counts = self.counts
         bpdf = self.bpdf
 
-        def nll(params: Any = None) -> Any:
+        def binned_nll() -> Any:
             # Poisson binned NLL relative to the saturated model (Baker-Cousins), total fixed
             expected = tf.reduce_sum(counts) * bpdf.rel_counts()
             expected = tf.maximum(expected, 1e-300)
@@ -199,9 +201,17 @@ class _ZfitModel:
             )
             return tf.reduce_sum(expected - counts + term)
 
+        # one graph of the parameters' variables, traced once and shared by zfit's loss
+        # (FitResult evaluates it) and the minimiser's compiled evaluation (bkg.fit.compiled)
+        graph = tf.function(binned_nll, autograph=False)
+
+        def nll(params: Any = None) -> Any:
+            return graph()
+
         self.loss = zfit.loss.SimpleLoss(
             nll, params=list(self.params.values()), errordef=0.5, jit=True
         )
+        self.minimizer.compile_loss(self.loss, graph)
 
     def set_data(self, counts: np.ndarray | None, values: np.ndarray | None) -> Any:
         """The loss for these data (binned: the same loss object with new counts)."""

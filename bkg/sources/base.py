@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -17,7 +17,17 @@ from bkg.ntuple import iterate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REGISTRY", "Source", "SourceEstimate", "register", "sample_entries", "stream"]
+__all__ = [
+    "REGISTRY",
+    "Reducer",
+    "Source",
+    "SourceEstimate",
+    "StreamingSource",
+    "reduce_together",
+    "register",
+    "sample_entries",
+    "stream",
+]
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,13 @@ class SourceEstimate:
 
 
 class Source:
-    """Base of a background source: subclass, set the attributes, implement ``estimate``."""
+    """Base of a background source: subclass, set the attributes, implement ``estimate``.
+
+    Attributes:
+        name: registry key and the stem of fits/<name>.json.
+        label: the row label of Table I.
+        samples: the sample kinds ``estimate`` reads (run_fits checks their files' sha256).
+    """
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
@@ -72,6 +88,89 @@ class Source:
     ) -> SourceEstimate:
         """Compute the level per MOT from the samples."""
         raise NotImplementedError
+
+
+class Reducer(Protocol):
+    """What a :class:`StreamingSource` keeps of the chunks of its sample (sums, histograms)."""
+
+    def add(self, ev: Mapping[str, np.ndarray]) -> None:
+        """Take one chunk into account (a dict of branch arrays)."""
+
+
+R = TypeVar("R", bound=Reducer)
+
+
+class StreamingSource(Source, Generic[R]):
+    """A source that reduces its one sample chunk by chunk, then estimates from the sums.
+
+    Subclasses implement ``branches``, ``reducer`` and ``finish``. :func:`run_fits`
+    reads a sample once for all the streaming sources that use it (the union of
+    their branches) and hands every chunk to each one's reducer; ``estimate`` makes
+    the same pass for this source alone. Memory is that of the chunks in flight.
+    """
+
+    def branches(self, cfg: Config) -> Sequence[str]:
+        """The branches ``reducer(...).add`` reads."""
+        raise NotImplementedError
+
+    def reducer(self, cfg: Config, *, unbinned: bool) -> R:
+        """A fresh reducer for one pass over the sample."""
+        raise NotImplementedError
+
+    def finish(
+        self,
+        cfg: Config,
+        reduced: R,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        unbinned: bool,
+    ) -> SourceEstimate:
+        """The estimate from a reducer that has seen the whole sample (the MANIFEST ``entries``)."""
+        raise NotImplementedError
+
+    def estimate(
+        self, cfg: Config, samples_dir: Path, *, manifest: Mapping[str, Any], unbinned: bool = False
+    ) -> SourceEstimate:
+        """One pass over the sample for this source alone, then :meth:`finish`."""
+        passes = reduce_together(cfg, samples_dir, manifest, [self], unbinned=unbinned)
+        reduced, entries = passes[self.name]
+        return self.finish(cfg, reduced, entries, unbinned=unbinned)
+
+
+def reduce_together(
+    cfg: Config,
+    samples_dir: Path,
+    manifest: Mapping[str, Any],
+    sources: Sequence[StreamingSource[Any]],
+    *,
+    unbinned: bool,
+) -> dict[str, tuple[Any, list[Mapping[str, Any]]]]:
+    """One pass over a sample for several streaming sources that read it.
+
+    Args:
+        cfg: configuration.
+        samples_dir: folder with the samples.
+        manifest: its MANIFEST.json.
+        sources: streaming sources of one and the same sample kind.
+        unbinned: passed to each ``reducer``.
+
+    Returns:
+        name -> (its reducer after the whole sample, the MANIFEST entries read).
+
+    Raises:
+        SampleError: as :func:`stream`; ValueError if the sources read different kinds.
+    """
+    kinds = {tuple(source.samples) for source in sources}
+    if len(kinds) != 1 or len(next(iter(kinds))) != 1:
+        raise ValueError(f"one pass reads one sample kind, not {sorted(kinds)}")
+    kind = sources[0].samples[0]
+    entries = sample_entries(manifest, kind)
+    reducers = [source.reducer(cfg, unbinned=unbinned) for source in sources]
+    branches = [b for source in sources for b in source.branches(cfg)]
+    for ev in stream(cfg, samples_dir, entries, kind, branches):
+        for reduced in reducers:
+            reduced.add(ev)
+    return {s.name: (r, entries) for s, r in zip(sources, reducers, strict=True)}
 
 
 REGISTRY: dict[str, type[Source]] = {}
@@ -97,6 +196,11 @@ def sample_entries(manifest: Mapping[str, Any], kind: str) -> list[Mapping[str, 
     return entries
 
 
+#: Threads reading (decompressing, screening) sample chunks ahead of the analysis; uproot's
+#: decompression releases the GIL (1e7 beam events: 0.8 s in one thread, 0.5 s in two).
+READ_WORKERS = 2
+
+
 def stream(
     cfg: Config,
     samples_dir: Path,
@@ -112,6 +216,7 @@ def stream(
         sorted(set(branches)),
         step_size=cfg.samples.chunk_size,
         nonfinite=cfg.samples.nonfinite,
+        workers=READ_WORKERS,
     )
 
 

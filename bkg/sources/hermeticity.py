@@ -2,63 +2,84 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from bkg.config import Config
 from bkg.selection import e_cal
-from bkg.sources.base import Source, SourceEstimate, register, sample_entries, sha256s, stream
+from bkg.sources.base import SourceEstimate, StreamingSource, register, sha256s
 from bkg.sources.tailsource import fit_and_extrapolate, fit_record
 
 NBINS = 300
 
 
+def balance_window(cfg: Config) -> tuple[float, float, float]:
+    """(cut, lo, hi) of the energy balance: the cut into region D and the fit window."""
+    box = cfg.signal_box
+    e0 = cfg.beam.energy_gev
+    # region D: E_CAL <= 20 and E'_mu <= 80 -> energy balance below (80 + 20)/E0 - 1
+    cut = (box.e_mu_out_max_gev + box.e_cal_max_gev) / e0 - 1.0
+    half = 10.0 * np.hypot(
+        cfg.detector.spectrometers.ms2.resolution_rel,
+        cfg.detector.spectrometers.ms1.resolution_rel,
+    )
+    return cut, max(-half, cut + 0.05), half
+
+
+class _Sums:
+    """The energy-balance histogram of the E_CAL slice, summed over the chunks."""
+
+    def __init__(self, cfg: Config, *, unbinned: bool) -> None:
+        self.cfg = cfg
+        self.unbinned = unbinned
+        _, self.lo, self.hi = balance_window(cfg)
+        self.edges = np.linspace(self.lo, self.hi, NBINS + 1)
+        self.counts = np.zeros(NBINS)
+        self.n_mot = 0
+        self.n_slice = 0
+        self.values: list[np.ndarray] = []
+
+    def add(self, ev: Mapping[str, np.ndarray]) -> None:
+        box = self.cfg.signal_box
+        plo, phi = self.cfg.selection.p_in_window_gev
+        self.n_mot += len(ev["p_in_rec"])
+        ecal = e_cal(ev)
+        ok = (ecal <= box.e_cal_max_gev) & (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
+        ok &= ev["p_out_rec"] > 0
+        u = (ev["p_out_rec"][ok].astype(float) + ecal[ok]) / ev["p_in_rec"][ok] - 1.0
+        self.n_slice += int(ok.sum())
+        self.counts += np.histogram(u, bins=self.edges)[0]
+        if self.unbinned:
+            self.values.append(u[(u >= self.lo) & (u <= self.hi)])
+
+
 @register
-class Hermeticity(Source):
+class Hermeticity(StreamingSource[_Sums]):
     """Energy balance u = (E'_mu + E_CAL)/p_in - 1 of muons with E_CAL <= 20 GeV; tail to D."""
 
     name = "hermeticity"
     label = "Detector non-hermeticity"
     samples = ("beam",)
 
-    def estimate(
-        self, cfg: Config, samples_dir: Path, *, manifest: Mapping[str, Any], unbinned: bool = False
+    def branches(self, cfg: Config) -> list[str]:
+        return ["p_in_rec", "p_out_rec", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2"]
+
+    def reducer(self, cfg: Config, *, unbinned: bool) -> _Sums:
+        return _Sums(cfg, unbinned=unbinned)
+
+    def finish(
+        self,
+        cfg: Config,
+        reduced: _Sums,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        unbinned: bool,
     ) -> SourceEstimate:
-        entries = sample_entries(manifest, "beam")
-        box = cfg.signal_box
-        e0 = cfg.beam.energy_gev
-        # region D: E_CAL <= 20 and E'_mu <= 80 -> energy balance below (80 + 20)/E0 - 1
-        cut = (box.e_mu_out_max_gev + box.e_cal_max_gev) / e0 - 1.0
-        half = 10.0 * np.hypot(
-            cfg.detector.spectrometers.ms2.resolution_rel,
-            cfg.detector.spectrometers.ms1.resolution_rel,
-        )
-        lo, hi = max(-half, cut + 0.05), half
-        edges = np.linspace(lo, hi, NBINS + 1)
-        counts = np.zeros(NBINS)
-        n_mot = 0
-        n_slice = 0
-        values: list[np.ndarray] = []
-        plo, phi = cfg.selection.p_in_window_gev
-        for ev in stream(
-            cfg,
-            samples_dir,
-            entries,
-            "beam",
-            ["p_in_rec", "p_out_rec", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2"],
-        ):
-            n_mot += len(ev["p_in_rec"])
-            ecal = e_cal(ev)
-            ok = (ecal <= box.e_cal_max_gev) & (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
-            ok &= ev["p_out_rec"] > 0
-            u = (ev["p_out_rec"][ok].astype(float) + ecal[ok]) / ev["p_in_rec"][ok] - 1.0
-            n_slice += int(ok.sum())
-            counts += np.histogram(u, bins=edges)[0]
-            if unbinned:
-                values.append(u[(u >= lo) & (u <= hi)])
+        cut, _, _ = balance_window(cfg)
+        counts, edges, values = reduced.counts, reduced.edges, reduced.values
+        n_mot, n_slice = reduced.n_mot, reduced.n_slice
         nominal, alt, ext = fit_and_extrapolate(
             counts,
             edges,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,13 +10,11 @@ import numpy as np
 from bkg.config import Config
 from bkg.selection import BRANCHES, cut_flow, e_cal, hcal_one_mip, no_vhcal_deposit
 from bkg.sources.base import (
-    Source,
     SourceEstimate,
+    StreamingSource,
     count_estimate,
     register,
-    sample_entries,
     sha256s,
-    stream,
 )
 from bkg.sources.tailsource import fit_and_extrapolate, fit_record
 
@@ -58,53 +55,70 @@ def _knock_on(
     return level, up, down, False
 
 
+class _Sums:
+    """The residual histogram and the knock-on counts, summed over the chunks."""
+
+    def __init__(self, cfg: Config, *, unbinned: bool) -> None:
+        self.cfg = cfg
+        self.unbinned = unbinned
+        self.lo, self.hi = residual_window(cfg)
+        self.edges = np.linspace(self.lo, self.hi, NBINS + 1)
+        self.counts = np.zeros(NBINS)
+        self.n_mot = 0
+        self.n_muon = 0
+        self.n_poor = self.n_rest = self.n_ref = 0
+        self.values: list[np.ndarray] = []
+
+    def add(self, ev: Mapping[str, np.ndarray]) -> None:
+        cfg = self.cfg
+        sel = cfg.selection
+        plo, phi = sel.p_in_window_gev
+        self.n_mot += len(ev["p_in_rec"])
+        ok = (ev["p_out_true"] > cfg.selection.p_out_max_gev) & (ev["p_out_rec"] > 0)
+        ok &= (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
+        r = ev["p_out_rec"][ok].astype(float) / ev["p_out_true"][ok] - 1.0
+        self.n_muon += int(ok.sum())
+        self.counts += np.histogram(r, bins=self.edges)[0]
+        if self.unbinned:
+            self.values.append(r[(r >= self.lo) & (r <= self.hi)])
+        # knock-on factors: a muon that kept more than p_out_max ...
+        kept = ev["p_out_true"] > sel.p_out_max_gev
+        rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
+        self.n_poor += int(np.count_nonzero(kept & rec_low & (ev["process"] == 5)))
+        # ... and whose counters and calorimeters pass: everything but cut (ii)
+        rest = cut_flow(ev, cfg)["i"] & no_vhcal_deposit(ev, cfg) & hcal_one_mip(ev, cfg)
+        rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
+        self.n_ref += int(kept.sum())
+        self.n_rest += int(np.count_nonzero(kept & rest))
+
+
 @register
-class MomentumMismatch(Source):
+class MomentumMismatch(StreamingSource[_Sums]):
     """Residuals of p_out_rec vs p_out_true; core + exponential tails; plus knock-on."""
 
     name = "momentum_mismatch"
     label = "Momentum mismatch"
     samples = ("beam",)
 
-    def estimate(
-        self, cfg: Config, samples_dir: Path, *, manifest: Mapping[str, Any], unbinned: bool = False
+    def branches(self, cfg: Config) -> list[str]:
+        return [*BRANCHES, "p_out_true", "process"]
+
+    def reducer(self, cfg: Config, *, unbinned: bool) -> _Sums:
+        return _Sums(cfg, unbinned=unbinned)
+
+    def finish(
+        self,
+        cfg: Config,
+        reduced: _Sums,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        unbinned: bool,
     ) -> SourceEstimate:
-        entries = sample_entries(manifest, "beam")
         e0 = cfg.beam.energy_gev
         cut = cfg.selection.p_out_max_gev / e0 - 1.0
-        lo, hi = residual_window(cfg)
-        edges = np.linspace(lo, hi, NBINS + 1)
-        counts = np.zeros(NBINS)
-        n_mot = 0
-        n_muon = 0
-        n_poor = n_rest = n_ref = 0
-        values: list[np.ndarray] = []
-        sel = cfg.selection
-        plo, phi = sel.p_in_window_gev
-        for ev in stream(
-            cfg,
-            samples_dir,
-            entries,
-            "beam",
-            [*BRANCHES, "p_out_true", "process"],
-        ):
-            n_mot += len(ev["p_in_rec"])
-            ok = (ev["p_out_true"] > cfg.selection.p_out_max_gev) & (ev["p_out_rec"] > 0)
-            ok &= (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
-            r = ev["p_out_rec"][ok].astype(float) / ev["p_out_true"][ok] - 1.0
-            n_muon += int(ok.sum())
-            counts += np.histogram(r, bins=edges)[0]
-            if unbinned:
-                values.append(r[(r >= lo) & (r <= hi)])
-            # knock-on factors: a muon that kept more than p_out_max ...
-            kept = ev["p_out_true"] > sel.p_out_max_gev
-            rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
-            n_poor += int(np.count_nonzero(kept & rec_low & (ev["process"] == 5)))
-            # ... and whose counters and calorimeters pass: everything but cut (ii)
-            rest = cut_flow(ev, cfg)["i"] & no_vhcal_deposit(ev, cfg) & hcal_one_mip(ev, cfg)
-            rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
-            n_ref += int(kept.sum())
-            n_rest += int(np.count_nonzero(kept & rest))
+        counts, edges, values = reduced.counts, reduced.edges, reduced.values
+        n_mot, n_muon = reduced.n_mot, reduced.n_muon
+        n_poor, n_rest, n_ref = reduced.n_poor, reduced.n_rest, reduced.n_ref
         shas = sha256s(entries)
         nominal, alt, ext = fit_and_extrapolate(
             counts,

@@ -236,3 +236,41 @@ def test_covariance_not_positive_definite_is_a_fit_error():
         _check_cov(np.array([[1.0, 2.0], [2.0, 1.0]]), "punch_through", "gauss_exp")
     with pytest.raises(FitError, match="NaN/inf"):
         _check_cov(np.array([[np.nan, 0.0], [0.0, 1.0]]), "dimuon", "gauss_exp")
+
+
+@pytest.mark.parametrize("model", ["gauss_exp", "double_cb", "exponential"])
+def test_compiled_loss_evaluation_equals_zfit_loss_value(toy_fit, model):
+    # expected: the minimiser's compiled evaluation (bkg.fit.compiled) returns exactly
+    # zfit's own loss.value() at the same parameters, so Minuit takes the same steps
+    from bkg.fit import tailfit
+
+    counts, _ = toy_fit
+    zm = tailfit._model_for(model, len(counts), True)
+    loss = zm.set_data(counts, None)
+    params = list(zm.params.values())
+    evaluator = zm.minimizer.create_evaluator(loss, params)
+    assert "_assign_and_value" in vars(evaluator)  # the compiled hook is in place
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        values = np.array([rng.uniform(p.lower, p.upper) for p in params])
+        fast = float(evaluator.value(values))
+        for p, v in zip(params, values, strict=True):
+            p.set_value(v)
+        assert fast == float(loss.value())
+
+
+def test_fast_call_is_the_concrete_functions_own_call():
+    # expected: the direct call of the traced graph (bkg.fit.compiled._fast_call) returns
+    # exactly what ConcreteFunction.__call__ returns, for the TensorFlow installed here
+    import tensorflow as tf
+
+    from bkg.fit.compiled import _fast_call
+
+    weight = tf.Variable([1.5, -0.25, 3.0], dtype=tf.float64)
+    concrete = tf.function(
+        lambda x: tf.reduce_sum(tf.exp(x) * weight), autograph=False
+    ).get_concrete_function(tf.TensorSpec([3], tf.float64))
+    call = _fast_call(concrete)
+    assert call.__name__ == "direct"  # not the fallback through the public call
+    for values in ([0.1, 0.2, 0.3], [-5.0, 2.5, 1e-3]):
+        assert call(np.array(values)) == float(concrete(tf.constant(values, tf.float64)))

@@ -175,6 +175,30 @@ def test_missing_manifest_is_a_sample_error(default_config, tmp_path):
 
 
 @pytest.mark.bad_input
+def test_hashes_of_the_files_the_sources_read_are_checked(
+    synthetic_samples, default_config, tmp_path
+):
+    # a file whose sha256 differs from the MANIFEST stops the sources that read it (one
+    # line naming it); the others do not read it and run
+    import shutil
+
+    folder = tmp_path / "samples"
+    shutil.copytree(synthetic_samples, folder)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    for entry in manifest["files"]:
+        if entry["sample"] == "hadrons":
+            entry["sha256"] = "0" * 64
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    est = run_fits(
+        default_config, samples_dir=folder, out_dir=tmp_path / "f", only=["dimuon"], figures=False
+    )
+    assert list(est) == ["dimuon"]
+    with pytest.raises(SampleError, match=r"hadrons\.root: sha256 .* does not match") as info:
+        run_fits(default_config, samples_dir=folder, out_dir=tmp_path / "f", figures=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.bad_input
 def test_read_estimates_empty_folder(tmp_path):
     with pytest.raises(SampleError, match="run `bkg fit`"):
         read_estimates(tmp_path)
@@ -251,3 +275,35 @@ def test_estimators_on_random_arrays(values, seed, source, default_config, tmp_p
 
 
 _ = Path
+
+
+def test_beam_sample_read_once_for_the_streaming_sources(
+    fitted, synthetic_samples, default_config, tmp_path, monkeypatch
+):
+    # expected: `bkg fit` reads each sample kind once (momentum_mismatch and hermeticity
+    # share the beam pass) and gives exactly the estimates of the sources run alone
+    import bkg.sources.base as base
+
+    _, together = fitted
+    reads: list[str] = []
+    real = base.iterate
+
+    def counting(paths, sample, branches, **kwargs):
+        reads.append(sample)
+        return real(paths, sample, branches, **kwargs)
+
+    monkeypatch.setattr(base, "iterate", counting)
+    again = run_fits(default_config, samples_dir=synthetic_samples, out_dir=tmp_path)
+    assert sorted(reads) == ["beam", "dimuons", "hadrons", "leading_hadrons"]
+    assert again == together
+    for name in ("momentum_mismatch", "hermeticity"):
+        reads.clear()
+        alone = run_fits(
+            default_config,
+            samples_dir=synthetic_samples,
+            out_dir=tmp_path / name,
+            only=[name, name],
+            figures=False,
+        )
+        assert reads == ["beam"]
+        assert alone[name].to_dict() == together[name].to_dict()
