@@ -29,8 +29,12 @@ def fit_and_extrapolate(
 
     The alternative (another shape, and/or the same shape fitted only from
     ``alt_from`` on, the far part of the window) is the model systematic: the
-    envelope of the two levels. If the alternative fit fails there is no
-    systematic and ``fit.alternative`` is null in the JSON.
+    envelope of the two levels. If the alternative shape cannot be fitted (for
+    instance a double-CB whose power-law n runs to its limit: the tail is
+    steeper than any power law), the systematic is the nominal shape refitted
+    with the tail side of the window cut to half its reach from the nominal mean
+    (a fit-range variation). If that fails too there is no systematic and
+    ``fit.alternative`` is null in the JSON.
     """
     nominal = fit_tail(counts, edges, n_total=n_total, model=model, source=source, values=values)
     a_counts, a_edges, a_values = counts, edges, values
@@ -44,9 +48,37 @@ def fit_and_extrapolate(
             a_counts, a_edges, n_total=n_total, model=alt_model, source=source, values=a_values
         )
     except FitError:
-        alt = None
+        alt = _range_variation(counts, edges, nominal, n_total=n_total, side=side, source=source,
+                               values=values)  # fmt: skip
     ext = extrapolate(nominal, cut=cut, side=side, alternative=alt)
     return nominal, alt, ext
+
+
+def _range_variation(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    nominal: TailFit,
+    *,
+    n_total: int,
+    side: str,
+    source: str,
+    values: np.ndarray | None,
+) -> TailFit | None:
+    """The nominal shape fitted with the tail side of the window halved (None if it fails)."""
+    mu = float(nominal.params.get("mu", 0.5 * (edges[0] + edges[-1])))
+    if side == "lower":
+        first = int(np.searchsorted(edges, mu - 0.5 * (mu - edges[0])))
+        sl = slice(first, None)
+    else:
+        last = int(np.searchsorted(edges, mu + 0.5 * (edges[-1] - mu))) + 1
+        sl = slice(0, last)
+    e = edges[sl]
+    c = counts[sl.start or 0 : (sl.stop - 1) if sl.stop is not None else None]
+    v = None if values is None else values[(values >= e[0]) & (values < e[-1])]
+    try:
+        return fit_tail(c, e, n_total=n_total, model=nominal.model, source=source, values=v)
+    except FitError:
+        return None
 
 
 def fit_record(

@@ -307,3 +307,30 @@ def test_beam_sample_read_once_for_the_streaming_sources(
         )
         assert reads == ["beam"]
         assert alone[name].to_dict() == together[name].to_dict()
+
+
+def test_failed_alternative_shape_falls_back_to_a_range_variation(monkeypatch):
+    # A double-CB whose power law runs to its limit cannot be the systematic; then the
+    # nominal shape refitted on half the tail reach is. Gaussian core + exp tail, 1e6 events.
+    from bkg.sources import tailsource
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0.0, 0.03, 990_000), -0.09 - rng.exponential(0.03, 10_000)])
+    edges = np.linspace(-0.3, 0.3, 301)
+    counts = np.histogram(x, edges)[0].astype(float)
+    real_fit = tailsource.fit_tail
+
+    def no_double_cb(*args, **kwargs):
+        if kwargs.get("model") == "double_cb":
+            raise tailsource.FitError("double_cb: parameters at limit")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(tailsource, "fit_tail", no_double_cb)
+    nominal, alt, ext = tailsource.fit_and_extrapolate(
+        counts, edges, n_total=x.size, cut=-0.5, side="lower", source="toy"
+    )
+    assert alt is not None and alt.model == nominal.model
+    # the tail side of the window is cut to half its reach from the fitted mean (~0)
+    assert alt.window[0] == pytest.approx(-0.15, abs=0.01)
+    assert alt.window[1] == nominal.window[1]
+    assert ext.alternative is not None and ext.alternative > 0
