@@ -18,6 +18,7 @@ import numpy as np
 from bkg import ntuple
 from bkg.config import Config
 from bkg.sim import detector
+from bkg.sim.draws import normal32
 
 __all__ = ["BLOCK", "generate_beam_muons", "incoming_beam", "simulate_beam"]
 
@@ -32,7 +33,7 @@ def incoming_beam(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np
     """
     b = cfg.beam
     halo = rng.random(n) < b.halo_fraction
-    g = rng.standard_normal(5 * n, dtype=np.float32)
+    g = normal32(rng, 5 * n)
     p = b.energy_gev * (1.0 + b.momentum_spread_rel * g[:n].astype(np.float64))
     x = b.spot_sigma_x_cm * g[n : 2 * n]
     y = b.spot_sigma_y_cm * g[2 * n : 3 * n]

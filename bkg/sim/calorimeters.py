@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from bkg.sim.draws import normal32
+
 __all__ = ["ecal_visible", "hadron_shower", "muon_mip", "vhcal_response"]
 
 #: visible MIP of a muon per lambda_I of HCAL iron (2.3 GeV for 2 x 7.5 lambda_I).
@@ -30,14 +32,14 @@ def ecal_visible(
     """Smear deposited ECAL energy with sigma/E = stochastic/sqrt(E) (+) constant (GeV, float32)."""
     e = np.maximum(e_dep, 0.0).astype(np.float32, copy=False)
     sigma = np.sqrt(e * (stochastic**2 + constant**2 * e))
-    return np.maximum(e + sigma * rng.standard_normal(e.size, dtype=np.float32), 0.0)
+    return np.maximum(e + sigma * normal32(rng, e.size), 0.0)
 
 
 def muon_mip(
     n: int, rng: np.random.Generator, *, mean_gev: float, rel_width: float = 0.15
 ) -> np.ndarray:
     """MIP deposit of a muon (Landau-like: Moyal with a relative width), mean ``mean_gev`` (float32)."""
-    g = np.maximum(np.abs(rng.standard_normal(n, dtype=np.float32)), np.float32(1e-6))
+    g = np.maximum(np.abs(normal32(rng, n)), np.float32(1e-6))
     moyal = np.minimum(-2.0 * np.log(g), np.float32(30.0))  # mean 1.27, mode 0
     return np.maximum(mean_gev * (1.0 + rel_width * (moyal - 1.27)), np.float32(0.05 * mean_gev))
 

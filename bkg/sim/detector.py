@@ -12,6 +12,7 @@ from scipy import special
 
 from bkg.config import Config
 from bkg.sim import calorimeters, counters, ecal, tracking
+from bkg.sim.draws import normal32
 
 __all__ = ["ECAL_DEPTH_G_CM2", "ECAL_LAMBDA", "em_leakage_fraction", "muon_through_ecal", "respond"]
 
@@ -85,7 +86,7 @@ def muon_through_ecal(
     # multiple scattering in 40 X0 (Highland), slopes per projection
     p_ms2 = np.maximum(p_in * out["e_out"], 1e-4).astype(np.float32)
     theta0 = np.float32(0.0136 * np.sqrt(40.0) * (1 + 0.038 * np.log(40.0))) / np.sqrt(p_ms2)
-    g = rng.standard_normal(2 * n, dtype=np.float32)
+    g = normal32(rng, 2 * n)
     out["tx_ms"] = theta0 * g[:n]
     out["ty_ms"] = theta0 * g[n:]
     return out

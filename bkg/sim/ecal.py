@@ -22,6 +22,8 @@ import functools
 
 import numpy as np
 
+from bkg.sim.draws import normal32
+
 __all__ = [
     "LEAD_X0_G_CM2",
     "PROCESS",
@@ -249,7 +251,7 @@ def pass_ecal(
     mean_ion = _dedx_at(log_e) * depth
     # Landau-like fluctuation: Moyal variate with a width ~ 8% of the mean for 255 g/cm2
     xi = 0.0768e-3 * LEAD_Z_OVER_A * depth  # GeV, Landau width parameter (beta ~ 1)
-    g = np.abs(rng.standard_normal(n, dtype=np.float32))
+    g = np.abs(normal32(rng, n))
     # Moyal(0,1) via |N|: lambda = -2 ln|N|
     moyal = np.minimum(-2.0 * np.log(np.maximum(g, np.float32(1e-6))), np.float32(40.0))
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bkg.sim.draws import normal32
+
 __all__ = ["measure_p_in", "measure_p_out", "t_max_gev"]
 
 M_MU = 0.1056583755
@@ -53,7 +55,7 @@ def measure_p_in(
     p_true: np.ndarray, rng: np.random.Generator, *, resolution_rel: float
 ) -> np.ndarray:
     """MS1 (BMS) measurement: Gaussian dp/p (GeV)."""
-    return p_true * (1.0 + resolution_rel * rng.standard_normal(p_true.size, dtype=np.float32))
+    return p_true * (1.0 + resolution_rel * normal32(rng, p_true.size))
 
 
 def measure_p_out(
