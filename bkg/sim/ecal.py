@@ -137,28 +137,21 @@ def soft_fraction(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
     return float(np.clip(1.0 - _loss_above(process, v_cut) / b, 0.0, 1.0))
 
 
+@functools.lru_cache(maxsize=32)
 def _inverse_table(process: str, v_cut: float) -> tuple[float, np.ndarray, np.ndarray]:
     """(N(v > v_cut), N on the grid in increasing order, log v on it): the inverse CDF of v."""
-    key = (process, float(v_cut))
-    table = _INVERSE_TABLES.get(key)
-    if table is None:
-        above, grid, _ = _rate_table(process)
-        n_cut = _above(process, v_cut)
-        live = (grid >= v_cut) & (above > 0)
-        # N(v > x) decreases from n_cut to 0: draw N uniformly and invert (x on a log grid)
-        n_grid = np.concatenate([[n_cut], above[live]])[::-1]
-        v_grid = np.concatenate([[v_cut], grid[live]])[::-1]
-        table = (n_cut, n_grid, np.log(v_grid))
-        _INVERSE_TABLES[key] = table
-    return table
-
-
-_INVERSE_TABLES: dict[tuple[str, float], tuple[float, np.ndarray, np.ndarray]] = {}
+    above, grid, _ = _rate_table(process)
+    n_cut = _above(process, v_cut)
+    live = (grid >= v_cut) & (above > 0)
+    # N(v > x) decreases from n_cut to 0: draw N uniformly and invert (x on a log grid)
+    n_grid = np.concatenate([[n_cut], above[live]])[::-1]
+    v_grid = np.concatenate([[v_cut], grid[live]])[::-1]
+    return n_cut, n_grid, np.log(v_grid)
 
 
 def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V_CUT) -> np.ndarray:
     """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v)."""
-    n_cut, n_grid, log_v = _inverse_table(process, v_cut)
+    n_cut, n_grid, log_v = _inverse_table(process, float(v_cut))
     target = rng.random(n) * n_cut
     return np.exp(np.interp(target, n_grid, log_v))
 
