@@ -19,6 +19,7 @@ Striganov, ADNDT 78 (2001) 183).
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -137,23 +138,67 @@ def soft_fraction(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
     return float(np.clip(1.0 - _loss_above(process, v_cut) / b, 0.0, 1.0))
 
 
+class _InverseCDF(NamedTuple):
+    """v as a function of the target N(v > x) = u N(v > v_cut): piecewise linear in log v.
+
+    The nodes (N increasing) are padded with -inf and +inf, so that segment k spans
+    [nodes[k], nodes[k + 1]) and the value there is base_value + (N - base_node) slope
+    (constant below the first and above the last node, as np.interp). ``guide[b]`` is
+    the segment of the lower edge of bin b of :data:`_GUIDE_BINS` equal bins of u, or
+    -1 where a bin holds more than one node (drawn with np.interp instead).
+    """
+
+    n_cut: float
+    n_grid: np.ndarray
+    log_v: np.ndarray
+    nodes: np.ndarray
+    base_node: np.ndarray
+    base_value: np.ndarray
+    slope: np.ndarray
+    guide: np.ndarray
+
+
+_GUIDE_BINS = 1 << 14
+
+
 @functools.lru_cache(maxsize=32)
-def _inverse_table(process: str, v_cut: float) -> tuple[float, np.ndarray, np.ndarray]:
-    """(N(v > v_cut), N on the grid in increasing order, log v on it): the inverse CDF of v."""
+def _inverse_table(process: str, v_cut: float) -> _InverseCDF:
+    """The inverse CDF of v >= v_cut for one process (N on the grid in increasing order, log v)."""
     above, grid, _ = _rate_table(process)
     n_cut = _above(process, v_cut)
     live = (grid >= v_cut) & (above > 0)
     # N(v > x) decreases from n_cut to 0: draw N uniformly and invert (x on a log grid)
-    n_grid = np.concatenate([[n_cut], above[live]])[::-1]
-    v_grid = np.concatenate([[v_cut], grid[live]])[::-1]
-    return n_cut, n_grid, np.log(v_grid)
+    xp = np.concatenate([[n_cut], above[live]])[::-1]
+    fp = np.log(np.concatenate([[v_cut], grid[live]])[::-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.diff(fp) / np.diff(xp)
+    slope = np.concatenate([[0.0], np.where(np.isfinite(inner), inner, 0.0), [0.0]])
+    base_node = np.concatenate([[0.0], xp[:-1], [0.0]])
+    base_value = np.concatenate([[fp[0]], fp[:-1], [fp[-1]]])
+    nodes = np.concatenate([[-np.inf], xp, [np.inf]])
+    segment = np.searchsorted(xp, n_cut * np.arange(_GUIDE_BINS + 1) / _GUIDE_BINS, side="right")
+    guide = np.where(np.diff(segment) <= 1, segment[:-1], -1)
+    return _InverseCDF(n_cut, xp, fp, nodes, base_node, base_value, slope, guide)
 
 
 def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V_CUT) -> np.ndarray:
-    """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v)."""
-    n_cut, n_grid, log_v = _inverse_table(process, float(v_cut))
-    target = rng.random(n) * n_cut
-    return np.exp(np.interp(target, n_grid, log_v))
+    """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v).
+
+    The same piecewise-linear inverse as ``np.interp(u N(v > v_cut), N grid, log v grid)``;
+    the segment comes from a guide table of equal bins in u instead of a binary search.
+    """
+    cdf = _inverse_table(process, float(v_cut))
+    u = rng.random(n)
+    target = u * cdf.n_cut
+    k = cdf.guide[(u * _GUIDE_BINS).astype(np.intp)]
+    crowded = np.flatnonzero(k < 0)
+    k[crowded] = 0
+    k += cdf.nodes[k + 1] <= target  # at most one node inside a guide bin
+    k -= target < cdf.nodes[k]  # the target rounded below its bin's lower edge
+    log_v = (target - cdf.base_node[k]) * cdf.slope[k] + cdf.base_value[k]
+    if crowded.size:
+        log_v[crowded] = np.interp(target[crowded], cdf.n_grid, cdf.log_v)
+    return np.exp(log_v)
 
 
 @functools.cache
