@@ -76,10 +76,23 @@ def is_fresh(folder: str | Path, key: str) -> bool:
     return True
 
 
-def mark_done(folder: str | Path, key: str, outputs: Iterable[str | Path]) -> dict[str, str]:
-    """Record a completed stage; returns the outputs' sha256 by file name."""
+def mark_done(
+    folder: str | Path,
+    key: str,
+    outputs: Iterable[str | Path],
+    *,
+    known: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Record a completed stage; returns the outputs' sha256 by file name.
+
+    ``known`` gives sha256 digests already computed by whoever wrote those files
+    (the samples' MANIFEST); only the other outputs are read and hashed here.
+    """
     folder = Path(folder)
-    hashes = {Path(p).name: sha256_file(folder / Path(p).name) for p in outputs}
+    known = known or {}
+    hashes = {
+        Path(p).name: known.get(Path(p).name) or sha256_file(folder / Path(p).name) for p in outputs
+    }
     write_json(folder / MARKER, {"key": key, "outputs": dict(sorted(hashes.items()))})
     return hashes
 

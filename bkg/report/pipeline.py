@@ -99,9 +99,14 @@ def samples_key(cfg: Config) -> str:
 
 
 def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) -> None:
-    """Record a complete samples folder for ``cfg`` (also after `bkg samples`)."""
+    """Record a complete samples folder for ``cfg`` (also after `bkg samples`).
+
+    The sample files' sha256 are those of the MANIFEST (computed by the workers that
+    wrote them); only MANIFEST.json itself is hashed here.
+    """
     files = [entry["file"] for entry in manifest["files"]] + ["MANIFEST.json"]
-    cache.mark_done(samples_dir, samples_key(cfg), files)
+    known = {entry["file"]: entry["sha256"] for entry in manifest["files"]}
+    cache.mark_done(samples_dir, samples_key(cfg), files, known=known)
 
 
 def fits_key(cfg: Config, samples_dir: Path) -> str:

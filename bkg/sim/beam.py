@@ -5,35 +5,48 @@ spot (sigma_x, sigma_y) and divergence. Halo (``halo_fraction`` of the
 intensity): momenta between ``halo_energy_min_gev`` and E0 with density
 rising towards E0 (p = E_min + (E0 - E_min) u^0.7), uniform over a disc of
 ``halo_radius_cm``.
+
+A chunk is simulated in blocks of :data:`BLOCK` muons, one after the other from
+the chunk's generator: the arrays of a block stay in the CPU cache, and the
+output depends only on the generator's seed and n.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from bkg import ntuple
 from bkg.config import Config
 from bkg.sim import detector
+from bkg.sim.draws import normal32
 
-__all__ = ["generate_beam_muons", "incoming_beam", "simulate_beam"]
+__all__ = ["BLOCK", "generate_beam_muons", "incoming_beam", "simulate_beam"]
+
+#: muons simulated at a time inside a chunk
+BLOCK = 1 << 16
 
 
 def incoming_beam(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """Draw n beam muons: ``p`` (GeV), ``x``, ``y`` (cm), ``tx``, ``ty`` (rad), ``halo`` (bool)."""
+    """Draw n beam muons: ``p`` (GeV, float64), ``x``, ``y`` (cm), ``tx``, ``ty`` (rad), ``halo`` (bool).
+
+    Positions and slopes are float32.
+    """
     b = cfg.beam
     halo = rng.random(n) < b.halo_fraction
-    p = b.energy_gev * (1.0 + b.momentum_spread_rel * rng.standard_normal(n))
-    x = b.spot_sigma_x_cm * rng.standard_normal(n)
-    y = b.spot_sigma_y_cm * rng.standard_normal(n)
-    tx = 1e-3 * b.divergence_x_mrad * rng.standard_normal(n)
-    ty = 1e-3 * b.divergence_y_mrad * rng.standard_normal(n)
-    k = np.nonzero(halo)[0]
+    g = normal32(rng, 5 * n)
+    p = b.energy_gev * (1.0 + b.momentum_spread_rel * g[:n].astype(np.float64))
+    x = b.spot_sigma_x_cm * g[n : 2 * n]
+    y = b.spot_sigma_y_cm * g[2 * n : 3 * n]
+    tx = 1e-3 * b.divergence_x_mrad * g[3 * n : 4 * n]
+    ty = 1e-3 * b.divergence_y_mrad * g[4 * n :]
+    k = np.flatnonzero(halo)
     if k.size:
         p[k] = (
             b.halo_energy_min_gev
             + (b.energy_gev - b.halo_energy_min_gev) * rng.random(k.size) ** 0.7
         )
-        r = b.halo_radius_cm * np.sqrt(rng.random(k.size))
-        phi = 2 * np.pi * rng.random(k.size)
+        r = b.halo_radius_cm * np.sqrt(rng.random(k.size, dtype=np.float32))
+        phi = np.float32(2 * np.pi) * rng.random(k.size, dtype=np.float32)
         x[k] = r * np.cos(phi)
         y[k] = r * np.sin(phi)
     return {"p": p, "x": x, "y": y, "tx": tx, "ty": ty, "halo": halo}
@@ -62,8 +75,17 @@ def simulate_beam(
 
 
 def generate_beam_muons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """One chunk of the ``beam`` sample: n muons, every branch of SCHEMAS['beam']."""
-    inc = incoming_beam(cfg, rng, n)
-    out = simulate_beam(cfg, rng, inc)
-    out["halo"] = inc["halo"]
+    """One chunk of the ``beam`` sample: n muons, every branch of SCHEMAS['beam'] in its dtype.
+
+    Simulated in blocks of :data:`BLOCK` muons drawn one after the other from ``rng``.
+    """
+    schema = ntuple.SCHEMAS["beam"]
+    out = {k: np.empty(n, dtype=b.dtype) for k, b in schema.items()}
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        inc = incoming_beam(cfg, rng, stop - start)
+        block = simulate_beam(cfg, rng, inc)
+        block["halo"] = inc["halo"]
+        for k, array in out.items():
+            array[start:stop] = block[k]
     return out

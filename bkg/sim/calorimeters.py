@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from bkg.sim.draws import normal32
+
 __all__ = ["ecal_visible", "hadron_shower", "muon_mip", "vhcal_response"]
 
 #: visible MIP of a muon per lambda_I of HCAL iron (2.3 GeV for 2 x 7.5 lambda_I).
@@ -27,19 +29,19 @@ NEVER_VISIBLE_LAMBDA = 1.0e3
 def ecal_visible(
     e_dep: np.ndarray, rng: np.random.Generator, *, stochastic: float, constant: float
 ) -> np.ndarray:
-    """Smear deposited ECAL energy with sigma/E = stochastic/sqrt(E) (+) constant (GeV)."""
-    e = np.maximum(e_dep, 0.0)
-    sigma = np.sqrt(stochastic**2 * e + (constant * e) ** 2)
-    return np.maximum(e + sigma * rng.standard_normal(e.size), 0.0)
+    """Smear deposited ECAL energy with sigma/E = stochastic/sqrt(E) (+) constant (GeV, float32)."""
+    e = np.maximum(e_dep, 0.0).astype(np.float32, copy=False)
+    sigma = np.sqrt(e * (stochastic**2 + constant**2 * e))
+    return np.maximum(e + sigma * normal32(rng, e.size), 0.0)
 
 
 def muon_mip(
     n: int, rng: np.random.Generator, *, mean_gev: float, rel_width: float = 0.15
 ) -> np.ndarray:
-    """MIP deposit of a muon (Landau-like: Moyal with a relative width), mean ``mean_gev``."""
-    g = np.maximum(np.abs(rng.standard_normal(n)), 1e-6)
-    moyal = np.minimum(-2.0 * np.log(g), 30.0)  # mean 1.27, mode 0
-    return np.maximum(mean_gev * (1.0 + rel_width * (moyal - 1.27)), 0.05 * mean_gev)
+    """MIP deposit of a muon (Landau-like: Moyal with a relative width), mean ``mean_gev`` (float32)."""
+    g = np.maximum(np.abs(normal32(rng, n)), np.float32(1e-6))
+    moyal = np.minimum(-2.0 * np.log(g), np.float32(30.0))  # mean 1.27, mode 0
+    return np.maximum(mean_gev * (1.0 + rel_width * (moyal - 1.27)), np.float32(0.05 * mean_gev))
 
 
 def hadron_shower(
@@ -99,9 +101,8 @@ def vhcal_response(
     """MIP deposit in the VHCAL of a muon at (x, y) behind the ECAL: 0 inside the hole or outside the module."""
     inside_hole = (np.abs(x_cm) < hole_cm[0] / 2) & (np.abs(y_cm) < hole_cm[1] / 2)
     inside = (np.abs(x_cm) < size_cm[0] / 2) & (np.abs(y_cm) < size_cm[1] / 2)
-    hit = inside & ~inside_hole
-    out = np.zeros(x_cm.size)
-    k = int(hit.sum())
-    if k:
-        out[hit] = muon_mip(k, rng, mean_gev=VHCAL_MIP_GEV)
+    k = np.flatnonzero(inside & ~inside_hole)
+    out = np.zeros(x_cm.size, dtype=np.float32)
+    if k.size:
+        out[k] = muon_mip(k.size, rng, mean_gev=VHCAL_MIP_GEV)
     return out

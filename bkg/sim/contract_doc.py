@@ -31,7 +31,7 @@ def render_samples_readme() -> str:
         "",
         "Stage 1 output (`bkg samples`): ROOT files `<sample>_<chunk>.root` (one per chunk",
         f"of 1e6 events, written in parallel by the workers), each with one TTree named `{TREE}`",
-        "(written with `mktree`/`extend`, ZSTD compression), and `MANIFEST.json`. A sample",
+        "(written with `mktree`/`extend`, LZ4 compression), and `MANIFEST.json`. A sample",
         "may come in any number of files (a GEANT4 production as hundreds of them): every",
         "stage reads the files the MANIFEST lists for it, in order.",
         "The files are generated (git-ignored). This README is the contract a GEANT4",

@@ -12,6 +12,7 @@ from scipy import special
 
 from bkg.config import Config
 from bkg.sim import calorimeters, counters, ecal, tracking
+from bkg.sim.draws import normal32
 
 __all__ = ["ECAL_DEPTH_G_CM2", "ECAL_LAMBDA", "em_leakage_fraction", "muon_through_ecal", "respond"]
 
@@ -45,15 +46,18 @@ def muon_through_ecal(
 ) -> dict[str, np.ndarray]:
     """Energy loss and deposits of muons crossing ``depth_g_cm2`` of the ECAL (see :func:`bkg.sim.ecal.pass_ecal`).
 
-    Adds ``e_leak_em`` and ``e_leak_had`` (GeV leaving the ECAL) and the visible parts.
+    Adds ``e_leak_em`` and ``e_leak_had`` (GeV leaving the ECAL) and the visible parts
+    (``e_ecal`` and the scattering slopes ``tx_ms``, ``ty_ms`` are float32).
     """
+    p_in = np.asarray(p_in, dtype=np.float64)
     out = ecal.pass_ecal(
         p_in, rng, depth_g_cm2=depth_g_cm2, mip_visible_gev=cfg.detector.ecal.mip_gev
     )
     n = p_in.size
     leak_em = np.zeros(n)
     leak_had = np.zeros(n)
-    sel = np.nonzero(out["e_transfer"] > 0.5)[0]
+    e_in_ecal = out["e_dep_em"] + ECAL_HAD_VISIBLE * out["e_had"]
+    sel = np.flatnonzero(out["e_transfer"] > 0.5)
     if sel.size:
         depth = np.broadcast_to(np.asarray(depth_g_cm2, dtype=float), (n,))[sel]
         t_rem_x0 = (depth - out["depth_int"][sel]) / ecal.LEAD_X0_G_CM2
@@ -67,9 +71,9 @@ def muon_through_ecal(
             t0 = rng.exponential(1.0, hs.sum())
             frac = 1.0 - special.gammainc(a, np.clip(t_rem_l - t0, 0.0, None))
             leak_had[sel[hs]] = h[hs] * frac
+        e_in_ecal[sel] -= leak_em[sel] + ECAL_HAD_VISIBLE * leak_had[sel]
     out["e_leak_em"] = leak_em
     out["e_leak_had"] = leak_had
-    e_in_ecal = out["e_dep_em"] - leak_em + ECAL_HAD_VISIBLE * (out["e_had"] - leak_had)
     out["e_ecal"] = (
         calorimeters.ecal_visible(
             e_in_ecal,
@@ -80,10 +84,11 @@ def muon_through_ecal(
         + out["e_dep_ion"]
     )
     # multiple scattering in 40 X0 (Highland), slopes per projection
-    p_ms = np.sqrt(np.maximum(p_in * out["e_out"], 1e-4))
-    theta0 = 0.0136 / p_ms * np.sqrt(40.0) * (1 + 0.038 * np.log(40.0))
-    out["tx_ms"] = theta0 * rng.standard_normal(n)
-    out["ty_ms"] = theta0 * rng.standard_normal(n)
+    p_ms2 = np.maximum(p_in * out["e_out"], 1e-4).astype(np.float32)
+    theta0 = np.float32(0.0136 * np.sqrt(40.0) * (1 + 0.038 * np.log(40.0))) / np.sqrt(p_ms2)
+    g = normal32(rng, 2 * n)
+    out["tx_ms"] = theta0 * g[:n]
+    out["ty_ms"] = theta0 * g[n:]
     return out
 
 
@@ -123,7 +128,9 @@ def respond(
         extra_vm: extra charged particles hitting Vm.
 
     Returns:
-        dict with every branch of :data:`bkg.ntuple.RESPONSE` (float64/bool arrays).
+        dict with every branch of :data:`bkg.ntuple.RESPONSE`: momenta and
+        ``e_transfer`` float64, the other energies float32 (the ntuple's precision;
+        positions and counters are computed in float32), flags bool.
     """
     det = cfg.detector
     n = p_in_true.size
@@ -142,51 +149,63 @@ def respond(
     )
     p_mu = trk["p_after"]
     has_mu = p_mu > 0.05
-    proc = process.copy()
-    etr = e_transfer.copy()
-    upd = (trk["process"] > 0) & (trk["e_transfer"] >= etr) | ((trk["process"] == 6) & (proc == 0))
-    proc[upd] = trk["process"][upd]
-    etr[upd] = trk["e_transfer"][upd]
-    s0 = counters.beam_counters(x_cm, y_cm, radius_cm=ct.s0_radius_cm)
-    s1 = counters.beam_counters(x_cm, y_cm, radius_cm=ct.s1_radius_cm)
+    proc = np.array(process, dtype=np.int8)
+    etr = np.array(e_transfer, dtype=np.float64)
+    k = np.flatnonzero(trk["process"])  # the tracker's truth: rare
+    if k.size:
+        tp, te = trk["process"][k], trk["e_transfer"][k]
+        upd = (te >= etr[k]) | ((tp == 6) & (proc[k] == 0))
+        proc[k[upd]] = tp[upd]
+        etr[k[upd]] = te[upd]
+    x32 = np.asarray(x_cm, dtype=np.float32)
+    y32 = np.asarray(y_cm, dtype=np.float32)
+    tx32 = np.asarray(tx_out, dtype=np.float32)
+    ty32 = np.asarray(ty_out, dtype=np.float32)
+    r2 = x32 * x32 + y32 * y32
+    s0 = r2 < np.float32(ct.s0_radius_cm**2)
+    s1 = r2 < np.float32(ct.s1_radius_cm**2)
     # V1: the muon outside its hole, or charged secondaries of a hadronic leak. EM leakage
     # out of the ECAL back (photons and soft e+-, the e+- swept out by MS2's 0.42 GeV rad
     # before V1 in front of the HCAL) does not fire it; a hadronic leak gives charged
     # hadrons, about one per 2 GeV leaked (the same law as Vm below).
-    v1 = has_mu & (x_cm**2 + y_cm**2 >= ct.v1_hole_cm**2)
-    k_had = np.nonzero(e_leak_had > 0.0)[0]
+    v1 = has_mu & (r2 >= np.float32(ct.v1_hole_cm**2))
+    k_had = np.flatnonzero(e_leak_had > 0.0)
     if k_had.size:
         v1[k_had] |= rng.random(k_had.size) < 1 - np.exp(-e_leak_had[k_had] / 2.0)
+    p32 = p_mu.astype(np.float32)
     xs4, ys4 = counters.downstream_position(
-        x_cm, y_cm, tx_out, ty_out, p_mu, z_m=ct.s4_z_from_ms2_m, field_tm=sp.ms2.field_tm
+        x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m, field_tm=sp.ms2.field_tm
     )
     s4 = has_mu & counters.s4_hit(xs4, ys4, offset_cm=ct.s4_offset_cm, size_cm=ct.s4_size_cm)
     centre = ct.s4_offset_cm + ct.s4_size_cm[0] / 2
     xmu, ymu = counters.downstream_position(
-        x_cm, y_cm, tx_out, ty_out, p_mu, z_m=ct.s4_z_from_ms2_m + 3.0, field_tm=sp.ms2.field_tm
+        x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m + 3.0, field_tm=sp.ms2.field_tm
     )
     s_mu = (p_mu > P_RANGE_GEV) & counters.s_mu_hit(
         xmu, ymu, centre_x_cm=centre, size_cm=ct.s_mu_size_cm
     )
     in_hcal = has_mu & counters.s_mu_hit(xs4, ys4, centre_x_cm=centre, size_cm=det.hcal.size_cm)
     per_module = det.hcal.mip_gev / det.hcal.modules
-    e_h1 = np.where(in_hcal, calorimeters.muon_mip(n, rng, mean_gev=per_module), 0.0)
-    e_h2 = np.where(in_hcal & (p_mu > 1.5), calorimeters.muon_mip(n, rng, mean_gev=per_module), 0.0)
+    # a MIP in each module the muon crosses (the second one only above 1.5 GeV)
+    e_h1 = np.zeros(n, dtype=np.float32)
+    e_h2 = np.zeros(n, dtype=np.float32)
+    h1 = np.flatnonzero(in_hcal)
+    e_h1[h1] = calorimeters.muon_mip(h1.size, rng, mean_gev=per_module)
+    h2 = h1[p_mu[h1] > 1.5]
+    e_h2[h2] = calorimeters.muon_mip(h2.size, rng, mean_gev=per_module)
     # the muon crosses the VHCAL outside its hole when it leaves the spot (halo)
     e_vh = calorimeters.vhcal_response(
-        x_cm + 100 * tx_out,
-        y_cm + 100 * ty_out,
+        x32 + 100 * tx32,
+        y32 + 100 * ty32,
         rng,
         hole_cm=det.vhcal.hole_cm,
         size_cm=det.vhcal.size_cm,
     )
     vm = np.zeros(n, dtype=bool)
-    leak = e_leak_em + e_leak_had
-    has_leak = leak > 0.0
-    if has_leak.any():
+    k = np.flatnonzero((e_leak_em > 0.0) | (e_leak_had > 0.0))
+    if k.size:
         # leakage: 70% of it is absorbed in the VHCAL, the rest crosses its hole into HCAL1
-        k = np.nonzero(has_leak)[0]
-        lk = leak[k]
+        lk = e_leak_em[k] + e_leak_had[k]
         res = det.hcal.resolution * np.sqrt(lk)
         vis = np.maximum(lk + res * rng.standard_normal(k.size), 0.0)
         e_vh[k] += 0.7 * vis

@@ -19,8 +19,11 @@ Striganov, ADNDT 78 (2001) 183).
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
+
+from bkg.sim.draws import normal32
 
 __all__ = [
     "LEAD_X0_G_CM2",
@@ -135,16 +138,114 @@ def soft_fraction(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
     return float(np.clip(1.0 - _loss_above(process, v_cut) / b, 0.0, 1.0))
 
 
-def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V_CUT) -> np.ndarray:
-    """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v)."""
+class _InverseCDF(NamedTuple):
+    """v as a function of the target N(v > x) = u N(v > v_cut): piecewise linear in log v.
+
+    The nodes (N increasing) are padded with -inf and +inf, so that segment k spans
+    [nodes[k], nodes[k + 1]) and the value there is base_value + (N - base_node) slope
+    (constant below the first and above the last node, as np.interp). ``guide[b]`` is
+    the segment of the lower edge of bin b of :data:`_GUIDE_BINS` equal bins of u, or
+    -1 where a bin holds more than one node (drawn with np.interp instead).
+    """
+
+    n_cut: float
+    n_grid: np.ndarray
+    log_v: np.ndarray
+    nodes: np.ndarray
+    base_node: np.ndarray
+    base_value: np.ndarray
+    slope: np.ndarray
+    guide: np.ndarray
+
+
+_GUIDE_BINS = 1 << 14
+
+
+@functools.lru_cache(maxsize=32)
+def _inverse_table(process: str, v_cut: float) -> _InverseCDF:
+    """The inverse CDF of v >= v_cut for one process (N on the grid in increasing order, log v)."""
     above, grid, _ = _rate_table(process)
     n_cut = _above(process, v_cut)
     live = (grid >= v_cut) & (above > 0)
     # N(v > x) decreases from n_cut to 0: draw N uniformly and invert (x on a log grid)
-    n_grid = np.concatenate([[n_cut], above[live]])[::-1]
-    v_grid = np.concatenate([[v_cut], grid[live]])[::-1]
-    target = rng.random(n) * n_cut
-    return np.exp(np.interp(target, n_grid, np.log(v_grid)))
+    xp = np.concatenate([[n_cut], above[live]])[::-1]
+    fp = np.log(np.concatenate([[v_cut], grid[live]])[::-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inner = np.diff(fp) / np.diff(xp)
+    slope = np.concatenate([[0.0], np.where(np.isfinite(inner), inner, 0.0), [0.0]])
+    base_node = np.concatenate([[0.0], xp[:-1], [0.0]])
+    base_value = np.concatenate([[fp[0]], fp[:-1], [fp[-1]]])
+    nodes = np.concatenate([[-np.inf], xp, [np.inf]])
+    segment = np.searchsorted(xp, n_cut * np.arange(_GUIDE_BINS + 1) / _GUIDE_BINS, side="right")
+    guide = np.where(np.diff(segment) <= 1, segment[:-1], -1)
+    return _InverseCDF(n_cut, xp, fp, nodes, base_node, base_value, slope, guide)
+
+
+def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V_CUT) -> np.ndarray:
+    """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v).
+
+    The same piecewise-linear inverse as ``np.interp(u N(v > v_cut), N grid, log v grid)``;
+    the segment comes from a guide table of equal bins in u instead of a binary search.
+    """
+    cdf = _inverse_table(process, float(v_cut))
+    u = rng.random(n)
+    target = u * cdf.n_cut
+    k = cdf.guide[(u * _GUIDE_BINS).astype(np.intp)]
+    crowded = np.flatnonzero(k < 0)
+    k[crowded] = 0
+    k += cdf.nodes[k + 1] <= target  # at most one node inside a guide bin
+    k -= target < cdf.nodes[k]  # the target rounded below its bin's lower edge
+    log_v = (target - cdf.base_node[k]) * cdf.slope[k] + cdf.base_value[k]
+    if crowded.size:
+        log_v[crowded] = np.interp(target[crowded], cdf.n_grid, cdf.log_v)
+    return np.exp(log_v)
+
+
+@functools.cache
+def _pass_constants(
+    mip_visible_gev: float, total_depth_g_cm2: float
+) -> tuple[float, dict[str, float], float]:
+    """Per-call constants of :func:`pass_ecal`, computed once.
+
+    Returns:
+        (sum_p soft_fraction_p b_p(160 GeV) in cm2/g, N_p(v > V_CUT) at 160 GeV per
+        process in cm2/g, the scale of the visible ionisation).
+    """
+    soft_b160 = sum(soft_fraction(p, 160.0) * b_at_160_cm2_g(p) for p in PROCESS)
+    lam160 = {p: _above(p, V_CUT) for p in PROCESS}
+    # calibration: ionisation + soft radiative losses of a 160 GeV muon give mip_visible_gev in full depth
+    full_ion = float(dedx_ionisation_gev_cm2_g(160.0)) * total_depth_g_cm2
+    full_soft = sum(
+        soft_fraction(p, 160.0) * float(b_radiative_cm2_g(160.0, process=p)) for p in PROCESS
+    )
+    ion_scale = (
+        max(mip_visible_gev - full_soft * 160.0 * total_depth_g_cm2, 0.1 * mip_visible_gev)
+        / full_ion
+    )
+    return soft_b160, lam160, ion_scale
+
+
+def warm_tables() -> None:
+    """Build every cached table of this module (before forking workers, so they inherit them)."""
+    for p in PROCESS:
+        _inverse_table(p, V_CUT)
+    _pass_constants(0.5, 40 * LEAD_X0_G_CM2)
+
+
+def _dedx_at(log_e: np.ndarray) -> np.ndarray:
+    """a(E) by linear interpolation of the tabulated Bethe loss on its uniform grid in ln E.
+
+    The same piecewise-linear function as ``np.interp(log_e, _LOG_E_GRID, _DEDX_GRID)``
+    (constant outside the grid), with the grid cell computed instead of searched.
+    """
+    t = np.clip((log_e - _LOG_E_GRID[0]) * (1.0 / _LOG_E_STEP), 0.0, _LOG_E_GRID.size - 1.0)
+    i = np.minimum(t.astype(np.intp), _LOG_E_GRID.size - 2)
+    return _DEDX_GRID[i] + (t - i) * _DEDX_SLOPE[i]
+
+
+_LOG_E_STEP = float(_LOG_E_GRID[1] - _LOG_E_GRID[0])
+_DEDX_SLOPE = np.diff(_DEDX_GRID)
+_LOG_160 = float(np.log(160.0))
 
 
 def pass_ecal(
@@ -156,6 +257,11 @@ def pass_ecal(
     total_depth_g_cm2: float = 40 * LEAD_X0_G_CM2,
 ) -> dict[str, np.ndarray]:
     """Propagate muons of energy e_in through ``depth_g_cm2`` of lead.
+
+    Catastrophic interactions of each process are drawn as one Poisson process over
+    all muons at the largest rate (the highest energy and depth), then thinned to each
+    muon's own rate: the same law as a Poisson number per muon, with draws only for
+    the muons that interact.
 
     Args:
         e_in: muon energies at entry (GeV), shape (n,).
@@ -170,69 +276,60 @@ def pass_ecal(
         the hadronic system by photonuclear interactions, GeV), ``process``
         (int8: 0 none, else the largest catastrophic interaction),
         ``e_transfer`` (GeV), ``depth_int`` (g/cm2 of the largest interaction).
+        Energies are float64 (the energy balance of the muon), ``e_dep_ion`` float32.
     """
-    n = e_in.size
     e_in = np.asarray(e_in, dtype=np.float64)
-    depth = np.broadcast_to(np.asarray(depth_g_cm2, dtype=np.float64), (n,))
+    n = e_in.size
+    soft_b160, lam160, ion_scale = _pass_constants(float(mip_visible_gev), float(total_depth_g_cm2))
+    depth_arr = np.asarray(depth_g_cm2, dtype=np.float64)
+    scalar_depth = depth_arr.ndim == 0
+    depth: np.ndarray | float = float(depth_arr) if scalar_depth else depth_arr
     # continuous part, evaluated at the entry energy (the loss is ~1%)
-    a = np.interp(np.log(np.maximum(e_in, 0.2)), _LOG_E_GRID, _DEDX_GRID)
-    mean_ion = a * depth
+    log_e = np.log(np.maximum(e_in, 0.2))
+    mean_ion = _dedx_at(log_e) * depth
     # Landau-like fluctuation: Moyal variate with a width ~ 8% of the mean for 255 g/cm2
     xi = 0.0768e-3 * LEAD_Z_OVER_A * depth  # GeV, Landau width parameter (beta ~ 1)
-    g = np.abs(rng.standard_normal(n).astype(np.float32))
-    moyal = -2.0 * np.log(np.maximum(g, 1e-6)) - 0.0  # Moyal(0,1) via |N|: lambda = -2 ln|N|
-    moyal = np.minimum(moyal, 40.0)
+    g = np.abs(normal32(rng, n))
+    # Moyal(0,1) via |N|: lambda = -2 ln|N|
+    moyal = np.minimum(-2.0 * np.log(np.maximum(g, np.float32(1e-6))), np.float32(40.0))
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)
-    soft = np.zeros(n)
-    for p in PROCESS:
-        soft += soft_fraction(p, 160.0) * b_radiative_cm2_g(e_in, process=p) * e_in * depth
+    # b_p(E) = b_p(160 GeV) (max(E, 1 GeV) / 160 GeV)^0.06 for every process
+    scale = np.exp(0.06 * (np.maximum(log_e, 0.0) - _LOG_160))
+    soft = soft_b160 * scale * e_in * depth
     e_out = e_in - ion - soft
-    e_em = soft.copy()
+    e_em = soft
     e_had = np.zeros(n)
     process = np.zeros(n, dtype=np.int8)
     e_transfer = np.zeros(n)
     depth_int = np.full(n, -1.0)
-    emax = float(np.max(e_in)) if n else 160.0
-    uniform_depth = bool(n) and bool(np.all(depth == depth[0]))
+    emax = max(float(np.max(e_in)), 1.0) if n else 160.0
+    scale_max = (emax / 160.0) ** 0.06
+    depth_max = depth if scalar_depth else float(np.max(depth_arr, initial=0.0))
     for p, pid in PROCESS.items():
-        lam = lambda_catastrophic_cm2_g(p, max(emax, 1.0))  # upper bound, thinned below
-        if uniform_depth:
-            # sparse: Poisson total over the chunk, muons drawn uniformly (same law, far fewer draws)
-            idx = np.sort(rng.integers(0, n, size=int(rng.poisson(lam * depth[0] * n))))
-        else:
-            k = rng.poisson(lam * depth)
-            idx = np.repeat(np.nonzero(k)[0], k[k > 0])
-        if idx.size == 0:
+        # the largest rate: every muon at the highest energy and depth; thinned below
+        lam = lam160[p] * scale_max * depth_max
+        m = int(rng.poisson(lam * n)) if n and lam > 0 else 0
+        if m == 0:
             continue
-        keep = rng.random(idx.size) < (
-            b_radiative_cm2_g(e_in[idx], process=p) / b_radiative_cm2_g(emax, process=p)
-        )
-        idx = idx[keep]
+        idx = rng.integers(0, n, size=m)
+        ratio = scale[idx] * (1.0 / scale_max)
+        if not scalar_depth:
+            ratio *= depth_arr[idx] * (1.0 / depth_max)
+        idx = idx[rng.random(idx.size) < ratio]
         v = sample_v(p, idx.size, rng)
-        z = rng.random(idx.size) * depth[idx]
+        z = rng.random(idx.size) * (depth if scalar_depth else depth_arr[idx])
         loss = v * np.maximum(e_out[idx], 0.0)
         np.subtract.at(e_out, idx, loss)
-        if p == "nucl":
-            np.add.at(e_had, idx, loss)
-        else:
-            np.add.at(e_em, idx, loss)
+        np.add.at(e_had if p == "nucl" else e_em, idx, loss)
         big = loss > e_transfer[idx]
-        process[idx[big]] = pid
-        e_transfer[idx[big]] = loss[big]
-        depth_int[idx[big]] = z[big]
-    e_out = np.maximum(e_out, 0.0)
-    # calibration: ionisation + soft radiative losses of a 160 GeV muon give mip_visible_gev in full depth
-    full_ion = dedx_ionisation_gev_cm2_g(160.0) * total_depth_g_cm2
-    full_soft = sum(
-        soft_fraction(p, 160.0) * float(b_radiative_cm2_g(160.0, process=p)) for p in PROCESS
-    )
-    ion_scale = (
-        max(mip_visible_gev - full_soft * 160.0 * total_depth_g_cm2, 0.1 * mip_visible_gev)
-        / full_ion
-    )
+        ib = idx[big]
+        process[ib] = pid
+        e_transfer[ib] = loss[big]
+        depth_int[ib] = z[big]
+    np.maximum(e_out, 0.0, out=e_out)
     return {
         "e_out": e_out,
-        "e_dep_ion": ion * ion_scale,
+        "e_dep_ion": (ion * ion_scale).astype(np.float32),
         "e_dep_em": e_em,
         "e_had": e_had,
         "process": process,

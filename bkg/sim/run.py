@@ -4,16 +4,21 @@ Chunk k of sample s is generated from ``SeedSequence(cfg.seed, spawn_key=(i_s, k
 (i_s the index of s in :data:`SAMPLES`, k the chunk index; for the signal the
 mass index m gives ``(i_s, m, k)``), so the output does not depend on the
 number of workers. Workers are processes (``concurrent.futures``) or a Dask
-distributed ``Client(scheduler)``; the parent writes the chunks in order.
+distributed ``Client(scheduler)``; each worker writes and hashes the files of
+its chunks. The chunks of all requested samples (and the samples'
+normalisations) form one queue, longest first, so that no worker waits for the
+last chunk of one sample before the next sample starts.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import math
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,7 @@ from bkg.errors import SampleError
 
 __all__ = [
     "SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency",
-    "trigger_efficiency",
+    "trigger_efficiency", "warm_up",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,7 @@ def generate_chunk(
     if sample == "beam":
         out = beam.generate_beam_muons(cfg, rng, n)
     elif sample == "hadrons":
-        out = hadrons.generate_hadrons(cfg, rng, n)
+        out = _in_blocks(lambda m: hadrons.generate_hadrons(cfg, rng, m), n, sample)
     elif sample == "leading_hadrons":
         out = leading_hadrons.generate_leading_hadrons(cfg, rng, n)
     elif sample == "dimuons":
@@ -60,6 +65,38 @@ def generate_chunk(
         raise SampleError(f"unknown sample {sample!r} (known: {', '.join(SAMPLES)})")
     schema = ntuple.SCHEMAS[sample]
     return {k: np.ascontiguousarray(out[k], dtype=b.dtype) for k, b in schema.items()}
+
+
+def _in_blocks(
+    generate: Callable[[int], dict[str, np.ndarray]], n: int, sample: str
+) -> dict[str, np.ndarray]:
+    """``generate(m)`` for consecutive blocks of at most :data:`bkg.sim.beam.BLOCK` events.
+
+    The blocks draw one after the other from the chunk's generator, so the chunk
+    stays a pure function of its seed and size; their arrays stay in the CPU cache.
+    """
+    from bkg.sim.beam import BLOCK
+
+    schema = ntuple.SCHEMAS[sample]
+    out = {k: np.empty(n, dtype=b.dtype) for k, b in schema.items()}
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        block = generate(stop - start)
+        for k, array in out.items():
+            array[start:stop] = block[k]
+    return out
+
+
+#: rough cost of one event (s, generation + write) and of the normalisation of each sample
+#: on the reference machine: only to start the longest tasks first (results never depend on it)
+_COST_PER_EVENT_S = {
+    "beam": 0.43e-6,
+    "hadrons": 0.65e-6,
+    "leading_hadrons": 4.4e-6,
+    "dimuons": 0.8e-6,
+    "signal": 35e-6,  # 0.3-0.9 s per 2e4: the cross-section table of each mass
+}
+_NORM_COST_S = {"leading_hadrons": 0.25, "dimuons": 0.1}
 
 
 def _tasks(
@@ -84,22 +121,6 @@ def _tasks(
     for k in range(math.ceil(size / s.chunk_size)):
         tasks.append(((i, k), min(s.chunk_size, size - k * s.chunk_size), None))
     return tasks
-
-
-def _in_order(submit: Callable[[Any], Any], args: Sequence[Any], *, ahead: int) -> Iterator[Any]:
-    """Results of ``submit(a)`` for each a, in order, with at most ``ahead`` chunks in flight.
-
-    Executor.map/Client.map submit every chunk at once, and chunks finished before the
-    writer takes them pile up in memory; a bounded window keeps the memory of a
-    1e8-MOT production that of a few chunks.
-    """
-    window: deque[Any] = deque()
-    for a in args:
-        window.append(submit(a))
-        if len(window) > ahead:
-            yield window.popleft().result()
-    while window:
-        yield window.popleft().result()
 
 
 def _norms(cfg: Config, sample: str) -> dict[str, Any]:
@@ -128,6 +149,22 @@ def _norms(cfg: Config, sample: str) -> dict[str, Any]:
     }
 
 
+def warm_up() -> None:
+    """Import and tabulate, once, what every chunk needs (call before forking workers).
+
+    Forked workers inherit the modules and the cached tables (the ECAL rate tables
+    import and integrate :mod:`bkg.physics`, ~0.5 s), so none of them repeats it.
+    """
+    import uproot  # noqa: F401
+
+    import bkg.physics.crosssection  # noqa: F401
+    from bkg.sim import dimuons, ecal, hadrons, leading_hadrons, signal  # noqa: F401
+
+    ecal.warm_tables()
+    for pdg in hadrons.SPECIES:
+        hadrons.hadron_properties(pdg)
+
+
 def run_samples(
     cfg: Config,
     *,
@@ -141,7 +178,9 @@ def run_samples(
     """Generate the samples: ``out_dir/<sample>_<chunk>.root`` and ``out_dir/MANIFEST.json``.
 
     One ROOT file per chunk, written by the worker that generated it; the
-    MANIFEST lists every file with its sample, events, seed key and sha256.
+    MANIFEST lists every file with its sample, events, seed key and sha256. The
+    previous files of the requested samples are removed first; a sample enters the
+    MANIFEST when all its files are written, so the folder is consistent at any time.
 
     Args:
         cfg: configuration (seed, sizes, detector).
@@ -163,6 +202,7 @@ def run_samples(
     for name in names:
         if name not in SAMPLES:
             raise SampleError(f"unknown sample {name!r} (known: {', '.join(SAMPLES)})")
+    names = [s for s in SAMPLES if s in names]  # each once, in the MANIFEST's order
     n_mot = float(cfg.samples.n_mot if n_mot is None else n_mot)
     scheduler = scheduler if scheduler is not None else cfg.run.scheduler
     if workers is None:
@@ -177,44 +217,63 @@ def run_samples(
                 entries.setdefault(e["sample"], []).append(e)
         except SampleError:
             entries = {}
+    # the previous production of the requested samples: out of the MANIFEST, then deleted
+    old = [e for name in names for e in entries.pop(name, [])]
+    _write_manifest(manifest_path, cfg, entries)
+    for e in old:
+        (out_dir / e["file"]).unlink(missing_ok=True)
+    args = {
+        name: [
+            (cfg, name, key, n, m, out_dir / chunk_file(name, i))
+            for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot))
+        ]
+        for name in names
+    }
     client = None
     pool = None
+    submit: Callable[..., Any] | None = None
     if scheduler:
         from dask.distributed import Client
 
         client = Client(scheduler)
+        submit = functools.partial(client.submit, pure=False)
     elif workers > 1:
+        warm_up()  # before the fork: the workers inherit it
         pool = ProcessPoolExecutor(max_workers=workers)
+        submit = pool.submit
     try:
-        for name in names:
-            tasks = _tasks(cfg, name, n_mot)
-            args = [
-                (cfg, name, key, n, m, out_dir / chunk_file(name, i))
-                for i, (key, n, m) in enumerate(tasks)
+        if submit is None:
+            for name in names:
+                written = []
+                for done, a in enumerate(args[name], 1):
+                    written.append(write_chunk(*a))
+                    if progress is not None:
+                        progress(name, done, len(args[name]))
+                _add_sample(manifest_path, cfg, entries, name, written, _norms(cfg, name))
+        else:
+            # one queue, the longest tasks first: a worker never idles while another
+            # finishes a sample (the results are small: the files are written by the workers)
+            jobs: list[tuple[float, str, int]] = [
+                (_COST_PER_EVENT_S[name] * a[3], name, i)
+                for name in names
+                for i, a in enumerate(args[name])
             ]
-            for old in entries.pop(name, []):  # the previous production of this sample
-                (out_dir / old["file"]).unlink(missing_ok=True)
-            _write_manifest(manifest_path, cfg, entries)
-            results: Iterable[dict[str, Any]]
-            if client is not None:
-                slots = max(sum(client.nthreads().values()), 1)
-                results = _in_order(lambda a: client.submit(write_chunk, *a, pure=False),
-                                    args, ahead=2 * slots)  # fmt: skip
-            elif pool is not None:
-                results = _in_order(lambda a: pool.submit(write_chunk, *a), args,
-                                    ahead=2 * workers)  # fmt: skip
-            else:
-                results = (write_chunk(*a) for a in args)
-            written = []
-            for done, chunk_entry in enumerate(results, 1):
-                written.append(chunk_entry)
-                if progress is not None:
-                    progress(name, done, len(tasks))
-            norms = _norms(cfg, name)
-            entries[name] = [_entry(cfg, name, e, norms) for e in written]
-            log.info("wrote %s: %d files", name, len(written))
-            # after every sample: the folder is consistent even if the run stops here
-            _write_manifest(manifest_path, cfg, entries)
+            # the slow normalisations are tasks too; the others take no time
+            jobs += [(_NORM_COST_S[name], name, -1) for name in names if name in _NORM_COST_S]
+            futures: dict[tuple[str, int], Any] = {}
+            for _, name, i in sorted(jobs, key=lambda j: -j[0]):
+                if i < 0:
+                    futures[name, i] = submit(_norms, cfg, name)
+                else:
+                    futures[name, i] = submit(write_chunk, *args[name][i])
+            for name in names:
+                written = []
+                for done in range(1, len(args[name]) + 1):
+                    written.append(futures[name, done - 1].result())
+                    if progress is not None:
+                        progress(name, done, len(args[name]))
+                norms = futures[name, -1].result() if (name, -1) in futures else _norms(cfg, name)
+                _add_sample(manifest_path, cfg, entries, name, written, norms)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -223,9 +282,50 @@ def run_samples(
     return _write_manifest(manifest_path, cfg, entries)
 
 
+def _add_sample(
+    manifest_path: Path,
+    cfg: Config,
+    entries: dict[str, list[dict[str, Any]]],
+    name: str,
+    written: list[dict[str, Any]],
+    norms: dict[str, Any],
+) -> None:
+    """Enter a completely written sample into the MANIFEST (rewritten after every sample)."""
+    entries[name] = [_entry(cfg, name, e, norms) for e in written]
+    log.info("wrote %s: %d files", name, len(written))
+    _write_manifest(manifest_path, cfg, entries)
+
+
 def chunk_file(sample: str, index: int) -> str:
     """File name of chunk ``index`` of a sample (one ROOT file per chunk)."""
     return f"{sample}_{index:04d}.root"
+
+
+_HEAP_KEPT = False
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed memory of this process instead of returning it to the kernel.
+
+    Each chunk allocates and frees the same large blocks again (its 1e6-event arrays,
+    uproot's basket buffers of a few MB); by default glibc unmaps blocks above its
+    mmap threshold and trims the heap top beyond twice that, so every chunk faults
+    its memory in again: ~2 s of kernel time in a 1e7-MOT samples run, more with
+    several workers competing for the memory bus. With blocks up to 64 MB taken
+    from the heap and up to 256 MB of free heap kept, that drops to ~0.7 s; the
+    peak RSS does not change. Set once per process (worker or, with one worker,
+    the caller); a no-op outside glibc.
+    """
+    global _HEAP_KEPT
+    if _HEAP_KEPT or not sys.platform.startswith("linux"):
+        return
+    _HEAP_KEPT = True
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
 
 
 def write_chunk(
@@ -238,6 +338,7 @@ def write_chunk(
     Returns:
         The file's MANIFEST fields: file, events, sha256 and the chunk's seed key.
     """
+    _keep_freed_memory()
     chunk = generate_chunk(cfg, sample, key, n, mass)
     writer = ntuple.NtupleWriter(path, sample)
     try:

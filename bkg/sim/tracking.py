@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bkg.sim.draws import normal32
+
 __all__ = ["measure_p_in", "measure_p_out", "t_max_gev"]
 
 M_MU = 0.1056583755
@@ -42,8 +44,9 @@ def _sparse_positions(
     return cell // n_stations, cell % n_stations
 
 
-def t_max_gev(p_gev: np.ndarray) -> np.ndarray:
+def t_max_gev(p_gev: np.ndarray | float) -> np.ndarray:
     """Largest kinetic energy a muon of momentum p gives to a free electron (GeV)."""
+    p_gev = np.asarray(p_gev, dtype=np.float64)
     e = np.sqrt(p_gev**2 + M_MU**2)
     return 2 * M_E * p_gev**2 / (M_MU**2 + M_E**2 + 2 * M_E * e)
 
@@ -52,7 +55,7 @@ def measure_p_in(
     p_true: np.ndarray, rng: np.random.Generator, *, resolution_rel: float
 ) -> np.ndarray:
     """MS1 (BMS) measurement: Gaussian dp/p (GeV)."""
-    return p_true * (1.0 + resolution_rel * rng.standard_normal(p_true.size))
+    return p_true * (1.0 + resolution_rel * normal32(rng, p_true.size))
 
 
 def measure_p_out(
@@ -68,6 +71,9 @@ def measure_p_out(
 ) -> dict[str, np.ndarray]:
     """MS2 reconstruction of the outgoing muon.
 
+    The momentum chain (1/p, the Gaussian core and the tails) is float64: the relative
+    residual p_rec / p_true - 1 is extrapolated far into its tails.
+
     Args:
         p_true: true momentum behind the ECAL (GeV), 0 when there is no muon.
         rng: random generator.
@@ -79,10 +85,12 @@ def measure_p_out(
         extra_tracks: extra charged tracks through all stations (n,), or None.
 
     Returns:
-        dict with ``p_rec`` (GeV, 0 without a muon), ``hits`` (uint8, (n, n_stations)),
+        dict with ``p_rec`` (GeV, 0 without a muon), ``hits`` (uint8, (n, n_stations);
+        a view of a station-major array, so ``hits[:, j]`` is contiguous),
         ``p_after`` (true momentum after knock-on losses), ``process`` (int8: 5 knock-on,
         6 large-angle scattering, 0 none) and ``e_transfer`` (GeV).
     """
+    p_true = np.asarray(p_true, dtype=np.float64)
     n = p_true.size
     has = p_true > 0.05
     p = np.where(has, p_true, 1.0)
@@ -91,9 +99,9 @@ def measure_p_out(
     t_gcm2 = station_x0 * _X0
     process = np.zeros(n, dtype=np.int8)
     e_transfer = np.zeros(n)
-    hits = np.ones((n, n_stations), dtype=np.uint8)
+    hits = np.ones((n_stations, n), dtype=np.uint8)  # station-major: hits[j] is contiguous
     lost_ev, lost_st = _sparse_positions(rng, n, n_stations, inefficiency)
-    hits[lost_ev, lost_st] = 0
+    hits[lost_st, lost_ev] = 0
     # single large-angle scattering: only angles above the core-equivalent cut theta_c
     chi2_p2 = 0.157 * _Z * (_Z + 1) / _A * t_gcm2 * 1e-6  # GeV^2 rad^2
     theta_c_p = resolution_rel * kappa  # GeV rad
@@ -111,24 +119,28 @@ def measure_p_out(
         np.add.at(inv, ev, kink / kappa)
         process[ev] = 6
         e_transfer[ev] = 0.0
-    # knock-on electrons above T_KNOCK_MIN_GEV
-    tmax = t_max_gev(p)
+    # knock-on electrons above T_KNOCK_MIN_GEV: drawn at the largest rate (that of the
+    # fastest muon, T_max rising with p), then thinned to each muon's own rate
     k_const = 0.307075e-3 / 2 * (_Z / _A) * t_gcm2  # GeV
-    mean = k_const * np.clip(1 / T_KNOCK_MIN_GEV - 1 / tmax, 0, None) * has
-    mean_max = float(mean.max()) if n else 0.0
+    p_max = float(np.max(p_true, initial=0.0))
+    mean_max = 0.0
+    if p_max > 0.05:
+        mean_max = k_const * max(1 / T_KNOCK_MIN_GEV - 1 / float(t_max_gev(p_max)), 0.0)
     ev, st = _sparse_positions(rng, n, n_stations, mean_max)
+    tm = np.zeros(0)
     if ev.size:
-        keep = rng.random(ev.size) * mean_max < mean[ev]  # thinning to the per-muon rate
-        ev, st = ev[keep], st[keep]
+        tm = t_max_gev(p[ev])
+        mean = k_const * np.clip(1 / T_KNOCK_MIN_GEV - 1 / tm, 0, None) * has[ev]
+        keep = rng.random(ev.size) * mean_max < mean  # thinning to the per-muon rate
+        ev, st, tm = ev[keep], st[keep], tm[keep]
     p_after = p_true.copy()
     if ev.size:
-        tm = tmax[ev]
         u = rng.random(ev.size)
         t = 1.0 / (1 / T_KNOCK_MIN_GEV - u * (1 / T_KNOCK_MIN_GEV - 1 / tm))
         np.subtract.at(p_after, ev, t)
-        hits[ev, st] += 1
-        nxt = np.minimum(st + 1, n_stations - 1)
-        hits[ev[st + 1 < n_stations], nxt[st + 1 < n_stations]] += 1
+        hits[st, ev] += 1
+        nxt = st + 1 < n_stations
+        hits[st[nxt] + 1, ev[nxt]] += 1
         lost = rng.random(ev.size) < inefficiency  # muon hit lost: the fit picks the electron
         w = LEVER[st % LEVER.size]
         shift = np.where(lost, w * (1 / t - inv[ev]), 0.0)
@@ -137,16 +149,17 @@ def measure_p_out(
         process[ev[big]] = 5
         e_transfer[ev[big]] = t[big]
     if extra_tracks is not None:
-        hits += np.minimum(extra_tracks, 250).astype(np.uint8)[:, None]
+        extra = np.minimum(extra_tracks, 250).astype(np.uint8)
+        hits += extra
     p_rec = 1.0 / np.maximum(inv * (1.0 + resolution_rel * rng.standard_normal(n)), 1e-4)
-    p_rec = np.where(has, p_rec, 0.0)
+    p_rec[~has] = 0.0
     if extra_tracks is None:
-        hits[~has] = 0
+        hits *= has
     else:
-        hits[~has] = np.minimum(extra_tracks[~has], 250).astype(np.uint8)[:, None]
+        np.copyto(hits, extra, where=~has)
     return {
         "p_rec": p_rec,
-        "hits": hits,
+        "hits": hits.T,
         "p_after": np.maximum(p_after, 0.0),
         "process": process,
         "e_transfer": e_transfer,

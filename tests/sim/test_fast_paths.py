@@ -1,0 +1,107 @@
+"""The fast paths of the simulation draw the same laws as the straightforward code they replace.
+
+Each test states the exact law (or the exact function) it compares with and its tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bkg import ntuple
+from bkg.config import load_config
+from bkg.sim import beam, ecal, run, run_samples
+from bkg.sim.draws import normal32
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config()
+
+
+def test_normal32_is_a_standard_normal():
+    # Box-Muller: N(0, 1) exactly. 4e6 variates: mean and variance within 5 standard
+    # errors, tails beyond 2, 3 and 4 sigma within 5 binomial sigmas, KS p > 1e-4.
+    x = normal32(np.random.default_rng(1), 4_000_001).astype(float)
+    assert x.size == 4_000_001
+    n = x.size
+    assert abs(x.mean()) < 5 / np.sqrt(n)
+    assert abs(x.var() - 1.0) < 5 * np.sqrt(2.0 / n)
+    for s in (2.0, 3.0, 4.0):
+        p = 2 * stats.norm.sf(s)
+        assert abs(np.mean(np.abs(x) > s) - p) < 5 * np.sqrt(p * (1 - p) / n)
+    assert stats.kstest(x[:500_000], "norm").pvalue > 1e-4
+    assert normal32(np.random.default_rng(2), 0).size == 0
+
+
+@pytest.mark.parametrize("process", list(ecal.PROCESS))
+@pytest.mark.parametrize("v_cut", [ecal.V_CUT, 0.0123, 0.37])
+def test_sample_v_is_the_interpolated_inverse_cdf(process, v_cut):
+    # the guide table must give exactly np.interp's piecewise-linear inverse (bit for bit)
+    cdf = ecal._inverse_table(process, v_cut)
+    v = ecal.sample_v(process, 1_000_000, np.random.default_rng(7), v_cut=v_cut)
+    target = np.random.default_rng(7).random(1_000_000) * cdf.n_cut
+    np.testing.assert_array_equal(v, np.exp(np.interp(target, cdf.n_grid, cdf.log_v)))
+    assert v.min() >= v_cut * (1 - 1e-12)
+
+
+def test_catastrophic_rate_with_a_per_muon_depth():
+    # one Poisson process thinned by depth: P(at least one catastrophic interaction) for
+    # a depth d is 1 - exp(-Lambda d), Lambda the sum of the three rates at 160 GeV. With
+    # d uniform in [0, D] the mean is 1 - (1 - exp(-Lambda D)) / (Lambda D); 1e6 muons,
+    # 5 binomial sigmas.
+    n = 1_000_000
+    depth_max = 40 * ecal.LEAD_X0_G_CM2
+    rng = np.random.default_rng(3)
+    depth = rng.random(n) * depth_max
+    out = ecal.pass_ecal(np.full(n, 160.0), rng, depth_g_cm2=depth)
+    lam = sum(ecal.lambda_catastrophic_cm2_g(p, 160.0) for p in ecal.PROCESS)
+    expected = 1 - (1 - np.exp(-lam * depth_max)) / (lam * depth_max)
+    got = np.mean(out["process"] > 0)
+    assert got == pytest.approx(expected, abs=5 * np.sqrt(expected * (1 - expected) / n))
+    # deeper muons interact more: the rate in the last fifth vs the first fifth
+    deep, shallow = depth > 0.8 * depth_max, depth < 0.2 * depth_max
+    assert np.mean(out["process"][deep] > 0) > 3 * np.mean(out["process"][shallow] > 0)
+
+
+def test_beam_chunk_is_a_function_of_seed_and_size(cfg):
+    # blocks are drawn one after the other from the chunk's generator: same seed and size,
+    # same arrays, whatever the block size; every branch has its schema dtype
+    n = beam.BLOCK + 1234
+    a = run.generate_chunk(cfg, "beam", (0, 5), n)
+    b = run.generate_chunk(cfg, "beam", (0, 5), n)
+    for name, branch in ntuple.SCHEMAS["beam"].items():
+        assert a[name].dtype == np.dtype(branch.dtype)
+        assert a[name].shape == (n,)
+        np.testing.assert_array_equal(a[name], b[name])
+    c = run.generate_chunk(cfg, "beam", (0, 6), n)
+    assert not np.array_equal(a["p_in_true"], c["p_in_true"])
+
+
+def test_hadron_chunk_in_blocks_keeps_its_schema(cfg):
+    n = beam.BLOCK + 10
+    h = run.generate_chunk(cfg, "hadrons", (1, 0), n)
+    for name, branch in ntuple.SCHEMAS["hadrons"].items():
+        assert h[name].dtype == np.dtype(branch.dtype) and h[name].shape == (n,)
+    # equal thirds of the three species (5 binomial sigmas)
+    for pdg in (-211, -321, 130):
+        assert np.mean(h["pdg"] == pdg) == pytest.approx(1 / 3, abs=5 * np.sqrt(2 / 9 / n))
+
+
+def test_stage_marker_uses_the_workers_hashes(cfg, tmp_path):
+    # `bkg samples` records the MANIFEST's sha256 in the stage marker instead of re-reading
+    # the files: they must be the files' true hashes, so the folder counts as fresh
+    from bkg.report import cache
+    from bkg.report.pipeline import mark_samples_done, samples_key
+
+    small = cfg.replace(
+        samples=cfg.samples.__class__(**{**cfg.samples.__dict__, "chunk_size": 10_000})
+    )
+    manifest = run_samples(small, out_dir=tmp_path, only=["beam"], n_mot=20_000, workers=1)
+    mark_samples_done(small, tmp_path, manifest)
+    recorded = cache.recorded_outputs(tmp_path)
+    for entry in manifest["files"]:
+        assert recorded[entry["file"]] == ntuple.sha256_file(tmp_path / entry["file"])
+    assert recorded["MANIFEST.json"] == ntuple.sha256_file(tmp_path / "MANIFEST.json")
+    assert cache.is_fresh(tmp_path, samples_key(small))
