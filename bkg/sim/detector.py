@@ -161,14 +161,13 @@ def respond(
     y32 = np.asarray(y_cm, dtype=np.float32)
     tx32 = np.asarray(tx_out, dtype=np.float32)
     ty32 = np.asarray(ty_out, dtype=np.float32)
-    r2 = x32 * x32 + y32 * y32
-    s0 = r2 < np.float32(ct.s0_radius_cm**2)
-    s1 = r2 < np.float32(ct.s1_radius_cm**2)
+    s0 = counters.beam_counters(x32, y32, radius_cm=ct.s0_radius_cm)
+    s1 = counters.beam_counters(x32, y32, radius_cm=ct.s1_radius_cm)
     # V1: the muon outside its hole, or charged secondaries of a hadronic leak. EM leakage
     # out of the ECAL back (photons and soft e+-, the e+- swept out by MS2's 0.42 GeV rad
     # before V1 in front of the HCAL) does not fire it; a hadronic leak gives charged
     # hadrons, about one per 2 GeV leaked (the same law as Vm below).
-    v1 = has_mu & (r2 >= np.float32(ct.v1_hole_cm**2))
+    v1 = has_mu & (x32 * x32 + y32 * y32 >= np.float32(ct.v1_hole_cm**2))
     k_had = np.flatnonzero(e_leak_had > 0.0)
     if k_had.size:
         v1[k_had] |= rng.random(k_had.size) < 1 - np.exp(-e_leak_had[k_had] / 2.0)

@@ -90,13 +90,13 @@ def _in_blocks(
 #: rough cost of one event (s, generation + write) and of the normalisation of each sample
 #: on the reference machine: only to start the longest tasks first (results never depend on it)
 _COST_PER_EVENT_S = {
-    "beam": 0.43e-6,
-    "hadrons": 0.65e-6,
-    "leading_hadrons": 4.4e-6,
-    "dimuons": 0.8e-6,
-    "signal": 35e-6,  # 0.3-0.9 s per 2e4: the cross-section table of each mass
+    "beam": 0.35e-6,
+    "hadrons": 0.6e-6,
+    "leading_hadrons": 3.8e-6,
+    "dimuons": 0.7e-6,
+    "signal": 35e-6,  # 0.3-0.9 s per 2e4 events: mostly the cross-section grid of the mass
 }
-_NORM_COST_S = {"leading_hadrons": 0.25, "dimuons": 0.1}
+_NORM_COST_S = {"leading_hadrons": 0.22, "dimuons": 0.08}
 
 
 def _tasks(
