@@ -13,6 +13,8 @@ output depends only on the generator's seed and n.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from bkg import ntuple
@@ -20,7 +22,7 @@ from bkg.config import Config
 from bkg.sim import detector
 from bkg.sim.draws import normal32
 
-__all__ = ["BLOCK", "generate_beam_muons", "incoming_beam", "simulate_beam"]
+__all__ = ["BLOCK", "generate_beam_muons", "in_blocks", "incoming_beam", "simulate_beam"]
 
 #: muons simulated at a time inside a chunk
 BLOCK = 1 << 16
@@ -74,18 +76,34 @@ def simulate_beam(
     )
 
 
+def in_blocks(
+    generate: Callable[[int], dict[str, np.ndarray]], n: int, sample: str
+) -> dict[str, np.ndarray]:
+    """``generate(m)`` for consecutive blocks of at most :data:`BLOCK` events, in the schema dtypes.
+
+    The blocks draw one after the other from the chunk's generator, so the chunk
+    stays a pure function of its seed and size; their arrays stay in the CPU cache.
+    """
+    schema = ntuple.SCHEMAS[sample]
+    out = {k: np.empty(n, dtype=b.dtype) for k, b in schema.items()}
+    for start in range(0, n, BLOCK):
+        stop = min(start + BLOCK, n)
+        block = generate(stop - start)
+        for k, array in out.items():
+            array[start:stop] = block[k]
+    return out
+
+
 def generate_beam_muons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """One chunk of the ``beam`` sample: n muons, every branch of SCHEMAS['beam'] in its dtype.
 
     Simulated in blocks of :data:`BLOCK` muons drawn one after the other from ``rng``.
     """
-    schema = ntuple.SCHEMAS["beam"]
-    out = {k: np.empty(n, dtype=b.dtype) for k, b in schema.items()}
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
-        inc = incoming_beam(cfg, rng, stop - start)
-        block = simulate_beam(cfg, rng, inc)
-        block["halo"] = inc["halo"]
-        for k, array in out.items():
-            array[start:stop] = block[k]
-    return out
+
+    def block(m: int) -> dict[str, np.ndarray]:
+        inc = incoming_beam(cfg, rng, m)
+        out = simulate_beam(cfg, rng, inc)
+        out["halo"] = inc["halo"]
+        return out
+
+    return in_blocks(block, n, "beam")

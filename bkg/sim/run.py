@@ -53,7 +53,7 @@ def generate_chunk(
     if sample == "beam":
         out = beam.generate_beam_muons(cfg, rng, n)
     elif sample == "hadrons":
-        out = _in_blocks(lambda m: hadrons.generate_hadrons(cfg, rng, m), n, sample)
+        out = beam.in_blocks(lambda m: hadrons.generate_hadrons(cfg, rng, m), n, sample)
     elif sample == "leading_hadrons":
         out = leading_hadrons.generate_leading_hadrons(cfg, rng, n)
     elif sample == "dimuons":
@@ -65,26 +65,6 @@ def generate_chunk(
         raise SampleError(f"unknown sample {sample!r} (known: {', '.join(SAMPLES)})")
     schema = ntuple.SCHEMAS[sample]
     return {k: np.ascontiguousarray(out[k], dtype=b.dtype) for k, b in schema.items()}
-
-
-def _in_blocks(
-    generate: Callable[[int], dict[str, np.ndarray]], n: int, sample: str
-) -> dict[str, np.ndarray]:
-    """``generate(m)`` for consecutive blocks of at most :data:`bkg.sim.beam.BLOCK` events.
-
-    The blocks draw one after the other from the chunk's generator, so the chunk
-    stays a pure function of its seed and size; their arrays stay in the CPU cache.
-    """
-    from bkg.sim.beam import BLOCK
-
-    schema = ntuple.SCHEMAS[sample]
-    out = {k: np.empty(n, dtype=b.dtype) for k, b in schema.items()}
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
-        block = generate(stop - start)
-        for k, array in out.items():
-            array[start:stop] = block[k]
-    return out
 
 
 #: rough cost of one event (s, generation + write) and of the normalisation of each sample

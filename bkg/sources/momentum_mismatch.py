@@ -74,15 +74,15 @@ class _Sums:
         sel = cfg.selection
         plo, phi = sel.p_in_window_gev
         self.n_mot += len(ev["p_in_rec"])
-        ok = (ev["p_out_true"] > cfg.selection.p_out_max_gev) & (ev["p_out_rec"] > 0)
-        ok &= (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
+        # a muon that kept more than p_out_max: the residuals, and the knock-on reference
+        kept = ev["p_out_true"] > sel.p_out_max_gev
+        ok = kept & (ev["p_out_rec"] > 0) & (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
         r = ev["p_out_rec"][ok].astype(float) / ev["p_out_true"][ok] - 1.0
         self.n_muon += int(ok.sum())
         self.counts += np.histogram(r, bins=self.edges)[0]
         if self.unbinned:
             self.values.append(r[(r >= self.lo) & (r <= self.hi)])
         # knock-on factors: a muon that kept more than p_out_max ...
-        kept = ev["p_out_true"] > sel.p_out_max_gev
         rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
         self.n_poor += int(np.count_nonzero(kept & rec_low & (ev["process"] == 5)))
         # ... and whose counters and calorimeters pass: everything but cut (ii)

@@ -65,15 +65,13 @@ def _range_variation(
     values: np.ndarray | None,
 ) -> TailFit | None:
     """The nominal shape fitted with the tail side of the window halved (None if it fails)."""
+    # the fitted mean; a shape without one (exponential) halves from the window's centre
     mu = float(nominal.params.get("mu", 0.5 * (edges[0] + edges[-1])))
-    if side == "lower":
-        first = int(np.searchsorted(edges, mu - 0.5 * (mu - edges[0])))
-        sl = slice(first, None)
-    else:
-        last = int(np.searchsorted(edges, mu + 0.5 * (edges[-1] - mu))) + 1
-        sl = slice(0, last)
-    e = edges[sl]
-    c = counts[sl.start or 0 : (sl.stop - 1) if sl.stop is not None else None]
+    if side == "lower":  # bins from half-way between the lower edge and mu
+        a, b = int(np.searchsorted(edges, mu - 0.5 * (mu - edges[0]))), len(counts)
+    else:  # bins up to half-way between mu and the upper edge
+        a, b = 0, int(np.searchsorted(edges, mu + 0.5 * (edges[-1] - mu)))
+    c, e = counts[a:b], edges[a : b + 1]
     v = None if values is None else values[(values >= e[0]) & (values < e[-1])]
     try:
         return fit_tail(c, e, n_total=n_total, model=nominal.model, source=source, values=v)
