@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from bkg.errors import SampleError, one_line
+from bkg.memory import heap_policy
 
 TREE = "events"
 
@@ -263,6 +264,7 @@ def iterate(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    heap_policy("return")  # freed chunks go back to the kernel: memory bounded by the chunk size
     jobs = _chunk_jobs([Path(p) for p in paths], sample, list(branches), step_size, nonfinite)
     if workers <= 0:
         for job in jobs:

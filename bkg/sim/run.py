@@ -12,12 +12,10 @@ last chunk of one sample before the next sample starts.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import math
 import re
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,6 +27,7 @@ from bkg import ntuple
 from bkg.atomic import write_json
 from bkg.config import Config
 from bkg.errors import SampleError
+from bkg.memory import heap_policy
 
 __all__ = [
     "SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency",
@@ -281,33 +280,6 @@ def chunk_file(sample: str, index: int) -> str:
     return f"{sample}_{index:04d}.root"
 
 
-_HEAP_KEPT = False
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed memory of this process instead of returning it to the kernel.
-
-    Each chunk allocates and frees the same large blocks again (its 1e6-event arrays,
-    uproot's basket buffers of a few MB); by default glibc unmaps blocks above its
-    mmap threshold and trims the heap top beyond twice that, so every chunk faults
-    its memory in again: ~2 s of kernel time in a 1e7-MOT samples run, more with
-    several workers competing for the memory bus. With blocks up to 64 MB taken
-    from the heap and up to 256 MB of free heap kept, that drops to ~0.7 s; the
-    peak RSS does not change. Set once per process (worker or, with one worker,
-    the caller); a no-op outside glibc.
-    """
-    global _HEAP_KEPT
-    if _HEAP_KEPT or not sys.platform.startswith("linux"):
-        return
-    _HEAP_KEPT = True
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD
-    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
-
-
 def write_chunk(
     cfg: Config, sample: str, key: tuple[int, ...], n: int, mass: float | None, path: Path
 ) -> dict[str, Any]:
@@ -318,7 +290,7 @@ def write_chunk(
     Returns:
         The file's MANIFEST fields: file, events, sha256 and the chunk's seed key.
     """
-    _keep_freed_memory()
+    heap_policy("keep")
     chunk = generate_chunk(cfg, sample, key, n, mass)
     writer = ntuple.NtupleWriter(path, sample)
     try:

@@ -1,0 +1,43 @@
+"""How glibc's allocator treats the large arrays of a chunk (a no-op outside glibc).
+
+Every stage handles the same pattern: arrays of ~1e6 events allocated, used and freed
+once per chunk. Two policies, set per process:
+
+- ``keep``: the event generation. Blocks up to 64 MB come from the heap and up to
+  256 MB of free heap is kept, so each chunk reuses the pages of the previous one
+  instead of faulting them in again (~2 s of kernel time saved in a 1e7-MOT samples
+  run; the peak RSS does not change).
+- ``return``: the analysis pass. Blocks above 8 MB (a chunk's branches) are mapped
+  and unmapped on their own, so freed chunks go back to the kernel. With the default
+  dynamic threshold, chunks read ahead in threads land in per-thread arenas that
+  fragment as the number of chunks grows: `bkg fit` peaked at 1.11 GB on 1e7 MOT and
+  1.40 GB on 1e8 MOT; with this policy 0.97 and 1.01 GB, in the same time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Literal
+
+__all__ = ["heap_policy"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_POLICIES = {"keep": (64 << 20, 256 << 20), "return": (8 << 20, 128 << 10)}
+_current: str | None = None
+
+
+def heap_policy(policy: Literal["keep", "return"]) -> None:
+    """Set this process's allocator policy (see the module docstring); cheap to repeat."""
+    global _current
+    if policy == _current or not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mmap_threshold, trim_threshold = _POLICIES[policy]
+    mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    _current = policy
