@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--big", type=float, default=None, help="a second, larger N_MOT")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
-        "--repeat", type=int, default=2, help="1- and 2-worker sample runs (best kept)"
+        "--repeat", type=int, default=3, help="1- and 2-worker sample runs (best kept)"
     )
     args = parser.parse_args()
     base = args.workdir or Path(tempfile.mkdtemp(prefix="bkg-bench-"))
