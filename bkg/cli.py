@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bkg import __version__
+from bkg import __version__, interrupt
 from bkg.errors import BkgError, one_line
 
 log = logging.getLogger("bkg")
@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``bkg`` command."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    interrupt.install()
     try:
         cli.main(args=args, prog_name="bkg", standalone_mode=False)
     except click.exceptions.Abort:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bkg import interrupt
 from bkg.atomic import atomic_dir, write_json, write_text
 from bkg.config import Config
 from bkg.report import cache
@@ -204,6 +205,7 @@ def run_report(
     timings: dict[str, float] = {}
 
     def step(stage: str, func: Callable[[], Any]) -> Any:
+        interrupt.check()
         t0 = time.perf_counter()
         progress(stage, "running")
         out = func()
@@ -217,11 +219,13 @@ def run_report(
         cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler, progress=progress
     )
     timings["samples"] = time.perf_counter() - t0
+    interrupt.check()
     t0 = time.perf_counter()
     stages["fits"], keys["fits"] = run_fits_stage(
         cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=progress
     )
     timings["fits"] = time.perf_counter() - t0
+    interrupt.check()
 
     with atomic_dir(Path(out_root) / name) as tmp:
         from bkg.sources import read_estimates

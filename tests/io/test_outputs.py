@@ -103,3 +103,20 @@ def test_ctrl_c_during_report_leaves_the_previous_report(tmp_path):
 
         for entry in read_manifest(tmp_path / "samples")["files"]:
             assert (tmp_path / "samples" / entry["file"]).is_file()
+
+
+def test_an_interrupt_swallowed_inside_a_stage_stops_the_run_at_the_next_stage(monkeypatch):
+    # C++ extensions (TensorFlow while it loads) can clear the KeyboardInterrupt of a
+    # Ctrl-C; the recorded request still stops `bkg report` before the next stage
+    from bkg import interrupt
+
+    def swallowing_stage() -> None:
+        try:
+            interrupt._on_sigint(2, None)
+        except KeyboardInterrupt:
+            pass  # what such an extension does
+
+    monkeypatch.setattr(interrupt, "_requested", False)
+    swallowing_stage()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.check()

@@ -1,0 +1,37 @@
+"""Ctrl-C that a stage cannot lose.
+
+Python turns SIGINT into KeyboardInterrupt at the next bytecode, but code in a C++
+extension that checks for signals and then clears the error (as happens while
+TensorFlow loads) can swallow it, and the run would go on to the end. The handler
+here also records the request, and :func:`check`, called between the stages of
+``bkg report``, raises it again, so an interrupt is honoured at the latest when the
+running stage ends (its outputs are complete: every stage writes atomically).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+__all__ = ["check", "install"]
+
+_requested = False
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _requested
+    _requested = True
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Route SIGINT through the recording handler (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if an interrupt was requested since :func:`install`."""
+    if _requested:
+        raise KeyboardInterrupt
