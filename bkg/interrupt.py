@@ -1,8 +1,9 @@
 """Ctrl-C that a stage cannot lose.
 
 Python turns SIGINT into KeyboardInterrupt at the next bytecode, but code in a C++
-extension that checks for signals and then clears the error (as happens while
-TensorFlow loads) can swallow it, and the run would go on to the end. The handler
+extension that checks for signals and then clears the error can swallow it, and the
+run goes on to the end (seen once in CI: a SIGINT during the fits stage, presumably
+while TensorFlow loaded, left `bkg report` to finish with exit code 0). The handler
 here also records the request, and :func:`check`, called between the stages of
 ``bkg report``, raises it again, so an interrupt is honoured at the latest when the
 running stage ends (its outputs are complete: every stage writes atomically).
