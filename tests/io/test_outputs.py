@@ -91,7 +91,9 @@ def test_ctrl_c_during_report_leaves_the_previous_report(tmp_path):
     time.sleep(6.0)  # inside the samples or fits stage
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    # exit code 130, or death by SIGINT: when extension code (TensorFlow loading) swallowed
+    # the KeyboardInterrupt, CPython re-sends SIGINT to itself at exit (a shell shows 130 too)
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert "interrupted" in err.strip().splitlines()[-1]
     assert (previous / "table1.json").read_text() == "previous report"
     assert _leftovers(tmp_path) == []
