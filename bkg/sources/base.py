@@ -103,7 +103,7 @@ R = TypeVar("R", bound=Reducer)
 class StreamingSource(Source, Generic[R]):
     """A source that reduces its one sample chunk by chunk, then estimates from the sums.
 
-    Subclasses implement ``branches``, ``reducer`` and ``finish``. :func:`run_fits`
+    Subclasses set ``reducer_type`` and implement ``branches`` and ``finish``. :func:`run_fits`
     reads a sample once for all the streaming sources that use it (the union of
     their branches) and hands every chunk to each one's reducer; ``estimate`` makes
     the same pass for this source alone. Memory is that of the chunks in flight.
@@ -113,9 +113,12 @@ class StreamingSource(Source, Generic[R]):
         """The branches ``reducer(...).add`` reads."""
         raise NotImplementedError
 
+    #: the reducer: ``reducer_type(cfg, unbinned=...)`` starts one pass over the sample
+    reducer_type: Callable[..., R]
+
     def reducer(self, cfg: Config, *, unbinned: bool) -> R:
         """A fresh reducer for one pass over the sample."""
-        raise NotImplementedError
+        return self.reducer_type(cfg, unbinned=unbinned)
 
     def finish(
         self,

@@ -62,12 +62,10 @@ class Hermeticity(StreamingSource[_Sums]):
     name = "hermeticity"
     label = "Detector non-hermeticity"
     samples = ("beam",)
+    reducer_type = _Sums
 
     def branches(self, cfg: Config) -> list[str]:
         return ["p_in_rec", "p_out_rec", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2"]
-
-    def reducer(self, cfg: Config, *, unbinned: bool) -> _Sums:
-        return _Sums(cfg, unbinned=unbinned)
 
     def finish(
         self,

@@ -99,12 +99,10 @@ class MomentumMismatch(StreamingSource[_Sums]):
     name = "momentum_mismatch"
     label = "Momentum mismatch"
     samples = ("beam",)
+    reducer_type = _Sums
 
     def branches(self, cfg: Config) -> list[str]:
         return [*BRANCHES, "p_out_true", "process"]
-
-    def reducer(self, cfg: Config, *, unbinned: bool) -> _Sums:
-        return _Sums(cfg, unbinned=unbinned)
 
     def finish(
         self,
