@@ -145,23 +145,33 @@ def run_fits_stage(
 def _efficiency_function(
     samples_dir: Path, cfg: Config
 ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
-    """Signal efficiency versus mass measured on the signal sample (log-mass interpolation).
+    """Signal efficiency per MOT versus mass, from the signal sample (log-mass interpolation).
 
-    Outside the simulated masses the nearest measured value is used (``np.interp``).
+    The signal sample is made of beam-core muons; a MOT is any muon of the M2 beam,
+    and the backgrounds are per such muon (the leading-hadron and dimuon yields carry
+    the core fraction too). So the factor that multiplies the eq. (6) yield per MOT is
+    (1 - halo fraction) x the conditional efficiency of the sample: the halo makes no
+    signal that the trigger keeps. Outside the simulated masses the nearest measured
+    value is used (``np.interp``).
     """
     from bkg.sim import signal_efficiency, trigger_efficiency
 
     masses, eff, err = (np.asarray(a, dtype=float) for a in signal_efficiency(samples_dir, cfg))
     _, trig, trig_err = trigger_efficiency(samples_dir, cfg)
+    core = 1.0 - cfg.beam.halo_fraction
+    per_mot = core * eff
 
     def efficiency(m: np.ndarray) -> np.ndarray:
-        return np.interp(np.log(np.asarray(m, dtype=float)), np.log(masses), eff)
+        return np.interp(np.log(np.asarray(m, dtype=float)), np.log(masses), per_mot)
 
     return efficiency, {
         "masses_gev": masses.tolist(),
         "efficiency": eff.tolist(),
         "error": err.tolist(),
-        "definition": "selected / (true E'_mu in the signal box); multiplies the x >= 1/2 yield",
+        "definition": "selected / (true E'_mu in the signal box), beam-core muons",
+        "beam_core_fraction": core,
+        "efficiency_per_mot": per_mot.tolist(),
+        "definition_per_mot": "beam_core_fraction x efficiency: multiplies the x >= 1/2 yield per MOT",
         "trigger_efficiency": np.asarray(trig, dtype=float).tolist(),
         "trigger_efficiency_error": np.asarray(trig_err, dtype=float).tolist(),
     }

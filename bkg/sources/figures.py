@@ -22,7 +22,6 @@ def plot_source(est: SourceEstimate) -> Any:
     import matplotlib.pyplot as plt
     import mplhep
 
-    from bkg.fit import shapes
     from bkg.fit.tailfit import expected_counts
 
     plt.style.use(mplhep.style.ROOT)
@@ -34,39 +33,39 @@ def plot_source(est: SourceEstimate) -> Any:
             2, 1, sharex=True, figsize=(8, 7), gridspec_kw={"height_ratios": [3, 1]}
         )
         centers = 0.5 * (edges[1:] + edges[:-1])
-        ax.errorbar(centers, counts, yerr=np.sqrt(counts), fmt="k.", ms=2, label="sample")
+        from scipy import stats
+
+        # non-empty bins with Poisson 68% intervals (a symmetric sqrt(n) bar of a single
+        # event reaches zero, which a log scale draws as a line to the bottom)
+        nz = counts > 0
+        c = counts[nz]
+        lo = stats.chi2.ppf(0.15865, 2 * c) / 2
+        hi = stats.chi2.ppf(0.84135, 2 * c + 2) / 2
+        ax.errorbar(centers[nz], c, yerr=[c - lo, hi - c], fmt="k.", ms=2, label="sample")
         mu = expected_counts(edges, fit["parameters"], fit["model"], counts.sum())
         ax.stairs(mu, edges, color="C0", label=f"fit ({fit['model']})")
-        # extrapolation: fitted density (per bin width) from the cut to the window
+        # extrapolation: fitted density (per bin width) from the window across the cut
         cut = float(fit["cut"])
-        width = edges[1] - edges[0]
         span = edges[-1] - edges[0]
         if fit.get("side", "lower") == "upper":
-            xs = np.linspace(edges[-1], cut + 0.1 * span, 200)
+            xs = np.linspace(edges[-1], cut + 0.05 * span, 200)
         else:
-            xs = np.linspace(cut - 0.1 * span, edges[0], 200)
-        norm = shapes.integral(edges[0], edges[-1], fit["parameters"], model=fit["model"])
-        dens = (
-            counts.sum()
-            * width
-            * shapes.pdf_unnorm(xs, fit["parameters"], model=fit["model"])
-            / norm
-        )
-        rel = (est.stat_up + est.syst_up) / max(est.level_per_mot, 1e-300)
+            xs = np.linspace(cut - 0.05 * span, edges[0], 200)
+        dens = _density(xs, fit["parameters"], fit["model"], edges, counts.sum())
+        lo_band, hi_band = _density_band(xs, fit, edges, counts.sum())
         ax.fill_between(
-            xs,
-            dens / (1 + rel),
-            dens * (1 + rel),
-            color="C1",
-            alpha=0.4,
-            label="extrapolation band",
+            xs, lo_band, hi_band, color="C1", alpha=0.4, label="extrapolation band (68%, stat)"
         )
         ax.axvline(cut, color="r", ls="--", label="signal region")
         ax.set_yscale("log")
-        ax.set_ylim(bottom=max(min(dens.min(), 0.1) / 10, 1e-12))
+        # down to the density at the cut, so that the band reaches the signal region
+        ax.set_ylim(bottom=max(min(dens.min(), lo_band.min(), 0.1) / 10, 1e-300))
         ax.set_ylabel("events / bin")
         ax.legend(fontsize=10)
-        ax.set_title(f"{est.label}: {est.level_per_mot:.2g} per MOT", fontsize=12)
+        title = f"{est.label}: {est.level_per_mot:.2g} per MOT"
+        if "tail_level" in est.inputs:  # a level with a counted part besides the fitted tail
+            title += f" (fitted tail {est.inputs['tail_level']:.2g})"
+        ax.set_title(title, fontsize=12)
         pull = np.where(mu > 0, (counts - mu) / np.sqrt(np.maximum(mu, 1.0)), 0.0)
         axp.stairs(pull, edges, fill=True, color="C2")
         axp.set_ylabel("pull")
@@ -84,6 +83,41 @@ def plot_source(est: SourceEstimate) -> Any:
         lines += [f"{k}: {v}" for k, v in est.inputs.items()][:10]
         ax.text(0.02, 0.98, "\n".join(lines), va="top", fontsize=10, family="monospace")
     return fig
+
+
+def _density(
+    xs: np.ndarray, params: dict[str, float], model: str, edges: np.ndarray, n: float
+) -> np.ndarray:
+    """Fitted events per bin width at xs, normalised to n events in the window."""
+    from bkg.fit import shapes
+
+    norm = shapes.integral(edges[0], edges[-1], params, model=model)
+    return n * (edges[1] - edges[0]) * shapes.pdf_unnorm(xs, params, model=model) / norm
+
+
+def _density_band(
+    xs: np.ndarray, fit: dict[str, Any], edges: np.ndarray, n: float, draws: int = 400
+) -> tuple[np.ndarray, np.ndarray]:
+    """16% and 84% quantiles of the density at xs over parameters drawn from the covariance.
+
+    Seeded, so that the figure is the same on every run; draws with a width or slope
+    outside its physical side are skipped.
+    """
+    names = list(fit["parameter_order"])
+    p0 = np.array([fit["parameters"][k] for k in names])
+    rng = np.random.default_rng(0)
+    rows = rng.multivariate_normal(p0, np.asarray(fit["covariance"]), size=draws, method="eigh")
+    curves = []
+    for row in rows:
+        p = dict(zip(names, row.tolist(), strict=True))
+        if any(p[k] <= 0 for k in names if k.startswith(("sigma", "alpha", "n"))):
+            continue
+        curves.append(_density(xs, p, fit["model"], edges, n))
+    if len(curves) < 20:  # a covariance too wide to sample: no band rather than a wrong one
+        d = _density(xs, fit["parameters"], fit["model"], edges, n)
+        return d, d
+    lo, hi = np.quantile(np.array(curves), [0.15865, 0.84135], axis=0)
+    return lo, hi
 
 
 def save_figure(fig: Any, out_dir: Path, name: str) -> None:

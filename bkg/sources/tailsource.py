@@ -22,7 +22,7 @@ def fit_and_extrapolate(
     source: str,
     values: np.ndarray | None = None,
     model: str = "gauss_exp",
-    alt_model: str = "double_cb",
+    alt_model: str | None = "double_cb",
     alt_from: float | None = None,
 ) -> tuple[TailFit, TailFit | None, Extrapolation]:
     """Nominal and alternative fits and the extrapolation beyond ``cut``.
@@ -31,23 +31,27 @@ def fit_and_extrapolate(
     ``alt_from`` on, the far part of the window) is the model systematic: the
     envelope of the two levels. If the alternative shape cannot be fitted (for
     instance a double-CB whose power-law n runs to its limit: the tail is
-    steeper than any power law), the systematic is the nominal shape refitted
-    with the tail side of the window cut to half its reach from the nominal mean
-    (a fit-range variation). If that fails too there is no systematic and
-    ``fit.alternative`` is null in the JSON.
+    steeper than any power law), or if ``alt_model`` is None, the systematic is
+    the nominal shape refitted with the tail side of the window cut to half its
+    reach from the nominal mean (a fit-range variation). If that fails too there
+    is no systematic and ``fit.alternative`` is null in the JSON.
     """
     nominal = fit_tail(counts, edges, n_total=n_total, model=model, source=source, values=values)
-    a_counts, a_edges, a_values = counts, edges, values
-    if alt_from is not None:
-        first = int(np.searchsorted(edges, alt_from))
-        a_counts, a_edges = counts[first:], edges[first:]
-        if values is not None:
-            a_values = values[values >= a_edges[0]]
-    try:
-        alt: TailFit | None = fit_tail(
-            a_counts, a_edges, n_total=n_total, model=alt_model, source=source, values=a_values
-        )
-    except FitError:
+    alt: TailFit | None = None
+    if alt_model is not None:
+        a_counts, a_edges, a_values = counts, edges, values
+        if alt_from is not None:
+            first = int(np.searchsorted(edges, alt_from))
+            a_counts, a_edges = counts[first:], edges[first:]
+            if values is not None:
+                a_values = values[values >= a_edges[0]]
+        try:
+            alt = fit_tail(
+                a_counts, a_edges, n_total=n_total, model=alt_model, source=source, values=a_values
+            )
+        except FitError:
+            alt = None
+    if alt is None:
         alt = _range_variation(counts, edges, nominal, n_total=n_total, side=side, source=source,
                                values=values)  # fmt: skip
     ext = extrapolate(nominal, cut=cut, side=side, alternative=alt)

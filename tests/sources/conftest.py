@@ -12,7 +12,7 @@ from bkg.ntuple import SCHEMAS, NtupleWriter, sha256_file
 
 
 def response(rng: np.random.Generator, n: int, *, e0: float = 160.0) -> dict[str, np.ndarray]:
-    """Muon-like detector response: core momentum resolution 3% with a small Laplace tail."""
+    """Muon-like detector response: Gaussian 3% error of the curvature 1/p, with a small Laplace tail."""
     p_in = rng.normal(e0, 0.038 * e0, n)
     p_true = p_in - rng.exponential(2.0, n)
     r = rng.normal(0, 0.03, n)
@@ -21,7 +21,7 @@ def response(rng: np.random.Generator, n: int, *, e0: float = 160.0) -> dict[str
     ev = {k: np.zeros(n) for k in SCHEMAS["beam"]}
     ev.update(
         p_in_true=p_in, p_in_rec=p_in * (1 + rng.normal(0, 0.01, n)), p_out_true=p_true,
-        p_out_rec=np.maximum(p_true * (1 + r), 0.1), e_ecal=p_in - p_true,
+        p_out_rec=p_true / np.maximum(1 + r, 1e-3), e_ecal=p_in - p_true,
         e_hcal1=rng.gamma(4, 0.3, n), e_hcal2=rng.gamma(4, 0.3, n),
         s0=np.ones(n, bool), s1=np.ones(n, bool), s_mu=np.ones(n, bool), s4=np.ones(n, bool),
         v1=np.zeros(n, bool), vm=np.zeros(n, bool),

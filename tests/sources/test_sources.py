@@ -51,6 +51,20 @@ def test_fitted_sources_record_model_window_covariance(fitted):
     assert fit["quality"]["valid"] and fit["quality"]["converged"]
 
 
+def test_momentum_mismatch_fit_recovers_the_curvature_resolution(fitted):
+    # the synthetic beam has a Gaussian 3% error of 1/p_out (plus a 1% Laplace tail of
+    # scale 0.04): the curvature residual p_true/p_rec - 1 has that core, so both fitted
+    # widths must be 0.03 and the fit good. Tolerance 3% of the width: the statistical
+    # error on 2e5 muons is 0.2%, the rest allows for the Laplace tail pulling the core.
+    out, _ = fitted
+    fit = json.loads((out / "momentum_mismatch.json").read_text())["fit"]
+    assert fit["variable"] == "p_out_true/p_out_rec - 1" and fit["side"] == "upper"
+    assert fit["parameters"]["sigmal"] == pytest.approx(0.03, rel=0.03)
+    assert fit["parameters"]["sigmar"] == pytest.approx(0.03, rel=0.03)
+    assert fit["quality"]["chi2_ndf"] < 1.5
+    assert fit["cut"] == pytest.approx(160.0 / 80.0 - 1.0)
+
+
 def test_punch_through_recovers_the_attenuation_length(fitted):
     # the synthetic visibility depth of conftest falls as exp(-t / PT_LAMBDA_H) beyond the
     # ECAL: the fitted slope must recover 1 / PT_LAMBDA_H, and P(t > 2 modules) must agree
