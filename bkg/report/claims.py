@@ -88,6 +88,8 @@ def _judge(claim: Claim, value: Any) -> tuple[bool | None, str]:
         return ok, f"within a factor {tol:g}"
     if claim.kind == "upper":
         return value <= paper * tol if paper > 0 else value <= tol * 1e-12, f"<= {tol:g} x paper"
+    if claim.kind == "lower":
+        return value >= paper / tol, f">= paper / {tol:g}"
     raise ValueError(f"unknown claim kind {claim.kind!r} in paper_claims.yaml ({claim.id})")
 
 
