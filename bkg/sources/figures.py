@@ -71,17 +71,58 @@ def plot_source(est: SourceEstimate) -> Any:
         axp.set_ylabel("pull")
         axp.set_xlabel(fit.get("variable", "x"), fontsize=11)
         axp.set_xlim(min(xs.min(), edges[0]), max(xs.max(), edges[-1]))
+    elif "k_decays" in fit:
+        fig = _decay_figure(est, plt)
     else:
         fig, ax = plt.subplots(figsize=(8, 5))
         ax.axis("off")
-        lines = [
-            f"{est.label}",
-            f"level per MOT: {est.level_per_mot:.3g}"
-            + (" (90% CL upper bound)" if est.upper_bound else ""),
-            est.method,
-        ]
-        lines += [f"{k}: {v}" for k, v in est.inputs.items()][:10]
-        ax.text(0.02, 0.98, "\n".join(lines), va="top", fontsize=10, family="monospace")
+        ax.text(0.0, 1.0, "\n".join(_summary_lines(est)), va="top", fontsize=9,
+                family="monospace", transform=ax.transAxes)  # fmt: skip
+    return fig
+
+
+def _summary_lines(est: SourceEstimate, width: int = 78) -> list[str]:
+    """The level, the method and the inputs of a counting source, one number per line."""
+    import textwrap
+
+    head = f"level per MOT: {est.level_per_mot:.3g}"
+    if est.upper_bound:
+        head += " (90% CL upper bound)"
+    lines = [est.label, head, *textwrap.wrap(est.method, width), ""]
+
+    def walk(node: dict[str, Any], indent: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                lines.append(f"{indent}{key}:")
+                walk(value, indent + "  ")
+            else:
+                text = f"{value:.4g}" if isinstance(value, float) else str(value)
+                lines.append(f"{indent}{key}: {text}"[:width])
+
+    walk(dict(est.inputs), "")
+    return lines[:40]
+
+
+def _decay_figure(est: SourceEstimate, plt: Any) -> Any:
+    """K- decays to a muon: where along the beam line they pass, and with which muon energy."""
+    h = est.fit["k_decays"]
+    z_edges, e_edges = np.asarray(h["z_edges"]), np.asarray(h["e_edges"])
+    fig, (az, ae) = plt.subplots(1, 2, figsize=(12, 5))
+    z_all, z_pass = np.asarray(h["z_all"]), np.asarray(h["z_pass"])
+    eff = np.divide(z_pass, z_all, out=np.zeros_like(z_pass), where=z_all > 0)
+    err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / np.maximum(z_all, 1))
+    centres = 0.5 * (z_edges[1:] + z_edges[:-1])
+    az.errorbar(centres, eff, yerr=err, xerr=0.5 * np.diff(z_edges), fmt="k.", ms=3)
+    az.set_xlabel("K- decay point from the BMS (m)", fontsize=12)
+    az.set_ylabel("fraction passing trigger, cuts, box", fontsize=12)
+    az.set_title(f"{est.label}: {est.level_per_mot:.2g} per MOT", fontsize=12)
+    ae.stairs(np.asarray(h["e_all"]), e_edges, color="C0", label="K- -> mu X, all")
+    ae.stairs(np.asarray(h["e_pass"]), e_edges, color="C1", fill=True, alpha=0.6,
+              label="passing")  # fmt: skip
+    ae.set_yscale("log")
+    ae.set_xlabel("decay muon energy (GeV)", fontsize=12)
+    ae.set_ylabel("K- decays / bin", fontsize=12)
+    ae.legend(fontsize=10)
     return fig
 
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bkg.config import Config
 from bkg.selection import BRANCHES, in_signal_box, passes_selection
 from bkg.sources.base import (
@@ -37,6 +39,9 @@ def species_norm(cfg: Config, entry: Mapping[str, Any], pdg: int) -> float:
     }[pdg]
 
 
+#: bins of the decay-point (1 m at 36 m) and muon-energy histograms of the figure
+Z_BINS, E_BINS = 36, 44
+
 #: A decay muon below this fraction of E0 (100 GeV at 160 GeV, paper Sec. III.C) can fake
 #: the missing energy of the signal; the rest keep most of the beam energy.
 SOFT_MUON_FRACTION = 100.0 / 160.0
@@ -59,12 +64,18 @@ class HadronDecay(Source):
         k_decay_mu = {p: 0 for p in SPECIES}
         k_soft_leptonic = 0  # K- -> mu- nu with a soft muon: the paper's "before cuts"
         soft = SOFT_MUON_FRACTION * cfg.beam.energy_gev
+        # K- decays to a muon versus the decay point and the muon energy, all and passing
+        # (the figure: where along the beam line the background comes from)
+        z_edges = np.linspace(0.0, cfg.beam.decay_length_m, Z_BINS + 1)
+        e_edges = np.linspace(0.0, cfg.beam.energy_gev * (1 + 0.1), E_BINS + 1)
+        hists = {k: np.zeros(Z_BINS) for k in ("z_all", "z_pass")}
+        hists.update({k: np.zeros(E_BINS) for k in ("e_all", "e_pass")})
         for ev in stream(
             cfg,
             samples_dir,
             entries,
             "hadrons",
-            [*BRANCHES, "pdg", "decayed", "e_mu_decay", "decay_channel"],
+            [*BRANCHES, "pdg", "decayed", "e_mu_decay", "decay_channel", "z_decay_m"],
         ):
             sel = passes_selection(ev, cfg) & in_signal_box(ev, cfg)
             for pdg in SPECIES:
@@ -76,6 +87,9 @@ class HadronDecay(Source):
                 if pdg == -321:
                     leptonic = decay_mu & (ev["decay_channel"] == 1)
                     k_soft_leptonic += int((leptonic & (ev["e_mu_decay"] < soft)).sum())
+                    for mask, tag in ((decay_mu, "all"), (decay_mu & sel, "pass")):
+                        hists[f"z_{tag}"] += np.histogram(ev["z_decay_m"][mask], z_edges)[0]
+                        hists[f"e_{tag}"] += np.histogram(ev["e_mu_decay"][mask], e_edges)[0]
         absorber = math.exp(-cfg.beam.absorber_lambda)
         level = up2 = down2 = 0.0
         bound_only = True
@@ -126,5 +140,13 @@ class HadronDecay(Source):
                 "before_cuts_per_mot": before,
                 "soft_muon_below_gev": soft,
             },
-            {"model": "counting", "sample_sha256": sha256s(entries)},
+            {
+                "model": "counting",
+                "sample_sha256": sha256s(entries),
+                "k_decays": {
+                    "z_edges": z_edges.tolist(),
+                    "e_edges": e_edges.tolist(),
+                    **{k: v.tolist() for k, v in hists.items()},
+                },
+            },
         )

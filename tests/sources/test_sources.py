@@ -108,6 +108,12 @@ def test_hadron_decay_counts_match_a_direct_count(fitted, synthetic_samples, def
             mine = ev["pdg"] == pdg
             total += norm * (mine & sel).sum() / mine.sum()
     assert est["hadron_decay"].level_per_mot == pytest.approx(total, rel=1e-12)
+    # the figure's histograms hold every passing K- decay to a muon (all decay points lie
+    # in the 36 m region, all synthetic muon energies below 1.1 E0)
+    hist = est["hadron_decay"].fit["k_decays"]
+    k_pass = est["hadron_decay"].inputs["species"]["K-"]["passing"]
+    assert sum(hist["z_pass"]) == sum(hist["e_pass"]) == k_pass
+    assert sum(hist["z_all"]) >= sum(hist["z_pass"])
 
 
 def test_read_estimates_round_trip(fitted):
