@@ -43,6 +43,11 @@ def _at_energy(cfg: Config, e0: float) -> Config:
     return cfg.replace(beam=beam)
 
 
+#: the masses and beam energies of Fig. 2 (the paper's two beam energies)
+FIG2_MASSES_GEV = np.geomspace(0.01, 1.0, 6)
+FIG2_ENERGIES_GEV = (160.0, 100.0)
+
+
 def trigger_efficiency_curve(
     cfg: Config, masses_gev: np.ndarray, energy_gev: float, *, n_per_mass: int = 5000
 ) -> np.ndarray:
@@ -65,11 +70,11 @@ def fig2_trigger_efficiency(
     *,
     masses_gev: np.ndarray | None = None,
     n_per_mass: int = 5000,
-    energies_gev: tuple[float, ...] = (160.0, 100.0),
+    energies_gev: tuple[float, ...] = FIG2_ENERGIES_GEV,
 ) -> list[Path]:
     """Trigger efficiency of the signal versus Z' mass for the given beam energies (simulated here)."""
     plt = _plt()
-    masses = np.geomspace(0.01, 1.0, 6) if masses_gev is None else np.asarray(masses_gev)
+    masses = FIG2_MASSES_GEV if masses_gev is None else np.asarray(masses_gev)
     fig, ax = plt.subplots(figsize=(8, 6))
     for e0 in energies_gev:
         eff = trigger_efficiency_curve(cfg, masses, e0, n_per_mass=n_per_mass)
