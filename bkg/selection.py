@@ -23,6 +23,7 @@ __all__ = [
     "no_vhcal_deposit",
     "passes_selection",
     "passes_trigger",
+    "single_track",
 ]
 
 TRACKERS = tuple(f"hits_mm{i}" for i in range(1, 7))

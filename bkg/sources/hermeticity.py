@@ -19,7 +19,7 @@ import numpy as np
 from bkg.config import Config
 from bkg.selection import e_cal
 from bkg.sources.base import SourceEstimate, StreamingSource, register, sha256s
-from bkg.sources.tailsource import fit_and_extrapolate, fit_record
+from bkg.sources.tailsource import fit_and_extrapolate, fit_record, power_law_level
 
 NBINS = 300
 
@@ -116,6 +116,14 @@ class Hermeticity(StreamingSource[_Sums]):
             ext.syst_down,
             False,
             "Gauss+exp tail fit of the inverse energy balance at E_CAL<=20 GeV into region D",
-            {"n_mot": n_mot, "n_e_cal_slice": n_slice, "cut_balance": cut},
+            {
+                "n_mot": n_mot,
+                "n_e_cal_slice": n_slice,
+                "cut_balance": cut,
+                # the same window with a power-law tail instead (not an uncertainty: README)
+                "power_law_tail_level": power_law_level(
+                    counts, edges, n_total=n_mot, cut=cut, side="upper", source=self.name
+                ),
+            },
             fit,
         )

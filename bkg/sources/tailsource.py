@@ -58,6 +58,21 @@ def fit_and_extrapolate(
     return nominal, alt, ext
 
 
+def power_law_level(
+    counts: np.ndarray, edges: np.ndarray, *, n_total: int, cut: float, side: str, source: str
+) -> float | None:
+    """Level beyond ``cut`` of a power-law tail (double-CB) fitted to the same window, or None.
+
+    Not an uncertainty: a record of how far the result leans on the exponential tail
+    model, for the sources whose systematic is a fit-range variation.
+    """
+    try:
+        fit = fit_tail(counts, edges, n_total=n_total, model="double_cb", source=source)
+    except FitError:
+        return None
+    return extrapolate(fit, cut=cut, side=side, n_samples=0).level
+
+
 def _range_variation(
     counts: np.ndarray,
     edges: np.ndarray,
