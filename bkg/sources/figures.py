@@ -21,6 +21,7 @@ def plot_source(est: SourceEstimate) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mplhep
+    from scipy import stats
 
     from bkg.fit.tailfit import expected_counts
 
@@ -33,8 +34,6 @@ def plot_source(est: SourceEstimate) -> Any:
             2, 1, sharex=True, figsize=(8, 7), gridspec_kw={"height_ratios": [3, 1]}
         )
         centers = 0.5 * (edges[1:] + edges[:-1])
-        from scipy import stats
-
         # non-empty bins with Poisson 68% intervals (a symmetric sqrt(n) bar of a single
         # event reaches zero, which a log scale draws as a line to the bottom)
         nz = counts > 0
