@@ -270,10 +270,13 @@ def run_report(
                 out_dir=tmp,
             ),
         )
+        from bkg.sim.figures import fig2_curves
+
+        fig2 = fig2_curves(cfg)  # plotted as Fig. 2 and judged in the claims
         step(
             "figures",
             lambda: _figures(
-                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures"
+                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures", fig2=fig2
             ),
         )
         limits_json = json.loads((tmp / "limits.json").read_text())
@@ -291,6 +294,7 @@ def run_report(
             sensitivity=sens,
             limits=limits,
             efficiency=eff_record,
+            fig2=fig2,
         )
         write_json(tmp / "results.json", results)
         claims = [c.as_dict() for c in evaluate_claims(results)]
@@ -330,11 +334,18 @@ def _manifest_seeds(samples_dir: Path) -> dict[str, Any]:
     return {entry["file"]: entry.get("seed") for entry in manifest.get("files", [])}
 
 
-def _figures(cfg: Config, *, samples_dir: Path, fits_dir: Path, out_dir: Path) -> list[Path]:
+def _figures(
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    fits_dir: Path,
+    out_dir: Path,
+    fig2: tuple[np.ndarray, dict[float, np.ndarray]],
+) -> list[Path]:
     """Sample figures (Figs. 2, 3, 5) and a copy of each fit's diagnostic figure."""
     from bkg.sim import figures as simfig
 
-    written = list(simfig.plot_all(cfg, samples_dir=samples_dir, out_dir=out_dir))
+    written = list(simfig.plot_all(cfg, samples_dir=samples_dir, out_dir=out_dir, fig2=fig2))
     for src in sorted(fits_dir.glob("*.png")) + sorted(fits_dir.glob("*.pdf")):
         dst = out_dir / f"fit_{src.name}"
         shutil.copyfile(src, dst)

@@ -10,7 +10,7 @@ import numpy as np
 from bkg.config import Config
 
 __all__ = [
-    "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane", "plot_all",
+    "fig2_curves", "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane", "plot_all",
     "trigger_efficiency_curve",
 ]  # fmt: skip
 
@@ -64,6 +64,20 @@ def trigger_efficiency_curve(
     return np.asarray(eff)
 
 
+def fig2_curves(
+    cfg: Config,
+    *,
+    masses_gev: np.ndarray | None = None,
+    n_per_mass: int = 5000,
+    energies_gev: tuple[float, ...] = FIG2_ENERGIES_GEV,
+) -> tuple[np.ndarray, dict[float, np.ndarray]]:
+    """(masses, {beam energy: trigger efficiency per mass}) of Fig. 2 (simulated here)."""
+    masses = FIG2_MASSES_GEV if masses_gev is None else np.asarray(masses_gev)
+    return masses, {
+        e0: trigger_efficiency_curve(cfg, masses, e0, n_per_mass=n_per_mass) for e0 in energies_gev
+    }
+
+
 def fig2_trigger_efficiency(
     cfg: Config,
     out_dir: Path,
@@ -71,13 +85,21 @@ def fig2_trigger_efficiency(
     masses_gev: np.ndarray | None = None,
     n_per_mass: int = 5000,
     energies_gev: tuple[float, ...] = FIG2_ENERGIES_GEV,
+    curves: tuple[np.ndarray, dict[float, np.ndarray]] | None = None,
 ) -> list[Path]:
-    """Trigger efficiency of the signal versus Z' mass for the given beam energies (simulated here)."""
+    """Trigger efficiency of the signal versus Z' mass for the given beam energies.
+
+    ``curves`` (from :func:`fig2_curves`) are plotted as given; without them they are
+    simulated here from the other arguments.
+    """
     plt = _plt()
-    masses = FIG2_MASSES_GEV if masses_gev is None else np.asarray(masses_gev)
+    if curves is None:
+        curves = fig2_curves(
+            cfg, masses_gev=masses_gev, n_per_mass=n_per_mass, energies_gev=energies_gev
+        )
+    masses, by_energy = curves
     fig, ax = plt.subplots(figsize=(8, 6))
-    for e0 in energies_gev:
-        eff = trigger_efficiency_curve(cfg, masses, e0, n_per_mass=n_per_mass)
+    for e0, eff in by_energy.items():
         ax.plot(masses, eff, "o-", label=f"{e0:.0f} GeV")
     ax.set_xscale("log")
     ax.set_xlabel(r"$m_{Z'}$ [GeV]")
@@ -143,9 +165,15 @@ def fig5_hermeticity_plane(
     return _save(fig, out_dir, "fig5_hermeticity_plane")
 
 
-def plot_all(cfg: Config, *, samples_dir: Path, out_dir: Path) -> list[Path]:
-    """Figs. 2, 3 and 5 (Fig. 5 needs the beam sample in ``samples_dir``)."""
-    written = fig2_trigger_efficiency(cfg, out_dir)
+def plot_all(
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    out_dir: Path,
+    fig2: tuple[np.ndarray, dict[float, np.ndarray]] | None = None,
+) -> list[Path]:
+    """Figs. 2, 3 and 5 (Fig. 5 needs the beam sample in ``samples_dir``; ``fig2``: its curves)."""
+    written = fig2_trigger_efficiency(cfg, out_dir, curves=fig2)
     written += fig3_beam(cfg, out_dir)
     written += fig5_hermeticity_plane(samples_dir, cfg, out_dir)
     return written
