@@ -26,6 +26,30 @@ CONFIG_OPTION = click.option(
     default=None,
     help="YAML file with the keys to change (default: the built-in NA64mu setup).",
 )
+NAME_OPTION = click.option("--name", default=None, help="Report name (default: the config's name).")
+REPORTS_OPTION = click.option(
+    "--out",
+    "out_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Folder that holds the reports (each in <out>/<name>/).",
+)
+SAMPLES_OPTION = click.option(
+    "--samples",
+    "samples_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Samples folder (default: the config's samples.folder).",
+)
+FITS_OPTION = click.option(
+    "--fits",
+    "fits_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("fits"),
+    show_default=True,
+    help="Folder of the fits/<source>.json files.",
+)
 
 
 def _load(config_path: Path | None, **overrides: Any) -> Any:
@@ -103,11 +127,9 @@ def config_validate(file: Path) -> None:
 # ---------------------------------------------------------------- sensitivity
 @cli.command("sensitivity")
 @CONFIG_OPTION
-@click.option("--name", default=None, help="Report name (default: the config's name).")
+@NAME_OPTION
 @click.option("--n-mot", type=float, default=None, help="Muons on target (default: config n_mot).")
-@click.option(
-    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
-)
+@REPORTS_OPTION
 def sensitivity_cmd(
     config_path: Path | None, name: str | None, n_mot: float | None, out_root: Path
 ) -> None:
@@ -146,7 +168,13 @@ SCHEDULER_OPTION = click.option(
     multiple=True,
     help="Only this sample (repeatable): beam, hadrons, leading_hadrons, dimuons, signal.",
 )
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the ROOT files go (default: the config's samples.folder).",
+)
 @WORKERS_OPTION
 @SCHEDULER_OPTION
 @click.pass_context
@@ -195,11 +223,14 @@ def samples_check(files: tuple[Path, ...], sample: str | None) -> None:
 # ---------------------------------------------------------------- fit / table
 @cli.command("fit")
 @CONFIG_OPTION
+@SAMPLES_OPTION
 @click.option(
-    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
-)
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fits")
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("fits"),
+    show_default=True,
+    help="Where fits/<source>.json and the fit figures go.",
 )
 @click.option("--only", multiple=True, help="Only this source (repeatable).")
 @click.option("--unbinned", is_flag=True, help="Unbinned fits instead of the default binned ones.")
@@ -229,13 +260,9 @@ def fit_cmd(
 
 @cli.command("table")
 @CONFIG_OPTION
-@click.option(
-    "--fits", "fits_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fits")
-)
-@click.option("--name", default=None, help="Report name (default: the config's name).")
-@click.option(
-    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
-)
+@FITS_OPTION
+@NAME_OPTION
+@REPORTS_OPTION
 def table_cmd(config_path: Path | None, fits_dir: Path, name: str | None, out_root: Path) -> None:
     """Write Table I (md, tex, csv, json) from the fits folder."""
     from bkg.sources import read_estimates
@@ -273,13 +300,9 @@ def _signal_inputs(cfg: Any, samples_dir: Path | None) -> tuple[Any, Any]:
 
 @cli.command("workspace")
 @CONFIG_OPTION
-@click.option("--name", default=None, help="Report name (default: the config's name).")
-@click.option(
-    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
-)
-@click.option(
-    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
-)
+@NAME_OPTION
+@REPORTS_OPTION
+@SAMPLES_OPTION
 @click.option(
     "--mass", type=float, default=None, help="Also write the full workspace of this m_Zprime (GeV)."
 )
@@ -310,13 +333,9 @@ def workspace_cmd(
 
 @cli.command("limits")
 @CONFIG_OPTION
-@click.option("--name", default=None, help="Report name (default: the config's name).")
-@click.option(
-    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
-)
-@click.option(
-    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
-)
+@NAME_OPTION
+@REPORTS_OPTION
+@SAMPLES_OPTION
 @click.option(
     "--observed",
     type=click.IntRange(min=0),
@@ -350,16 +369,10 @@ def limits_cmd(
 # ---------------------------------------------------------------- report / verify
 @cli.command("report")
 @CONFIG_OPTION
-@click.option("--name", default=None, help="Report name (default: the config's name).")
-@click.option(
-    "--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports")
-)
-@click.option(
-    "--samples", "samples_dir", type=click.Path(file_okay=False, path_type=Path), default=None
-)
-@click.option(
-    "--fits", "fits_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fits")
-)
+@NAME_OPTION
+@REPORTS_OPTION
+@SAMPLES_OPTION
+@FITS_OPTION
 @WORKERS_OPTION
 @SCHEDULER_OPTION
 def report_cmd(

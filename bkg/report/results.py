@@ -127,9 +127,9 @@ def decay_length_option(cfg: Config, *, length_m: float = SPECTROMETER_DECAY_LEN
     """
     import dataclasses
 
-    from bkg.selection import in_signal_box, passes_selection
     from bkg.sim.hadrons import species_norms
     from bkg.sim.run import generate_chunk
+    from bkg.sources.hadron_decay import tally_species
 
     opt = cfg.replace(beam=dataclasses.replace(cfg.beam, decay_length_m=length_m))
     norms = species_norms(opt)
@@ -139,11 +139,7 @@ def decay_length_option(cfg: Config, *, length_m: float = SPECTROMETER_DECAY_LEN
     passed = dict.fromkeys(norms, 0)
     for k, start in enumerate(range(0, n_total, chunk)):
         ev = generate_chunk(opt, "hadrons", (_OPTION_KEY, k), min(chunk, n_total - start))
-        sel = passes_selection(ev, opt) & in_signal_box(ev, opt)
-        for pdg in norms:
-            mine = ev["pdg"] == pdg
-            seen[pdg] += int(mine.sum())
-            passed[pdg] += int((mine & sel).sum())
+        tally_species(ev, opt, seen, passed)
     return float(sum(norms[p] * passed[p] / seen[p] for p in norms if seen[p]))
 
 

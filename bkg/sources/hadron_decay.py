@@ -39,6 +39,22 @@ def species_norm(cfg: Config, entry: Mapping[str, Any], pdg: int) -> float:
     }[pdg]
 
 
+def tally_species(
+    ev: Mapping[str, np.ndarray], cfg: Config, seen: dict[int, int], passed: dict[int, int]
+) -> np.ndarray:
+    """Add one chunk's hadrons and those passing trigger, cuts and box to the per-species counts.
+
+    Returns the passing mask. Shared by the estimate and the 4 m decay-length option, so that
+    both count the same events the same way.
+    """
+    sel = passes_selection(ev, cfg) & in_signal_box(ev, cfg)
+    for pdg in seen:
+        mine = ev["pdg"] == pdg
+        seen[pdg] += int(mine.sum())
+        passed[pdg] += int((mine & sel).sum())
+    return sel
+
+
 #: bins of the decay-point (1 m at 36 m) and muon-energy histograms of the figure
 Z_BINS, E_BINS = 36, 44
 
@@ -77,12 +93,9 @@ class HadronDecay(Source):
             "hadrons",
             [*BRANCHES, "pdg", "decayed", "e_mu_decay", "decay_channel", "z_decay_m"],
         ):
-            sel = passes_selection(ev, cfg) & in_signal_box(ev, cfg)
+            sel = tally_species(ev, cfg, n, k)
             for pdg in SPECIES:
-                mine = ev["pdg"] == pdg
-                n[pdg] += int(mine.sum())
-                k[pdg] += int((mine & sel).sum())
-                decay_mu = mine & ev["decayed"] & (ev["e_mu_decay"] > 0)
+                decay_mu = (ev["pdg"] == pdg) & ev["decayed"] & (ev["e_mu_decay"] > 0)
                 k_decay_mu[pdg] += int(decay_mu.sum())
                 if pdg == -321:
                     leptonic = decay_mu & (ev["decay_channel"] == 1)
