@@ -19,8 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# isort: off
+import zfit  # before TensorFlow: zfit silences its start-up lines (bkg/fit/__init__)
 import tensorflow as tf
-import zfit
+
+# isort: on
 from zfit.minimizers.evaluation import LossEval
 
 __all__ = ["CompiledMinuit"]

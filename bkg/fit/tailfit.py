@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -161,10 +160,11 @@ class _ZfitModel:
     """
 
     def __init__(self, model: str, nbins: int, *, binned: bool) -> None:
-        os.environ.setdefault("ZFIT_DISABLE_TF_WARNINGS", "1")
+        # isort: off
+        import zfit  # before TensorFlow: zfit silences its start-up lines (bkg/fit/__init__)
         import tensorflow as tf
-        import zfit
 
+        # isort: on
         from bkg.fit.compiled import CompiledMinuit
 
         self.obs = zfit.Space("u", limits=(-1.0, 1.0))

@@ -154,10 +154,12 @@ def _efficiency_function(
     signal that the trigger keeps. Outside the simulated masses the nearest measured
     value is used (``np.interp``).
     """
-    from bkg.sim import signal_efficiency, trigger_efficiency
+    from bkg.sim import signal_fractions
 
-    masses, eff, err = (np.asarray(a, dtype=float) for a in signal_efficiency(samples_dir, cfg))
-    _, trig, trig_err = trigger_efficiency(samples_dir, cfg)
+    masses, frac = signal_fractions(samples_dir, cfg)
+    eff, err = frac["selection"]
+    trig, trig_err = frac["trigger"]
+    box, box_err = frac["box"]
     core = 1.0 - cfg.beam.halo_fraction
     per_mot = core * eff
 
@@ -174,6 +176,12 @@ def _efficiency_function(
         "definition_per_mot": "beam_core_fraction x efficiency: multiplies the x >= 1/2 yield per MOT",
         "trigger_efficiency": np.asarray(trig, dtype=float).tolist(),
         "trigger_efficiency_error": np.asarray(trig_err, dtype=float).tolist(),
+        "box_fraction": box.tolist(),
+        "box_fraction_error": box_err.tolist(),
+        "definition_box_fraction": (
+            "events with true E'_mu in the signal box / all events: the largest trigger "
+            "efficiency a trigger that keeps only the box can have"
+        ),
     }
 
 

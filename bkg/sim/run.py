@@ -368,24 +368,47 @@ def _signal_counts(
     return masses, {name: table[:, i] for i, name in enumerate(names)}
 
 
+def _binomial(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = np.maximum(n, 1.0)
+    f = k / n
+    return f, np.sqrt(np.clip(f * (1 - f), 0.0, None) / n)
+
+
+def signal_fractions(
+    samples_dir: str | Path, cfg: Config
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The signal sample's fractions per Z' mass, from one read of ``signal.root``.
+
+    Returns:
+        (masses in GeV, {name: (fraction, binomial standard error)}) with
+
+        - ``selection``: events passing the trigger, cuts (i)-(iv) and the signal box,
+          all reconstructed, over the events whose true E'_mu is inside the box. The
+          yield of eq. (6) already keeps only E'_mu <= 80 GeV (x >= 1/2), so this is
+          the factor that multiplies it (dividing by all events would count the
+          kinematic fraction twice); migration across the box edge is included.
+        - ``trigger``: events passing the trigger over all events (the paper's Fig. 2).
+        - ``box``: events whose true E'_mu is inside the box over all events: the
+          largest trigger efficiency that a trigger keeping only the box can have.
+    """
+    masses, c = _signal_counts(samples_dir, cfg)
+    return masses, {
+        "selection": _binomial(c["selected"], c["true_box"]),
+        "trigger": _binomial(c["trigger"], c["all"]),
+        "box": _binomial(c["true_box"], c["all"]),
+    }
+
+
 def signal_efficiency(
     samples_dir: str | Path, cfg: Config
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Selection efficiency of the signal per Z' mass, from ``signal.root``.
-
-    Defined as (events passing the trigger, cuts (i)-(iv) and the signal box, all
-    reconstructed) / (events whose true E'_mu is inside the box). The yield of
-    eq. (6) already keeps only E'_mu <= 80 GeV (x >= 1/2) of the cross section, so
-    this is the factor that multiplies it: dividing by all events would count the
-    kinematic fraction twice. Migration across the box edge is included.
+    """Selection efficiency of the signal per Z' mass (``selection`` of :func:`signal_fractions`).
 
     Returns:
         (masses in GeV, efficiency, binomial standard error), each of shape (n_masses,).
     """
-    masses, c = _signal_counts(samples_dir, cfg)
-    n = np.maximum(c["true_box"], 1.0)
-    eff = c["selected"] / n
-    return masses, eff, np.sqrt(np.clip(eff * (1 - eff), 0.0, None) / n)
+    masses, f = signal_fractions(samples_dir, cfg)
+    return masses, *f["selection"]
 
 
 def trigger_efficiency(
@@ -396,10 +419,8 @@ def trigger_efficiency(
     Returns:
         (masses in GeV, efficiency, binomial standard error).
     """
-    masses, c = _signal_counts(samples_dir, cfg)
-    n = np.maximum(c["all"], 1.0)
-    eff = c["trigger"] / n
-    return masses, eff, np.sqrt(eff * (1 - eff) / n)
+    masses, f = signal_fractions(samples_dir, cfg)
+    return masses, *f["trigger"]
 
 
 def check_samples(paths: Sequence[str | Path], sample: str | None = None) -> list[str]:
