@@ -138,6 +138,7 @@ def plot_reach_vs_mot(
                 mot_uncertainty=st.mot_uncertainty,
                 signal_efficiency_uncertainty=st.signal_efficiency_uncertainty,
                 calculator="asymptotics",
+                bands=(2,),  # the median only: the figure draws no band
             ).expected[2]
             for n in grid
         ]

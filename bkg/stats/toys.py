@@ -241,11 +241,21 @@ def fit(
 
 
 def qmu_tilde(
-    m: OneBinModel, mu: float, n: np.ndarray, aux: np.ndarray, *, scale: float = 1.0
+    m: OneBinModel,
+    mu: float,
+    n: np.ndarray,
+    aux: np.ndarray,
+    *,
+    scale: float = 1.0,
+    free: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """The qmu-tilde test statistic (pyhf's ``qtilde``) for every toy, shape (N,)."""
+    """The qmu-tilde test statistic (pyhf's ``qtilde``) for every toy, shape (N,).
+
+    ``free``: the unconditional fit of these toys, ``fit(m, n, aux, mu_fixed=None)``,
+    when the caller already has it (it does not depend on mu).
+    """
     _, nll_cond = fit(m, n, aux, mu_fixed=mu, scale=scale)
-    p_free, nll_free = fit(m, n, aux, mu_fixed=None, scale=scale)
+    p_free, nll_free = fit(m, n, aux, mu_fixed=None, scale=scale) if free is None else free
     q = 2.0 * (nll_cond - nll_free)
     q = np.where(p_free[:, 0] > mu, 0.0, q)
     return np.maximum(q, 0.0)
@@ -280,12 +290,16 @@ def toy_cls(
     seed: int | np.random.SeedSequence,
     observed: float | None = None,
     scale: float = 1.0,
+    memo: dict[str, Any] | None = None,
 ) -> ToyCLs:
     """CLs from toys at one mu, like pyhf's ToyCalculator with ``qtilde``.
 
     Toys are thrown at the conditional fit to the data (mu and mu = 0); without
     observed data the nominal background (the Asimov background-only data) is used.
-    The same seed gives the same toys for every mu (smooth root finding).
+    The same seed gives the same toys for every mu (smooth root finding). The
+    background-only toys and their unconditional fit are then the same at every mu:
+    pass one ``memo`` dict to the calls of one scan (same model, seed, toys, data)
+    and they are made once.
     """
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng_sb, rng_b = (np.random.default_rng(s) for s in ss.spawn(2))
@@ -296,9 +310,16 @@ def toy_cls(
     p_sb, _ = fit(m, n_arr, aux_data, mu_fixed=mu, scale=scale)
     p_b, _ = fit(m, n_arr, aux_data, mu_fixed=0.0, scale=scale)
     n_sb, a_sb = _sample(m, p_sb[0], n_toys, rng_sb, scale)
-    n_b, a_b = _sample(m, p_b[0], n_toys, rng_b, scale)
+    if memo is None or "b_toys" not in memo:
+        n_b, a_b = _sample(m, p_b[0], n_toys, rng_b, scale)
+        b_toys = (n_b, a_b, fit(m, n_b, a_b, mu_fixed=None, scale=scale))
+        if memo is not None:
+            memo["b_toys"] = b_toys
+    else:
+        b_toys = memo["b_toys"]
+    n_b, a_b, free_b = b_toys
     q_sb = np.sort(qmu_tilde(m, mu, n_sb, a_sb, scale=scale))
-    q_b = np.sort(qmu_tilde(m, mu, n_b, a_b, scale=scale))
+    q_b = np.sort(qmu_tilde(m, mu, n_b, a_b, scale=scale, free=free_b))
     tol = 1e-7
 
     def cls_of(q: np.ndarray) -> np.ndarray:
