@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from bkg import interrupt
 from bkg.atomic import atomic_dir, write_json, write_text
 from bkg.config import Config
 from bkg.report import cache
+
+if TYPE_CHECKING:
+    from bkg.sim.figures import Fig2Curves
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +351,7 @@ def _figures(
     samples_dir: Path,
     fits_dir: Path,
     out_dir: Path,
-    fig2: tuple[np.ndarray, dict[float, np.ndarray]],
+    fig2: Fig2Curves,
 ) -> list[Path]:
     """Sample figures (Figs. 2, 3, 5) and a copy of each fit's diagnostic figure."""
     from bkg.sim import figures as simfig
