@@ -71,3 +71,38 @@ def test_large_counts_asymptotic_and_toys_agree():
     a = _lim(100.0, calc="asymptotics", syst=0.05)
     t = _lim(100.0, calc="toys", n_toys=10000, syst=0.05)
     np.testing.assert_allclose(t.expected[1:4], a.expected[1:4], rtol=0.05)
+
+
+def test_asymptotic_median_alone_is_the_same_median():
+    # the reach-vs-MOT figure solves only the median: the same root, the other bands unset
+    full = _lim(3.0, calc="asymptotics", syst=0.3)
+    med = event_limit(
+        one_source(3.0, syst=0.3),
+        n_mot=1.0,
+        confidence_level=0.9,
+        mot_uncertainty=0.0,
+        signal_efficiency_uncertainty=0.0,
+        calculator="asymptotics",
+        bands=(2,),
+    )
+    assert med.expected[2] == full.expected[2]
+    assert np.isnan(med.expected[[0, 1, 3, 4]]).all()
+
+
+def test_toy_memo_gives_the_same_cls():
+    # the background-only toys and their free fit are reused across mu (toy_cls memo):
+    # the CLs at each mu is the one computed without the memo, bit for bit
+    from bkg.stats.limits import _spec_events
+    from bkg.stats.toys import one_bin_model, toy_cls
+
+    m = one_bin_model(
+        _spec_events(
+            one_source(2.0, syst=0.3), n_mot=1.0, mot_unc=0.01, eff_unc=0.1, poi_upper=50.0
+        )
+    )
+    memo: dict = {}
+    for mu in (1.0, 3.0, 6.0):
+        a = toy_cls(m, mu, n_toys=3000, seed=np.random.SeedSequence(5))
+        b = toy_cls(m, mu, n_toys=3000, seed=np.random.SeedSequence(5), memo=memo)
+        np.testing.assert_array_equal(a.cls_exp, b.cls_exp)
+    assert "b_toys" in memo
