@@ -177,8 +177,8 @@ def _efficiency_function(
         "beam_core_fraction": core,
         "efficiency_per_mot": per_mot.tolist(),
         "definition_per_mot": "beam_core_fraction x efficiency: multiplies the x >= 1/2 yield per MOT",
-        "trigger_efficiency": np.asarray(trig, dtype=float).tolist(),
-        "trigger_efficiency_error": np.asarray(trig_err, dtype=float).tolist(),
+        "trigger_efficiency": trig.tolist(),
+        "trigger_efficiency_error": trig_err.tolist(),
         "box_fraction": box.tolist(),
         "box_fraction_error": box_err.tolist(),
         "definition_box_fraction": (

@@ -227,7 +227,7 @@ def collect_results(
             "masses_gev": masses.tolist(),
             "trigger_efficiency": eff.tolist(),
             # E'_mu in the box / all: the ceiling of any trigger that keeps only the box
-            "box_fraction": efficiency.get("box_fraction"),
+            "box_fraction": efficiency["box_fraction"],
             "efficiency_range": [float(eff_in.min()), float(eff_in.max())]
             if in_range.any()
             else None,
