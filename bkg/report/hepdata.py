@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 __all__ = ["write_hepdata"]
 
 REFERENCE = "PRD 105, 052006 (2022)"
+# Table names become file names (lower-cased, spaces to "_"), so they stay free of
+# ':', quotes and '%'; the description carries the full title.
 
 
 def _var(name: str, values: Sequence[float], *, independent: bool, units: str = "") -> Any:
@@ -49,7 +51,7 @@ def _asym(label: str, down: Sequence[float], up: Sequence[float]) -> Any:
 def _table1(table1: Mapping[str, Any]) -> Any:
     from hepdata_lib import Table
 
-    tab = Table("Table I: background levels per MOT")
+    tab = Table("Table I")
     tab.description = (
         "Background sources of the NA64mu Z' -> invisible search and their expected level per "
         f"muon on target, from tail fits to simulated samples (reproduction of {REFERENCE}, Table I)."
@@ -75,7 +77,7 @@ def _table1(table1: Mapping[str, Any]) -> Any:
 def _limits(limits: Mapping[str, Any]) -> Any:
     from hepdata_lib import Table
 
-    tab = Table("Expected 90% CL limit on g'")
+    tab = Table("Expected limit on g-prime")
     tab.description = (
         f"Expected {100 * limits['confidence_level']:.0f}% CL CLs upper limit on the L_mu - L_tau coupling g' "
         f"versus the Z' mass for {limits['n_mot']:.3g} MOT, with the 1 and 2 sigma bands."

@@ -9,6 +9,7 @@ minute, so these tests are marked slow (they run in CI).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def test_report_is_complete_and_its_page_references_existing_files(two_runs):
     assert missing == []
     for name in ("hepdata/submission.yaml", "hepdata/submission.tar.gz", "provenance.json"):
         assert (folder / name).is_file(), name
+    # every file name is portable (no ':', quotes or '%' from a table title)
+    names = [p.name for p in (folder / "hepdata").iterdir()]
+    assert names and all(re.fullmatch(r"[A-Za-z0-9_.-]+", n) for n in names), names
 
 
 @pytest.mark.slow
