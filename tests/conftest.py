@@ -22,9 +22,9 @@ def default_config():
 @pytest.fixture(autouse=True)
 def _restore_global_state():
     """Restore numpy's global RNG state and the pyhf backend if a test changed them."""
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 (pyhf toys draw from the global RNG)
     yield
-    np.random.set_state(state)
+    np.random.set_state(state)  # noqa: NPY002
     import sys
 
     if "pyhf" in sys.modules:

@@ -198,7 +198,9 @@ class _FailingMinimizer:
         class Result:
             valid = False
             converged = False
-            info = {"original": "FMin(is_valid=False, edm above goal)"}
+
+            def __init__(self) -> None:
+                self.info = {"original": "FMin(is_valid=False, edm above goal)"}
 
         return Result()
 

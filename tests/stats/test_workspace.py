@@ -27,7 +27,7 @@ def test_patchset_applies_for_every_mass(default_config, table1_path, signal_gri
     ws = pyhf.Workspace(json.loads(paths["bkg_only"].read_text()))
     ps = pyhf.PatchSet(json.loads(paths["patchset"].read_text()))
     assert len(ps.patches) == len(masses)
-    for patch, m in zip(ps.patches, masses):
+    for patch, m in zip(ps.patches, masses, strict=True):
         assert patch.values[0] == pytest.approx(m)
         assert patch.values[1] == default_config.signal.g_prime_ref
         model = ps.apply(ws, patch.values).model()
