@@ -62,6 +62,12 @@ class ReportResult:
             )
         if self.claims:
             lines.append(f"claims of the paper reproduced: {n_ok} of {len(self.claims)}")
+            lines += [
+                f"  {c['verdict']}: {c['statement']} (paper {_fmt_claim_value(c['paper'])}, "
+                f"here {_fmt_claim_value(c['reproduced'])}; claims.md)"
+                for c in self.claims
+                if c["verdict"] != "agrees"
+            ]
         return "\n".join(lines)
 
 
@@ -391,14 +397,17 @@ def _hepdata(
     )
 
 
-def _claims_markdown(claims: list[dict[str, Any]]) -> str:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        if isinstance(v, list):
-            return "[" + ", ".join(fmt(x) for x in v) + "]"
-        return str(v)
+def _fmt_claim_value(v: Any) -> str:
+    """A claim's paper or reproduced value, floats to 3 significant digits."""
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt_claim_value(x) for x in v) + "]"
+    return str(v)
 
+
+def _claims_markdown(claims: list[dict[str, Any]]) -> str:
+    fmt = _fmt_claim_value
     n_ok = sum(c["verdict"] == "agrees" for c in claims)
     lines = [
         f"# Claims of PRD 105, 052006 reproduced: {n_ok} of {len(claims)}",

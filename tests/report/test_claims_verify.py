@@ -118,3 +118,23 @@ def test_decay_length_option_scales_below_the_decay_probability():
     assert 1.3 < long / short < 9.0
     # seeded from the config: the same numbers again
     assert decay_length_option(cfg, length_m=4.0) == short
+
+
+def test_report_summary_names_the_claims_that_do_not_agree(tmp_path):
+    from bkg.report.pipeline import ReportResult
+
+    claims = [
+        {"statement": "a", "paper": 0.1, "reproduced": 0.1, "verdict": "agrees"},
+        {
+            "statement": "total <~ 1e-11",
+            "paper": 1e-11,
+            "reproduced": 3.4e-11,
+            "verdict": "disagrees",
+        },
+        {"statement": "band", "paper": [0.15, 0.35], "reproduced": None, "verdict": "not computed"},
+    ]
+    text = ReportResult(folder=tmp_path, stages={}, claims=claims).summary().splitlines()
+    assert "claims of the paper reproduced: 1 of 3" in text
+    assert "  disagrees: total <~ 1e-11 (paper 1e-11, here 3.4e-11; claims.md)" in text
+    assert "  not computed: band (paper [0.15, 0.35], here None; claims.md)" in text
+    assert not any(line.startswith("  agrees") for line in text)
