@@ -10,9 +10,28 @@ from bkg.stats.toys import fit, one_bin_model, qmu_tilde, toy_cls
 from tests.stats.conftest import one_source
 
 
-def _spec(b=2.0):
+def _pyhf_qmu_tilde(pyhf, model, mu, counts, aux):
+    """pyhf's own qmu-tilde (scipy fits) for each count with the auxiliary data aux."""
+    cfg = model.config
+    return [
+        float(
+            pyhf.infer.test_statistics.qmu_tilde(
+                mu,
+                [k, *aux],
+                model,
+                cfg.suggested_init(),
+                cfg.suggested_bounds(),
+                cfg.suggested_fixed(),
+            )
+        )
+        for k in counts
+    ]
+
+
+def _spec(b=2.0, *, table=None):
+    """The one-bin workspace of one background of b events (30% syst, 10% stat), or of table."""
     return model_spec(
-        one_source(b, syst=0.3, stat=0.1),
+        table if table is not None else one_source(b, syst=0.3, stat=0.1),
         n_mot=1.0,
         signal_events=[1.0],
         mot_uncertainty=0.01,
@@ -60,19 +79,7 @@ def test_qmu_tilde_matches_pyhf_fit():
         model = pyhf.Workspace(spec).model()
         aux = np.array(model.config.auxdata)
         ours = qmu_tilde(m, 3.0, n, np.tile(aux, (len(n), 1)))
-        ref = [
-            float(
-                pyhf.infer.test_statistics.qmu_tilde(
-                    3.0,
-                    [k, *aux],
-                    model,
-                    model.config.suggested_init(),
-                    model.config.suggested_bounds(),
-                    model.config.suggested_fixed(),
-                )
-            )
-            for k in n
-        ]
+        ref = _pyhf_qmu_tilde(pyhf, model, 3.0, n, aux)
     np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
 
 
@@ -89,14 +96,7 @@ def test_inert_background_theta_is_left_out_exactly():
             BackgroundSource("tail", "tail", 1.0, 0.1, 0.1, 0.3, 0.3, False, ""),
         ),
     )
-    spec = model_spec(
-        table,
-        n_mot=1.0,
-        signal_events=[1.0],
-        mot_uncertainty=0.01,
-        signal_efficiency_uncertainty=0.1,
-        poi_upper=50.0,
-    )
+    spec = _spec(table=table)
     m = one_bin_model(spec)
     assert list(m.b_hi) == [1.0, 1.3] and list(m.b_lo) == [1.0, 0.7]
     with numpy_backend() as pyhf:
@@ -111,19 +111,7 @@ def test_inert_background_theta_is_left_out_exactly():
             order = ["mot_norm", "signal_eff", "syst_flat", "syst_tail", "staterror_box"]
             ours_aux = np.array([by_name[k] for k in order])
             ours = qmu_tilde(m, 3.0, n, np.tile(ours_aux, (len(n), 1)))
-            ref = [
-                float(
-                    pyhf.infer.test_statistics.qmu_tilde(
-                        3.0,
-                        [k, *aux],
-                        model,
-                        model.config.suggested_init(),
-                        model.config.suggested_bounds(),
-                        model.config.suggested_fixed(),
-                    )
-                )
-                for k in n
-            ]
+            ref = _pyhf_qmu_tilde(pyhf, model, 3.0, n, aux)
             np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
             # parameters: mu, the two signal thetas, theta_flat, theta_tail, gamma
             pars, _ = fit(m, n, np.tile(ours_aux, (len(n), 1)), mu_fixed=None)
@@ -135,14 +123,7 @@ def test_staterror_gamma_at_its_bound_matches_pyhf():
     # a 60 % staterror and auxiliary gamma data of 0.2 and -0.5 (as toys draw them) push the
     # fitted gamma to its lower bound; the fit keeps it there (active set) and q still
     # equals pyhf's (seen: 2.2e-6; asserted 1e-5)
-    spec = model_spec(
-        one_source(3.0, syst=0.3, stat=0.6),
-        n_mot=1.0,
-        signal_events=[1.0],
-        mot_uncertainty=0.01,
-        signal_efficiency_uncertainty=0.1,
-        poi_upper=50.0,
-    )
+    spec = _spec(table=one_source(3.0, syst=0.3, stat=0.6))
     m = one_bin_model(spec)
     n = np.array([0.0, 2.0, 6.0])
     with numpy_backend() as pyhf:
@@ -154,19 +135,7 @@ def test_staterror_gamma_at_its_bound_matches_pyhf():
             pars, _ = fit(m, n, np.tile(ours_aux, (len(n), 1)), mu_fixed=3.0)
             assert pars[1, -1] == pytest.approx(1e-6)  # at the floor for n = 2
             ours = qmu_tilde(m, 3.0, n, np.tile(ours_aux, (len(n), 1)))
-            ref = [
-                float(
-                    pyhf.infer.test_statistics.qmu_tilde(
-                        3.0,
-                        [k, *aux],
-                        model,
-                        model.config.suggested_init(),
-                        model.config.suggested_bounds(),
-                        model.config.suggested_fixed(),
-                    )
-                )
-                for k in n
-            ]
+            ref = _pyhf_qmu_tilde(pyhf, model, 3.0, n, aux)
             np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=1e-5)
 
 
