@@ -139,20 +139,29 @@ def one_bin_model(spec: dict[str, Any]) -> OneBinModel:
     )
 
 
-def _poly(t: np.ndarray, c: list[np.ndarray]) -> np.ndarray:
-    """sum_k c_k t^k, k = 1..6 (Horner), for t (N, K) and c = [c_1, ..., c_6], each (K,)."""
+def _code4_parts(
+    theta: np.ndarray, hi: np.ndarray, lo: np.ndarray, poly: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What log f of normsys code 4 and its derivatives share, for theta (N, K).
+
+    Returns [c_1, ..., c_6] (each (K,)), theta clipped to [-1, 1] (the polynomial is
+    used only inside), f of the polynomial there (Horner), the mask |theta| < 1, and
+    the slope of log f outside.
+    """
+    c = [poly[..., k] for k in range(6)]
+    t = np.clip(theta, -1.0, 1.0)
     f = c[5] * t + c[4]
     for k in (3, 2, 1, 0):
         f = f * t + c[k]
-    return f * t
+    f = np.maximum(1.0 + f * t, _NU_FLOOR)
+    slope = np.where(theta >= 0, np.log(hi), -np.log(lo))
+    return c, t, f, np.abs(theta) < 1.0, slope
 
 
 def _log_f(theta: np.ndarray, hi: np.ndarray, lo: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """log f(theta) of normsys code 4; theta (N, K), hi and lo (K,), poly (K, 6)."""
-    c = [poly[..., k] for k in range(6)]
-    f = np.maximum(1.0 + _poly(np.clip(theta, -1.0, 1.0), c), _NU_FLOOR)
-    slope = np.where(theta >= 0, np.log(hi), -np.log(lo))
-    return np.where(np.abs(theta) < 1.0, np.log(f), theta * slope)
+    _, _, f, inner, slope = _code4_parts(theta, hi, lo, poly)
+    return np.where(inner, np.log(f), theta * slope)
 
 
 def _interp(
@@ -162,17 +171,13 @@ def _interp(
 
     theta (N, K); hi, lo (K,); poly (K, 6) from :func:`code4_coefficients`.
     """
-    c = [poly[..., k] for k in range(6)]
-    t = np.clip(theta, -1.0, 1.0)  # the polynomial is used only inside
-    f = np.maximum(1.0 + _poly(t, c), _NU_FLOOR)
+    c, t, f, inner, slope = _code4_parts(theta, hi, lo, poly)
     f1 = 6.0 * c[5] * t + 5.0 * c[4]
     f2 = 30.0 * c[5] * t + 20.0 * c[4]
     for k in (3, 2, 1, 0):  # c[k] is c_(k+1)
         f1 = f1 * t + (k + 1) * c[k]
         if k >= 1:
             f2 = f2 * t + (k + 1) * k * c[k]
-    inner = np.abs(theta) < 1.0
-    slope = np.where(theta >= 0, np.log(hi), -np.log(lo))
     r1 = f1 / f
     logf = np.where(inner, np.log(f), theta * slope)
     d1 = np.where(inner, r1, slope)
