@@ -19,12 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bkg.fit._zfit import load_zfit
+
+# zfit first, guarded (bkg/fit/_zfit.py); before TensorFlow: it silences TF's start-up lines
+load_zfit()
 # isort: off
-import zfit  # before TensorFlow: zfit silences its start-up lines (bkg/fit/__init__)
-import tensorflow as tf
+import zfit  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from zfit.minimizers.evaluation import LossEval  # noqa: E402
 
 # isort: on
-from zfit.minimizers.evaluation import LossEval
 
 __all__ = ["CompiledMinuit"]
 

@@ -160,8 +160,12 @@ class _ZfitModel:
     """
 
     def __init__(self, model: str, nbins: int, *, binned: bool) -> None:
+        from bkg.fit._zfit import load_zfit
+
+        # zfit first, guarded (bkg/fit/_zfit.py); before TensorFlow: it silences TF's start-up lines
+        load_zfit()
         # isort: off
-        import zfit  # before TensorFlow: zfit silences its start-up lines (bkg/fit/__init__)
+        import zfit
         import tensorflow as tf
 
         # isort: on
