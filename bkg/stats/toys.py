@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from bkg.errors import LimitError
 
@@ -352,7 +353,10 @@ def fit(
             trial = pa + t[:, None] * step
             trial[:, 0] = np.maximum(trial[:, 0], 0.0) if mu_fixed is None else mu_fixed
             trial[:, -1] = np.maximum(trial[:, -1], GAMMA_FLOOR)
-            new = _nll(m, trial, na, aa, scale)
+            # a full Newton step of a rare toy can overshoot far enough that nu overflows;
+            # its NLL is then inf or nan, not <= the current one, and the step is halved
+            with np.errstate(over="ignore", invalid="ignore"):
+                new = _nll(m, trial, na, aa, scale)
             worse = ~(new <= ca + tol)
             if not worse.any():
                 break
@@ -386,15 +390,30 @@ def qmu_tilde(
     return np.maximum(q, 0.0)
 
 
+def _poisson_quantile(u: np.ndarray, nu: float) -> np.ndarray:
+    """Inverse Poisson CDF: the least n with P(N <= n; nu) >= u, for u in [0, 1)."""
+    k_max = int(nu + 40.0 * np.sqrt(nu) + 40.0)
+    cdf = special.pdtr(np.arange(k_max + 1), nu)
+    return np.minimum(np.searchsorted(cdf, u, side="left"), k_max).astype(float)
+
+
 def _sample(
     m: OneBinModel, pars: np.ndarray, n_toys: int, rng: np.random.Generator, scale: float
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Toys at ``pars``: main count and auxiliary data, by inversion of common random numbers.
+
+    The generator always yields the same uniforms and normals whatever ``pars`` is, and
+    each toy is their quantile at ``pars``. So toy i at mu and at mu + d differ only by
+    the shift in the means: the ensembles of a scan are coupled (common random numbers)
+    and CLs(mu) has no toy-to-toy noise between neighbouring mu.
+    """
     nu, _, _ = _nu_derivs(m, pars[None, :], scale)
-    n = rng.poisson(nu[0], size=n_toys).astype(float)
+    n = _poisson_quantile(rng.random(n_toys), float(nu[0]))
     ns = m.n_pars - 2
+    z = rng.standard_normal((n_toys, ns + 1))
     aux = np.empty((n_toys, ns + 1))
-    aux[:, :ns] = rng.normal(pars[1:-1], 1.0, size=(n_toys, ns))
-    aux[:, ns] = rng.normal(pars[-1], m.gamma_sigma, size=n_toys) if m.gamma_sigma > 0 else 1.0
+    aux[:, :ns] = pars[1:-1] + z[:, :ns]
+    aux[:, ns] = pars[-1] + m.gamma_sigma * z[:, ns] if m.gamma_sigma > 0 else 1.0
     return n, aux
 
 
