@@ -162,14 +162,24 @@ def event_limit_toys(
                 "(use the asymptotic calculator at this background)"
             )
     lo = 1e-3
-    exp_lim = np.empty(5)
-    for k in range(5):
-        exp_lim[k] = _solve(
-            lambda mu, k=k: at(mu).cls_exp[k] - alpha, lo, hi, BANDS[k], (1e-3, 1e-3)
-        )
+
+    def solve(value: Any, band: str) -> float:
+        # the coupled toys make CLs(mu) fall smoothly (toy_cls), so every mu evaluated so
+        # far, for any band, narrows this band's bracket: the median's steps bracket the
+        # +-1 sigma roots, and so on (56 -> 34 evaluations of the default)
+        above = [mu for mu, r in cache.items() if value(r) > alpha]
+        below = [mu for mu, r in cache.items() if value(r) <= alpha]
+        a, b = max(above, default=lo), min(below, default=hi)
+        if not a < b:  # not monotone on the evaluated points: the whole range
+            a, b = lo, hi
+        return _solve(lambda mu: value(at(mu)) - alpha, a, b, band, (1e-3, 1e-3))
+
+    exp_lim = np.full(5, np.nan)
+    for k in (2, 1, 3, 0, 4):  # the median first, then outwards
+        exp_lim[k] = solve(lambda r, k=k: r.cls_exp[k], BANDS[k])
     obs_lim = float("nan")
     if observed is not None:
-        obs_lim = _solve(lambda mu: at(mu).cls_obs - alpha, lo, hi, "observed", (1e-3, 1e-3))
+        obs_lim = solve(lambda r: r.cls_obs, "observed")
     return EventLimit(
         expected=exp_lim, observed=obs_lim, calculator="toys", confidence_level=confidence_level
     )

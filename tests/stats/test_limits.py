@@ -106,3 +106,27 @@ def test_toy_memo_gives_the_same_cls():
         b = toy_cls(m, mu, n_toys=3000, seed=np.random.SeedSequence(5), memo=memo)
         np.testing.assert_array_equal(a.cls_exp, b.cls_exp)
     assert "b_toys" in memo
+
+
+def test_toy_limits_are_the_roots_of_each_band():
+    # the bands share their brackets (limits.event_limit_toys): each returned limit must
+    # still be where its own CLs crosses 0.1, i.e. CLs > 0.1 at 0.5 % below it and < 0.1 at
+    # 0.5 % above (the solver's tolerance is 0.1 %; CLs falls smoothly with the coupled toys)
+    from bkg.stats.limits import _spec_events, event_limit_toys
+    from bkg.stats.toys import one_bin_model, toy_cls
+
+    spec = _spec_events(
+        one_source(3.0, syst=0.3), n_mot=1.0, mot_unc=0.01, eff_unc=0.1, poi_upper=50.0
+    )
+    seed = np.random.SeedSequence(4)
+    r = event_limit_toys(spec, confidence_level=0.9, n_toys=3000, seed=seed, observed=2.0)
+    m = one_bin_model(spec)
+    for k, lim in [*enumerate(r.expected), (-1, r.observed)]:
+        below, above = (
+            toy_cls(
+                m, f * lim, n_toys=3000, seed=np.random.SeedSequence(seed.entropy), observed=2.0
+            )
+            for f in (0.995, 1.005)
+        )
+        pick = (lambda t: t.cls_obs) if k < 0 else (lambda t, k=k: t.cls_exp[k])
+        assert pick(below) > 0.1 > pick(above), (k, lim)
