@@ -7,7 +7,9 @@ theta <= -1, and in between a degree-6 polynomial that meets them in value and s
 (see :func:`code4_coefficients`), so f is smooth at theta = 0, where code 1 has a
 kink. The toys thus fit the model the exported workspace defines. All toys are
 fitted at once with a damped, projected Newton method on the exact gradient and
-Hessian, so 1e4 toys cost a few batched small solves per iteration.
+Hessian, so 1e4 toys cost a few batched small solves per iteration. The toys of
+one scan are coupled across mu (common random numbers, :func:`_sample`), so CLs(mu)
+is smooth and the limit has one root per band.
 """
 
 from __future__ import annotations
