@@ -393,10 +393,15 @@ def qmu_tilde(
 
 
 def _poisson_quantile(u: np.ndarray, nu: float) -> np.ndarray:
-    """Inverse Poisson CDF: the least n with P(N <= n; nu) >= u, for u in [0, 1)."""
-    k_max = int(nu + 40.0 * np.sqrt(nu) + 40.0)
-    cdf = special.pdtr(np.arange(k_max + 1), nu)
-    return np.minimum(np.searchsorted(cdf, u, side="left"), k_max).astype(float)
+    """Inverse Poisson CDF: the least n with P(N <= n; nu) >= u, for u in [0, 1).
+
+    The CDF is tabulated over nu +- (40 sqrt(nu) + 40), outside which it is 0 or 1 in
+    double precision, so the table stays small at any nu.
+    """
+    half = 40.0 * np.sqrt(nu) + 40.0
+    k = np.arange(max(0, int(nu - half)), int(nu + half) + 1)
+    cdf = special.pdtr(k, nu)
+    return k[np.minimum(np.searchsorted(cdf, u, side="left"), k.size - 1)].astype(float)
 
 
 def _sample(
