@@ -459,9 +459,9 @@ def toy_cls(
     aux_data[0, -1] = 1.0
     n_arr = np.array([n_data])
     p_sb, _ = fit(m, n_arr, aux_data, mu_fixed=mu, scale=scale)
-    p_b, _ = fit(m, n_arr, aux_data, mu_fixed=0.0, scale=scale)
     n_sb, a_sb = _sample(m, p_sb[0], n_toys, rng_sb, scale)
     if memo is None or "b_toys" not in memo:
+        p_b, _ = fit(m, n_arr, aux_data, mu_fixed=0.0, scale=scale)  # the same at every mu
         n_b, a_b = _sample(m, p_b[0], n_toys, rng_b, scale)
         b_toys = (n_b, a_b, fit(m, n_b, a_b, mu_fixed=None, scale=scale))
         if memo is not None:
