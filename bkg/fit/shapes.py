@@ -59,7 +59,8 @@ def _half_integral(s: float, sigma: float, alpha: float, n: float) -> float:
     if s >= alpha:
         return _tail_from_inf(s, sigma, alpha, n)
     tail = _tail_from_inf(alpha, sigma, alpha, n)
-    core = sigma * _SQPI2 * (special.erf(alpha / _SQ2) - special.erf(s / _SQ2))
+    # erfc, not erf: far out in the core erf(alpha) - erf(s) cancels (-100% at s = 9 sigma)
+    core = sigma * _SQPI2 * (special.erfc(s / _SQ2) - special.erfc(alpha / _SQ2))
     return tail + float(core)
 
 
