@@ -35,7 +35,7 @@ def test_derived_constants():
     assert GEV2_TO_PB == pytest.approx(0.3893793721e9, rel=1e-10)  # PDG (hbar c)^2
     # CODATA 2018 classical electron radius 2.8179403262e-13 cm; alpha = 1/137.036 differs
     # from CODATA's 1/137.035999 by 3e-7.
-    assert R_E_CM == pytest.approx(2.8179403262e-13, rel=1e-6)
+    assert R_E_CM == pytest.approx(2.8179403262e-13, rel=1e-6, abs=0.0)
 
 
 def test_materials():
