@@ -111,8 +111,11 @@ def br_invisible(m_zprime_gev: ArrayLike) -> np.ndarray:
     Returns:
         Br(invisible), same shape.
     """
-    # g' cancels in the ratio; use g' = 1.
-    return width_neutrinos_gev(1.0, m_zprime_gev) / total_width_gev(1.0, m_zprime_gev)
+    # g' cancels in the ratio; use g' = 1. At m = 0 both widths vanish (0/0): Br = 1.
+    m = np.asarray(m_zprime_gev, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = width_neutrinos_gev(1.0, m) / total_width_gev(1.0, m)
+    return np.where(m <= 2 * M_MU_GEV, 1.0, ratio)
 
 
 def g2_loop_integral(m_zprime_gev: ArrayLike) -> np.ndarray:

@@ -91,6 +91,7 @@ def test_widths_closed_forms():
 def test_br_invisible():
     below = np.geomspace(1e-4, 2 * M_MU_GEV * 0.999, 20)
     np.testing.assert_array_equal(br_invisible(below), 1.0)
+    assert br_invisible(0.0) == 1.0  # both widths vanish at m = 0: the limit, not 0/0
     # By hand at 500 MeV: Br = 1 / (1 + (1 + 2r) sqrt(1 - 4r)), r = m_mu^2 / m^2.
     r = M_MU_GEV**2 / 0.5**2
     by_hand = 1.0 / (1.0 + (1.0 + 2.0 * r) * np.sqrt(1.0 - 4.0 * r))
