@@ -24,19 +24,22 @@ from bkg.sources.base import (
 SPECIES = {-211: "pi-", -321: "K-", 130: "K_L"}
 
 
-def species_norm(cfg: Config, entry: Mapping[str, Any], pdg: int) -> float:
-    """Hadrons of species ``pdg`` per MOT: the manifest's per-species norm, else the config's admixture."""
-    norm = entry.get("norm_per_mot")
-    if isinstance(norm, Mapping):
-        for key in (str(pdg), SPECIES.get(pdg, ""), pdg):
-            if key in norm:
-                return float(norm[key])
+def species_norm(cfg: Config, pdg: int) -> float:
+    """Hadrons of species ``pdg`` per MOT at the end of the BMS, after the absorber (e^-L).
+
+    From the config's admixture, not the samples' manifest: the samples give each
+    species' probability to pass, and the admixture is a measured input the user may
+    change without regenerating them.
+    """
     b = cfg.beam
-    return {
-        -211: b.pi_per_mu,
-        -321: b.pi_per_mu * b.k_per_pi,
-        130: b.pi_per_mu * b.k_per_pi * b.k_long_per_k,
-    }[pdg]
+    return (
+        math.exp(-b.absorber_lambda)
+        * {
+            -211: b.pi_per_mu,
+            -321: b.pi_per_mu * b.k_per_pi,
+            130: b.pi_per_mu * b.k_per_pi * b.k_long_per_k,
+        }[pdg]
+    )
 
 
 def tally_species(
@@ -109,15 +112,11 @@ class HadronDecay(Source):
         per: dict[str, Any] = {}
         # the paper's "overall probability ... given the kaon contamination" (Sec. III.C):
         # P_K x P(K- -> mu- nu, E_mu < 100 GeV), before any cut
-        before = (
-            species_norm(cfg, entries[0], -321) * absorber * k_soft_leptonic / n[-321]
-            if n[-321]
-            else 0.0
-        )
+        before = species_norm(cfg, -321) * k_soft_leptonic / n[-321] if n[-321] else 0.0
         for pdg, label in SPECIES.items():
             if n[pdg] == 0:
                 continue
-            norm = species_norm(cfg, entries[0], pdg) * absorber
+            norm = species_norm(cfg, pdg)
             lv, up, dn, ub = count_estimate(k[pdg], n[pdg], norm)
             if ub:  # no passing event: a bound that must not dominate the sum; keep as syst
                 per[label] = {"events": n[pdg], "passing": 0, "upper_bound": lv}
