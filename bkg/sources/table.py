@@ -38,14 +38,18 @@ def table_data(estimates: Mapping[str, SourceEstimate], cfg: Config) -> dict[str
             "expected_events": est.level_per_mot * n_mot,
         })  # fmt: skip
     level = sum(r["level_per_mot"] for r in rows)
+    bound = any(r["upper_bound"] for r in rows)
+    method = "sum of the sources (uncertainties in quadrature)"
+    if bound:
+        method += "; rows that are 90% CL bounds enter at the bound, so the total is a bound"
     total = {
         "name": "total", "label": "Total", "level_per_mot": level,
         "stat_up": math.sqrt(sum(r["stat_up"] ** 2 for r in rows)),
         "stat_down": math.sqrt(sum(r["stat_down"] ** 2 for r in rows)),
         "syst_up": math.sqrt(sum(r["syst_up"] ** 2 for r in rows)),
         "syst_down": math.sqrt(sum(r["syst_down"] ** 2 for r in rows)),
-        "upper_bound": any(r["upper_bound"] for r in rows),
-        "method": "sum of the sources (uncertainties in quadrature)",
+        "upper_bound": bound,
+        "method": method,
         "expected_events": level * n_mot,
     }  # fmt: skip
     bf = {"0.1": background_free_n_mot(level, 0.1), "1": background_free_n_mot(level, 1.0)}
@@ -71,14 +75,33 @@ def _unc(r: Mapping[str, Any]) -> tuple[float, float]:
     return math.hypot(r["stat_up"], r["syst_up"]), math.hypot(r["stat_down"], r["syst_down"])
 
 
+def _bound_sign(r: Mapping[str, Any], *, latex: bool) -> str:
+    """ "<" for a source that is a 90% CL bound, "<=" for a total that contains one, else ""."""
+    if not r["upper_bound"]:
+        return ""
+    if r["name"] == "total":
+        return r"\le " if latex else "≤ "
+    return "< "
+
+
 def _fmt(r: Mapping[str, Any], *, latex: bool) -> str:
+    sign = _bound_sign(r, latex=latex)
     if r["upper_bound"] and r["name"] != "total":
         return (r"$< %s$" if latex else "< %s") % f"{r['level_per_mot']:.2g}"
     up, dn = _unc(r)
     v = r["level_per_mot"]
     if latex:
-        return f"$({v:.2e} ^{{+{up:.1e}}}_{{-{dn:.1e}}})$"
-    return f"{v:.2e} +{up:.1e} -{dn:.1e}"
+        return f"${sign}({v:.2e} ^{{+{up:.1e}}}_{{-{dn:.1e}}})$"
+    return f"{sign}{v:.2e} +{up:.1e} -{dn:.1e}"
+
+
+def _events(r: Mapping[str, Any], *, latex: bool) -> str:
+    sign = _bound_sign(r, latex=latex)
+    return (
+        f"${sign}{r['expected_events']:.3g}$"
+        if latex and sign
+        else f"{sign}{r['expected_events']:.3g}"
+    )
 
 
 def write_table(
@@ -100,14 +123,15 @@ def write_table(
     ]
     for r in rows:
         md.append(
-            f"| {r['label']} | {_fmt(r, latex=False)} | {r['expected_events']:.3g} | "
+            f"| {r['label']} | {_fmt(r, latex=False)} | {_events(r, latex=False)} | "
             f"{r['method']} | {'yes' if r['upper_bound'] else 'no'} |"
         )
     bf = data["background_free_n_mot"]
     md.append("")
+    least = "at least " if data["total"]["upper_bound"] else ""
     md.append(
-        f"Background free (< 0.1 event) up to N_MOT = {bf['0.1']:.2e}; "
-        f"(< 1 event) up to {bf['1']:.2e}."
+        f"Background free (< 0.1 event) {least}up to N_MOT = {bf['0.1']:.2e}; "
+        f"(< 1 event) {least}up to {bf['1']:.2e}."
     )
     write_text(out_dir / "table1.md", "\n".join(md))
     tex = [
@@ -119,13 +143,13 @@ def write_table(
     for r in data["sources"]:
         method = _tex_escape(r["method"])
         tex.append(
-            rf"{r['label']} & {_fmt(r, latex=True)} & {r['expected_events']:.3g} & "
+            rf"{r['label']} & {_fmt(r, latex=True)} & {_events(r, latex=True)} & "
             rf"{method} \\"
         )
     t = data["total"]
     tex += [
         r"\midrule",
-        rf"Total & {_fmt(t, latex=True)} & {t['expected_events']:.3g} & \\",
+        rf"Total & {_fmt(t, latex=True)} & {_events(t, latex=True)} & \\",
         r"\bottomrule",
         r"\end{tabular}",
     ]

@@ -107,7 +107,7 @@ def test_hadron_decay_counts_match_a_direct_count(fitted, synthetic_samples, def
         for pdg, norm in norms.items():
             mine = ev["pdg"] == pdg
             total += norm * (mine & sel).sum() / mine.sum()
-    assert est["hadron_decay"].level_per_mot == pytest.approx(total, rel=1e-12)
+    assert est["hadron_decay"].level_per_mot == pytest.approx(total, rel=1e-12, abs=0.0)
     # the figure's histograms hold every passing K- decay to a muon (all decay points lie
     # in the 36 m region, all synthetic muon energies below 1.1 E0)
     hist = est["hadron_decay"].fit["k_decays"]
@@ -144,11 +144,32 @@ def test_table_json_format(fitted, default_config, tmp_path):
     for row in on_disk["sources"]:
         assert keys <= set(row)
     total = sum(r["level_per_mot"] for r in data["sources"])
-    assert on_disk["total"]["level_per_mot"] == pytest.approx(total)
+    assert on_disk["total"]["level_per_mot"] == pytest.approx(total, abs=0.0)
     # expected: N_MOT at which n_mot x total = 0.1 and 1 events
     assert on_disk["background_free_n_mot"]["0.1"] == pytest.approx(0.1 / total)
     assert on_disk["background_free_n_mot"]["1"] == pytest.approx(1.0 / total)
     assert "\\toprule" in (tmp_path / "table1.tex").read_text()
+
+
+def test_table_marks_a_total_that_contains_a_bound(default_config, tmp_path):
+    # one measured row and one 90% CL bound: the total is their sum and itself a bound,
+    # which every format says; N_MOT background free is then a lower limit
+    from bkg.sources.base import SourceEstimate
+
+    est = {
+        "a": SourceEstimate("a", "Measured", 3.2e-11, 2.5e-12, 1.3e-12, 0.0, 0.0, False, "count"),
+        "b": SourceEstimate("b", "Bounded", 2.3e-11, 0.0, 0.0, 0.0, 0.0, True, "no event"),
+    }
+    data = write_table(est, default_config, out_dir=tmp_path)
+    assert data["total"]["upper_bound"]
+    assert data["total"]["level_per_mot"] == pytest.approx(5.5e-11, rel=1e-12, abs=0.0)
+    md = (tmp_path / "table1.md").read_text()
+    assert "| Total | ≤ 5.50e-11" in md
+    assert "| Bounded | < 2.3e-11 | < 2.3 |" in md
+    assert "at least up to N_MOT = 1.82e+09" in md
+    tex = (tmp_path / "table1.tex").read_text()
+    assert r"Total & $\le (5.50e-11" in tex
+    assert "so the total is a bound" in data["total"]["method"]
 
 
 def test_only_and_unknown_source(synthetic_samples, default_config, tmp_path):
