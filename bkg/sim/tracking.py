@@ -9,12 +9,19 @@ core dp/p = ``resolution_rel``. Tails:
   factor exp(-q^2 R^2 / 3), q = p theta, R = 1.2 A^(1/3) fm (copper);
   the kink adds w_j * theta_x to the measured bend, w_j the lever arm of station j;
 * knock-on electrons mu e -> mu e in a station: dN/dT = K/2 (Z/A) t / T^2 up to
-  T_max; the electron leaves a hit in its station and the next one; when the
-  muon's own hit is lost (Micromegas inefficiency) the fit takes the electron
-  hit and 1/p_rec = (1 - w_j)/p + w_j/T.
+  T_max. The electron starts on the muon's track, so in its own station the two
+  make one cluster; it leaves a second hit in the next station on the same side
+  of the magnet (the field sweeps a T << p electron out of the acceptance),
+  displaced by its angle theta_e (:func:`knock_on_angle`). When the muon's hit
+  in that station j is lost (the Micromegas inefficiency), the station still
+  shows one hit and the fit takes the electron's, which acts as a kink
+  theta_e cos(phi) at station j: 1/p_rec = 1/p + w_j theta_e cos(phi) / (0.3 B L)
+  (the paper's "more than one hit in the second tracker" with a poorly
+  detected muon). A knock-on in the last station before the magnet or in the
+  last station of all leaves no second hit and no mismeasurement.
 
 Hits per station: 1 for the muon, 0 when it is lost (inefficiency), +1 per
-electron and per extra charged track.
+knock-on electron coming from the station before and per extra charged track.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 
 from bkg.sim.draws import normal32
 
-__all__ = ["measure_p_in", "measure_p_out", "t_max_gev"]
+__all__ = ["knock_on_angle", "measure_p_in", "measure_p_out", "t_max_gev"]
 
 M_MU = 0.1056583755
 M_E = 0.00051099895
@@ -56,6 +63,17 @@ def measure_p_in(
 ) -> np.ndarray:
     """MS1 (BMS) measurement: Gaussian dp/p (GeV)."""
     return p_true * (1.0 + resolution_rel * normal32(rng, p_true.size))
+
+
+def knock_on_angle(p_gev: np.ndarray, t_gev: np.ndarray) -> np.ndarray:
+    """Polar angle (rad) of a knock-on electron of kinetic energy T from a muon of momentum p.
+
+    Two-body kinematics of mu e -> mu e on an electron at rest:
+    cos(theta_e) = (T / p_e) (E_mu + m_e) / p_mu, p_e = sqrt(T (T + 2 m_e)).
+    """
+    e_mu = np.sqrt(p_gev * p_gev + M_MU * M_MU)
+    p_e = np.sqrt(t_gev * (t_gev + 2 * M_E))
+    return np.arccos(np.clip(t_gev / p_e * (e_mu + M_E) / p_gev, -1.0, 1.0))
 
 
 def measure_p_out(
@@ -138,13 +156,17 @@ def measure_p_out(
         u = rng.random(ev.size)
         t = 1.0 / (1 / T_KNOCK_MIN_GEV - u * (1 / T_KNOCK_MIN_GEV - 1 / tm))
         np.subtract.at(p_after, ev, t)
-        hits[st, ev] += 1
-        nxt = st + 1 < n_stations
-        hits[st[nxt] + 1, ev[nxt]] += 1
-        lost = rng.random(ev.size) < inefficiency  # muon hit lost: the fit picks the electron
-        w = LEVER[st % LEVER.size]
-        shift = np.where(lost, w * (1 / t - inv[ev]), 0.0)
-        np.add.at(inv, ev, shift)
+        # The electron starts on the muon's track (one merged cluster in station st) and
+        # leaves its own hit, displaced by its angle theta_e, in the next station on the
+        # same side of the magnet (the field sweeps a T << p electron away). Where the
+        # muon's hit there was lost (inefficiency, drawn above) the fit takes the
+        # electron's: a kink theta_e cos(phi) in the bend plane at that station.
+        nxt = (st + 1 < n_stations) & (st + 1 != n_stations // 2)
+        e_ev, e_st, e_t = ev[nxt], st[nxt] + 1, t[nxt]
+        lost = hits[e_st, e_ev] == 0
+        hits[e_st, e_ev] += 1
+        kink = knock_on_angle(p[e_ev], e_t) * np.cos(2 * np.pi * rng.random(e_ev.size))
+        np.add.at(inv, e_ev, np.where(lost, LEVER[e_st % LEVER.size] * kink / kappa, 0.0))
         big = t > e_transfer[ev]
         process[ev[big]] = 5
         e_transfer[ev[big]] = t[big]

@@ -63,13 +63,16 @@ def _knock_on(
 ) -> tuple[float, float, float, bool]:
     """Knock-on part per MOT, factorised (paper Sec. III.C):
 
-    P = P(knock-on in an MS2 station with the muon hit lost: p_rec <= p_out_max for a
-    muon that kept more) x P(the rest of the event passes the trigger, (i), (iii), (iv)
-    and the E_CAL box | such a muon) x eps_MM^(1 + n extra trackers) (the electron's
-    second hit must be lost too). The tracker knock-on does not change what the
-    counters and calorimeters see, so the two probabilities are measured on the whole
-    beam sample and multiplied. A factor with no event enters as its 90% CL bound and
-    the product is then a bound.
+    P = P(a single-track muon that kept more than p_out_max is reconstructed at or
+    below it because of a knock-on electron: the muon's hit in the station behind the
+    electron's origin was lost and the fit took the electron's; the simulation draws
+    that loss, so the Micromegas inefficiency is in this count) x P(the rest of the
+    event passes the trigger, (i), (iii), (iv) and the E_CAL box | such a muon) x
+    eps_MM^n for n extra trackers behind MS2 (each sees the muon and the electron,
+    and one of the two hits must be lost). The tracker knock-on does not change what
+    the counters and calorimeters see, so the two probabilities are measured on the
+    whole beam sample and multiplied. A factor with no event enters as its 90% CL
+    bound and the product is then a bound.
 
     Returns:
         (level, up, down, is_upper_bound).
@@ -115,9 +118,12 @@ class _Sums:
         self.counts += np.histogram(r, bins=self.edges)[0]
         if self.unbinned:
             self.values.append(r[(r >= self.lo) & (r <= self.hi)])
-        # knock-on factors: a muon that kept more than p_out_max ...
+        # knock-on factors: a single-track muon that kept more than p_out_max ...
         rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
-        self.n_poor += int(np.count_nonzero(kept & rec_low & (ev["process"] == 5)))
+        poor = kept & rec_low & (ev["process"] == 5)
+        if sel.single_track:
+            poor &= single_track(ev)
+        self.n_poor += int(np.count_nonzero(poor))
         # ... and whose counters and calorimeters pass: everything but cut (ii)
         rest = cut_flow(ev, cfg)["i"] & no_vhcal_deposit(ev, cfg) & hcal_one_mip(ev, cfg)
         rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
@@ -162,14 +168,12 @@ class MomentumMismatch(StreamingSource[_Sums]):
         )
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
-        factor = sp.micromegas_inefficiency ** (1 + sp.extra_trackers)
+        factor = sp.micromegas_inefficiency**sp.extra_trackers
         k_level, k_up, k_down, k_bound = _knock_on(
             n_poor, n_rest, n_ref, n_mot=n_mot, factor=factor
         )
-        # a bound (a factor without events) is reported, not added to the level
-        level = ext.level + (0.0 if k_bound else k_level)
-        if k_bound:
-            k_up = k_down = 0.0
+        # a factor without events makes the knock-on part, and so the row, a 90% CL bound
+        level = ext.level + k_level
         fit = fit_record(
             nominal, alt, ext, cut=cut, side="upper", variable="p_out_true/p_out_rec - 1", shas=shas
         )
@@ -198,7 +202,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
             float(np.hypot(ext.stat_down, k_down)),
             ext.syst_up,
             ext.syst_down,
-            False,
+            k_bound,
             "Gauss+exp tail fit of MS2 curvature residuals to p<=80 GeV + knock-on (factorised) x MM ineff^n",
             inputs,
             fit,

@@ -1,0 +1,87 @@
+"""MS2 tracking: the knock-on electron that replaces a lost muon hit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from bkg.sim import tracking
+
+M_E = 0.00051099895
+M_MU = 0.1056583755
+RES = 0.03
+
+
+def test_knock_on_angle_from_momentum_conservation():
+    # independent: with E' = E - T and p'^2 = p^2 + p_e^2 - 2 p p_e cos(theta_e) (momentum
+    # conservation), cos(theta_e) = (p^2 + p_e^2 - p'^2) / (2 p p_e); tolerance 1e-9 rad
+    p = np.array([160.0, 160.0, 50.0, 160.0])
+    t = np.array([0.5, 5.0, 2.0, float(tracking.t_max_gev(160.0))])
+    e = np.sqrt(p**2 + M_MU**2)
+    p_e = np.sqrt(t * (t + 2 * M_E))
+    p2 = np.sqrt((e - t) ** 2 - M_MU**2)
+    expected = np.arccos(np.clip((p**2 + p_e**2 - p2**2) / (2 * p * p_e), -1, 1))
+    got = tracking.knock_on_angle(p, t)
+    assert np.allclose(got, expected, rtol=0, atol=1e-9)
+    assert got[0] == pytest.approx(np.sqrt(2 * M_E / 0.5), rel=0.01)  # small-angle form
+    assert got[-1] < 1e-6  # the largest transfer goes forward
+
+
+def _measure(n, inefficiency, seed):
+    # 10x thicker stations than the default for 10x the knock-ons
+    return tracking.measure_p_out(
+        np.full(n, 160.0),
+        np.random.default_rng(seed),
+        field_tm=1.4,
+        resolution_rel=RES,
+        station_x0=0.03,
+        inefficiency=inefficiency,
+    )
+
+
+def test_no_knock_on_mismeasurement_without_a_lost_hit():
+    # with every muon hit seen, two hits stand in the electron's station and the fit keeps
+    # the muon: no knock-on muon is reconstructed below 80 GeV
+    out = _measure(400_000, 0.0, 1)
+    knock = out["process"] == 5
+    assert knock.sum() > 50
+    assert not np.any(knock & (out["p_rec"] <= 80.0) & (out["p_after"] > 150.0))
+    # the electron adds exactly one hit, in the station after its origin
+    assert out["hits"][knock].max() == 2
+
+
+def test_knock_on_mismeasurement_rate_matches_the_kink_integral():
+    # muon hits lost at a Poisson mean of 1 per station (probability 1 - e^-1): a
+    # knock-on with a next station on its side of the magnet (origins 1, 2, 4, 5 of 6;
+    # next-station levers 0.6, 1.0, 0.6, 0.3) whose muon hit there is lost is taken by the
+    # fit, 1/p_rec = (1/160 + w theta_e(T) cos(phi) / 0.42) (1 + 0.03 xi). Expected,
+    # independently: the rate K/2 Z/A t / T^2 (T from 0.5 to 10 GeV, where the muon keeps
+    # more than 150 GeV) times P(p_rec <= 80 GeV), integrated over T, phi and the Gaussian
+    # xi. Tolerance: 4 Poisson sigma of the expected count plus 5% for the rare
+    # single-scattering kinks the test does not integrate.
+    n = 4_000_000
+    out = _measure(n, 1.0, 2)
+    soft = (out["process"] == 5) & (out["p_after"] > 150.0)
+    got = int(np.count_nonzero(soft & (out["p_rec"] <= 80.0)))
+    k = 0.307075e-3 / 2 * (29.0 / 63.55) * 0.03 * 12.86  # GeV, per station
+    kappa = 0.3 * 1.4
+
+    def p_low(t, phi, w):
+        theta = float(tracking.knock_on_angle(np.array([160.0]), np.array([t]))[0])
+        inv = 1 / 160.0 + w * theta * np.cos(phi) / kappa
+        return 0.0 if inv <= 0 else float(stats.norm.sf((1 / 80.0 - inv) / (RES * inv)))
+
+    expected = 0.0
+    for w in (0.6, 1.0, 0.6, 0.3):
+        inner = integrate.dblquad(
+            lambda phi, t, w=w: k / t**2 * p_low(t, phi, w) / np.pi,
+            tracking.T_KNOCK_MIN_GEV,
+            10.0,
+            0.0,
+            np.pi,
+            epsrel=1e-4,
+        )[0]
+        expected += n * inner * (1 - np.exp(-1.0))
+    assert expected > 200
+    assert abs(got - expected) < 4 * np.sqrt(expected) + 0.05 * expected, (got, expected)
