@@ -59,16 +59,17 @@ def _table1(table1: Mapping[str, Any]) -> Any:
     tab.location = "Table I"
     tab.keywords = {"observables": ["N"], "reactions": ["MU- NUCLEUS --> MU- NUCLEUS Z'"]}
     sources = table1["sources"]
-    labels = [s["label"] for s in sources]
+    # a source that is a 90% CL upper bound says so in its label and carries no errors
+    labels = [s["label"] + (" (90% CL upper limit)" if s["upper_bound"] else "") for s in sources]
     src = _var("Source", range(1, len(labels) + 1), independent=True)
     src.values = labels
+
+    def unc(key: str) -> list[float]:
+        return [0.0 if s["upper_bound"] else s[key] for s in sources]
+
     level = _var("Level per MOT", [s["level_per_mot"] for s in sources], independent=False)
-    level.add_uncertainty(
-        _asym("stat", [s["stat_down"] for s in sources], [s["stat_up"] for s in sources])
-    )
-    level.add_uncertainty(
-        _asym("syst", [s["syst_down"] for s in sources], [s["syst_up"] for s in sources])
-    )
+    level.add_uncertainty(_asym("stat", unc("stat_down"), unc("stat_up")))
+    level.add_uncertainty(_asym("syst", unc("syst_down"), unc("syst_up")))
     tab.add_variable(src)
     tab.add_variable(level)
     return tab
