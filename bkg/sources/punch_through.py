@@ -48,7 +48,7 @@ class PunchThrough(Source):
         mod_lambda = cfg.detector.hcal.module_lambda
         edges = np.linspace(DEPTH_WINDOW[0], DEPTH_WINDOW[1], 301)
         counts = np.zeros(len(edges) - 1)
-        n = n_deep = n_mu_deep = 0
+        n = n_deep = n_mu_deep = n_two = 0
         for ev in stream(cfg, samples_dir, entries, "leading_hadrons", [*BRANCHES, "depth_lambda"]):
             n += len(ev["p_out_rec"])
             counts += np.histogram(ev["depth_lambda"], bins=edges)[0]
@@ -57,6 +57,7 @@ class PunchThrough(Source):
             deep = ev["depth_lambda"] > mod_lambda
             mu_side = cut_flow(ev, cfg)["ii"] & (ev["e_ecal"] <= cfg.signal_box.e_cal_max_gev)
             n_deep += int(deep.sum())
+            n_two += int(np.count_nonzero(ev["depth_lambda"] > 2 * mod_lambda))
             n_mu_deep += int((deep & mu_side).sum())
         if n == 0:
             raise FitError("punch_through: the leading_hadrons sample is empty")
@@ -88,8 +89,8 @@ class PunchThrough(Source):
             "module_lambda": mod_lambda,
             "modules": m,
             "pt_probability": pt,
-            "pt_direct": {str(k): float((counts[edges[:-1] >= k * mod_lambda]).sum() / n)
-                          for k in (1, 2)},
+            # counted on every event (the fit's histogram ends at 13 lambda_I)
+            "pt_direct": {"1": n_deep / n, "2": n_two / n},
         }  # fmt: skip
         return SourceEstimate(
             self.name,

@@ -72,7 +72,9 @@ def _tex_escape(text: str) -> str:
 
 
 def _unc(r: Mapping[str, Any]) -> tuple[float, float]:
-    return math.hypot(r["stat_up"], r["syst_up"]), math.hypot(r["stat_down"], r["syst_down"])
+    """Total (up, down) for display; down stops at the level (a level is not negative)."""
+    down = min(math.hypot(r["stat_down"], r["syst_down"]), r["level_per_mot"])
+    return math.hypot(r["stat_up"], r["syst_up"]), down
 
 
 def _bound_sign(r: Mapping[str, Any], *, latex: bool) -> str:
