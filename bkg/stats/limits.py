@@ -103,10 +103,14 @@ def event_limit_asymptotic(
         hi = model.config.suggested_bounds()[model.config.poi_index][1]
 
         def cls(mu: float) -> tuple[float, np.ndarray]:
-            obs, exp = pyhf.infer.hypotest(
-                mu, data, model, test_stat="qtilde", return_expected_set=True
-            )
-            return float(obs), np.asarray(exp, float).ravel()
+            # at a tiny mu both q_mu and its Asimov value are ~0 and pyhf's CLs is 0/0:
+            # no sensitivity there, i.e. CLs = 1
+            with np.errstate(divide="ignore", invalid="ignore"):
+                obs, exp = pyhf.infer.hypotest(
+                    mu, data, model, test_stat="qtilde", return_expected_set=True
+                )
+            values = np.nan_to_num(np.array([obs, *np.ravel(exp)], dtype=float), nan=1.0)
+            return float(values[0]), values[1:]
 
         lo = 1e-6
         exp_lim = np.full(5, np.nan)

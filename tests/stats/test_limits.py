@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bkg.stats.limits import event_limit
 from tests.stats.conftest import one_source
 
 
-def _lim(b, *, calc, cl=0.9, n_toys=40000, seed=7, syst=0.0, observed=None):
+def _lim(b, *, calc, cl=0.9, n_toys=40000, seed=7, syst=0.0, observed=None, sig_unc=0.0):
     return event_limit(
         one_source(b, syst=syst),
         n_mot=1.0,
         confidence_level=cl,
-        mot_uncertainty=0.0,
-        signal_efficiency_uncertainty=0.0,
+        mot_uncertainty=sig_unc,
+        signal_efficiency_uncertainty=sig_unc,
         calculator=calc,
         n_toys=n_toys,
         seed=seed,
@@ -66,11 +67,26 @@ def test_toys_are_deterministic():
 
 
 @pytest.mark.slow
-def test_large_counts_asymptotic_and_toys_agree():
-    # asymptotic formulae hold at large counts (Cowan et al., EPJC 71, 1554): 5 % on -1..+1 sigma
-    a = _lim(100.0, calc="asymptotics", syst=0.05)
-    t = _lim(100.0, calc="toys", n_toys=10000, syst=0.05)
+@pytest.mark.parametrize(("syst", "sig_unc"), [(0.05, 0.0), (0.0, 0.1)])
+def test_large_counts_asymptotic_and_toys_agree(syst, sig_unc):
+    # asymptotic formulae hold at large counts (Cowan et al., EPJC 71, 1554): 5 % on -1..+1
+    # sigma. syst = 0 leaves the background without a free parameter and the signal
+    # normsys make the Hessian indefinite far from the minimum: the toys' free fit started
+    # at mu = n/s there and stopped uphill (the +1 sigma limit came out ~4x too high)
+    a = _lim(100.0, calc="asymptotics", syst=syst, sig_unc=sig_unc)
+    t = _lim(100.0, calc="toys", n_toys=10000, syst=syst, sig_unc=sig_unc)
     np.testing.assert_allclose(t.expected[1:4], a.expected[1:4], rtol=0.05)
+
+
+def test_exactly_zero_background_is_the_tiny_background_limit():
+    # b = 0 exactly: n / nu^2 was 0/0 in the Hessian of the n = 0 toys (bands [2.32, 2.34,
+    # 2.41, 2.73, 5.08] without signal uncertainties). The limit must be that of b -> 0:
+    # 1e-9 events with the same seed and toys, equal to 1e-6 (the shift of nu is 1e-9),
+    # and one value for all bands (every b-only toy has n = 0)
+    zero = _lim(0.0, calc="toys", n_toys=4000, seed=3)
+    tiny = _lim(1e-9, calc="toys", n_toys=4000, seed=3)
+    np.testing.assert_allclose(zero.expected, tiny.expected, rtol=1e-6)
+    assert np.ptp(zero.expected) < 1e-6 * zero.expected[2]
 
 
 def test_asymptotic_median_alone_is_the_same_median():
@@ -130,3 +146,61 @@ def test_toy_limits_are_the_roots_of_each_band():
         )
         pick = (lambda t: t.cls_obs) if k < 0 else (lambda t, k=k: t.cls_exp[k])
         assert pick(below) > 0.1 > pick(above), (k, lim)
+
+
+@pytest.mark.parametrize("n_obs", [1, 5, 8])
+def test_asymptotic_observed_below_the_background_matches_pyhf(n_obs):
+    # b = 10 with 30% syst and 10% stat: at tiny mu pyhf's asymptotic CLs is 0/0 (NaN) and
+    # the root finding used to stop with "CLs does not cross". Expected value: the root of
+    # pyhf's own hypotest CLs - 0.1, bracketed from mu = 0.01 where it is finite (scipy
+    # brentq); tolerance 1e-5 relative (both solvers stop at ~1e-6).
+    import pyhf
+    from scipy.optimize import brentq
+
+    from bkg.stats.limits import _spec_events
+    from bkg.stats.model import numpy_backend
+
+    table = one_source(10.0, syst=0.3, stat=0.1)
+    r = event_limit(
+        table,
+        n_mot=1.0,
+        confidence_level=0.9,
+        mot_uncertainty=0.0,
+        signal_efficiency_uncertainty=0.0,
+        calculator="asymptotics",
+        observed=float(n_obs),
+    )
+    spec = _spec_events(table, n_mot=1.0, mot_unc=0.0, eff_unc=0.0, poi_upper=1000.0)
+    with numpy_backend():
+        model = pyhf.Workspace(spec).model()
+        data = [float(n_obs), *model.config.auxdata]
+
+        def cls(mu):
+            return float(pyhf.infer.hypotest(mu, data, model, test_stat="qtilde")) - 0.1
+
+        root = brentq(cls, 0.01, 100.0, xtol=1e-10, rtol=1e-10)
+    assert r.observed == pytest.approx(root, rel=1e-5, abs=0.0)
+
+
+def test_a_bound_source_may_be_anywhere_below_its_bound():
+    # a 90% CL bound of 30 events enters at 30 with a one-sided normsys (hi 1, lo 0.01)
+    # and no staterror. With 30 events observed, the data may then be all signal: the
+    # observed limit is near the background-free Poisson limit of n = 30, 0.5
+    # chi2_0.9(62) = 38.3 (asymptotic CLs against the exact Poisson: 5%), far above the
+    # limit with 30 exactly known background events (9.9)
+    from bkg.stats.limits import _spec_events
+    from bkg.stats.model import BackgroundSource, Table1
+
+    def table(bound):
+        src = BackgroundSource("b", "b", 30.0, 0.0, 0.0, 0.0, 0.0, bound, "")
+        return Table1(n_mot=1.0, sources=(src,))
+
+    mods = _spec_events(table(True), n_mot=1.0, mot_unc=0.0, eff_unc=0.0, poi_upper=1e3)
+    mods = {m["type"]: m["data"] for m in mods["channels"][0]["samples"][0]["modifiers"]}
+    assert mods == {"normsys": {"hi": 1.0, "lo": 0.01}, "staterror": [0.0]}
+    kw = {"n_mot": 1.0, "confidence_level": 0.9, "mot_uncertainty": 0.0,
+          "signal_efficiency_uncertainty": 0.0, "calculator": "asymptotics", "observed": 30.0}  # fmt: skip
+    bounded = event_limit(table(True), **kw).observed
+    known = event_limit(table(False), **kw).observed
+    assert bounded == pytest.approx(0.5 * stats.chi2.ppf(0.9, 62), rel=0.05)
+    assert bounded > 3 * known
