@@ -303,7 +303,8 @@ def fit(
     p[:, -1] = 1.0
     p[:, 0] = 0.0 if mu_fixed is None else mu_fixed
     if mu_fixed is None:  # start at the unconstrained estimate of mu
-        p[:, 0] = np.maximum(n - m.b.sum(), 0.0) / max(m.s * scale, 1e-300)
+        b_total = m.b.sum() + m.b_const
+        p[:, 0] = np.maximum(n - b_total, 0.0) / max(m.s * scale, 1e-300)
     free = np.ones(npar, bool)
     if mu_fixed is not None:
         free[0] = False
@@ -326,10 +327,9 @@ def fit(
         r = 1.0 - na / nu
         grad = r[:, None] * dnu
         grad[:, 1:] += cinv[1:] * (pa[:, 1:] - aa)
-        hess = (
-            r[:, None, None] * d2nu
-            + (na / nu**2)[:, None, None] * dnu[:, :, None] * dnu[:, None, :]
-        )
+        # n / nu^2 is 0 where n = 0 (nu may be exactly 0 there: no background)
+        w2 = np.where(na > 0, na / nu / nu, 0.0)
+        hess = r[:, None, None] * d2nu + w2[:, None, None] * dnu[:, :, None] * dnu[:, None, :]
         hess += np.diag(cinv)[None]
         # a parameter at its bound with the gradient pushing outwards stays there (active
         # set): mu at 0, and the staterror gamma at its floor, where a toy's auxiliary
@@ -349,6 +349,12 @@ def fit(
             step = -np.linalg.solve(h_m, g_m[:, :, None])[:, :, 0]
         except np.linalg.LinAlgError:
             step = -g_m
+        # where the Hessian is not positive definite the Newton step may climb: take the
+        # diagonally scaled gradient there instead (always downhill)
+        climbs = ~(np.sum(g_m * step, axis=1) < 0.0)
+        if climbs.any():
+            diag = np.abs(np.diagonal(h_m, axis1=1, axis2=2))
+            step = np.where(climbs[:, None], -g_m / np.maximum(diag, 1e-9), step)
         t = np.ones(k)
         tol = 1e-12 * (1.0 + np.abs(ca))
         for _half in range(12):
