@@ -2,9 +2,11 @@
 
 Choices: every background carries a ``normsys`` from its extrapolation
 (systematic) uncertainty, asymmetric (hi = 1 + up/level, lo = 1 - down/level,
-lo clipped to [0.01, 0.99] and hi to >= 1.01 at most 100x), and one shared
+lo clipped to [0.01, 1] and hi to [1, 100]; hi = lo = 1 is inert), and one shared
 ``staterror`` (Gaussian, Barlow-Beeston lite) from the samples' statistical
-uncertainty. The signal has a ``normfactor`` mu = (g'/g'_ref)^2 and normsys
+uncertainty. A source that is a 90% CL upper bound enters at its bound with a
+one-sided normsys (hi = 1, lo = 0.01) and no staterror: the data may pull it
+anywhere between about zero and the bound, never above it. The signal has a ``normfactor`` mu = (g'/g'_ref)^2 and normsys
 modifiers for the MOT count and the signal efficiency.
 """
 
@@ -166,8 +168,12 @@ def model_spec(
     for src in table1.sources:
         counts = src.level_per_mot * n_mot * shape
         total += counts
-        hi, lo = normsys_factors(src.level_per_mot, src.syst_up, src.syst_down)
-        stat = 0.5 * (src.stat_up + src.stat_down) * n_mot * shape
+        if src.upper_bound:
+            hi, lo = 1.0, 0.01
+            stat = np.zeros(bins)
+        else:
+            hi, lo = normsys_factors(src.level_per_mot, src.syst_up, src.syst_down)
+            stat = 0.5 * (src.stat_up + src.stat_down) * n_mot * shape
         samples.append(
             {
                 "name": src.name,
