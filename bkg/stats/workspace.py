@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from numpy.typing import ArrayLike
 
 from bkg.atomic import write_json
 from bkg.errors import LimitError
+from bkg.stats.limits import poi_upper_bound
 from bkg.stats.model import CHANNEL, Table1, _signal_sample, model_spec, numpy_backend
+
+log = logging.getLogger(__name__)
 
 __all__ = ["build_patchset", "build_workspace", "write_workspace"]
 
@@ -37,9 +41,9 @@ def build_workspace(
     )
 
 
-def _poi_upper(events: float) -> float:
-    # 1e3 signal events at the upper bound covers any limit of this search
-    return float(max(10.0, 1e3 / events)) if events > 0 else 10.0
+def _poi_upper(signal_events: float, background_events: float) -> float:
+    """Upper bound of mu: the signal-event range the limits scan at this background."""
+    return float(max(10.0, poi_upper_bound(background_events) / signal_events))
 
 
 def build_patchset(
@@ -51,14 +55,22 @@ def build_patchset(
     mot_uncertainty: float,
     signal_efficiency_uncertainty: float,
 ) -> dict[str, Any]:
-    """A pyhf PatchSet with one patch per mass: adds the signal sample and sets the POI bounds."""
+    """A pyhf PatchSet with one patch per mass: adds the signal sample and sets the POI bounds.
+
+    A mass without signal (yield 0, e.g. beyond the kinematic reach) gets no patch, as it
+    gets no limit; a warning names it.
+    """
     masses = np.asarray(masses_gev, float)
     ev = np.asarray(signal_events_ref, float)
     if masses.shape != ev.shape:
         raise LimitError("masses_gev and the signal yields must have the same length")
     digest = _digest(bkg_only)
+    b = float(sum(sum(o["data"]) for o in bkg_only["observations"]))
     patches = []
     for m, s in zip(masses, ev, strict=True):
+        if not (np.isfinite(s) and s > 0):
+            log.warning("no signal at m_Z' = %.4g GeV: no patch for it in the patchset", m)
+            continue
         sample = _signal_sample([float(s)], 1, mot_uncertainty, signal_efficiency_uncertainty)
         patches.append(
             {
@@ -73,7 +85,7 @@ def build_patchset(
                     {
                         "op": "replace",
                         "path": "/measurements/0/config/parameters/0/bounds",
-                        "value": [[0.0, _poi_upper(float(s))]],
+                        "value": [[0.0, _poi_upper(float(s), b)]],
                     },
                 ],
             }
@@ -124,6 +136,8 @@ def write_workspace(
             "patchset": write_json(out / "patchset.json", patchset),
         }
         if mass is not None:
+            if not mass > 0:
+                raise LimitError(f"--mass {mass}: expected a Z' mass above 0 (GeV)")
             vals = [p["metadata"]["values"][0] for p in patchset["patches"]]
             idx = int(np.argmin(np.abs(np.log(np.asarray(vals)) - np.log(mass))))
             full = ps.apply(ws, ps.patches[idx].values)

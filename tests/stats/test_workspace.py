@@ -89,3 +89,27 @@ def test_pyhf_cli_cls_at_mu_up(default_config, table1_path, signal_grid, tmp_pat
         )
         cls = json.loads(out.stdout)
         assert cls["CLs_obs"] == pytest.approx(0.10, abs=0.01)
+
+
+def test_patch_bounds_follow_the_background_and_massless_signal_is_skipped(caplog):
+    # at 1e4 background events with 30% systematics the +2 sigma limit is ~7.6e3 signal
+    # events (asymptotic); the exported POI range must reach it (a fixed 1e3 events did not,
+    # and pyhf's toms748 scan then failed). A mass whose signal yield is 0 gets no patch.
+    from bkg.stats.limits import event_limit
+    from bkg.stats.model import BackgroundSource, Table1
+    from bkg.stats.workspace import build_patchset, build_workspace
+
+    src = BackgroundSource("b", "b", 1e4, 0.0, 0.0, 3e3, 3e3, False, "")
+    table = Table1(n_mot=1.0, sources=(src,))
+    kw = {"mot_uncertainty": 0.01, "signal_efficiency_uncertainty": 0.1}
+    bkg_only = build_workspace(table, n_mot=1.0, **kw)
+    ps = build_patchset(
+        bkg_only, masses_gev=[0.01, 0.1, 2.0], signal_events_ref=[3.0, 1.0, 0.0],
+        g_prime_ref=1e-4, **kw,
+    )  # fmt: skip
+    assert [p["metadata"]["values"][0] for p in ps["patches"]] == [0.01, 0.1]
+    assert "2" in caplog.text and "no patch" in caplog.text
+    top = event_limit(table, n_mot=1.0, confidence_level=0.9, calculator="asymptotics", **kw)
+    for patch, s in zip(ps["patches"], (3.0, 1.0), strict=True):
+        mu_max = patch["patch"][1]["value"][0][1]
+        assert mu_max * s > top.expected[4]
