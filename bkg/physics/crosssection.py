@@ -461,7 +461,7 @@ def dsigma_dx_iww_light_lepton_pb(
     x, e0, m = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (x, e0_gev, m_zprime_gev)))
     tmax = m * m if tmax_gev2 is None else np.asarray(tmax_gev2, dtype=float)
     chi = form_factor_chi(m**4 / (4.0 * e0 * e0), tmax, material=material)
-    ok = (x > 0.0) & (x < 1.0) & (e0 > m)
+    ok = (x > m / e0) & (x < 1.0) & (e0 > m)  # the Z' takes at least its mass
     xs = np.where(ok, x, 0.5)
     beta = np.sqrt(np.clip(1.0 - (m / e0) ** 2, 0.0, None))
     val = 4.0 * ALPHA**3 * chi * beta * xs * (1.0 + xs * xs / (3.0 * (1.0 - xs))) / (m * m)
@@ -592,6 +592,8 @@ def sigma_total_pb(
     e0, m = np.broadcast_arrays(
         np.asarray(e0_gev, dtype=float), np.asarray(m_zprime_gev, dtype=float)
     )
+    if np.any(~(m > 0)):
+        raise ValueError("sigma_total_pb: the Z' mass must be above 0 (the flux diverges at 0)")
     ml = float(m_lepton_gev)
     x_lo = m / e0
     x_hi = 1.0 - ml / e0

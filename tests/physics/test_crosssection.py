@@ -240,3 +240,12 @@ def test_iww_table_matches_direct():
 def test_other_material_scales_roughly_as_z_squared():
     r = sigma_total_pb(E0, 0.1, material=COPPER) / sigma_total_pb(E0, 0.1)
     assert (29 / 82) ** 2 * 0.7 < r < (29 / 82) ** 2 * 1.6
+
+
+def test_below_threshold_and_massless_inputs():
+    # the Z' takes at least its mass: x < m/E0 has no cross section (light-lepton form too);
+    # m = 0 has no finite total cross section and is refused instead of returning NaN
+    assert dsigma_dx_iww_light_lepton_pb(0.001, E0, 1.0) == 0.0
+    assert dsigma_dx_iww_light_lepton_pb(0.01, E0, 1.0) > 0.0
+    with pytest.raises(ValueError, match="mass must be above 0"):
+        sigma_total_pb(E0, 0.0)
