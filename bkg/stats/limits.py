@@ -121,6 +121,15 @@ def event_limit_asymptotic(
         obs_lim = float("nan")
         if observed is not None:
             obs_lim = _solve(lambda mu: cls(mu)[0] - alpha, lo, hi, "observed", (1e-8, 1e-6))
+    solved = exp_lim[np.isfinite(exp_lim)]
+    if np.any(np.diff(solved) <= 0):
+        # pyhf's fits can fail at very large backgrounds (~1e6 events) and CLs then has
+        # spurious roots
+        raise LimitError(
+            "asymptotic expected limits are not increasing from -2 to +2 sigma "
+            f"({', '.join(f'{v:.4g}' for v in solved)} signal events): the fits are unreliable "
+            "at this background"
+        )
     return EventLimit(
         expected=exp_lim,
         observed=obs_lim,

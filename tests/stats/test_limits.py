@@ -204,3 +204,15 @@ def test_a_bound_source_may_be_anywhere_below_its_bound():
     known = event_limit(table(False), **kw).observed
     assert bounded == pytest.approx(0.5 * stats.chi2.ppf(0.9, 62), rel=0.05)
     assert bounded > 3 * known
+
+
+def test_non_increasing_asymptotic_bands_are_an_error(monkeypatch):
+    # at ~1e6 background events pyhf's fits can fail and give a +2 sigma limit below the
+    # +1 sigma one; such bands are refused, not reported
+    from bkg.errors import LimitError
+    from bkg.stats import limits
+
+    roots = iter([10.0, 12.0, 15.0, 20.0, 18.0])
+    monkeypatch.setattr(limits, "_solve", lambda *a, **k: next(roots))
+    with pytest.raises(LimitError, match="not increasing"):
+        _lim(5.0, calc="asymptotics")
