@@ -88,10 +88,10 @@ def _bound_sign(r: Mapping[str, Any], *, latex: bool) -> str:
 
 def _fmt(r: Mapping[str, Any], *, latex: bool) -> str:
     sign = _bound_sign(r, latex=latex)
-    if r["upper_bound"] and r["name"] != "total":
-        return (r"$< %s$" if latex else "< %s") % f"{r['level_per_mot']:.2g}"
-    up, dn = _unc(r)
     v = r["level_per_mot"]
+    if r["upper_bound"] and r["name"] != "total":
+        return f"${sign}{v:.2g}$" if latex else f"{sign}{v:.2g}"
+    up, dn = _unc(r)
     if latex:
         return f"${sign}({v:.2e} ^{{+{up:.1e}}}_{{-{dn:.1e}}})$"
     return f"{sign}{v:.2e} +{up:.1e} -{dn:.1e}"
