@@ -103,6 +103,11 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
     "beam": {
         **RESPONSE,
         "halo": _b("bool", "1", "truth: muon from the low-energy halo"),
+        "p_out_rec_ko": _b(
+            "float32",
+            "GeV",
+            "MS2 momentum when the fit takes a tracker knock-on electron's hit in place of the muon's in the station where the electron leaves a second hit, as it does when the muon's hit there is lost (0: no such hit)",
+        ),
     },
     "hadrons": {
         **RESPONSE,

@@ -223,6 +223,7 @@ def respond(
         "y_cm": y_cm,
         "p_out_true": np.where(has_mu, p_mu, 0.0),
         "p_out_rec": trk["p_rec"],
+        "p_out_rec_ko": trk["p_rec_ko"],
         "e_ecal": e_ecal,
         "e_vhcal": e_vh,
         "e_hcal1": e_h1,

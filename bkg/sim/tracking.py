@@ -18,7 +18,11 @@ core dp/p = ``resolution_rel``. Tails:
   theta_e cos(phi) at station j: 1/p_rec = 1/p + w_j theta_e cos(phi) / (0.3 B L)
   (the paper's "more than one hit in the second tracker" with a poorly
   detected muon). A knock-on in the last station before the magnet or in the
-  last station of all leaves no second hit and no mismeasurement.
+  last station of all leaves no second hit and no mismeasurement. Beside the
+  measured p_rec, ``p_rec_ko`` is what the fit returns when it takes the
+  electron's hit whether or not the muon's was lost (same Gaussian draw): the
+  would-be momentum of every knock-on event, so that the source can weight all
+  of them with the inefficiency instead of counting the few whose hit was lost.
 
 Hits per station: 1 for the muon, 0 when it is lost (inefficiency), +1 per
 knock-on electron coming from the station before and per extra charged track.
@@ -103,7 +107,9 @@ def measure_p_out(
         extra_tracks: extra charged tracks through all stations (n,), or None.
 
     Returns:
-        dict with ``p_rec`` (GeV, 0 without a muon), ``hits`` (uint8, (n, n_stations);
+        dict with ``p_rec`` (GeV, 0 without a muon), ``p_rec_ko`` (GeV: p_rec had the
+        fit taken the knock-on electron's hit in place of the muon's; 0 without such a
+        hit), ``hits`` (uint8, (n, n_stations);
         a view of a station-major array, so ``hits[:, j]`` is contiguous),
         ``p_after`` (true momentum after knock-on losses), ``process`` (int8: 5 knock-on,
         6 large-angle scattering, 0 none) and ``e_transfer`` (GeV).
@@ -152,6 +158,7 @@ def measure_p_out(
         keep = rng.random(ev.size) * mean_max < mean  # thinning to the per-muon rate
         ev, st, tm = ev[keep], st[keep], tm[keep]
     p_after = p_true.copy()
+    ko_ev, ko_extra = np.zeros(0, dtype=np.intp), np.zeros(0)
     if ev.size:
         u = rng.random(ev.size)
         t = 1.0 / (1 / T_KNOCK_MIN_GEV - u * (1 / T_KNOCK_MIN_GEV - 1 / tm))
@@ -166,21 +173,31 @@ def measure_p_out(
         lost = hits[e_st, e_ev] == 0
         hits[e_st, e_ev] += 1
         kink = knock_on_angle(p[e_ev], e_t) * np.cos(2 * np.pi * rng.random(e_ev.size))
-        np.add.at(inv, e_ev, np.where(lost, LEVER[e_st % LEVER.size] * kink / kappa, 0.0))
+        term = LEVER[e_st % LEVER.size] * kink / kappa
+        np.add.at(inv, e_ev, np.where(lost, term, 0.0))
+        # the fit that takes every electron hit, whether the muon's beside it was lost or not
+        ko_ev, where = np.unique(e_ev, return_inverse=True)
+        ko_extra = np.zeros(ko_ev.size)
+        np.add.at(ko_extra, where, np.where(lost, 0.0, term))
         big = t > e_transfer[ev]
         process[ev[big]] = 5
         e_transfer[ev[big]] = t[big]
     if extra_tracks is not None:
         extra = np.minimum(extra_tracks, 250).astype(np.uint8)
         hits += extra
-    p_rec = 1.0 / np.maximum(inv * (1.0 + resolution_rel * rng.standard_normal(n)), 1e-4)
+    smear = 1.0 + resolution_rel * rng.standard_normal(n)
+    p_rec = 1.0 / np.maximum(inv * smear, 1e-4)
     p_rec[~has] = 0.0
+    p_rec_ko = np.zeros(n)
+    ko_ev, ko_extra = ko_ev[has[ko_ev]], ko_extra[has[ko_ev]]
+    p_rec_ko[ko_ev] = 1.0 / np.maximum((inv[ko_ev] + ko_extra) * smear[ko_ev], 1e-4)
     if extra_tracks is None:
         hits *= has
     else:
         np.copyto(hits, extra, where=~has)
     return {
         "p_rec": p_rec,
+        "p_rec_ko": p_rec_ko,
         "hits": hits.T,
         "p_after": np.maximum(p_after, 0.0),
         "process": process,

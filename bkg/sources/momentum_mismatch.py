@@ -28,6 +28,7 @@ import numpy as np
 from bkg.config import Config
 from bkg.selection import (
     BRANCHES,
+    TRACKERS,
     cut_flow,
     e_cal,
     hcal_one_mip,
@@ -59,25 +60,27 @@ def residual_window(cfg: Config) -> tuple[float, float]:
 
 
 def _knock_on(
-    n_poor: int, n_rest: int, n_ref: int, *, n_mot: int, factor: float
+    n_cand: int, n_rest: int, n_ref: int, *, n_mot: int, factor: float
 ) -> tuple[float, float, float, bool]:
-    """Knock-on part per MOT, factorised (paper Sec. III.C):
+    """Knock-on part per MOT, factorised as in the paper (Sec. III.C):
 
-    P = P(a single-track muon that kept more than p_out_max is reconstructed at or
-    below it because of a knock-on electron: the muon's hit in the station behind the
-    electron's origin was lost and the fit took the electron's; the simulation draws
-    that loss, so the Micromegas inefficiency is in this count) x P(the rest of the
-    event passes the trigger, (i), (iii), (iv) and the E_CAL box | such a muon) x
-    eps_MM^n for n extra trackers behind MS2 (each sees the muon and the electron,
-    and one of the two hits must be lost). The tracker knock-on does not change what
-    the counters and calorimeters see, so the two probabilities are measured on the
-    whole beam sample and multiplied. A factor with no event enters as its 90% CL
-    bound and the product is then a bound.
+    P = P(a muon that kept more than p_out_max has a knock-on electron's second hit in
+    an MS2 station, and the fit that takes that hit in place of the muon's, as it must
+    when the muon's hit there is lost, returns p_out_max or less, the rest of the event
+    single-track; ``n_cand`` of ``n_mot``) x eps_MM (the muon's hit is lost) x P(the
+    rest of the event passes the trigger, (i), (iii), (iv) and the E_CAL box | such a
+    muon) x eps_MM^n for n extra trackers behind MS2 (each sees the muon and the
+    electron, and one of the two hits must be lost); ``factor`` is eps_MM^(n+1).
+    Weighting every candidate with eps_MM counts 1/eps_MM = 50 times more events than
+    the candidates whose hit the simulation happened to lose. The tracker knock-on
+    does not change what the counters and calorimeters see, so the probabilities are
+    measured on the whole beam sample and multiplied. A factor with no event enters as
+    its 90% CL bound and the product is then a bound.
 
     Returns:
         (level, up, down, is_upper_bound).
     """
-    lv1, up1, dn1, ub1 = count_estimate(n_poor, max(n_mot, 1), 1.0)
+    lv1, up1, dn1, ub1 = count_estimate(n_cand, max(n_mot, 1), 1.0)
     lv2, up2, dn2, ub2 = count_estimate(n_rest, max(n_ref, 1), 1.0)
     level = lv1 * lv2 * factor
     if ub1 or ub2:
@@ -85,6 +88,16 @@ def _knock_on(
     up = level * float(np.hypot(up1 / lv1, up2 / lv2))
     down = min(level * float(np.hypot(dn1 / lv1, dn2 / lv2)), level)
     return level, up, down, False
+
+
+def _single_track_but_one_hit(ev: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One hit in every MS2 station but at most one, which has two (muon and electron)."""
+    ok = np.ones(len(ev["p_out_rec"]), dtype=bool)
+    doubles = np.zeros(len(ok), dtype=np.uint8)
+    for name in TRACKERS:
+        ok &= (ev[name] == 1) | (ev[name] == 2)
+        doubles += ev[name] == 2
+    return ok & (doubles <= 1)
 
 
 class _Sums:
@@ -98,7 +111,7 @@ class _Sums:
         self.counts = np.zeros(NBINS)
         self.n_mot = 0
         self.n_muon = 0
-        self.n_poor = self.n_rest = self.n_ref = 0
+        self.n_cand = self.n_poor = self.n_rest = self.n_ref = 0
         self.values: list[np.ndarray] = []
 
     def add(self, ev: Mapping[str, np.ndarray]) -> None:
@@ -118,7 +131,15 @@ class _Sums:
         self.counts += np.histogram(r, bins=self.edges)[0]
         if self.unbinned:
             self.values.append(r[(r >= self.lo) & (r <= self.hi)])
-        # knock-on factors: a single-track muon that kept more than p_out_max ...
+        # knock-on factors: a muon that kept more than p_out_max whose fit, taking the
+        # electron's hit, is at or below it, single-track once the muon's hit beside the
+        # electron's is lost ...
+        ko = ev["p_out_rec_ko"]
+        cand = kept & (ko > 0) & (ko <= sel.p_out_max_gev)
+        if sel.single_track:
+            cand &= _single_track_but_one_hit(ev)
+        self.n_cand += int(np.count_nonzero(cand))
+        # (the cross-check: those whose hit the simulation lost, about eps_MM of them)
         rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
         poor = kept & rec_low & (ev["process"] == 5)
         if sel.single_track:
@@ -141,7 +162,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
     reducer_type = _Sums
 
     def branches(self, cfg: Config) -> list[str]:
-        return [*BRANCHES, "p_out_true", "process"]
+        return [*BRANCHES, "p_out_true", "p_out_rec_ko", "process"]
 
     def finish(
         self,
@@ -154,7 +175,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
         cut = residual_cut(cfg)
         counts, edges, values = reduced.counts, reduced.edges, reduced.values
         n_mot, n_muon = reduced.n_mot, reduced.n_muon
-        n_poor, n_rest, n_ref = reduced.n_poor, reduced.n_rest, reduced.n_ref
+        n_cand, n_rest, n_ref = reduced.n_cand, reduced.n_rest, reduced.n_ref
         shas = sha256s(entries)
         nominal, alt, ext = fit_and_extrapolate(
             counts,
@@ -168,9 +189,9 @@ class MomentumMismatch(StreamingSource[_Sums]):
         )
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
-        factor = sp.micromegas_inefficiency**sp.extra_trackers
+        factor = sp.micromegas_inefficiency ** (1 + sp.extra_trackers)
         k_level, k_up, k_down, k_bound = _knock_on(
-            n_poor, n_rest, n_ref, n_mot=n_mot, factor=factor
+            n_cand, n_rest, n_ref, n_mot=n_mot, factor=factor
         )
         # a factor without events makes the knock-on part, and so the row, a 90% CL bound
         level = ext.level + k_level
@@ -188,7 +209,10 @@ class MomentumMismatch(StreamingSource[_Sums]):
             # the knock-on part per MOT: the estimate, or its 90% CL bound (a factor had no event)
             "knock_on_per_mot": k_level,
             "knock_on_upper_bound": k_bound,
-            "knock_on_poorly_measured": n_poor,
+            "knock_on_candidates": n_cand,
+            # cross-check of eps_MM x candidates: the muons whose hit the sample lost
+            "knock_on_poorly_measured": reduced.n_poor,
+            "knock_on_poorly_measured_expected": sp.micromegas_inefficiency * n_cand,
             "knock_on_rest_passes": n_rest,
             "knock_on_reference_muons": n_ref,
             "micromegas_factor": factor,
@@ -203,7 +227,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
             ext.syst_up,
             ext.syst_down,
             k_bound,
-            "Gauss+exp tail fit of MS2 curvature residuals to p<=80 GeV + knock-on (factorised) x MM ineff^n",
+            "Gauss+exp tail fit of MS2 curvature residuals to p<=80 GeV + knock-on (factorised) x MM ineff^(n+1)",
             inputs,
             fit,
         )

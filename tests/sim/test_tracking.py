@@ -85,3 +85,41 @@ def test_knock_on_mismeasurement_rate_matches_the_kink_integral():
         expected += n * inner * (1 - np.exp(-1.0))
     assert expected > 200
     assert abs(got - expected) < 4 * np.sqrt(expected) + 0.05 * expected, (got, expected)
+
+
+def _single_but_one(hits):
+    return np.all((hits == 1) | (hits == 2), axis=1) & ((hits == 2).sum(axis=1) <= 1)
+
+
+def test_would_be_momentum_of_knock_ons_predicts_the_lost_hit_count():
+    # p_rec_ko is the fit that takes the electron's hit whether or not the muon's was
+    # lost. Every knock-on event whose p_rec_ko is at most 80 GeV (and single-track once
+    # the muon's hit beside the electron's is gone) becomes a mismeasured muon with the
+    # probability eps that the muon's hit is lost, so eps x their number predicts the muon
+    # count the simulation actually mismeasures. 100x thicker stations and eps = 1/6
+    # (largest eps (1 - eps)^5) give ~270 expected; tolerance 4 Poisson sigma.
+    eps = 1 / 6
+    out = tracking.measure_p_out(
+        np.full(4_000_000, 160.0),
+        np.random.default_rng(3),
+        field_tm=1.4,
+        resolution_rel=RES,
+        station_x0=0.3,
+        inefficiency=eps,
+    )
+    kept = out["p_after"] > 80.0
+    ko = out["p_rec_ko"]
+    cand = kept & (ko > 0) & (ko <= 80.0) & _single_but_one(out["hits"])
+    single = np.all(out["hits"] == 1, axis=1)
+    direct = kept & (out["process"] == 5) & (out["p_rec"] <= 80.0) & single
+    expected = eps * np.count_nonzero(cand)
+    got = np.count_nonzero(direct)
+    assert expected > 200
+    print(f"lost-hit muons {got}, eps x candidates {expected:.1f}")
+    assert abs(got - expected) < 4 * np.sqrt(expected), (got, expected)
+    # the mismeasured muons are candidates whose fit already took the electron's hit
+    assert np.all(cand[direct])
+    assert np.array_equal(ko[direct], out["p_rec"][direct])
+    # no electron hit, no would-be momentum
+    assert np.all(ko[(out["process"] != 5) & single] == 0.0)
+    assert np.count_nonzero(ko) > 0
