@@ -375,3 +375,35 @@ def test_failed_alternative_shape_falls_back_to_a_range_variation(monkeypatch):
     assert alt.window[0] == pytest.approx(-0.15, abs=0.01)
     assert alt.window[1] == nominal.window[1]
     assert ext.alternative is not None and ext.alternative > 0
+
+
+def test_knock_on_candidates_and_their_weight(default_config):
+    # hand-made events: which knock-on events are candidates (the fit that takes the
+    # electron's hit gives <= 80 GeV, single-track once the muon's hit beside it is lost)
+    from bkg.ntuple import SCHEMAS
+    from bkg.selection import TRACKERS
+    from bkg.sources.momentum_mismatch import _knock_on, _Sums
+
+    ev = {k: np.zeros(7, dtype=b.dtype) for k, b in SCHEMAS["beam"].items()}
+    for name in TRACKERS:
+        ev[name][:] = 1
+    ev["p_in_rec"][:] = ev["p_out_rec"][:] = 160.0
+    ev["p_out_true"][:] = 150.0
+    ev["hits_mm5"][0], ev["p_out_rec_ko"][0] = 2, 60.0  # candidate, electron beside MM5's muon hit
+    ev["p_out_rec_ko"][1] = ev["p_out_rec"][1] = 70.0  # candidate, the muon's hit already lost
+    ev["hits_mm2"][2], ev["p_out_rec_ko"][2] = 2, 90.0  # above p_out_max
+    ev["hits_mm2"][3] = ev["hits_mm6"][3] = 2  # two stations with two hits
+    ev["p_out_rec_ko"][3] = 50.0
+    ev["hits_mm3"][4], ev["hits_mm1"][4], ev["p_out_rec_ko"][4] = 2, 0, 50.0  # a hit lost elsewhere
+    ev["p_out_true"][5], ev["hits_mm3"][5], ev["p_out_rec_ko"][5] = 70.0, 2, 40.0  # not kept
+    sums = _Sums(default_config, unbinned=False)
+    sums.add(ev)
+    assert sums.n_cand == 2
+    assert sums.cand_by_station.tolist() == [1, 0, 0, 0, 0, 1, 0]
+    # level = candidates / MOT x eps x P(rest): 2/10 x 3/4 x 0.02, Poisson errors of the counts
+    level, up, down, bound = _knock_on(2, 3, 4, n_mot=10, factor=0.02)
+    assert level == pytest.approx(0.2 * 0.75 * 0.02, rel=1e-12)
+    assert not bound and up > 0 and 0 < down <= level
+    # no candidate: a 90% CL bound, 2.30 / n_mot x ...
+    level0, _, _, bound0 = _knock_on(0, 3, 4, n_mot=10, factor=0.02)
+    assert bound0 and level0 == pytest.approx(2.3026 / 10 * 0.75 * 0.02, rel=1e-3)
