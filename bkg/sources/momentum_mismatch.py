@@ -137,18 +137,20 @@ class _Sums:
         # electron's hit, is at or below it, single-track once the muon's hit beside the
         # electron's is lost ...
         ko = ev["p_out_rec_ko"]
-        cand = kept & (ko > 0) & (ko <= sel.p_out_max_gev)
+        idx = np.flatnonzero((ko > 0) & (ko <= sel.p_out_max_gev))  # rare: work on those only
+        sub = {name: ev[name][idx] for name in ("p_out_rec", *TRACKERS)}
+        cand = kept[idx]
         if sel.single_track:
-            cand &= _single_track_but_one_hit(ev)
+            cand &= _single_track_but_one_hit(sub)
         self.n_cand += int(np.count_nonzero(cand))
-        double = np.stack([ev[name][cand] == 2 for name in TRACKERS], axis=1)
+        double = np.stack([sub[name][cand] == 2 for name in TRACKERS], axis=1)
         station = np.where(double.any(axis=1), np.argmax(double, axis=1) + 1, 0)
         self.cand_by_station += np.bincount(station, minlength=len(TRACKERS) + 1)
         # (the cross-check: those whose hit the simulation lost, about eps_MM of them)
-        rec_low = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev)
-        poor = kept & rec_low & (ev["process"] == 5)
+        low = np.flatnonzero((ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev))
+        poor = kept[low] & (ev["process"][low] == 5)
         if sel.single_track:
-            poor &= single_track(ev)
+            poor &= single_track({name: ev[name][low] for name in ("p_out_rec", *TRACKERS)})
         self.n_poor += int(np.count_nonzero(poor))
         # ... and whose counters and calorimeters pass: everything but cut (ii)
         rest = cut_flow(ev, cfg)["i"] & no_vhcal_deposit(ev, cfg) & hcal_one_mip(ev, cfg)
