@@ -400,6 +400,7 @@ def test_knock_on_candidates_and_their_weight(default_config):
     sums.add(ev)
     assert sums.n_cand == 2
     assert sums.cand_by_station.tolist() == [1, 0, 0, 0, 0, 1, 0]
+    assert sums.n_poor == 1  # the cross-check: mismeasured with an electron hit present
     # level = candidates / MOT x eps x P(rest): 2/10 x 3/4 x 0.02, Poisson errors of the counts
     level, up, down, bound = _knock_on(2, 3, 4, n_mot=10, factor=0.02)
     assert level == pytest.approx(0.2 * 0.75 * 0.02, rel=1e-12)
