@@ -188,8 +188,7 @@ def measure_p_out(
     smear = 1.0 + resolution_rel * rng.standard_normal(n)
     p_rec = 1.0 / np.maximum(inv * smear, 1e-4)
     p_rec[~has] = 0.0
-    p_rec_ko = np.zeros(n)
-    ko_ev, ko_extra = ko_ev[has[ko_ev]], ko_extra[has[ko_ev]]
+    p_rec_ko = np.zeros(n)  # knock-ons come only from muons (the thinning above)
     p_rec_ko[ko_ev] = 1.0 / np.maximum((inv[ko_ev] + ko_extra) * smear[ko_ev], 1e-4)
     if extra_tracks is None:
         hits *= has

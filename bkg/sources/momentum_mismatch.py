@@ -100,6 +100,11 @@ def _single_track_but_one_hit(ev: Mapping[str, np.ndarray]) -> np.ndarray:
     return ok & (doubles <= 1)
 
 
+def _tracker_rows(ev: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The branches the track-multiplicity masks read, at the events ``idx``."""
+    return {name: ev[name][idx] for name in ("p_out_rec", *TRACKERS)}
+
+
 class _Sums:
     """The residual histogram and the knock-on counts, summed over the chunks."""
 
@@ -138,7 +143,7 @@ class _Sums:
         # electron's is lost ...
         ko = ev["p_out_rec_ko"]
         idx = np.flatnonzero((ko > 0) & (ko <= sel.p_out_max_gev))  # rare: work on those only
-        sub = {name: ev[name][idx] for name in ("p_out_rec", *TRACKERS)}
+        sub = _tracker_rows(ev, idx)
         cand = kept[idx]
         if sel.single_track:
             cand &= _single_track_but_one_hit(sub)
@@ -151,7 +156,7 @@ class _Sums:
         low = np.flatnonzero((ev["p_out_rec"] > 0) & (ev["p_out_rec"] <= sel.p_out_max_gev))
         poor = kept[low] & (ko[low] > 0)
         if sel.single_track:
-            poor &= single_track({name: ev[name][low] for name in ("p_out_rec", *TRACKERS)})
+            poor &= single_track(_tracker_rows(ev, low))
         self.n_poor += int(np.count_nonzero(poor))
         # ... and whose counters and calorimeters pass: everything but cut (ii)
         rest = cut_flow(ev, cfg)["i"] & no_vhcal_deposit(ev, cfg) & hcal_one_mip(ev, cfg)
