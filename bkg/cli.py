@@ -407,6 +407,50 @@ def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
     raise SystemExit(0 if ok else 1)
 
 
+@cli.command("trigger-scan")
+@CONFIG_OPTION
+@click.option(
+    "--geometry",
+    "geometries",
+    multiple=True,
+    help="S4 as OFFSET,WIDTH[,HEIGHT[,Z]] (cm, cm, cm, m); repeatable "
+    "(default: the rows behind the default geometry).",
+)
+@click.option(
+    "--n-beam", type=float, default=2e6, show_default=True, help="Beam muons per geometry."
+)
+@click.option(
+    "--n-signal", type=float, default=3e4, show_default=True, help="Signal events per mass."
+)
+@click.option(
+    "--n-hadrons", type=float, default=4.5e6, show_default=True, help="Hadrons per geometry."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of s4_scan.{md,csv,json} (default: reports/<name>-s4-scan).",
+)
+def trigger_scan_cmd(
+    config_path: Path | None, geometries: tuple[str, ...], n_beam: float, n_signal: float,
+    n_hadrons: float, out_dir: Path | None,
+) -> None:  # fmt: skip
+    """Trigger rate, signal trigger efficiency and hadron-decay level per S4 geometry."""
+    from bkg import trigger_scan as ts
+
+    cfg = _load(config_path)
+    geos = [ts.parse_geometry(g) for g in geometries] or list(ts.DEFAULT_GEOMETRIES)
+    rows = ts.scan_s4(
+        cfg, geos, n_beam=int(n_beam), n_signal=int(n_signal), n_hadrons=int(n_hadrons),
+        progress=lambda label: log.info("S4 %s", label),
+    )  # fmt: skip
+    folder = out_dir or Path("reports") / f"{cfg.name}-s4-scan"
+    ts.write_scan(rows, cfg, folder)
+    click.echo(ts.markdown(rows, cfg, cfg.samples.signal_masses_gev), nl=False)
+    click.echo(f"written: {folder}/s4_scan.{{md,csv,json}}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``bkg`` command."""
     args = sys.argv[1:] if argv is None else argv
