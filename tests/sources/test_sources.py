@@ -408,3 +408,18 @@ def test_knock_on_candidates_and_their_weight(default_config):
     # no candidate: a 90% CL bound, 2.30 / n_mot x ...
     level0, _, _, bound0 = _knock_on(0, 3, 4, n_mot=10, factor=0.02)
     assert bound0 and level0 == pytest.approx(2.3026 / 10 * 0.75 * 0.02, rel=1e-3)
+
+
+def test_knock_on_two_station_alternative():
+    # the alternative electron path: stations 2 and 5 (1-based) have a successor on their
+    # side of the magnet (3 and 6), so their candidates need one more eps; 3 and 6 do not
+    # (magnet, end), nor do events whose muon hit was already lost (index 0).
+    from bkg.sources.momentum_mismatch import two_station_fraction
+
+    by_station = [3, 0, 24, 22, 0, 21, 15]  # the default sample's counts
+    expected = (3 + 22 + 15 + 0.02 * (24 + 21)) / 85
+    assert two_station_fraction(by_station, 0.02) == pytest.approx(expected, rel=1e-12)
+    assert two_station_fraction(by_station, 1.0) == pytest.approx(1.0)
+    assert two_station_fraction([0] * 7, 0.02) == 1.0
+    # with four stations the magnet sits between 2 and 3: only 1 and 3 have a successor
+    assert two_station_fraction([0, 1, 1, 1, 1], 0.5) == pytest.approx((0.5 + 1 + 0.5 + 1) / 4)
