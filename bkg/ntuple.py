@@ -87,7 +87,9 @@ RESPONSE: dict[str, Branch] = {
     "s1": _b("bool", "1", "beam counter S1 fired"),
     "s_mu": _b("bool", "1", "muon counter S_mu at the end of the setup fired"),
     "s4": _b("bool", "1", "off-axis counter S4 in front of the HCAL fired (deflected muon)"),
-    "v1": _b("bool", "1", "veto V1 before the HCAL fired"),
+    "v1": _b(
+        "bool", "1", "veto V1 in front of the HCAL fired (undeflected muon or charged secondary)"
+    ),
     "vm": _b("bool", "1", "veto Vm1,2 inside MS2 fired"),
     "process": _b(
         "int8",

@@ -113,7 +113,7 @@ class Counters:
     s4_offset_cm: float
     s4_size_cm: tuple[float, float]
     s4_z_from_ms2_m: float
-    v1_hole_cm: float
+    v1_size_cm: tuple[float, float]
     vm_threshold_gev: float
 
 
@@ -472,7 +472,7 @@ def _build(raw: Mapping[str, Any]) -> Config:
                 s4_offset_cm=ct["s4"]["offset_cm"],
                 s4_size_cm=_pair(ct["s4"]["size_cm"]),
                 s4_z_from_ms2_m=ct["s4"]["z_from_ms2_m"],
-                v1_hole_cm=ct["v1"]["hole_cm"],
+                v1_size_cm=_pair(ct["v1"]["size_cm"]),
                 vm_threshold_gev=ct["vm"]["threshold_gev"],
             ),
         ),

@@ -1,4 +1,4 @@
-"""The detector chain shared by every sample: ECAL -> V1 -> MS2 -> S4 -> VHCAL/HCAL -> S_mu.
+"""The detector chain shared by every sample: ECAL -> VHCAL -> MS2 -> S4, V1 -> HCAL -> S_mu.
 
 Every sample generator produces the particle entering the ECAL (and, for
 signal and dimuons, what happens inside it); :func:`respond` turns that into
@@ -163,19 +163,19 @@ def respond(
     ty32 = np.asarray(ty_out, dtype=np.float32)
     s0 = counters.beam_counters(x32, y32, radius_cm=ct.s0_radius_cm)
     s1 = counters.beam_counters(x32, y32, radius_cm=ct.s1_radius_cm)
-    # V1: the muon outside its hole, or charged secondaries of a hadronic leak. EM leakage
-    # out of the ECAL back (photons and soft e+-, the e+- swept out by MS2's 0.42 GeV rad
-    # before V1 in front of the HCAL) does not fire it; a hadronic leak gives charged
-    # hadrons, about one per 2 GeV leaked (the same law as Vm below).
-    v1 = has_mu & (x32 * x32 + y32 * y32 >= np.float32(ct.v1_hole_cm**2))
-    k_had = np.flatnonzero(e_leak_had > 0.0)
-    if k_had.size:
-        v1[k_had] |= rng.random(k_had.size) < 1 - np.exp(-e_leak_had[k_had] / 2.0)
     p32 = p_mu.astype(np.float32)
     xs4, ys4 = counters.downstream_position(
         x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m, field_tm=sp.ms2.field_tm
     )
     s4 = has_mu & counters.s4_hit(xs4, ys4, offset_cm=ct.s4_offset_cm, size_cm=ct.s4_size_cm)
+    # V1, in S4's plane in front of the HCAL: the undeflected muon, or charged secondaries
+    # of a hadronic leak. EM leakage out of the ECAL back (photons and soft e+-, the e+-
+    # swept out by MS2's 0.42 GeV rad) does not fire it; a hadronic leak gives charged
+    # hadrons, about one per 2 GeV leaked (the same law as Vm below).
+    v1 = has_mu & counters.v1_hit(xs4, ys4, s4_offset_cm=ct.s4_offset_cm, size_cm=ct.v1_size_cm)
+    k_had = np.flatnonzero(e_leak_had > 0.0)
+    if k_had.size:
+        v1[k_had] |= rng.random(k_had.size) < 1 - np.exp(-e_leak_had[k_had] / 2.0)
     centre = ct.s4_offset_cm + ct.s4_size_cm[0] / 2
     xmu, ymu = counters.downstream_position(
         x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m + 3.0, field_tm=sp.ms2.field_tm
@@ -192,6 +192,19 @@ def respond(
     e_h1[h1] = calorimeters.muon_mip(h1.size, rng, mean_gev=per_module)
     h2 = h1[p_mu[h1] > 1.5]
     e_h2[h2] = calorimeters.muon_mip(h2.size, rng, mean_gev=per_module)
+    # knock-on electrons of the stations behind the magnet fly on (about S4's distance;
+    # the stations sit near the magnet's exit) and fire S4 or V1 where they land; inside
+    # the HCAL they shower in its first module
+    el = trk["electrons"]
+    if el["event"].size:
+        i = el["event"]
+        arm = np.float32(100.0 * ct.s4_z_from_ms2_m)
+        xe = xs4[i] + arm * el["tx"].astype(np.float32)
+        ye = ys4[i] + arm * el["ty"].astype(np.float32)
+        s4[i[counters.s4_hit(xe, ye, offset_cm=ct.s4_offset_cm, size_cm=ct.s4_size_cm)]] = True
+        v1[i[counters.v1_hit(xe, ye, s4_offset_cm=ct.s4_offset_cm, size_cm=ct.v1_size_cm)]] = True
+        inside = counters.s_mu_hit(xe, ye, centre_x_cm=centre, size_cm=det.hcal.size_cm)
+        np.add.at(e_h1, i[inside], el["t_gev"][inside].astype(np.float32))
     # the muon crosses the VHCAL outside its hole when it leaves the spot (halo)
     e_vh = calorimeters.vhcal_response(
         x32 + 100 * tx32,

@@ -12,8 +12,10 @@ core dp/p = ``resolution_rel``. Tails:
   T_max. The electron starts on the muon's track, so in its own station the two
   make one cluster; it leaves a second hit in the next station on the same side
   of the magnet (the field sweeps a T << p electron out of the acceptance),
-  displaced by its angle theta_e (:func:`knock_on_angle`). When the muon's hit
-  in that station j is lost (the Micromegas inefficiency), the station still
+  displaced by its angle theta_e (:func:`knock_on_angle`). An electron from a
+  station behind the magnet flies on to the counters and the HCAL (returned in
+  ``electrons``: :mod:`bkg.sim.detector` lets it fire S4 or V1 and shower in the
+  HCAL). When the muon's hit in that station j is lost (the Micromegas inefficiency), the station still
   shows one hit and the fit takes the electron's, which acts as a kink
   theta_e cos(phi) at station j: 1/p_rec = 1/p + w_j theta_e cos(phi) / (0.3 B L)
   (the paper's "more than one hit in the second tracker" with a poorly
@@ -29,6 +31,8 @@ knock-on electron coming from the station before and per extra charged track.
 """
 
 from __future__ import annotations
+
+from typing import Any, cast
 
 import numpy as np
 
@@ -90,7 +94,7 @@ def measure_p_out(
     inefficiency: float,
     n_stations: int = 6,
     extra_tracks: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
+) -> dict[str, Any]:
     """MS2 reconstruction of the outgoing muon.
 
     The momentum chain (1/p, the Gaussian core and the tails) is float64: the relative
@@ -112,7 +116,10 @@ def measure_p_out(
         hit), ``hits`` (uint8, (n, n_stations);
         a view of a station-major array, so ``hits[:, j]`` is contiguous),
         ``p_after`` (true momentum after knock-on losses), ``process`` (int8: 5 knock-on,
-        6 large-angle scattering, 0 none) and ``e_transfer`` (GeV).
+        6 large-angle scattering, 0 none), ``e_transfer`` (GeV) and ``electrons``: the
+        knock-on electrons of the stations behind the magnet, which fly on toward S4,
+        V1 and the HCAL (dict of ``event`` index, slopes ``tx``, ``ty`` relative to the
+        muon's, rad, and kinetic energy ``t_gev``).
     """
     p_true = np.asarray(p_true, dtype=np.float64)
     n = p_true.size
@@ -159,6 +166,10 @@ def measure_p_out(
         ev, st, tm = ev[keep], st[keep], tm[keep]
     p_after = p_true.copy()
     ko_ev, ko_extra = np.zeros(0, dtype=np.intp), np.zeros(0)
+    electrons = {
+        "event": np.zeros(0, dtype=np.intp),
+        **{k: np.zeros(0) for k in ("tx", "ty", "t_gev")},
+    }
     if ev.size:
         u = rng.random(ev.size)
         t = 1.0 / (1 / T_KNOCK_MIN_GEV - u * (1 / T_KNOCK_MIN_GEV - 1 / tm))
@@ -172,7 +183,9 @@ def measure_p_out(
         e_ev, e_st, e_t = ev[nxt], st[nxt] + 1, t[nxt]
         lost = hits[e_st, e_ev] == 0
         hits[e_st, e_ev] += 1
-        kink = knock_on_angle(p[e_ev], e_t) * np.cos(2 * np.pi * rng.random(e_ev.size))
+        phi = np.empty(ev.size)
+        phi[nxt] = 2 * np.pi * rng.random(e_ev.size)
+        kink = knock_on_angle(p[e_ev], e_t) * np.cos(phi[nxt])
         term = LEVER[e_st % LEVER.size] * kink / kappa
         np.add.at(inv, e_ev, np.where(lost, term, 0.0))
         # the fit that takes every electron hit, whether the muon's beside it was lost or not
@@ -182,6 +195,22 @@ def measure_p_out(
         big = t > e_transfer[ev]
         process[ev[big]] = 5
         e_transfer[ev[big]] = t[big]
+        # electrons from the stations behind the magnet fly straight on toward S4, V1
+        # and the HCAL; those from the last station drew no azimuth above, and take one
+        # from a child of the generator's seed, so that the draws above are unchanged
+        after = st >= n_stations // 2
+        own = after & ~nxt
+        if own.any():
+            seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
+            child = np.random.default_rng(seq.spawn(1)[0])
+            phi[own] = 2 * np.pi * child.random(int(own.sum()))
+        th_e = knock_on_angle(p[ev[after]], t[after])
+        electrons = {
+            "event": ev[after],
+            "tx": th_e * np.cos(phi[after]),
+            "ty": th_e * np.sin(phi[after]),
+            "t_gev": t[after],
+        }
     if extra_tracks is not None:
         extra = np.minimum(extra_tracks, 250).astype(np.uint8)
         hits += extra
@@ -201,4 +230,5 @@ def measure_p_out(
         "p_after": np.maximum(p_after, 0.0),
         "process": process,
         "e_transfer": e_transfer,
+        "electrons": electrons,
     }

@@ -126,7 +126,7 @@ def _single_track_but_one_hit(ev: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def _tracker_rows(ev: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     """The branches the track-multiplicity masks read, at the events ``idx``."""
-    return {name: ev[name][idx] for name in ("p_out_rec", *TRACKERS)}
+    return {name: ev[name][idx] for name in ("p_out_rec", "s0", "s1", "s4", "v1", *TRACKERS)}
 
 
 class _Sums:
@@ -141,6 +141,7 @@ class _Sums:
         self.n_mot = 0
         self.n_muon = 0
         self.n_cand = self.n_poor = self.n_rest = self.n_ref = 0
+        self.n_cand_s4 = self.n_cand_s4_no_v1 = 0
         # candidates by the station that holds the two hits (0: the muon's is already lost)
         self.cand_by_station = np.zeros(len(TRACKERS) + 1, dtype=np.int64)
         self.values: list[np.ndarray] = []
@@ -172,6 +173,11 @@ class _Sums:
         if sel.single_track:
             cand &= _single_track_but_one_hit(sub)
         self.n_cand += int(np.count_nonzero(cand))
+        # beam-core candidates (S0, S1) whose S4 fired: the electron flying on from a
+        # station behind the magnet, while the undeflected muon fires V1
+        on_s4 = cand & sub["s0"] & sub["s1"] & sub["s4"]
+        self.n_cand_s4 += int(np.count_nonzero(on_s4))
+        self.n_cand_s4_no_v1 += int(np.count_nonzero(on_s4 & ~sub["v1"]))
         double = np.stack([sub[name][cand] == 2 for name in TRACKERS], axis=1)
         station = np.where(double.any(axis=1), np.argmax(double, axis=1) + 1, 0)
         self.cand_by_station += np.bincount(station, minlength=len(TRACKERS) + 1)
@@ -253,6 +259,9 @@ class MomentumMismatch(StreamingSource[_Sums]):
             # by the station with the electron's and the muon's hit (index 0: muon's lost);
             # the paper's scenario is the second station behind the magnet (index 5)
             "knock_on_candidates_by_station": reduced.cand_by_station.tolist(),
+            # ... of which, S0 and S1 passed, S4 fired (the electron), and of those V1 did not
+            "knock_on_candidates_s4": reduced.n_cand_s4,
+            "knock_on_candidates_s4_without_v1": reduced.n_cand_s4_no_v1,
             # cross-check of eps_MM x candidates: the muons whose hit the sample lost
             "knock_on_poorly_measured": reduced.n_poor,
             "knock_on_poorly_measured_expected": sp.micromegas_inefficiency * n_cand,

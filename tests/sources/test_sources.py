@@ -396,9 +396,14 @@ def test_knock_on_candidates_and_their_weight(default_config):
     ev["p_out_rec_ko"][3] = 50.0
     ev["hits_mm3"][4], ev["hits_mm1"][4], ev["p_out_rec_ko"][4] = 2, 0, 50.0  # a hit lost elsewhere
     ev["p_out_true"][5], ev["hits_mm3"][5], ev["p_out_rec_ko"][5] = 70.0, 2, 40.0  # not kept
+    ev["s0"][:] = ev["s1"][:] = True
+    ev["s4"][0] = ev["v1"][0] = True  # the electron fired S4, the undeflected muon V1
+    ev["s4"][3] = True  # not a candidate
+    ev["s4"][1], ev["s0"][1] = True, False  # a halo muon: outside the beam counters
     sums = _Sums(default_config, unbinned=False)
     sums.add(ev)
     assert sums.n_cand == 2
+    assert (sums.n_cand_s4, sums.n_cand_s4_no_v1) == (1, 0)
     assert sums.cand_by_station.tolist() == [1, 0, 0, 0, 0, 1, 0]
     assert sums.n_poor == 1  # the cross-check: mismeasured with an electron hit present
     # level = candidates / MOT x eps x P(rest): 2/10 x 3/4 x 0.02, Poisson errors of the counts
