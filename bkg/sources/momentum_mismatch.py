@@ -114,6 +114,16 @@ def two_station_fraction(by_station: Sequence[int], inefficiency: float) -> floa
     return sum(w * k for w, k in zip(weight, by_station, strict=True)) / total
 
 
+def _rest_at_candidate_momenta(sums: _Sums) -> float | None:
+    """P(rest | p_out_true) per bin, averaged with the candidates' p_out_true distribution."""
+    if sums.p_cand.sum() == 0:
+        return None
+    p_rest = np.divide(
+        sums.p_rest, sums.p_kept, out=np.zeros_like(sums.p_rest), where=sums.p_kept > 0
+    )
+    return float((p_rest * sums.p_cand).sum() / sums.p_cand.sum())
+
+
 def _single_track_but_one_hit(ev: Mapping[str, np.ndarray]) -> np.ndarray:
     """One hit in every MS2 station but at most one, which has two (muon and electron)."""
     ok = np.ones(len(ev["p_out_rec"]), dtype=bool)
@@ -142,6 +152,10 @@ class _Sums:
         self.n_muon = 0
         self.n_cand = self.n_poor = self.n_rest = self.n_ref = 0
         self.n_cand_s4 = self.n_cand_s4_no_v1 = 0
+        # kept muons, those passing the rest and the candidates by p_out_true: a check
+        # that P(rest) does not depend on the muon's momentum the way the candidates do
+        self.p_edges = np.append(np.arange(cfg.selection.p_out_max_gev, 200.0, 10.0), np.inf)
+        self.p_kept, self.p_rest, self.p_cand = (np.zeros(self.p_edges.size - 1) for _ in range(3))
         # candidates by the station that holds the two hits (0: the muon's is already lost)
         self.cand_by_station = np.zeros(len(TRACKERS) + 1, dtype=np.int64)
         self.values: list[np.ndarray] = []
@@ -173,6 +187,7 @@ class _Sums:
         if sel.single_track:
             cand &= _single_track_but_one_hit(sub)
         self.n_cand += int(np.count_nonzero(cand))
+        self.p_cand += np.histogram(ev["p_out_true"][idx[cand]], self.p_edges)[0]
         # beam-core candidates (S0, S1) whose S4 fired: the electron flying on from a
         # station behind the magnet, while the undeflected muon fires V1
         on_s4 = cand & sub["s0"] & sub["s1"] & sub["s4"]
@@ -193,6 +208,8 @@ class _Sums:
         rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
         self.n_ref += int(kept.sum())
         self.n_rest += int(np.count_nonzero(kept & rest))
+        self.p_kept += np.histogram(ev["p_out_true"][kept], self.p_edges)[0]
+        self.p_rest += np.histogram(ev["p_out_true"][kept & rest], self.p_edges)[0]
 
 
 @register
@@ -266,6 +283,9 @@ class MomentumMismatch(StreamingSource[_Sums]):
             "knock_on_poorly_measured": reduced.n_poor,
             "knock_on_poorly_measured_expected": sp.micromegas_inefficiency * n_cand,
             "knock_on_rest_passes": n_rest,
+            # P(rest) in bins of p_out_true, averaged over the candidates' momenta: equal to
+            # n_rest / n_ref when the factorisation holds
+            "knock_on_rest_at_candidate_momenta": _rest_at_candidate_momenta(reduced),
             "knock_on_reference_muons": n_ref,
             # model systematic: the level if the electron also crossed the next station
             "knock_on_two_stations_per_mot": k_alt,

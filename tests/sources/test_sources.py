@@ -404,6 +404,13 @@ def test_knock_on_candidates_and_their_weight(default_config):
     sums.add(ev)
     assert sums.n_cand == 2
     assert (sums.n_cand_s4, sums.n_cand_s4_no_v1) == (1, 0)
+    # P(rest) at the candidates' momenta: bins of 10 GeV from 80 GeV, hand-filled
+    from bkg.sources.momentum_mismatch import _rest_at_candidate_momenta
+
+    assert sums.p_cand.sum() == 2  # both candidates at p_out_true = 150 GeV
+    sums.p_kept[:], sums.p_rest[:], sums.p_cand[:] = 10.0, 0.0, 0.0
+    sums.p_rest[0], sums.p_rest[7], sums.p_cand[0], sums.p_cand[7] = 1.0, 4.0, 3.0, 1.0
+    assert _rest_at_candidate_momenta(sums) == pytest.approx((0.1 * 3 + 0.4 * 1) / 4)
     assert sums.cand_by_station.tolist() == [1, 0, 0, 0, 0, 1, 0]
     assert sums.n_poor == 1  # the cross-check: mismeasured with an electron hit present
     # level = candidates / MOT x eps x P(rest): 2/10 x 3/4 x 0.02, Poisson errors of the counts
