@@ -52,6 +52,18 @@ FITS_OPTION = click.option(
 )
 
 
+def _out_dir_option(help_text: str, default: Path | None = None) -> Any:
+    """The ``--out`` folder option of a stage that writes into one folder."""
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
 def _load(config_path: Path | None, **overrides: Any) -> Any:
     from bkg.config import load_config
 
@@ -168,13 +180,7 @@ SCHEDULER_OPTION = click.option(
     multiple=True,
     help="Only this sample (repeatable): beam, hadrons, leading_hadrons, dimuons, signal.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the ROOT files go (default: the config's samples.folder).",
-)
+@_out_dir_option("Where the ROOT files go (default: the config's samples.folder).")
 @WORKERS_OPTION
 @SCHEDULER_OPTION
 @click.pass_context
@@ -224,14 +230,7 @@ def samples_check(files: tuple[Path, ...], sample: str | None) -> None:
 @cli.command("fit")
 @CONFIG_OPTION
 @SAMPLES_OPTION
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("fits"),
-    show_default=True,
-    help="Where fits/<source>.json and the fit figures go.",
-)
+@_out_dir_option("Where fits/<source>.json and the fit figures go.", Path("fits"))
 @click.option("--only", multiple=True, help="Only this source (repeatable).")
 @click.option("--unbinned", is_flag=True, help="Unbinned fits instead of the default binned ones.")
 def fit_cmd(
@@ -425,13 +424,7 @@ def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
 @click.option(
     "--n-hadrons", type=float, default=4.5e6, show_default=True, help="Hadrons per geometry."
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder of s4_scan.{md,csv,json} (default: reports/<name>-s4-scan).",
-)
+@_out_dir_option("Folder of s4_scan.{md,csv,json} (default: reports/<name>-s4-scan).")
 def trigger_scan_cmd(
     config_path: Path | None, geometries: tuple[str, ...], n_beam: float, n_signal: float,
     n_hadrons: float, out_dir: Path | None,

@@ -28,14 +28,14 @@ def test_knock_on_angle_from_momentum_conservation():
     assert got[-1] < 1e-6  # the largest transfer goes forward
 
 
-def _measure(n, inefficiency, seed):
-    # 10x thicker stations than the default for 10x the knock-ons
+def _measure(n, inefficiency, seed, station_x0=0.03):
+    # stations thicker than the default (0.003 X0) for more knock-ons: 10x by default
     return tracking.measure_p_out(
         np.full(n, 160.0),
         np.random.default_rng(seed),
         field_tm=1.4,
         resolution_rel=RES,
-        station_x0=0.03,
+        station_x0=station_x0,
         inefficiency=inefficiency,
     )
 
@@ -99,14 +99,7 @@ def test_would_be_momentum_of_knock_ons_predicts_the_lost_hit_count():
     # count the simulation actually mismeasures. 100x thicker stations and eps = 1/6
     # (largest eps (1 - eps)^5) give ~270 expected; tolerance 4 Poisson sigma.
     eps = 1 / 6
-    out = tracking.measure_p_out(
-        np.full(4_000_000, 160.0),
-        np.random.default_rng(3),
-        field_tm=1.4,
-        resolution_rel=RES,
-        station_x0=0.3,
-        inefficiency=eps,
-    )
+    out = _measure(4_000_000, eps, 3, station_x0=0.3)
     kept = out["p_after"] > 80.0
     ko = out["p_rec_ko"]
     cand = kept & (ko > 0) & (ko <= 80.0) & _single_but_one(out["hits"])
@@ -155,14 +148,7 @@ def test_knock_on_electrons_behind_the_magnet_reach_s4_and_v1_vetoes_the_muon():
     assert np.all(ev["e_hcal1"][by_electron] >= tracking.T_KNOCK_MIN_GEV)
     # only the stations behind the magnet (3 of 6) send electrons on: about half the
     # muons with a knock-on have one (4 Poisson sigma)
-    out = tracking.measure_p_out(
-        np.full(400_000, 160.0),
-        np.random.default_rng(8),
-        field_tm=1.4,
-        resolution_rel=RES,
-        station_x0=0.3,
-        inefficiency=0.02,
-    )
+    out = _measure(400_000, 0.02, 8, station_x0=0.3)
     n_ko = np.count_nonzero(out["p_after"] < 160.0)
     n_el = np.unique(out["electrons"]["event"]).size
     assert n_ko > 1000
