@@ -8,9 +8,10 @@ default rows or for the user's, so the choice (README, "S4 position") can be che
 and revisited with one command.
 
 For each geometry it generates, with the samples' own generators and seeds, beam
-muons (the trigger rate), signal events per Z' mass (the trigger efficiency, the
-quantity of the paper's Fig. 2) and hadrons (the hadron in-flight decay level after
-all cuts, which S4's momentum window also sets). S4 draws no random number, so every
+muons (the trigger rate, and the knock-on part of the momentum mismatch, which
+grows with the beam muons the trigger keeps), signal events per Z' mass (the
+trigger efficiency, the quantity of the paper's Fig. 2) and hadrons (the hadron
+in-flight decay level after all cuts, which S4's momentum window also sets). S4 draws no random number, so every
 row sees the same events: the differences between rows are the geometry's, not
 statistical fluctuations, and with the sample sizes of the config the row of the
 config's own geometry repeats the production samples event by event.
@@ -125,6 +126,10 @@ class ScanRow:
         signal_passing, signal_events: per mass, signal events passing the trigger, generated.
         hadron_level: hadron in-flight decay per MOT after all cuts and the box.
         hadron_passing: hadrons (all species) passing all cuts and the box.
+        knock_on_level: knock-on part of the momentum mismatch per MOT (its estimator in
+            :mod:`bkg.sources.momentum_mismatch`): the candidates do not depend on S4,
+            the fraction of beam muons whose counters and calorimeters pass does.
+        knock_on_candidates: its candidates among the beam muons.
     """
 
     geometry: S4Geometry
@@ -134,6 +139,8 @@ class ScanRow:
     signal_events: int
     hadron_level: float
     hadron_passing: int
+    knock_on_level: float
+    knock_on_candidates: int
 
     @property
     def trigger_rate(self) -> float:
@@ -186,6 +193,7 @@ def scan_s4(
     from bkg.selection import passes_trigger
     from bkg.sim.run import _tasks, generate_chunk
     from bkg.sources.hadron_decay import SPECIES, species_norm, tally_species
+    from bkg.sources.momentum_mismatch import _knock_on, _Sums
 
     if min(n_beam, n_signal, n_hadrons) <= 0:
         raise ConfigError("--n-beam, --n-signal and --n-hadrons must be > 0", source="trigger-scan")
@@ -197,8 +205,16 @@ def scan_s4(
         if progress is not None:
             progress(geo.label)
         triggers = 0
+        sums = _Sums(c, unbinned=False)
         for key, n, _ in _tasks(c, "beam", n_beam):
-            triggers += int(passes_trigger(generate_chunk(c, "beam", key, n), c).sum())
+            ev = generate_chunk(c, "beam", key, n)
+            triggers += int(passes_trigger(ev, c).sum())
+            sums.add(ev)
+        sp = c.detector.spectrometers
+        knock_on = _knock_on(
+            sums.n_cand, sums.n_rest, sums.n_ref, n_mot=n_beam,
+            factor=sp.micromegas_inefficiency ** (1 + sp.extra_trackers),
+        )[0]  # fmt: skip
         passing = [0] * len(masses)
         for key, n, mass in _tasks(c, "signal", n_beam):
             ev = generate_chunk(c, "signal", key, n, mass)
@@ -208,9 +224,8 @@ def scan_s4(
         for key, n, _ in _tasks(c, "hadrons", n_beam):
             tally_species(generate_chunk(c, "hadrons", key, n), c, seen, passed)
         level = sum(species_norm(c, p) * passed[p] / seen[p] for p in SPECIES if seen[p])
-        rows.append(
-            ScanRow(geo, triggers, n_beam, tuple(passing), n_signal, level, sum(passed.values()))
-        )
+        row = (triggers, n_beam, tuple(passing), n_signal, level, sum(passed.values()))
+        rows.append(ScanRow(geo, *row, knock_on, sums.n_cand))
     return rows
 
 
@@ -234,6 +249,8 @@ def _record(rows: Sequence[ScanRow], cfg: Config, masses: Sequence[float]) -> di
                 "trigger_efficiency": r.efficiency.tolist(),
                 "hadron_decay_per_mot": r.hadron_level,
                 "hadrons_passing": r.hadron_passing,
+                "knock_on_per_mot": r.knock_on_level,
+                "knock_on_candidates": r.knock_on_candidates,
                 "meets": r.meets_targets(),
             }
             for r in rows
@@ -247,8 +264,9 @@ def markdown(rows: Sequence[ScanRow], cfg: Config, masses: Sequence[float]) -> s
     head = " … ".join(f"{m * 1e3:g}" for m in (masses[0], masses[-1]))
     lines = [
         "| S4 offset x width (h), z | p window (GeV) | beam rate "
-        f"| trigger eff. {head} MeV | hadron decay per MOT | targets met |",
-        "|---|---|---|---|---|---|",
+        f"| trigger eff. {head} MeV | hadron decay per MOT | knock-on mismatch per MOT "
+        "| targets met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lo, hi = r.geometry.momentum_window_gev(field)
@@ -256,13 +274,15 @@ def markdown(rows: Sequence[ScanRow], cfg: Config, masses: Sequence[float]) -> s
         lines.append(
             f"| {r.geometry.label} | {lo:.0f}-{hi:.0f} | {r.trigger_rate:.2g} "
             f"| {', '.join(f'{e:.3f}' for e in r.efficiency)} | {r.hadron_level:.2g} "
+            f"| {r.knock_on_level:.2g} "
             f"| {', '.join(met) or 'none'} |"
         )
     n = rows[0] if rows else None
     if n is not None:
         lines.append("")
         lines.append(
-            f"{n.beam_events:.3g} beam muons, {n.signal_events:.3g} signal events per mass, "
+            f"{n.beam_events:.3g} beam muons ({n.knock_on_candidates} knock-on candidates, "
+            f"the same for every row), {n.signal_events:.3g} signal events per mass, "
             f"seed {cfg.seed}. Targets (paper Sec. II, V): rate <= {RATE_TARGET:g}, "
             f"efficiency in {EFFICIENCY_TARGET[0]:g}-{EFFICIENCY_TARGET[1]:g}, rising with the mass."
         )
@@ -277,7 +297,8 @@ def write_scan(
 
     masses = tuple(cfg.samples.signal_masses_gev if masses_gev is None else masses_gev)
     record = _record(rows, cfg, masses)
-    cols = ["offset_cm", "width_cm", "height_cm", "z_m", "trigger_rate", "hadron_decay_per_mot"]
+    cols = ["offset_cm", "width_cm", "height_cm", "z_m", "trigger_rate", "hadron_decay_per_mot",
+            "knock_on_per_mot"]  # fmt: skip
     csv = [",".join(cols + [f"eff_{m * 1e3:g}_mev" for m in masses])]
     for row in record["rows"]:
         csv.append(
