@@ -416,7 +416,7 @@ def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
     "(default: the rows behind the default geometry).",
 )
 @click.option(
-    "--n-beam", type=float, default=2e6, show_default=True, help="Beam muons per geometry."
+    "--n-beam", type=float, default=1e7, show_default=True, help="Beam muons per geometry."
 )
 @click.option(
     "--n-signal", type=float, default=3e4, show_default=True, help="Signal events per mass."

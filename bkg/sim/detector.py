@@ -185,13 +185,12 @@ def respond(
     )
     in_hcal = has_mu & counters.s_mu_hit(xs4, ys4, centre_x_cm=centre, size_cm=det.hcal.size_cm)
     per_module = det.hcal.mip_gev / det.hcal.modules
-    # a MIP in each module the muon crosses (the second one only above 1.5 GeV)
-    e_h1 = np.zeros(n, dtype=np.float32)
-    e_h2 = np.zeros(n, dtype=np.float32)
-    h1 = np.flatnonzero(in_hcal)
-    e_h1[h1] = calorimeters.muon_mip(h1.size, rng, mean_gev=per_module)
-    h2 = h1[p_mu[h1] > 1.5]
-    e_h2[h2] = calorimeters.muon_mip(h2.size, rng, mean_gev=per_module)
+    # a MIP in each module the muon crosses (the second one only above 1.5 GeV). Drawn
+    # for every event and kept where the muon crosses, so that the random stream does
+    # not depend on where the HCAL (centred on S4) is: every S4 geometry of a scan
+    # sees the same events
+    e_h1 = calorimeters.muon_mip(n, rng, mean_gev=per_module) * in_hcal
+    e_h2 = calorimeters.muon_mip(n, rng, mean_gev=per_module) * (in_hcal & (p_mu > 1.5))
     # knock-on electrons of the stations behind the magnet fly on (about S4's distance;
     # the stations sit near the magnet's exit) and fire S4 or V1 where they land; inside
     # the HCAL they shower in its first module

@@ -16,8 +16,10 @@ r = 1 it gives 4.5e-8 per MOT on the default sample, recorded as
 power law there: single scattering ends at the nuclear form factor of the
 tracker material (q below about 70 MeV, r below about 0.2 at 160 GeV), and the
 large transfers (knock-on electrons) are counted directly, not extrapolated.
-The knock-on part has its own model systematic, downward: the level had every
-electron also crossed the station after the one it hits (:func:`two_station_fraction`).
+The knock-on part has its own model systematics: downward, the level had every
+electron also crossed the station after the one it hits (:func:`two_station_fraction`);
+upward, the factorisation's: P(rest) taken at the candidates' muon momenta (10 GeV
+bins) instead of over all kept muons, where that is larger.
 """
 
 from __future__ import annotations
@@ -122,6 +124,16 @@ def _rest_at_candidate_momenta(sums: _Sums) -> float | None:
         sums.p_rest, sums.p_kept, out=np.zeros_like(sums.p_rest), where=sums.p_kept > 0
     )
     return float((p_rest * sums.p_cand).sum() / sums.p_cand.sum())
+
+
+def factorisation_excess(rest_at_candidates: float | None, n_rest: int, n_ref: int) -> float:
+    """Relative excess of P(rest) at the candidates' momenta over P(rest) of all kept muons.
+
+    Zero when it is not larger, or when either is unknown (no candidate, no passing muon).
+    """
+    if rest_at_candidates is None or n_rest == 0 or n_ref == 0:
+        return 0.0
+    return max(rest_at_candidates / (n_rest / n_ref) - 1.0, 0.0)
 
 
 def _single_track_but_one_hit(ev: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -258,6 +270,9 @@ class MomentumMismatch(StreamingSource[_Sums]):
         k_alt = k_level * two_station_fraction(
             reduced.cand_by_station.tolist(), sp.micromegas_inefficiency
         )
+        # the factorisation's systematic, upward: P(rest) at the candidates' momenta
+        rest_at_cand = _rest_at_candidate_momenta(reduced)
+        k_fact_up = 0.0 if k_bound else k_level * factorisation_excess(rest_at_cand, n_rest, n_ref)
         fit = fit_record(
             nominal, alt, ext, cut=cut, side="upper", variable="p_out_true/p_out_rec - 1", shas=shas
         )
@@ -285,7 +300,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
             "knock_on_rest_passes": n_rest,
             # P(rest) in bins of p_out_true, averaged over the candidates' momenta: equal to
             # n_rest / n_ref when the factorisation holds
-            "knock_on_rest_at_candidate_momenta": _rest_at_candidate_momenta(reduced),
+            "knock_on_rest_at_candidate_momenta": rest_at_cand,
             "knock_on_reference_muons": n_ref,
             # model systematic: the level if the electron also crossed the next station
             "knock_on_two_stations_per_mot": k_alt,
@@ -298,7 +313,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
             level,
             float(np.hypot(ext.stat_up, k_up)),
             float(np.hypot(ext.stat_down, k_down)),
-            ext.syst_up,
+            float(np.hypot(ext.syst_up, k_fact_up)),
             float(np.hypot(ext.syst_down, k_level - k_alt)),
             k_bound,
             "Gauss+exp tail fit of MS2 curvature residuals to p<=80 GeV + knock-on (factorised) x MM ineff^(n+1)",

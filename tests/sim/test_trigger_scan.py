@@ -127,3 +127,31 @@ def test_bad_geometry_cli_one_line_no_output(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["bkg: error: trigger-scan: --geometry '8,0': width, height and z must be > 0"]
     assert not (tmp_path / "scan").exists()
+
+
+def test_expected_event_limit():
+    # b = 0: CLs = exp(-s) = 0.1, s = ln 10. At an integer Asimov count the same CLs from
+    # scipy's Poisson cdf (an independent implementation) must hold at the returned s.
+    from scipy import stats
+
+    from bkg.trigger_scan import expected_event_limit
+
+    assert expected_event_limit(0.0) == pytest.approx(np.log(10.0), rel=1e-9)
+    for b in (1.0, 3.0, 7.0):
+        s = expected_event_limit(b)
+        cls = stats.poisson.cdf(b, s + b) / stats.poisson.cdf(b, b)
+        assert cls == pytest.approx(0.10, rel=1e-6)
+    limits = [expected_event_limit(b) for b in (0.0, 0.5, 2.0, 8.0)]
+    assert limits == sorted(limits)
+
+
+def test_reach_ratio_is_one_for_the_config_row(small):
+    from bkg.trigger_scan import reach_ratios
+
+    rows = scan_s4(
+        small, [S4Geometry(10.0, 40.0), _geometry(small)], n_beam=20_000, n_signal=500,
+        n_hadrons=20_000,
+    )  # fmt: skip
+    ratios = reach_ratios(rows, small)
+    assert np.allclose(ratios[1], 1.0)
+    assert not np.allclose(ratios[0], 1.0)

@@ -411,6 +411,12 @@ def test_knock_on_candidates_and_their_weight(default_config):
     sums.p_kept[:], sums.p_rest[:], sums.p_cand[:] = 10.0, 0.0, 0.0
     sums.p_rest[0], sums.p_rest[7], sums.p_cand[0], sums.p_cand[7] = 1.0, 4.0, 3.0, 1.0
     assert _rest_at_candidate_momenta(sums) == pytest.approx((0.1 * 3 + 0.4 * 1) / 4)
+    # its excess over the overall P(rest) is the upward systematic of the factorisation
+    from bkg.sources.momentum_mismatch import factorisation_excess
+
+    assert factorisation_excess(0.175, 1, 10) == pytest.approx(0.75)
+    assert factorisation_excess(0.05, 1, 10) == 0.0  # smaller: no systematic
+    assert factorisation_excess(None, 1, 10) == factorisation_excess(0.2, 0, 10) == 0.0
     assert sums.cand_by_station.tolist() == [1, 0, 0, 0, 0, 1, 0]
     assert sums.n_poor == 1  # the cross-check: mismeasured with an electron hit present
     # level = candidates / MOT x eps x P(rest): 2/10 x 3/4 x 0.02, Poisson errors of the counts
