@@ -49,6 +49,8 @@ from bkg.sources.base import (
 from bkg.sources.tailsource import fit_and_extrapolate, fit_record, power_law_level
 
 NBINS = 300
+#: bins of p_out_true (GeV) for the check of the knock-on factorisation
+P_BIN_GEV = 10.0
 HALF_WIDTH_SIGMAS = 10.0
 
 
@@ -166,11 +168,17 @@ class _Sums:
         self.n_cand_s4 = self.n_cand_s4_no_v1 = 0
         # kept muons, those passing the rest and the candidates by p_out_true: a check
         # that P(rest) does not depend on the muon's momentum the way the candidates do
-        self.p_edges = np.append(np.arange(cfg.selection.p_out_max_gev, 200.0, 10.0), np.inf)
-        self.p_kept, self.p_rest, self.p_cand = (np.zeros(self.p_edges.size - 1) for _ in range(3))
+        self.p_lo = cfg.selection.p_out_max_gev
+        self.p_bins = int(np.ceil((200.0 - self.p_lo) / P_BIN_GEV)) + 1  # the last: overflow
+        self.p_kept, self.p_rest, self.p_cand = (np.zeros(self.p_bins) for _ in range(3))
         # candidates by the station that holds the two hits (0: the muon's is already lost)
         self.cand_by_station = np.zeros(len(TRACKERS) + 1, dtype=np.int64)
         self.values: list[np.ndarray] = []
+
+    def _p_counts(self, p: np.ndarray) -> np.ndarray:
+        """Counts of p (all above p_lo) in bins of P_BIN_GEV, the last one open-ended."""
+        k = np.minimum(((p - self.p_lo) / P_BIN_GEV).astype(np.intp), self.p_bins - 1)
+        return np.bincount(k, minlength=self.p_bins)
 
     def add(self, ev: Mapping[str, np.ndarray]) -> None:
         cfg = self.cfg
@@ -199,7 +207,7 @@ class _Sums:
         if sel.single_track:
             cand &= _single_track_but_one_hit(sub)
         self.n_cand += int(np.count_nonzero(cand))
-        self.p_cand += np.histogram(ev["p_out_true"][idx[cand]], self.p_edges)[0]
+        self.p_cand += self._p_counts(ev["p_out_true"][idx[cand]])
         # beam-core candidates (S0, S1) whose S4 fired: the electron flying on from a
         # station behind the magnet, while the undeflected muon fires V1
         on_s4 = cand & sub["s0"] & sub["s1"] & sub["s4"]
@@ -220,8 +228,8 @@ class _Sums:
         rest &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
         self.n_ref += int(kept.sum())
         self.n_rest += int(np.count_nonzero(kept & rest))
-        self.p_kept += np.histogram(ev["p_out_true"][kept], self.p_edges)[0]
-        self.p_rest += np.histogram(ev["p_out_true"][kept & rest], self.p_edges)[0]
+        self.p_kept += self._p_counts(ev["p_out_true"][kept])
+        self.p_rest += self._p_counts(ev["p_out_true"][kept & rest])
 
 
 @register
