@@ -15,9 +15,10 @@ core dp/p = ``resolution_rel``. Tails:
   displaced by its angle theta_e (:func:`knock_on_angle`). An electron from a
   station behind the magnet flies on to the counters and the HCAL (returned in
   ``electrons``: :mod:`bkg.sim.detector` lets it fire S4 or V1 and shower in the
-  HCAL). When the muon's hit in that station j is lost (the Micromegas inefficiency), the station still
-  shows one hit and the fit takes the electron's, which acts as a kink
-  theta_e cos(phi) at station j: 1/p_rec = 1/p + w_j theta_e cos(phi) / (0.3 B L)
+  HCAL). When the muon's hit in that station j is lost (the Micromegas
+  inefficiency), the station still shows one hit and the fit takes the
+  electron's, which acts as a kink theta_e cos(phi) at station j:
+  1/p_rec = 1/p + w_j theta_e cos(phi) / (0.3 B L)
   (the paper's "more than one hit in the second tracker" with a poorly
   detected muon). A knock-on in the last station before the magnet or in the
   last station of all leaves no second hit and no mismeasurement. Beside the
