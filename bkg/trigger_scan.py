@@ -163,8 +163,12 @@ class ScanRow:
         return (self.hadron_level + self.knock_on_level) * n_mot
 
     def limit_over_efficiency(self, n_mot: float) -> np.ndarray:
-        """Expected 90% CL event limit over the trigger efficiency, per mass: g'^2 reach."""
-        return expected_event_limit(self.background_events(n_mot)) / self.efficiency
+        """Expected 90% CL event limit over the trigger efficiency, per mass: g'^2 reach.
+
+        inf at a mass where no signal event passes the trigger (no reach).
+        """
+        with np.errstate(divide="ignore"):
+            return expected_event_limit(self.background_events(n_mot)) / self.efficiency
 
     def meets_targets(self) -> dict[str, bool]:
         """The paper's targets: rate below 0.1%, efficiency in 15-35%, rising with the mass."""
@@ -219,12 +223,13 @@ def scan_s4(
     masses_gev: Sequence[float] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[ScanRow]:
-    """Trigger rate, signal trigger efficiency per mass and hadron-decay level per geometry.
+    """Trigger rate, signal trigger efficiency per mass, hadron-decay and knock-on levels.
 
     The events are those of ``bkg samples`` with the same seed (same seed keys and chunk
     size), only fewer or more of them: ``n_beam`` beam muons, ``n_signal`` signal events
     per mass of ``masses_gev`` (default: the config's signal masses), ``n_hadrons``
-    hadrons.
+    hadrons. A knock-on part without candidates or passing muons is its 90% CL bound,
+    as in the source.
     """
     from bkg.selection import passes_trigger
     from bkg.sim.run import _tasks, generate_chunk
@@ -287,7 +292,8 @@ def _record(rows: Sequence[ScanRow], cfg: Config, masses: Sequence[float]) -> di
                 "hadrons_passing": r.hadron_passing,
                 "knock_on_per_mot": r.knock_on_level,
                 "expected_signal_limit": expected_event_limit(r.background_events(cfg.n_mot)),
-                "gprime_reach_vs_config": reach.tolist(),
+                # null where a row or the config keeps no signal at that mass
+                "gprime_reach_vs_config": [float(g) if np.isfinite(g) else None for g in reach],
                 "knock_on_candidates": r.knock_on_candidates,
                 "meets": r.meets_targets(),
             }
@@ -306,7 +312,8 @@ def _reference(rows: Sequence[ScanRow], cfg: Config) -> ScanRow:
 def reach_ratios(rows: Sequence[ScanRow], cfg: Config) -> list[np.ndarray]:
     """Expected g'_90 of each row relative to the config's S4, per mass (below 1: further)."""
     ref = _reference(rows, cfg).limit_over_efficiency(cfg.n_mot)
-    return [np.sqrt(r.limit_over_efficiency(cfg.n_mot) / ref) for r in rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [np.sqrt(r.limit_over_efficiency(cfg.n_mot) / ref) for r in rows]
 
 
 def markdown(rows: Sequence[ScanRow], cfg: Config, masses: Sequence[float]) -> str:

@@ -155,3 +155,16 @@ def test_reach_ratio_is_one_for_the_config_row(small):
     ratios = reach_ratios(rows, small)
     assert np.allclose(ratios[1], 1.0)
     assert not np.allclose(ratios[0], 1.0)
+
+
+def test_a_geometry_without_signal_has_no_reach(small, tmp_path):
+    # S4 5 m off axis keeps no signal muon: its reach is inf in the table, null in the JSON
+    rows = scan_s4(
+        small, [_geometry(small), S4Geometry(500.0, 10.0)], n_beam=20_000, n_signal=500,
+        n_hadrons=20_000,
+    )  # fmt: skip
+    assert rows[1].signal_passing == (0, 0)
+    write_scan(rows, small, tmp_path)
+    rec = json.loads((tmp_path / "s4_scan.json").read_text())
+    assert rec["rows"][1]["gprime_reach_vs_config"] == [None, None]
+    assert "inf, inf" in (tmp_path / "s4_scan.md").read_text()
