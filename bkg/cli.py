@@ -439,8 +439,8 @@ def trigger_scan_cmd(
         progress=lambda label: log.info("S4 %s", label),
     )  # fmt: skip
     folder = out_dir or Path("reports") / f"{cfg.name}-s4-scan"
-    ts.write_scan(rows, cfg, folder)
-    click.echo(ts.markdown(rows, cfg, cfg.samples.signal_masses_gev), nl=False)
+    md = ts.write_scan(rows, cfg, folder)[0]
+    click.echo(md.read_text(), nl=False)
     click.echo(f"written: {folder}/s4_scan.{{md,csv,json}}")
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "e_cal",
     "hcal_one_mip",
     "in_signal_box",
+    "next_station_on_same_side",
     "no_vhcal_deposit",
     "passes_selection",
     "passes_trigger",
@@ -27,6 +28,16 @@ __all__ = [
 ]
 
 TRACKERS = tuple(f"hits_mm{i}" for i in range(1, 7))
+
+
+def next_station_on_same_side(station: np.ndarray | int, n_stations: int) -> np.ndarray:
+    """Whether the MS2 station after ``station`` (0-based) exists on the same side of the magnet.
+
+    The magnet sits between stations n/2 - 1 and n/2 (0-based): MM3 and MM4 of six.
+    """
+    nxt = np.asarray(station) + 1
+    return (nxt < n_stations) & (nxt != n_stations // 2)
+
 
 #: Branches the functions of this module read.
 BRANCHES = (

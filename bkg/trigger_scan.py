@@ -69,6 +69,12 @@ class S4Geometry:
         hi = kick / self.offset_cm if self.offset_cm > 0 else math.inf
         return kick / (self.offset_cm + self.width_cm), hi
 
+    @classmethod
+    def of(cls, cfg: Config) -> S4Geometry:
+        """The config's own S4."""
+        ct = cfg.detector.counters
+        return cls(ct.s4_offset_cm, *ct.s4_size_cm, ct.s4_z_from_ms2_m)
+
     def apply(self, cfg: Config) -> Config:
         """``cfg`` with S4 moved to this geometry."""
         ct = dataclasses.replace(
@@ -234,7 +240,7 @@ def scan_s4(
     from bkg.selection import passes_trigger
     from bkg.sim.run import _tasks, generate_chunk
     from bkg.sources.hadron_decay import SPECIES, species_norm, tally_species
-    from bkg.sources.momentum_mismatch import _knock_on, _Sums
+    from bkg.sources.momentum_mismatch import MomentumMismatch
 
     if min(n_beam, n_signal, n_hadrons) <= 0:
         raise ConfigError("--n-beam, --n-signal and --n-hadrons must be > 0", source="trigger-scan")
@@ -246,16 +252,12 @@ def scan_s4(
         if progress is not None:
             progress(geo.label)
         triggers = 0
-        sums = _Sums(c, unbinned=False)
+        sums = MomentumMismatch().reducer(c, unbinned=False)
         for key, n, _ in _tasks(c, "beam", n_beam):
             ev = generate_chunk(c, "beam", key, n)
             triggers += int(passes_trigger(ev, c).sum())
             sums.add(ev)
-        sp = c.detector.spectrometers
-        knock_on = _knock_on(
-            sums.n_cand, sums.n_rest, sums.n_ref, n_mot=n_beam,
-            factor=sp.micromegas_inefficiency ** (1 + sp.extra_trackers),
-        )[0]  # fmt: skip
+        knock_on = sums.knock_on()[0]
         passing = [0] * len(masses)
         for key, n, mass in _tasks(c, "signal", n_beam):
             ev = generate_chunk(c, "signal", key, n, mass)
@@ -265,8 +267,19 @@ def scan_s4(
         for key, n, _ in _tasks(c, "hadrons", n_beam):
             tally_species(generate_chunk(c, "hadrons", key, n), c, seen, passed)
         level = sum(species_norm(c, p) * passed[p] / seen[p] for p in SPECIES if seen[p])
-        row = (triggers, n_beam, tuple(passing), n_signal, level, sum(passed.values()))
-        rows.append(ScanRow(geo, *row, knock_on, sums.n_cand))
+        rows.append(
+            ScanRow(
+                geometry=geo,
+                beam_triggers=triggers,
+                beam_events=n_beam,
+                signal_passing=tuple(passing),
+                signal_events=n_signal,
+                hadron_level=level,
+                hadron_passing=sum(passed.values()),
+                knock_on_level=knock_on,
+                knock_on_candidates=sums.n_cand,
+            )
+        )
     return rows
 
 
@@ -304,8 +317,7 @@ def _record(rows: Sequence[ScanRow], cfg: Config, masses: Sequence[float]) -> di
 
 def _reference(rows: Sequence[ScanRow], cfg: Config) -> ScanRow:
     """The row of the config's own S4 geometry, else the first row."""
-    ct = cfg.detector.counters
-    own = S4Geometry(ct.s4_offset_cm, *ct.s4_size_cm, ct.s4_z_from_ms2_m)
+    own = S4Geometry.of(cfg)
     return next((r for r in rows if r.geometry == own), rows[0])
 
 

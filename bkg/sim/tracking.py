@@ -37,6 +37,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from bkg.selection import next_station_on_same_side
 from bkg.sim.draws import normal32
 
 __all__ = ["knock_on_angle", "measure_p_in", "measure_p_out", "t_max_gev"]
@@ -180,13 +181,14 @@ def measure_p_out(
         # same side of the magnet (the field sweeps a T << p electron away). Where the
         # muon's hit there was lost (inefficiency, drawn above) the fit takes the
         # electron's: a kink theta_e cos(phi) in the bend plane at that station.
-        nxt = (st + 1 < n_stations) & (st + 1 != n_stations // 2)
-        e_ev, e_st, e_t = ev[nxt], st[nxt] + 1, t[nxt]
+        nxt = next_station_on_same_side(st, n_stations)
+        e_ev, e_st = ev[nxt], st[nxt] + 1
         lost = hits[e_st, e_ev] == 0
         hits[e_st, e_ev] += 1
+        theta_e = knock_on_angle(p[ev], t)
         phi = np.empty(ev.size)
         phi[nxt] = 2 * np.pi * rng.random(e_ev.size)
-        kink = knock_on_angle(p[e_ev], e_t) * np.cos(phi[nxt])
+        kink = theta_e[nxt] * np.cos(phi[nxt])
         term = LEVER[e_st % LEVER.size] * kink / kappa
         np.add.at(inv, e_ev, np.where(lost, term, 0.0))
         # the fit that takes every electron hit, whether the muon's beside it was lost or not
@@ -205,11 +207,10 @@ def measure_p_out(
             seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
             child = np.random.default_rng(seq.spawn(1)[0])
             phi[own] = 2 * np.pi * child.random(int(own.sum()))
-        th_e = knock_on_angle(p[ev[after]], t[after])
         electrons = {
             "event": ev[after],
-            "tx": th_e * np.cos(phi[after]),
-            "ty": th_e * np.sin(phi[after]),
+            "tx": theta_e[after] * np.cos(phi[after]),
+            "ty": theta_e[after] * np.sin(phi[after]),
             "t_gev": t[after],
         }
     if extra_tracks is not None:

@@ -36,6 +36,7 @@ from bkg.selection import (
     cut_flow,
     e_cal,
     hcal_one_mip,
+    next_station_on_same_side,
     no_vhcal_deposit,
     single_track,
 )
@@ -112,10 +113,11 @@ def two_station_fraction(by_station: Sequence[int], inefficiency: float) -> floa
     total = sum(by_station)
     if total == 0:
         return 1.0
-    # station s has a successor on its side unless it is the last one, or the last before
-    # the magnet (between stations n/2 and n/2 + 1, as in bkg.sim.tracking)
-    weight = [1.0] + [inefficiency if s < n and s != n // 2 else 1.0 for s in range(1, n + 1)]
-    return sum(w * k for w, k in zip(weight, by_station, strict=True)) / total
+    # 1-based station s has a successor on its side unless it is the last one, or the last
+    # before the magnet (the rule the simulation's electrons follow)
+    after = next_station_on_same_side(np.arange(n), n)
+    weight = np.concatenate([[1.0], np.where(after, inefficiency, 1.0)])
+    return float(np.dot(weight, by_station)) / total
 
 
 def _rest_at_candidate_momenta(sums: _Sums) -> float | None:
@@ -174,6 +176,18 @@ class _Sums:
         # candidates by the station that holds the two hits (0: the muon's is already lost)
         self.cand_by_station = np.zeros(len(TRACKERS) + 1, dtype=np.int64)
         self.values: list[np.ndarray] = []
+
+    @property
+    def micromegas_factor(self) -> float:
+        """eps_MM^(1 + n): the muon's hit lost, and one of two hits in each extra tracker."""
+        sp = self.cfg.detector.spectrometers
+        return float(sp.micromegas_inefficiency ** (1 + sp.extra_trackers))
+
+    def knock_on(self) -> tuple[float, float, float, bool]:
+        """The knock-on part from the sums: :func:`_knock_on` with :attr:`micromegas_factor`."""
+        return _knock_on(
+            self.n_cand, self.n_rest, self.n_ref, n_mot=self.n_mot, factor=self.micromegas_factor
+        )
 
     def _p_counts(self, p: np.ndarray) -> np.ndarray:
         """Counts of p (all above p_lo) in bins of P_BIN_GEV, the last one open-ended."""
@@ -269,10 +283,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
         )
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
-        factor = sp.micromegas_inefficiency ** (1 + sp.extra_trackers)
-        k_level, k_up, k_down, k_bound = _knock_on(
-            n_cand, n_rest, n_ref, n_mot=n_mot, factor=factor
-        )
+        k_level, k_up, k_down, k_bound = reduced.knock_on()
         # a factor without events makes the knock-on part, and so the row, a 90% CL bound
         level = ext.level + k_level
         k_alt = k_level * two_station_fraction(
@@ -312,7 +323,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
             "knock_on_reference_muons": n_ref,
             # model systematic: the level if the electron also crossed the next station
             "knock_on_two_stations_per_mot": k_alt,
-            "micromegas_factor": factor,
+            "micromegas_factor": reduced.micromegas_factor,
             "cut_residual": cut,
         }
         return SourceEstimate(

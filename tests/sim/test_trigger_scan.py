@@ -32,11 +32,6 @@ def small():
     return cfg.replace(samples=s)
 
 
-def _geometry(cfg):
-    ct = cfg.detector.counters
-    return S4Geometry(ct.s4_offset_cm, ct.s4_size_cm[0], ct.s4_size_cm[1], ct.s4_z_from_ms2_m)
-
-
 def test_config_row_repeats_the_samples(small, tmp_path):
     # The scan claims to see the events of `bkg samples` (same seed keys, same chunks):
     # with the samples' sizes, its row for the config's own S4 must give exactly the
@@ -44,7 +39,7 @@ def test_config_row_repeats_the_samples(small, tmp_path):
     manifest = run_samples(
         small, out_dir=tmp_path, only=["beam", "hadrons", "signal"], n_mot=40_000, workers=1
     )
-    (row,) = scan_s4(small, [_geometry(small)], n_beam=40_000, n_signal=4_000, n_hadrons=40_000)
+    (row,) = scan_s4(small, [S4Geometry.of(small)], n_beam=40_000, n_signal=4_000, n_hadrons=40_000)
     mm = MomentumMismatch()
     triggers = sum(
         int(passes_trigger(ev, small).sum())
@@ -70,7 +65,7 @@ def test_config_row_repeats_the_samples(small, tmp_path):
 def test_nested_windows_nest_event_by_event(small):
     # S4 draws no random number, so every geometry sees the same events and a window inside
     # another can only keep a subset: counts must be ordered exactly, not just within errors.
-    base = _geometry(small)
+    base = S4Geometry.of(small)
     inner = dataclasses.replace(
         base, offset_cm=base.offset_cm + 1.25, width_cm=base.width_cm - 1.25
     )
@@ -101,7 +96,7 @@ def test_momentum_window_matches_the_bend():
 
 
 def test_scan_writes_three_tables(small, tmp_path):
-    rows = scan_s4(small, [_geometry(small)], n_beam=20_000, n_signal=500, n_hadrons=20_000)
+    rows = scan_s4(small, [S4Geometry.of(small)], n_beam=20_000, n_signal=500, n_hadrons=20_000)
     paths = write_scan(rows, small, tmp_path)
     assert sorted(p.name for p in paths) == ["s4_scan.csv", "s4_scan.json", "s4_scan.md"]
     rec = json.loads((tmp_path / "s4_scan.json").read_text())
@@ -149,7 +144,7 @@ def test_reach_ratio_is_one_for_the_config_row(small):
     from bkg.trigger_scan import reach_ratios
 
     rows = scan_s4(
-        small, [S4Geometry(10.0, 40.0), _geometry(small)], n_beam=20_000, n_signal=500,
+        small, [S4Geometry(10.0, 40.0), S4Geometry.of(small)], n_beam=20_000, n_signal=500,
         n_hadrons=20_000,
     )  # fmt: skip
     ratios = reach_ratios(rows, small)
@@ -160,7 +155,7 @@ def test_reach_ratio_is_one_for_the_config_row(small):
 def test_a_geometry_without_signal_has_no_reach(small, tmp_path):
     # S4 5 m off axis keeps no signal muon: its reach is inf in the table, null in the JSON
     rows = scan_s4(
-        small, [_geometry(small), S4Geometry(500.0, 10.0)], n_beam=20_000, n_signal=500,
+        small, [S4Geometry.of(small), S4Geometry(500.0, 10.0)], n_beam=20_000, n_signal=500,
         n_hadrons=20_000,
     )  # fmt: skip
     assert rows[1].signal_passing == (0, 0)
