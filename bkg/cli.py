@@ -142,14 +142,27 @@ def config_validate(file: Path) -> None:
 @NAME_OPTION
 @click.option("--n-mot", type=float, default=None, help="Muons on target (default: config n_mot).")
 @REPORTS_OPTION
+@SAMPLES_OPTION
 def sensitivity_cmd(
-    config_path: Path | None, name: str | None, n_mot: float | None, out_root: Path
+    config_path: Path | None,
+    name: str | None,
+    n_mot: float | None,
+    out_root: Path,
+    samples_dir: Path | None,
 ) -> None:
-    """Background-free 90% CL reach g'_90(m) and the g-2 band (CSV, JSON, figures)."""
+    """Background-free 90% CL reach g'_90(m) and the g-2 band (CSV, JSON, figures).
+
+    The signal efficiency is the one measured on the signal sample when it exists (as in
+    ``bkg report``), else the config's ``signal.efficiency``.
+    """
     from bkg.report.sensitivity import run_sensitivity
 
     cfg = _load(config_path, n_mot=n_mot)
-    result = run_sensitivity(cfg, out_dir=out_root / (name or cfg.name))
+    result = run_sensitivity(
+        cfg,
+        out_dir=out_root / (name or cfg.name),
+        efficiency=_measured_efficiency(cfg, samples_dir),
+    )
     click.echo(result.summary())
 
 
@@ -283,17 +296,22 @@ def _has_sample(folder: Path, sample: str) -> bool:
         return False
 
 
+def _measured_efficiency(cfg: Any, samples_dir: Path | None) -> Any:
+    """The signal efficiency versus mass measured on the signal sample, or None without one
+    (then ``signal.efficiency`` of the config applies), as ``bkg report`` uses it."""
+    folder = samples_dir or Path(cfg.samples.folder)
+    if not _has_sample(folder, "signal"):
+        return None
+    from bkg.report.pipeline import _efficiency_function
+
+    return _efficiency_function(folder, cfg)[0]
+
+
 def _signal_inputs(cfg: Any, samples_dir: Path | None) -> tuple[Any, Any]:
     """Masses and signal yield per MOT at g'_ref, with the measured efficiency if samples exist."""
     from bkg.report.sensitivity import compute_sensitivity
 
-    efficiency = None
-    folder = samples_dir or Path(cfg.samples.folder)
-    if _has_sample(folder, "signal"):
-        from bkg.report.pipeline import _efficiency_function
-
-        efficiency, _ = _efficiency_function(folder, cfg)
-    sens = compute_sensitivity(cfg, efficiency=efficiency)
+    sens = compute_sensitivity(cfg, efficiency=_measured_efficiency(cfg, samples_dir))
     return sens.masses_gev, sens.yield_per_mot_ref
 
 
@@ -326,7 +344,7 @@ def workspace_cmd(
         out_dir=out / "workspace",
         mass=mass,
     )
-    for f in files:
+    for f in files.values():
         click.echo(str(f))
 
 

@@ -166,6 +166,7 @@ class Statistics:
     mot_uncertainty: float
     signal_efficiency_uncertainty: float
     bins: int
+    hepdata_record: str
 
 
 @dataclass(frozen=True)

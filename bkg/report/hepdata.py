@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import io
 import logging
+import math
 import os
 import shutil
 import tarfile
@@ -22,6 +23,18 @@ log = logging.getLogger(__name__)
 __all__ = ["write_hepdata"]
 
 REFERENCE = "PRD 105, 052006 (2022)"
+#: nucleon and muon masses (GeV) for the centre-of-mass energy of the fixed-target collision
+M_NUCLEON, M_MU = 0.9389, 0.1056583755
+
+
+def sqrt_s_gev(beam_energy_gev: float) -> float:
+    """Centre-of-mass energy (GeV) of a muon of ``beam_energy_gev`` on a nucleon at rest.
+
+    HEPData's ``cmenergies`` keyword is sqrt(s), not the beam energy: 17.3 GeV at 160 GeV.
+    """
+    return math.sqrt(M_NUCLEON**2 + M_MU**2 + 2.0 * beam_energy_gev * M_NUCLEON)
+
+
 # Table names become file names (lower-cased, spaces to "_"), so they stay free of
 # ':', quotes and '%'; the description carries the full title.
 
@@ -75,18 +88,20 @@ def _table1(table1: Mapping[str, Any]) -> Any:
     return tab
 
 
-def _limits(limits: Mapping[str, Any]) -> Any:
+def _limits(limits: Mapping[str, Any], *, beam_energy_gev: float) -> Any:
     from hepdata_lib import Table
 
     tab = Table("Expected limit on g-prime")
     tab.description = (
         f"Expected {100 * limits['confidence_level']:.0f}% CL CLs upper limit on the L_mu - L_tau coupling g' "
-        f"versus the Z' mass for {limits['n_mot']:.3g} MOT, with the 1 and 2 sigma bands."
+        f"versus the Z' mass for {limits['n_mot']:.3g} MOT of {beam_energy_gev:g} GeV, with the 1 and "
+        f"2 sigma bands ({limits['calculator']}; the Table I background, {limits['background_events']:.3g} "
+        "events). The paper's Fig. 6 draws the background-free N > 2.3 curve instead."
     )
     tab.location = "Fig. 6"
     tab.keywords = {
         "observables": ["g'"],
-        "cmenergies": [float(limits.get("beam_energy_gev", 160.0))],
+        "cmenergies": [round(sqrt_s_gev(beam_energy_gev), 2)],
     }
     mass = _var("m_Zprime", limits["masses_gev"], independent=True, units="GeV")
     med = limits["g_prime_expected"]
@@ -133,7 +148,7 @@ def _g2(band: Mapping[str, Any]) -> Any:
 
 def _deterministic_tarball(folder: Path, target: Path) -> None:
     """The upload tarball with fixed mtimes/owners, so identical runs give identical bytes."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != target.name)
+    files = sorted(p for p in folder.iterdir() if p.is_file())
     with (
         open(target, "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
@@ -153,18 +168,21 @@ def write_hepdata(
     table1: Mapping[str, Any],
     limits: Mapping[str, Any],
     g2_band: Mapping[str, Any],
+    beam_energy_gev: float,
     workspace_files: Sequence[Path] = (),
 ) -> Path:
     """Write and validate the submission folder; returns the folder.
 
-    The pyhf likelihood (BkgOnly + patchset) is attached as additional resources.
+    The pyhf likelihood (BkgOnly + patchset) is attached as additional resources. The
+    upload archive goes beside the folder (``<folder>.tar.gz``), so that the folder itself
+    is a valid submission directory.
     """
     from hepdata_lib import Submission
 
     out_dir = Path(out_dir)
     sub = Submission()
     sub.comment = f"na64mu-bkg reproduction of the NA64mu projection, {REFERENCE}."
-    for tab in (_table1(table1), _limits(limits), _g2(g2_band)):
+    for tab in (_table1(table1), _limits(limits, beam_energy_gev=beam_energy_gev), _g2(g2_band)):
         sub.add_table(tab)
     for path in workspace_files:
         sub.add_additional_resource(
@@ -183,7 +201,7 @@ def write_hepdata(
         os.chdir(work)
         with contextlib.redirect_stdout(captured):
             sub.create_files(str(out_dir), validate=True, remove_old=True)
-        _deterministic_tarball(out_dir, out_dir / "submission.tar.gz")
+        _deterministic_tarball(out_dir, out_dir.with_name(out_dir.name + ".tar.gz"))
     finally:
         os.chdir(previous)
         shutil.rmtree(work, ignore_errors=True)

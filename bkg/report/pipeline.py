@@ -393,6 +393,7 @@ def _hepdata(
         table1=table1,
         limits=limits,
         g2_band=band,
+        beam_energy_gev=cfg.beam.energy_gev,
         workspace_files=[f for f in files if f.exists()],
     )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,18 @@ def plot_reach_vs_mot(
     signal_per_mot_ref: Sequence[float],
     n_mot_grid: Sequence[float] | None = None,
     picks_gev: Sequence[float] = (0.01, 0.1, 1.0),
+    known_medians: Mapping[float, float] | None = None,
+    calculator: str | None = None,
     out_dir: str | Path | None = None,
 ) -> Any:
-    """Expected g'_90 versus N_MOT (1e10..1e13) at a few masses (asymptotic median for speed).
+    """Expected g'_90 versus N_MOT (1e10..1e13) at a few masses.
 
-    Vertical lines mark the N_MOT at which the expected background reaches 0.1 and 1 events.
+    The median limit at each N_MOT comes from ``calculator`` (default: the configured
+    one, toys where the background is below ``statistics.toys_below_background``), as
+    for limits.json, so the curve passes through the limits' own median;
+    ``known_medians`` (N_MOT -> median limit in signal events) reuses limits already
+    computed. Vertical lines mark the N_MOT at which the expected background reaches
+    0.1 and 1 events.
 
     Returns:
         The matplotlib Figure.
@@ -129,20 +137,28 @@ def plot_reach_vs_mot(
     plt = _pyplot()
     grid = np.geomspace(1e10, 1e13, 4) if n_mot_grid is None else np.asarray(n_mot_grid, float)
     st = cfg.statistics
-    med = np.array(
-        [
+    known = dict(known_medians or {})
+
+    def median(n: float) -> float:
+        for n_known, value in known.items():
+            if math.isclose(n, n_known, rel_tol=1e-9):
+                return float(value)
+        return float(
             event_limit(
                 table1,
                 n_mot=n,
                 confidence_level=st.confidence_level,
                 mot_uncertainty=st.mot_uncertainty,
                 signal_efficiency_uncertainty=st.signal_efficiency_uncertainty,
-                calculator="asymptotics",
+                calculator=calculator or st.calculator,
+                toys_below_background=st.toys_below_background,
+                n_toys=st.n_toys,
+                seed=cfg.seed,
                 bands=(2,),  # the median only: the figure draws no band
             ).expected[2]
-            for n in grid
-        ]
-    )
+        )
+
+    med = np.array([median(n) for n in grid])
     m = np.asarray(masses_gev, float)
     y = np.asarray(signal_per_mot_ref, float)
     fig, ax = plt.subplots(figsize=(8, 6))

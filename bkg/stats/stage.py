@@ -240,6 +240,13 @@ def run_limits(
             table1,
             masses_gev=masses_gev,
             signal_per_mot_ref=signal_per_mot_ref,
+            # the expected band with an observed count is post-fit: reuse only the pre-fit one
+            calculator=calculator,
+            known_medians=(
+                {res.n_mot: float(res.event_limit.expected[2])}
+                if res.observed_events is None
+                else None
+            ),
             out_dir=out_dir,
         )
     return res
@@ -272,5 +279,6 @@ def run_workspace(
         g_prime_ref=cfg.signal.g_prime_ref,
         mot_uncertainty=st.mot_uncertainty,
         signal_efficiency_uncertainty=st.signal_efficiency_uncertainty,
+        hepdata_record=st.hepdata_record,
     )
     return write_workspace(out_dir, bkg_only=bkg_only, patchset=ps, mass=mass)

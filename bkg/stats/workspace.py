@@ -54,8 +54,12 @@ def build_patchset(
     g_prime_ref: float,
     mot_uncertainty: float,
     signal_efficiency_uncertainty: float,
+    hepdata_record: str = "ins0000000",
 ) -> dict[str, Any]:
     """A pyhf PatchSet with one patch per mass: adds the signal sample and sets the POI bounds.
+
+    ``hepdata_record`` is the INSPIRE id the schema requires in ``references``
+    (``statistics.hepdata_record``; ins0000000 until the likelihood has a record).
 
     A mass without signal (yield 0, e.g. beyond the kinematic reach) gets no patch, as it
     gets no limit; a warning names it.
@@ -93,11 +97,13 @@ def build_patchset(
     return {
         "metadata": {
             "name": "na64mu_zprime_lmu_ltau",
-            "description": "NA64mu missing-momentum search: L_mu - L_tau Z' signal per mass, "
-            "mu = (g'/g'_ref)^2",
+            "description": "NA64mu missing-momentum search (projection): L_mu - L_tau Z' signal "
+            "per mass, mu = (g'/g'_ref)^2. The observations of the background-only workspace are "
+            "the expected background (Asimov), not data. The report's limits.json names the "
+            "qmu-tilde CLs calculator (toys or asymptotic) behind its limits",
             "digests": {"sha256": digest},
             "labels": ["m_zprime_gev", "g_prime_ref"],
-            "references": {"hepdata": "ins0000000"},
+            "references": {"hepdata": hepdata_record},
         },
         "patches": patches,
         "version": "1.0.0",
@@ -140,6 +146,12 @@ def write_workspace(
                 raise LimitError(f"--mass {mass}: expected a Z' mass above 0 (GeV)")
             vals = [p["metadata"]["values"][0] for p in patchset["patches"]]
             idx = int(np.argmin(np.abs(np.log(np.asarray(vals)) - np.log(mass))))
+            if not np.isclose(vals[idx], mass, rtol=1e-3):
+                log.warning(
+                    "--mass %g: no patch at that mass; the nearest one, %.4g GeV, is written",
+                    mass,
+                    vals[idx],
+                )
             full = ps.apply(ws, ps.patches[idx].values)
             pyhf.Workspace(dict(full))
             paths["workspace"] = write_json(out / f"workspace_m{vals[idx]:.6g}GeV.json", dict(full))

@@ -75,11 +75,37 @@ def test_report_is_complete_and_its_page_references_existing_files(two_runs):
     assert len(images) >= 8
     missing = [r for r in refs if not r.startswith("#") and not (folder / r).exists()]
     assert missing == []
-    for name in ("hepdata/submission.yaml", "hepdata/submission.tar.gz", "provenance.json"):
+    for name in ("hepdata/submission.yaml", "hepdata.tar.gz", "provenance.json"):
         assert (folder / name).is_file(), name
     # every file name is portable (no ':', quotes or '%' from a table title)
     names = [p.name for p in (folder / "hepdata").iterdir()]
     assert names and all(re.fullmatch(r"[A-Za-z0-9_.-]+", n) for n in names), names
+
+
+@pytest.mark.slow
+def test_stage_commands_use_the_measured_efficiency_as_the_report_does(two_runs, tmp_path):
+    # `bkg sensitivity` and `bkg workspace` on the report's samples give the report's numbers
+    report = two_runs[0]
+    samples = report.parents[1] / "samples"
+    runner = CliRunner()
+    common = ["--config", str(CONFIG), "--samples", str(samples), "--out", str(tmp_path)]
+    res = runner.invoke(cli, ["sensitivity", *common])
+    assert res.exit_code == 0, res.output
+    mine, theirs = (
+        json.loads((d / "sensitivity.json").read_text()) for d in (tmp_path / "reference", report)
+    )
+    assert mine["g_prime_90"] == theirs["g_prime_90"]
+    shutil.copy(report / "table1.json", tmp_path / "reference" / "table1.json")
+    res = runner.invoke(cli, ["workspace", *common])
+    assert res.exit_code == 0, res.output
+    printed = res.output.split()
+    assert printed == [
+        str(tmp_path / "reference" / "workspace" / f) for f in ("BkgOnly.json", "patchset.json")
+    ]
+    for f in ("BkgOnly.json", "patchset.json"):
+        assert (tmp_path / "reference" / "workspace" / f).read_bytes() == (
+            report / "workspace" / f
+        ).read_bytes()
 
 
 @pytest.mark.slow
