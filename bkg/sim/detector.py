@@ -149,6 +149,7 @@ def respond(
     )
     p_mu = trk["p_after"]
     has_mu = p_mu > 0.05
+    p_bend = trk["p_bend"]  # what the magnet bends: the counters' positions
     proc = np.array(process, dtype=np.int8)
     etr = np.array(e_transfer, dtype=np.float64)
     k = np.flatnonzero(trk["process"])  # the tracker's truth: rare
@@ -163,7 +164,7 @@ def respond(
     ty32 = np.asarray(ty_out, dtype=np.float32)
     s0 = counters.beam_counters(x32, y32, radius_cm=ct.s0_radius_cm)
     s1 = counters.beam_counters(x32, y32, radius_cm=ct.s1_radius_cm)
-    p32 = p_mu.astype(np.float32)
+    p32 = p_bend.astype(np.float32)
     xs4, ys4 = counters.downstream_position(
         x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m, field_tm=sp.ms2.field_tm
     )
@@ -191,9 +192,8 @@ def respond(
     # sees the same events
     e_h1 = calorimeters.muon_mip(n, rng, mean_gev=per_module) * in_hcal
     e_h2 = calorimeters.muon_mip(n, rng, mean_gev=per_module) * (in_hcal & (p_mu > 1.5))
-    # knock-on electrons of the stations behind the magnet fly on (about S4's distance;
-    # the stations sit near the magnet's exit) and fire S4 or V1 where they land; inside
-    # the HCAL they shower in its first module
+    # knock-on electrons fly on (about S4's distance: the stations sit near the magnet)
+    # and fire S4 or V1 where they land; inside the HCAL they shower in its first module
     el = trk["electrons"]
     if el["event"].size:
         i = el["event"]
