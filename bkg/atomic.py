@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,15 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_texts(files: Mapping[str | Path, str]) -> list[Path]:
+    """Write several rendered texts, each atomically, in order.
+
+    Callers render every text (JSON included, which is where a non-finite number fails)
+    before calling, so a file set is never left half-written by a rendering error.
+    """
+    return [write_text(path, text) for path, text in files.items()]
 
 
 def dumps_json(data: Any) -> str:

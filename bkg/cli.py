@@ -15,9 +15,36 @@ from typing import Any
 import click
 
 from bkg import __version__, interrupt
-from bkg.errors import BkgError, one_line
+from bkg.errors import BkgError, SampleError, one_line
 
 log = logging.getLogger("bkg")
+
+
+class _PositiveNumber(click.ParamType):
+    """A finite number >= ``minimum`` (click's FloatRange lets nan and inf through)."""
+
+    name = "number"
+
+    def __init__(self, minimum: float) -> None:
+        self.minimum = minimum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and number >= self.minimum):
+            self.fail(f"{value!r}: expected a finite number >= {self.minimum:g}", param, ctx)
+        return number
+
+
+#: event counts (at least one) and positive quantities such as a mass
+COUNT = _PositiveNumber(1.0)
+POSITIVE = _PositiveNumber(1e-300)
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -26,7 +53,20 @@ CONFIG_OPTION = click.option(
     default=None,
     help="YAML file with the keys to change (default: the built-in NA64mu setup).",
 )
-NAME_OPTION = click.option("--name", default=None, help="Report name (default: the config's name).")
+
+
+def _check_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--name`` becomes a folder under the reports: a plain name, never '.', '..' or a path."""
+    if value is not None:
+        from bkg.config import check_report_name
+
+        check_report_name(value, source="--name")
+    return value
+
+
+NAME_OPTION = click.option(
+    "--name", default=None, callback=_check_name, help="Report name (default: the config's name)."
+)
 REPORTS_OPTION = click.option(
     "--out",
     "out_root",
@@ -140,7 +180,7 @@ def config_validate(file: Path) -> None:
 @cli.command("sensitivity")
 @CONFIG_OPTION
 @NAME_OPTION
-@click.option("--n-mot", type=float, default=None, help="Muons on target (default: config n_mot).")
+@click.option("--n-mot", type=COUNT, default=None, help="Muons on target (default: config n_mot).")
 @REPORTS_OPTION
 @SAMPLES_OPTION
 def sensitivity_cmd(
@@ -184,7 +224,7 @@ SCHEDULER_OPTION = click.option(
 @CONFIG_OPTION
 @click.option(
     "--n-mot",
-    type=float,
+    type=COUNT,
     default=None,
     help="Beam muons to simulate (default: config samples.n_mot).",
 )
@@ -261,6 +301,9 @@ def fit_cmd(
     estimates = run_fits(
         cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned
     )
+    # a Ctrl-C that a library swallowed (e.g. in a weakref callback) still stops here,
+    # before the folder is marked complete
+    interrupt.check()
     if not only and not unbinned:
         from bkg.report.pipeline import mark_fits_done
 
@@ -301,6 +344,11 @@ def _measured_efficiency(cfg: Any, samples_dir: Path | None) -> Any:
     (then ``signal.efficiency`` of the config applies), as ``bkg report`` uses it."""
     folder = samples_dir or Path(cfg.samples.folder)
     if not _has_sample(folder, "signal"):
+        if samples_dir is not None:  # asked for explicitly: do not fall back silently
+            raise SampleError(
+                f"--samples {samples_dir}: no signal sample there (MANIFEST.json listing "
+                "signal files); leave out --samples to use signal.efficiency of the config"
+            )
         return None
     from bkg.report.pipeline import _efficiency_function
 
@@ -321,7 +369,10 @@ def _signal_inputs(cfg: Any, samples_dir: Path | None) -> tuple[Any, Any]:
 @REPORTS_OPTION
 @SAMPLES_OPTION
 @click.option(
-    "--mass", type=float, default=None, help="Also write the full workspace of this m_Zprime (GeV)."
+    "--mass",
+    type=POSITIVE,
+    default=None,
+    help="Also write the full workspace of this m_Zprime (GeV).",
 )
 def workspace_cmd(
     config_path: Path | None,
@@ -434,13 +485,13 @@ def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
     "(default: the rows behind the default geometry).",
 )
 @click.option(
-    "--n-beam", type=float, default=1e7, show_default=True, help="Beam muons per geometry."
+    "--n-beam", type=COUNT, default=1e7, show_default=True, help="Beam muons per geometry."
 )
 @click.option(
-    "--n-signal", type=float, default=3e4, show_default=True, help="Signal events per mass."
+    "--n-signal", type=COUNT, default=3e4, show_default=True, help="Signal events per mass."
 )
 @click.option(
-    "--n-hadrons", type=float, default=4.5e6, show_default=True, help="Hadrons per geometry."
+    "--n-hadrons", type=COUNT, default=4.5e6, show_default=True, help="Hadrons per geometry."
 )
 @_out_dir_option("Folder of s4_scan.{md,csv,json} (default: reports/<name>-s4-scan).")
 def trigger_scan_cmd(

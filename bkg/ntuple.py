@@ -21,6 +21,7 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import math
 import os
 import types
 import uuid
@@ -161,10 +162,18 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     """sha256 hex digest of a file, read in chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk):
+                digest.update(block)
+    except OSError as exc:  # a folder, no permission, an I/O error: the user's to fix
+        raise SampleError(f"{path}: cannot read it ({_os_reason(exc)})") from None
     return digest.hexdigest()
+
+
+def _os_reason(exc: OSError) -> str:
+    """The reason of an OSError without its path (``Permission denied``, ``Is a directory``)."""
+    return exc.strerror or type(exc).__name__
 
 
 def _open_tree(path: Path) -> Any:
@@ -185,6 +194,12 @@ def _open_tree(path: Path) -> Any:
     except Exception:
         keys = ", ".join(k.split(";")[0] for k in handle.keys()) or "none"
         raise SampleError(f"{path}: no TTree '{TREE}' (keys: {keys})") from None
+    classname = str(getattr(tree, "classname", ""))
+    if "RNTuple" in classname:  # uproot >= 5.7 writes one for file["events"] = {...}
+        raise SampleError(
+            f"{path}: '{TREE}' is an RNTuple; expected a TTree (with uproot, write it with "
+            f"file.mktree('{TREE}', ...) and extend)"
+        )
     if not hasattr(tree, "arrays") or not hasattr(tree, "num_entries"):
         raise SampleError(f"{path}: '{TREE}' is not a TTree")
     return tree
@@ -557,15 +572,15 @@ def read_manifest(
         raise SampleError(
             f"{path}: not found (run `bkg samples` first, or write a MANIFEST for your ntuples)"
         ) from None
+    except OSError as exc:
+        raise SampleError(f"{path}: cannot read it ({_os_reason(exc)})") from None
     except ValueError as exc:
-        raise SampleError(f"{path}: not valid JSON ({exc})") from None
+        raise SampleError(f"{path}: not valid JSON ({one_line(exc)})") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, list):
         raise SampleError(f"{path}: expected a key 'files' with a list of entries")
     for i, entry in enumerate(files):
-        for key in ("file", "sample", "events", "sha256", "norm_per_mot"):
-            if not isinstance(entry, dict) or key not in entry:
-                raise SampleError(f"{path}: files[{i}] lacks the key '{key}'")
+        _check_entry(path, i, entry)
         if not check_hashes or (kinds is not None and entry["sample"] not in kinds):
             continue
         sample_path = folder / entry["file"]
@@ -578,3 +593,49 @@ def read_manifest(
                 "the file changed since it was generated: regenerate it or update the manifest"
             )
     return manifest
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_entry(path: Path, i: int, entry: Any) -> None:
+    """Raise :class:`SampleError` naming ``path``, ``files[i]`` and the key if an entry is bad."""
+    if not isinstance(entry, dict):
+        raise SampleError(f"{path}: files[{i}] is a {type(entry).__name__}; expected an object")
+    for key in ("file", "sample", "events", "sha256", "norm_per_mot"):
+        if key not in entry:
+            raise SampleError(f"{path}: files[{i}] lacks the key '{key}'")
+    name = entry["file"]
+    where = f"{path}: files[{i}]" + (f" ({name})" if isinstance(name, str) and name else "")
+
+    def bad(key: str, expected: str) -> SampleError:
+        return SampleError(f"{where} key '{key}': expected {expected}, got {entry[key]!r}")
+
+    if not isinstance(name, str) or not name.strip():
+        raise bad("file", "the file name of the ntuple (a non-empty string)")
+    if not isinstance(entry["sample"], str) or entry["sample"] not in SCHEMAS:
+        raise bad("sample", f"one of {', '.join(SCHEMAS)}")
+    if not isinstance(entry["sha256"], str):
+        raise bad("sha256", "the hex digest of the file (a string)")
+    events = entry["events"]
+    if not (_is_number(events) and float(events).is_integer() and events >= 1):
+        raise bad("events", "the number of events in the file (an integer >= 1)")
+    if "n_mot" in entry and not (_is_number(entry["n_mot"]) and entry["n_mot"] > 0):
+        raise bad("n_mot", "the muons on target simulated (a finite number > 0)")
+    # the hadrons source takes its per-species rates from the config, and beam.pi_per_mu: 0
+    # writes a rate of 0: there a non-negative number (or one per species) is enough
+    hadrons = entry["sample"] == "hadrons"
+    norm = entry["norm_per_mot"]
+    norms = list(norm.values()) if hadrons and isinstance(norm, dict) else [norm]
+    if not all(_is_number(v) and (v > 0 or (hadrons and v == 0)) for v in norms):
+        raise bad("norm_per_mot", "a finite number " + (">= 0" if hadrons else "> 0"))
+    by_pdg = entry.get("norm_per_mot_by_pdg", {})
+    if not (isinstance(by_pdg, dict) and all(_is_number(v) and v >= 0 for v in by_pdg.values())):
+        raise bad("norm_per_mot_by_pdg", "a finite number >= 0 per species")
+    fractions = entry.get("species_fraction_generated", {})
+    if not (
+        isinstance(fractions, dict)
+        and all(_is_number(v) and 0 < v <= 1 for v in fractions.values())
+    ):
+        raise bad("species_fraction_generated", "a fraction in (0, 1] per species")

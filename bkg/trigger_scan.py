@@ -123,9 +123,11 @@ def parse_geometry(text: str) -> S4Geometry:
             source="trigger-scan",
         )
     geo = S4Geometry(*values)
-    if min(geo.width_cm, geo.height_cm, geo.z_m) <= 0:
+    if min(geo.offset_cm, geo.width_cm, geo.height_cm, geo.z_m) <= 0:
         raise ConfigError(
-            f"--geometry {text!r}: width, height and z must be > 0", source="trigger-scan"
+            f"--geometry {text!r}: offset, width, height and z must be > 0 (S4 sits off the "
+            "beam axis, on the bend side)",
+            source="trigger-scan",
         )
     return geo
 
@@ -369,7 +371,7 @@ def write_scan(
     rows: Sequence[ScanRow], cfg: Config, out_dir: Path, masses_gev: Sequence[float] | None = None
 ) -> list[Path]:
     """Write ``s4_scan.md``, ``s4_scan.csv`` and ``s4_scan.json`` to ``out_dir`` (atomically)."""
-    from bkg.atomic import dumps_json, write_text
+    from bkg.atomic import dumps_json, write_texts
 
     masses = tuple(cfg.samples.signal_masses_gev if masses_gev is None else masses_gev)
     record = _record(rows, cfg, masses)
@@ -383,8 +385,10 @@ def write_scan(
             )
         )
     out = Path(out_dir)
-    return [
-        write_text(out / "s4_scan.md", markdown(rows, cfg, masses)),
-        write_text(out / "s4_scan.csv", "\n".join(csv)),
-        write_text(out / "s4_scan.json", dumps_json(record)),
-    ]
+    return write_texts(
+        {
+            out / "s4_scan.md": markdown(rows, cfg, masses),
+            out / "s4_scan.csv": "\n".join(csv),
+            out / "s4_scan.json": dumps_json(record),
+        }
+    )

@@ -12,8 +12,9 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,7 @@ from bkg.errors import ConfigError
 
 __all__ = [
     "Config",
+    "check_report_name",
     "config_hash",
     "default_dict",
     "load_config",
@@ -240,7 +242,19 @@ class Config:
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that reads ``1e11`` as a float (YAML 1.1 wants ``1.0e+11``)."""
+    """Safe YAML loader that reads ``1e11`` as a float (YAML 1.1 wants ``1.0e+11``) and
+    refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -296,19 +310,116 @@ def _path(parts: Any) -> str:
     return text or "<top level>"
 
 
-def _schema_problems(raw: Any) -> list[str]:
+#: What a report name may be: it becomes the folder reports/<name>.
+REPORT_NAME_RULE = (
+    "letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters"
+)
+_REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+
+
+def _report_name_problem(name: object) -> str | None:
+    if isinstance(name, str) and _REPORT_NAME.fullmatch(name):
+        return None
+    return (
+        f"{name!r} is not a valid report name (the folder reports/<name>): use {REPORT_NAME_RULE}"
+    )
+
+
+def check_report_name(name: str, *, source: str = "name") -> None:
+    """Check that ``name`` can be the report folder ``reports/<name>``.
+
+    Args:
+        name: the report name (the config's ``name`` or the CLI's ``--name``).
+        source: what the one-line message starts with (e.g. ``"--name"``).
+
+    Raises:
+        ConfigError: the name is empty, ``.``/``..``, starts with '.', or holds other
+            characters than letters, digits, '_', '-' and '.'.
+
+    Example:
+        >>> check_report_name("na64mu-2022.v1")
+        >>> check_report_name("../x", source="--name")
+        Traceback (most recent call last):
+        ...
+        bkg.errors.ConfigError: --name: '../x' is not a valid report name (the folder reports/<name>): use letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters
+    """
+    problem = _report_name_problem(name)
+    if problem is not None:
+        raise ConfigError(problem, source=source)
+
+
+def _value_problems(value: Any, parts: tuple[Any, ...], problems: dict[str, str]) -> None:
+    """Add (key path -> problem) for the keys that are not strings and the NaN/inf below ``value``."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = _path((*parts, str(key)))
+            if not isinstance(key, str):
+                problems[where] = (
+                    f"{where}: the key {key!r} is not a string ({type(key).__name__}); "
+                    f"quote it in YAML: '{key}'"
+                )
+            _value_problems(item, (*parts, str(key)), problems)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _value_problems(item, (*parts, i), problems)
+    elif isinstance(value, float) and not math.isfinite(value):
+        problems[_path(parts)] = f"{_path(parts)}: {value} is not a finite number"
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e300:
+        problems[_path(parts)] = f"{_path(parts)}: an integer beyond 1e300 is too large"
+
+
+def _input_problems(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Key path -> problem for what the schema does not see: non-string keys, NaN/inf, the name."""
+    problems: dict[str, str] = {}
+    _value_problems(raw, (), problems)
+    problem = _report_name_problem(raw.get("name"))
+    if isinstance(raw.get("name"), str) and problem is not None:
+        problems["name"] = f"name: {problem}"
+    return problems
+
+
+def _str_keys(value: Any) -> Any:
+    """``value`` with every mapping key made a string (what JSON Schema can validate)."""
+    if isinstance(value, Mapping):
+        return {str(k): _str_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_str_keys(v) for v in value]
+    return value
+
+
+def _to_integers(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value`` with the integral floats (``6.0e1``) the schema wants as integers made ints."""
+    if schema.get("type") == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            k: _to_integers(v, props.get(k, extra if isinstance(extra, Mapping) else {}))
+            for k, v in value.items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [_to_integers(v, schema["items"]) for v in value]
+    return value
+
+
+def _schema_problems(raw: Any, *, skip: Collection[str] = ()) -> list[str]:
+    """Every schema violation, one line each; none at the key paths in ``skip`` (told already)."""
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(_schema())
     problems = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         where = _path(err.absolute_path)
+        if where in skip:
+            continue
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             allowed = ", ".join(sorted(err.schema.get("properties", {})))
             for key in extra:
                 key_path = f"{where}.{key}" if where != "<top level>" else key
-                problems.append(f"{key_path}: unknown key (allowed here: {allowed})")
+                if key_path not in skip:
+                    problems.append(f"{key_path}: unknown key (allowed here: {allowed})")
             continue
         problems.append(f"{where}: {err.message}")
     return problems
@@ -348,12 +459,35 @@ def _semantic_problems(raw: Mapping[str, Any]) -> list[str]:
     masses = list(raw["samples"]["signal_masses_gev"])
     if masses != sorted(set(masses)):
         problems.append("samples.signal_masses_gev: expected strictly increasing masses")
+    problems += _mass_limit_problems(raw, e0)
     ref = raw["g_minus_2"]["reference"]
     if ref not in raw["g_minus_2"]["references"]:
         known = ", ".join(sorted(raw["g_minus_2"]["references"]))
         problems.append(
             f"g_minus_2.reference: {ref!r} is not one of g_minus_2.references ({known})"
         )
+    return problems
+
+
+def _mass_limit_problems(raw: Mapping[str, Any], e0: float) -> list[str]:
+    """Z' masses the beam cannot make: x = E_Z'/E0 runs from m/E0 to 1 - m_mu/E0 (bkg.sim.signal)."""
+    from bkg.physics.constants import M_MU_GEV
+
+    limit = e0 - M_MU_GEV
+    why = (
+        f"must be below E0 - m_mu = {limit:.4f} GeV for the {e0:g} GeV beam "
+        "(x = E_Z'/E0 runs from m/E0 to 1 - m_mu/E0)"
+    )
+    grid = raw["signal"]["masses_gev"]
+    problems = [
+        f"signal.masses_gev.{key}: {grid[key]} GeV {why}"
+        for key in ("min", "max")
+        if grid[key] >= limit
+    ]
+    too_heavy = [m for m in raw["samples"]["signal_masses_gev"] if m >= limit]
+    if too_heavy:
+        listed = ", ".join(f"{m:g}" for m in too_heavy)
+        problems.append(f"samples.signal_masses_gev: {listed} GeV {why}")
     return problems
 
 
@@ -377,8 +511,8 @@ def _scale_energy_cuts(raw: dict[str, Any], overlay: Mapping[str, Any]) -> None:
         return  # the schema check reports the bad value
     for section, key in ENERGY_SCALED_KEYS:
         given = overlay.get(section)
-        if isinstance(given, Mapping) and key in given:
-            continue
+        if (isinstance(given, Mapping) and key in given) or not isinstance(raw[section], dict):
+            continue  # a section that is not a mapping: the schema check reports it
         value = raw[section][key]
         raw[section][key] = (
             [v * factor for v in value] if isinstance(value, list) else value * factor
@@ -400,12 +534,13 @@ def validate_dict(overlay: Any, *, source: str = "config") -> dict[str, Any]:
         )
     raw = _merge(default_dict(), overlay)
     _scale_energy_cuts(raw, overlay)
-    problems = _schema_problems(raw)
+    told = _input_problems(raw)
+    problems = [*told.values(), *_schema_problems(_str_keys(raw), skip=told)]
     if not problems:
         problems = _semantic_problems(raw)
     if problems:
         raise ConfigError(problems, source=source)
-    return raw
+    return _to_integers(raw, _schema())
 
 
 def _pair(value: Any) -> tuple[Any, Any]:
@@ -532,8 +667,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             raise ConfigError(f"not valid YAML{where}: {problem}", source=source) from None
         if overlay is None:
             overlay = {}
-    if overrides:
         if not isinstance(overlay, Mapping):
-            overlay = {}
+            raise ConfigError(
+                f"expected a mapping of keys at the top level, got {type(overlay).__name__}",
+                source=source,
+            )
+    if overrides:
         overlay = _merge(dict(overlay), overrides)
     return from_dict(overlay, source=source)

@@ -85,13 +85,27 @@ def run_samples_stage(
 ) -> tuple[str, str]:
     """Generate the samples unless the folder already holds them for this config.
 
+    A folder whose MANIFEST.json ``bkg samples`` did not write (a GEANT4 production that
+    meets samples/README.md) is used as it is and never overwritten; a folder with ROOT
+    files but no MANIFEST.json is an error, not something to write over.
+
     Returns:
-        (state, key): state is ``"ran"`` or ``"reused"``.
+        (state, key): state is ``"ran"``, ``"reused"`` or ``"external"``.
     """
     key = samples_key(cfg)
     if cache.is_fresh(samples_dir, key):
         progress("samples", "reused")
         return "reused", key
+    from bkg.sim.run import external_samples
+
+    if external_samples(samples_dir):
+        progress("samples", "external")
+        log.warning(
+            "%s: samples not made by `bkg samples` (MANIFEST.json generator is not bkg.sim): "
+            "used as they are",
+            samples_dir,
+        )
+        return "external", key
     from bkg.sim import run_samples
 
     progress("samples", "running")
@@ -121,11 +135,19 @@ def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) 
 
 def fits_key(cfg: Config, samples_dir: Path) -> str:
     """Cache key of the fits stage: config slice, the samples' hashes and the fit code."""
-    inputs = {
-        **cache.recorded_outputs(samples_dir),
-        "code": cache.code_digest("sources", "fit", "selection", "ntuple"),
-    }
+    # the files' sha256 as the samples stage recorded them, or, for an external
+    # production, as its MANIFEST lists them (every stage checks them when it reads)
+    hashes = cache.recorded_outputs(samples_dir) or _manifest_hashes(samples_dir)
+    inputs = {**hashes, "code": cache.code_digest("sources", "fit", "selection", "ntuple")}
     return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+
+
+def _manifest_hashes(samples_dir: Path) -> dict[str, str]:
+    try:
+        files = json.loads((samples_dir / "MANIFEST.json").read_text()).get("files", [])
+        return {str(e["file"]): str(e["sha256"]) for e in files}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
 
 
 def mark_fits_done(cfg: Config, samples_dir: Path, fits_dir: Path) -> None:
@@ -224,6 +246,9 @@ def run_report(
     from bkg.report.sensitivity import run_sensitivity
 
     name = name or cfg.name
+    from bkg.config import check_report_name
+
+    check_report_name(name, source="--name")  # a folder under out_root, never '..' or a path
     samples_dir = Path(samples_dir or cfg.samples.folder)
     fits_dir = Path(fits_dir)
     scheduler = scheduler or cfg.run.scheduler

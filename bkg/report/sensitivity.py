@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bkg.atomic import write_json, write_text
+from bkg.atomic import dumps_json, write_texts
 from bkg.config import Config
 
 log = logging.getLogger(__name__)
@@ -237,10 +237,12 @@ def run_sensitivity(
 
     out_dir = Path(out_dir)
     result = compute_sensitivity(cfg, efficiency=efficiency)
-    files = [
-        write_text(out_dir / "sensitivity.csv", _csv(result)),
-        write_json(out_dir / "sensitivity.json", _json(result, cfg)),
-    ]
+    files = write_texts(
+        {
+            out_dir / "sensitivity.csv": _csv(result),
+            out_dir / "sensitivity.json": dumps_json(_json(result, cfg)),
+        }
+    )
     files += plot_zprime_spectra(cfg, out_dir=out_dir / "figures")
     files += plot_reach(result, cfg, out_dir=out_dir / "figures")
     return SensitivityResult(**{**result.__dict__, "files": files})

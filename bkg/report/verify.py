@@ -95,8 +95,29 @@ def _load(path: Path) -> Any:
         raise BkgError(
             f"{path}: missing; is this a report folder written by `bkg report`?"
         ) from None
+    except OSError as exc:
+        raise BkgError(f"{path}: cannot read ({exc.strerror})") from None
     except ValueError as exc:
         raise BkgError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _check_report(folder: Path) -> None:
+    """A one-line error unless ``folder`` holds a report's table1.json."""
+    if not (folder / "table1.json").is_file():
+        raise BkgError(f"{folder}: not a report folder (no table1.json; `bkg report` writes one)")
+
+
+def _provenance(folder: Path) -> dict[str, Any]:
+    """The provenance of a report folder, or a one-line error saying what is wrong with it."""
+    _check_report(folder)
+    provenance = _load(folder / "provenance.json")
+    config = provenance.get("config") if isinstance(provenance, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("samples"), dict):
+        raise BkgError(
+            f"{folder}/provenance.json: expected an object whose 'config' holds the effective "
+            "configuration (with its 'samples' section)"
+        )
+    return provenance
 
 
 def compare_reports(reference: Path, run: Path) -> list[Comparison]:
@@ -121,7 +142,7 @@ def _rerun(reference: Path, workdir: Path) -> Path:
     from bkg.config import from_dict
     from bkg.report.pipeline import run_report
 
-    provenance = _load(reference / "provenance.json")
+    provenance = _provenance(reference)
     raw = dict(provenance["config"])
     raw["samples"] = {**raw["samples"], "folder": str(workdir / "samples")}
     cfg = from_dict(raw, source=f"{reference}/provenance.json")
@@ -152,6 +173,9 @@ def verify(
     """
     import tempfile
 
+    _check_report(reference)
+    if run_dir is not None:
+        _check_report(run_dir)
     with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
         run = run_dir if run_dir is not None else _rerun(reference, Path(tmp))
         rows = compare_reports(reference, run)

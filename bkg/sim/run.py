@@ -13,6 +13,7 @@ last chunk of one sample before the next sample starts.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import re
@@ -144,6 +145,28 @@ def warm_up() -> None:
         hadrons.hadron_properties(pdg)
 
 
+def external_samples(samples_dir: Path) -> bool:
+    """Whether ``samples_dir`` holds a production that ``bkg samples`` did not write.
+
+    Raises:
+        SampleError: ROOT files without a MANIFEST.json (nothing says what they are, and
+            generating into the folder could overwrite them).
+    """
+    manifest = samples_dir / "MANIFEST.json"
+    if not manifest.is_file():
+        if any(samples_dir.glob("*.root")):
+            raise SampleError(
+                f"{samples_dir}: ROOT files but no MANIFEST.json; add one (samples/README.md) "
+                "or choose an empty folder for `bkg samples`"
+            )
+        return False
+    try:
+        generator = json.loads(manifest.read_text()).get("generator")
+    except (OSError, ValueError, AttributeError):
+        return False  # unreadable: read_manifest names the problem when a stage reads it
+    return generator != "bkg.sim"
+
+
 def run_samples(
     cfg: Config,
     *,
@@ -176,18 +199,39 @@ def run_samples(
     import os
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = list(only) if only else list(SAMPLES)
     for name in names:
         if name not in SAMPLES:
             raise SampleError(f"unknown sample {name!r} (known: {', '.join(SAMPLES)})")
     names = [s for s in SAMPLES if s in names]  # each once, in the MANIFEST's order
     n_mot = float(cfg.samples.n_mot if n_mot is None else n_mot)
+    if not (math.isfinite(n_mot) and n_mot >= 1):
+        raise SampleError(f"--n-mot {n_mot:g}: expected a finite number of beam muons, at least 1")
     scheduler = scheduler if scheduler is not None else cfg.run.scheduler
     if workers is None:
         workers = cfg.run.workers
     if not workers:
         workers = os.cpu_count() or 1
+    # everything that can fail on the user's input fails here, before a file is touched
+    if out_dir.is_dir() and external_samples(out_dir):
+        raise SampleError(
+            f"{out_dir}: holds samples that `bkg samples` did not write (MANIFEST.json "
+            "generator is not bkg.sim); they are not overwritten: choose another --out"
+        )
+    args = {
+        name: [
+            (cfg, name, key, n, m, out_dir / chunk_file(name, i))
+            for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot))
+        ]
+        for name in names
+    }
+    client = _dask_client(scheduler) if scheduler else None
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if client is not None:
+            client.close()
+        raise SampleError(f"{out_dir}: cannot create the samples folder ({exc.strerror})") from None
     manifest_path = out_dir / "MANIFEST.json"
     entries: dict[str, list[dict[str, Any]]] = {}
     if manifest_path.exists():
@@ -201,20 +245,9 @@ def run_samples(
     _write_manifest(manifest_path, cfg, entries)
     for e in old:
         (out_dir / e["file"]).unlink(missing_ok=True)
-    args = {
-        name: [
-            (cfg, name, key, n, m, out_dir / chunk_file(name, i))
-            for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot))
-        ]
-        for name in names
-    }
-    client = None
     pool = None
     submit: Callable[..., Any] | None = None
-    if scheduler:
-        from dask.distributed import Client
-
-        client = Client(scheduler)
+    if client is not None:
         submit = functools.partial(client.submit, pure=False)
     elif workers > 1:
         warm_up()  # before the fork: the workers inherit it
@@ -253,12 +286,35 @@ def run_samples(
                         progress(name, done, len(args[name]))
                 norms = futures[name, -1].result() if (name, -1) in futures else _norms(cfg, name)
                 _add_sample(manifest_path, cfg, entries, name, written, norms)
+    except BaseException:
+        # interrupted or failed: let the running chunks finish, then remove the files of
+        # every sample that did not enter the MANIFEST, so that none is left unlisted
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+        for name in names:
+            if name not in entries:
+                for a in args[name]:
+                    a[-1].unlink(missing_ok=True)
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
         if client is not None:
             client.close()
     return _write_manifest(manifest_path, cfg, entries)
+
+
+def _dask_client(scheduler: str) -> Any:
+    """A Dask client of ``scheduler``, or a one-line error when it cannot be reached."""
+    from dask.distributed import Client
+
+    try:
+        return Client(scheduler, timeout="10s")
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise SampleError(
+            f"--scheduler {scheduler}: cannot connect to a Dask scheduler ({exc})"
+        ) from None
 
 
 def _add_sample(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bkg.config import Config
+from bkg.errors import ConfigError
 from bkg.sources.base import (
     REGISTRY,
     Source,
@@ -65,7 +66,7 @@ def run_fits(
         name -> SourceEstimate.
 
     Raises:
-        SampleError, FitError, OutputError, ValueError (unknown source name).
+        SampleError, FitError, OutputError, ConfigError (unknown source name).
     """
     from bkg.atomic import write_json
     from bkg.ntuple import read_manifest
@@ -73,7 +74,10 @@ def run_fits(
     names = list(dict.fromkeys(only)) if only else list(REGISTRY)
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown source(s) {unknown} (known: {', '.join(REGISTRY)})")
+        raise ConfigError(
+            f"unknown source(s) {', '.join(unknown)} (known: {', '.join(REGISTRY)})",
+            source="--only",
+        )
     # the sha256 of the files the chosen sources read (all of them would be 0.4 s per run)
     kinds = {kind for name in names for kind in REGISTRY[name].samples}
     manifest = read_manifest(samples_dir, kinds=kinds)
@@ -112,24 +116,49 @@ def run_fits(
 
 
 def read_estimates(fits_dir: Path) -> dict[str, SourceEstimate]:
-    """Read fits/<source>.json of every registered source present in ``fits_dir``.
+    """Read fits/<source>.json of every registered source.
 
     Raises:
-        SampleError: no estimate found or a file is malformed.
+        SampleError: no estimate found, some missing (a partial ``bkg fit --only``), or a
+            file unreadable, malformed or holding another source's estimate.
     """
     import json
 
-    from bkg.errors import SampleError
+    from bkg.errors import SampleError, one_line
 
+    folder = Path(fits_dir)
+    if folder.exists() and not folder.is_dir():
+        raise SampleError(f"{folder}: not a folder; give the fits folder written by `bkg fit`")
+    paths = {name: folder / f"{name}.json" for name in REGISTRY}
+    missing = [path.name for path in paths.values() if not path.exists()]
+    if len(missing) == len(paths):
+        raise SampleError(f"{folder}: no <source>.json found (run `bkg fit` first)")
+    if missing:
+        raise SampleError(
+            f"{folder}: {', '.join(missing)} missing (Table I needs all {len(paths)} sources; "
+            "run `bkg fit` without --only)"
+        )
     out: dict[str, SourceEstimate] = {}
-    for name in REGISTRY:
-        path = Path(fits_dir) / f"{name}.json"
-        if not path.exists():
-            continue
+    for name, path in paths.items():
         try:
-            out[name] = SourceEstimate.from_dict(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SampleError(f"{path}: not a source estimate ({exc}); rerun `bkg fit`") from None
-    if not out:
-        raise SampleError(f"{fits_dir}: no <source>.json found (run `bkg fit` first)")
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SampleError(f"{path}: cannot read it ({reason})") from None
+        except ValueError as exc:  # also UnicodeDecodeError
+            raise SampleError(
+                f"{path}: not valid JSON ({one_line(exc)}); rerun `bkg fit`"
+            ) from None
+        try:
+            est = SourceEstimate.from_dict(data)
+        except ValueError as exc:
+            raise SampleError(
+                f"{path}: not a source estimate: {one_line(exc)}; rerun `bkg fit`"
+            ) from None
+        if est.name != name:
+            raise SampleError(
+                f"{path}: holds the estimate of '{est.name}', expected '{name}' (its file name); "
+                "rerun `bkg fit`"
+            )
+        out[name] = est
     return out

@@ -59,15 +59,59 @@ class SourceEstimate:
         }  # fmt: skip
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SourceEstimate:
-        """Inverse of :meth:`to_dict`."""
-        keys = ("name", "label", "level_per_mot", "stat_up", "stat_down", "syst_up",
-                "syst_down", "upper_bound", "method")  # fmt: skip
+    def from_dict(cls, data: Any) -> SourceEstimate:
+        """Inverse of :meth:`to_dict`, checking every value.
+
+        Raises:
+            ValueError: ``data`` is not a mapping, or a key is missing or has a bad
+                value (the message names the key).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a JSON object, got a {type(data).__name__}")
+        for key, (what, valid) in _FIELDS.items():
+            if key not in data:
+                if key in ("inputs", "fit"):
+                    continue
+                raise ValueError(f"key '{key}' missing (expected {what})")
+            if not valid(data[key]):
+                raise ValueError(f"key '{key}': expected {what}, got {data[key]!r}")
         return cls(
-            **{k: data[k] for k in keys},
+            name=data["name"],
+            label=data["label"],
+            level_per_mot=float(data["level_per_mot"]),
+            stat_up=float(data["stat_up"]),
+            stat_down=float(data["stat_down"]),
+            syst_up=float(data["syst_up"]),
+            syst_down=float(data["syst_down"]),
+            upper_bound=data["upper_bound"],
+            method=data["method"],
             inputs=dict(data.get("inputs", {})),
             fit=dict(data.get("fit", {})),
         )
+
+
+def _amount(value: Any) -> bool:
+    """A level or an absolute uncertainty per MOT: a finite number >= 0."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value >= 0
+
+
+_AMOUNT = ("a finite number >= 0 (per MOT)", _amount)
+
+#: key of fits/<source>.json -> (what it must be, its check); inputs and fit may be absent
+_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "name": ("a non-empty string", lambda v: isinstance(v, str) and bool(v)),
+    "label": ("a string", lambda v: isinstance(v, str)),
+    "level_per_mot": _AMOUNT,
+    "stat_up": _AMOUNT,
+    "stat_down": _AMOUNT,
+    "syst_up": _AMOUNT,
+    "syst_down": _AMOUNT,
+    "upper_bound": ("true or false", lambda v: isinstance(v, bool)),
+    "method": ("a string", lambda v: isinstance(v, str)),
+    "inputs": ("an object", lambda v: isinstance(v, Mapping)),
+    "fit": ("an object", lambda v: isinstance(v, Mapping)),
+}
 
 
 class Source:
@@ -250,5 +294,3 @@ def count_estimate(k: int, n: float, scale: float) -> tuple[float, float, float,
 
 
 Estimator = Callable[..., SourceEstimate]
-
-_ = math

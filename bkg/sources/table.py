@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bkg.atomic import write_json, write_text
+from bkg.atomic import dumps_json, write_texts
 from bkg.config import Config
 from bkg.sources.base import SourceEstimate
 
@@ -135,7 +135,6 @@ def write_table(
         f"Background free (< 0.1 event) {least}up to N_MOT = {bf['0.1']:.2e}; "
         f"(< 1 event) {least}up to {bf['1']:.2e}."
     )
-    write_text(out_dir / "table1.md", "\n".join(md))
     tex = [
         r"\begin{tabular}{llll}",
         r"\toprule",
@@ -155,7 +154,6 @@ def write_table(
         r"\bottomrule",
         r"\end{tabular}",
     ]
-    write_text(out_dir / "table1.tex", "\n".join(tex))
     buf = io.StringIO()
     cols = [
         "name",
@@ -173,10 +171,17 @@ def write_table(
     w.writeheader()
     for r in rows:
         w.writerow(r)
-    write_text(out_dir / "table1.csv", buf.getvalue())
     json_data = {
         **data,
         "background_free_n_mot": {k: (v if math.isfinite(v) else 1e300) for k, v in bf.items()},
     }
-    write_json(out_dir / "table1.json", json_data)
+    # every file rendered before any is written: no half-written set
+    write_texts(
+        {
+            out_dir / "table1.md": "\n".join(md),
+            out_dir / "table1.tex": "\n".join(tex),
+            out_dir / "table1.csv": buf.getvalue(),
+            out_dir / "table1.json": dumps_json(json_data),
+        }
+    )
     return json_data

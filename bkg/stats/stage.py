@@ -123,6 +123,11 @@ def _resolve(
     cfg: Any, n_mot: float | None, observed: float | None, preset: str | None
 ) -> tuple[float, float | None]:
     if preset is not None:
+        if observed is not None or n_mot is not None:
+            raise LimitError(
+                f"--preset {preset} sets N_MOT and the observed count itself; "
+                "leave out --observed and --n-mot"
+            )
         if preset not in PRESETS:
             raise LimitError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         return PRESETS[preset]["n_mot"], PRESETS[preset]["observed"]

@@ -145,6 +145,11 @@ def write_workspace(
             if not mass > 0:
                 raise LimitError(f"--mass {mass}: expected a Z' mass above 0 (GeV)")
             vals = [p["metadata"]["values"][0] for p in patchset["patches"]]
+            if not min(vals) * (1 - 1e-3) <= mass <= max(vals) * (1 + 1e-3):
+                raise LimitError(
+                    f"--mass {mass:g}: outside the masses of the patchset "
+                    f"({min(vals):g}-{max(vals):g} GeV)"
+                )
             idx = int(np.argmin(np.abs(np.log(np.asarray(vals)) - np.log(mass))))
             if not np.isclose(vals[idx], mass, rtol=1e-3):
                 log.warning(

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bkg.config import default_dict, from_dict, load_config
+from bkg.config import check_report_name, default_dict, from_dict, load_config
 from bkg.errors import ConfigError
 
 
@@ -139,3 +139,143 @@ def test_loader_never_crashes_with_a_foreign_exception(overlay):
         from_dict(overlay)
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, str) for p in exc.problems)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("overlay", "problem"),
+    [
+        ({"n_mot": NAN}, "n_mot: nan"),
+        ({"n_mot": INF}, "n_mot: inf"),
+        ({"beam": {"halo_fraction": NAN}}, "beam.halo_fraction: nan"),
+        ({"beam": {"halo_fraction": INF}}, "beam.halo_fraction: inf"),
+        ({"selection": {"p_in_window_gev": [NAN, 180.0]}}, "selection.p_in_window_gev[0]: nan"),
+        ({"statistics": {"confidence_level": NAN}}, "statistics.confidence_level: nan"),
+        ({"samples": {"signal_masses_gev": [0.1, -INF]}}, "samples.signal_masses_gev[1]: -inf"),
+    ],
+)
+def test_non_finite_numbers_rejected_with_key_path(overlay, problem):
+    with pytest.raises(ConfigError) as err:
+        from_dict(overlay)
+    # one problem per bad value (not also a schema complaint about the same key)
+    assert err.value.problems == [f"{problem} is not a finite number"]
+
+
+def test_integral_floats_become_integers(tmp_path):
+    # YAML '6.0e1' is a float; the schema's integers accept it, the Config must hold an int
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "signal: {masses_gev: {points: 6.0e1}}\n"
+        "samples: {hadron_events: 3.0e4, chunk_size: 1.0e5}\n"
+        "detector: {ecal: {cells: [6.0, 5]}}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.signal.mass_points == 60 and isinstance(cfg.signal.mass_points, int)
+    assert isinstance(cfg.samples.hadron_events, int) and cfg.samples.hadron_events == 30000
+    assert isinstance(cfg.samples.chunk_size, int)
+    assert cfg.detector.ecal.cells == (6, 5) and isinstance(cfg.detector.ecal.cells[0], int)
+    assert len(cfg.signal.masses_gev()) == 60
+    # a float that is not integral is still a schema error
+    with pytest.raises(ConfigError, match=r"signal\.masses_gev\.points: 60\.5 is not of type"):
+        from_dict({"signal": {"masses_gev": {"points": 60.5}}})
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("text", ["- 1\n- 2\n", "42\n", "just words\n"])
+def test_top_level_not_a_mapping_with_overrides(tmp_path, text):
+    # the CLI passes overrides (--n-mot, ...): the file must not be replaced by {} then
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"bad\.yaml: expected a mapping of keys"):
+        load_config(path, n_mot=1e10)
+
+
+@pytest.mark.bad_input
+def test_integer_keys_reported_with_their_path(tmp_path):
+    path = tmp_path / "keys.yaml"
+    path.write_text("1: 2\nbeam: {3: 4}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert sorted(err.value.problems) == [
+        "1: the key 1 is not a string (int); quote it in YAML: '1'",
+        "beam.3: the key 3 is not a string (int); quote it in YAML: '3'",
+    ]
+    path.write_text(
+        "g_minus_2:\n  reference: '2030'\n"
+        "  references: {2030: {delta_a_mu: 1.0e-9, sigma: 1.0e-10, source: x}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"g_minus_2\.references\.2030: the key 2030 is not"):
+        load_config(path)
+
+
+@pytest.mark.bad_input
+def test_section_replaced_by_a_scalar_with_a_new_beam_energy():
+    # the energy scaling must not index a section that is not a mapping
+    with pytest.raises(ConfigError, match=r"selection: 5 is not of type 'object'"):
+        from_dict({"beam": {"energy_gev": 100}, "selection": 5})
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("name", [".", "..", "a/b", "../up", ".hidden", "", "a b", "x" * 129, "é"])
+def test_report_name_must_be_a_plain_folder_name(name):
+    with pytest.raises(ConfigError, match=r"name: .* is not a valid report name") as err:
+        from_dict({"name": name})
+    assert len(err.value.problems) == 1
+    with pytest.raises(ConfigError, match=r"^--name: .* not starting with '\.'"):
+        check_report_name(name, source="--name")
+
+
+@pytest.mark.parametrize("name", ["run-1.v2", "A_b", "x" * 128, "2022"])
+def test_report_name_accepts_letters_digits_dot_dash_underscore(name):
+    check_report_name(name)
+    assert from_dict({"name": name}).name == name
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("overlay", "key"),
+    [
+        ({"samples": {"signal_masses_gev": [0.5, 200.0]}}, "samples.signal_masses_gev: 200 GeV"),
+        ({"samples": {"signal_masses_gev": [160.0]}}, "samples.signal_masses_gev: 160 GeV"),
+        (
+            {"signal": {"masses_gev": {"min": 0.01, "max": 500, "points": 5}}},
+            "signal.masses_gev.max: 500 GeV",
+        ),
+        (
+            {"beam": {"energy_gev": 100}, "samples": {"signal_masses_gev": [99.95]}},
+            "samples.signal_masses_gev: 99.95 GeV must be below E0 - m_mu = 99.8943 GeV",
+        ),
+    ],
+)
+def test_signal_masses_the_beam_cannot_make(overlay, key):
+    # bkg.sim.signal draws x = E_Z'/E0 in (m/E0, 1 - m_mu/E0): empty for m >= E0 - m_mu
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        from_dict(overlay)
+
+
+def test_signal_masses_just_below_the_kinematic_limit_are_valid():
+    cfg = from_dict(
+        {"samples": {"signal_masses_gev": [1.0, 159.8]}, "signal": {"masses_gev": {"max": 159.0}}}
+    )
+    assert cfg.samples.signal_masses_gev[-1] == 159.8
+
+
+def test_doctests():
+    import doctest
+
+    import bkg.config
+
+    assert doctest.testmod(bkg.config).failed == 0
+
+
+def test_a_key_given_twice_is_an_error_with_its_line(tmp_path):
+    from bkg.config import load_config
+    from bkg.errors import ConfigError
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("beam:\n  energy_gev: 160\n  energy_gev: 100\n")
+    with pytest.raises(ConfigError, match=r"line 3.*'energy_gev' is given twice"):
+        load_config(path)

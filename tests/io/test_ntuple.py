@@ -183,3 +183,131 @@ def test_same_events_give_the_same_bytes(tmp_path):
     assert abs((datetime.datetime.now() - datetime.datetime(2022, 3, 22)).days) > 1
     with uproot.open(tmp_path / "a" / "beam.root") as f:
         assert f["events"].num_entries == 500
+
+
+def _manifest(folder, **changes):
+    """MANIFEST.json of one beam file (beam.root, not hashed here) with ``changes`` to its entry."""
+    entry = {"file": "beam.root", "sample": "beam", "events": 1000, "sha256": "0" * 64}
+    entry.update({"norm_per_mot": 1.0, "n_mot": 1000.0, **changes})
+    (folder / "MANIFEST.json").write_text(json.dumps({"files": [entry]}))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("norm_per_mot", -1.0),
+        ("norm_per_mot", 0.0),
+        ("norm_per_mot", float("nan")),
+        ("norm_per_mot", "x"),
+        ("norm_per_mot", None),
+        ("events", 0),
+        ("events", -5),
+        ("events", "abc"),
+        ("events", 10.5),
+        ("events", True),
+        ("n_mot", 0),
+        ("n_mot", -1e5),
+        ("n_mot", float("inf")),
+        ("n_mot", "many"),
+        ("file", None),
+        ("file", ""),
+        ("sample", "muons"),
+        ("sample", ["beam"]),
+        ("sha256", 0),
+    ],
+)
+def test_manifest_values_checked(tmp_path, key, value):
+    _manifest(tmp_path, **{key: value})
+    with pytest.raises(SampleError) as info:
+        read_manifest(tmp_path, check_hashes=False)
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'MANIFEST.json'}: files[0]")
+    assert f"key '{key}': expected" in text and "\n" not in text
+
+
+def test_manifest_hadrons_may_have_a_zero_or_per_species_norm(tmp_path):
+    # beam.pi_per_mu: 0 writes norm_per_mot 0; the hadron source takes its rates from the config
+    for norm in (0.0, {"-211": 1e-6, "-321": 3e-8, "130": 0.0}):
+        _manifest(tmp_path, sample="hadrons", norm_per_mot=norm)
+        assert read_manifest(tmp_path, check_hashes=False)["files"][0]["norm_per_mot"] == norm
+    _manifest(tmp_path, sample="hadrons", norm_per_mot_by_pdg={"-211": -1e-6})
+    with pytest.raises(SampleError, match=r"key 'norm_per_mot_by_pdg': expected"):
+        read_manifest(tmp_path, check_hashes=False)
+    _manifest(tmp_path, sample="hadrons", species_fraction_generated={"-211": 0})
+    with pytest.raises(SampleError, match=r"key 'species_fraction_generated': expected"):
+        read_manifest(tmp_path, check_hashes=False)
+
+
+@pytest.mark.bad_input
+def test_manifest_entry_not_an_object(tmp_path):
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"files": ["beam.root"]}))
+    with pytest.raises(
+        SampleError, match=r"MANIFEST\.json: files\[0\] is a str; expected an object"
+    ):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.bad_input
+def test_manifest_that_is_a_folder(tmp_path):
+    (tmp_path / "MANIFEST.json").mkdir()
+    with pytest.raises(SampleError, match=r"MANIFEST\.json: cannot read it \(Is a directory\)"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.bad_input
+def test_manifest_unreadable(tmp_path, monkeypatch):
+    # tests may run as root, where chmod 000 does not stop reading: fake the refusal
+    import pathlib
+
+    _manifest(tmp_path)
+    real = pathlib.Path.read_text
+
+    def refuse(self, *args, **kwargs):
+        if self.name == "MANIFEST.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", refuse)
+    with pytest.raises(SampleError, match=r"MANIFEST\.json: cannot read it \(Permission denied\)"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.bad_input
+def test_unreadable_sample_file(beam_file, monkeypatch):
+    import bkg.ntuple
+
+    _manifest(beam_file.parent)
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(bkg.ntuple, "open", refuse, raising=False)
+    with pytest.raises(SampleError, match=r"beam\.root: cannot read it \(Permission denied\)"):
+        read_manifest(beam_file.parent)
+    with pytest.raises(SampleError, match=r"beam\.root: cannot read it \(Permission denied\)"):
+        sha256_file(beam_file)
+
+
+@pytest.mark.bad_input
+def test_sample_file_that_is_a_folder(tmp_path):
+    (tmp_path / "beam.root").mkdir()
+    _manifest(tmp_path)
+    with pytest.raises(SampleError, match=r"beam\.root: cannot read it \(Is a directory\)"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.bad_input
+def test_rntuple_events_reported(tmp_path):
+    # uproot >= 5.7 writes an RNTuple for file["events"] = {...}; the contract wants a TTree
+    path = tmp_path / "beam.root"
+    with uproot.recreate(path) as f:
+        f["events"] = {"e_ecal": np.zeros(3, np.float32)}
+    with uproot.open(path) as f:
+        if "RNTuple" not in f["events"].classname:
+            pytest.skip("this uproot writes a TTree for file[name] = {...}")
+    expected = f"{path}: 'events' is an RNTuple; expected a TTree"
+    problems = check_file(path, "beam")
+    assert len(problems) == 1 and problems[0].startswith(expected)
+    with pytest.raises(SampleError, match="is an RNTuple; expected a TTree"):
+        next(iterate(path, "beam", ["e_ecal"]))

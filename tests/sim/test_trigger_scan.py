@@ -120,7 +120,10 @@ def test_bad_geometry_cli_one_line_no_output(tmp_path, capsys):
         main(["trigger-scan", "--geometry", "8,0", "--out", str(tmp_path / "scan")])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["bkg: error: trigger-scan: --geometry '8,0': width, height and z must be > 0"]
+    assert err == [
+        "bkg: error: trigger-scan: --geometry '8,0': offset, width, height and z must be > 0 "
+        "(S4 sits off the beam axis, on the bend side)"
+    ]
     assert not (tmp_path / "scan").exists()
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bkg.errors import BkgError, SampleError
+from bkg.errors import BkgError, ConfigError, SampleError
 from bkg.sources import REGISTRY, Source, read_estimates, register, run_fits
 from bkg.sources.table import write_table
 
@@ -181,7 +181,7 @@ def test_only_and_unknown_source(synthetic_samples, default_config, tmp_path):
         figures=False,
     )
     assert list(est) == ["dimuon"]
-    with pytest.raises(ValueError, match="unknown source"):
+    with pytest.raises(ConfigError, match="unknown source"):
         run_fits(default_config, samples_dir=synthetic_samples, out_dir=tmp_path, only=["x"])
 
 

@@ -1,0 +1,206 @@
+"""Bad input that must neither destroy data nor leave half-written output: each case ends
+in one line on stderr and exit code 2, and the folder it pointed at is as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bkg.cli import main
+from bkg.config import load_config
+from bkg.errors import SampleError
+
+pytestmark = pytest.mark.bad_input
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _one_line_exit_2(code: int, err: str) -> None:
+    """Exit code 2 and one line of error: ours, or click's for a bad option value
+    (its usage block, then one "Error: ..." line)."""
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 or (lines[0].startswith("Usage:") and lines[-1].startswith("Error:")), (
+        err
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_production(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (tiny) `bkg samples` production of the beam sample."""
+    folder = tmp_path_factory.mktemp("prod") / "samples"
+    main(["samples", "--only", "beam", "--n-mot", "2000", "--workers", "1", "--out", str(folder)])
+    return folder
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--n-mot", "nan"],
+        ["--n-mot", "-1"],
+        ["--n-mot", "0.5"],
+        ["--n-mot", "inf"],
+        ["--n-mot", "2000", "--scheduler", "garbage"],
+    ],
+)
+def test_a_bad_option_leaves_the_previous_production_intact(
+    tiny_production, tmp_path, capsys, extra
+):
+    folder = tmp_path / "samples"
+    shutil.copytree(tiny_production, folder)
+    before = _snapshot(folder)
+    code, err = _run_cli(
+        ["samples", "--only", "beam", "--workers", "1", "--out", str(folder), *extra], capsys
+    )
+    _one_line_exit_2(code, err)
+    assert _snapshot(folder) == before
+
+
+def test_samples_of_another_generator_are_never_overwritten(tmp_path, capsys):
+    folder = tmp_path / "g4"
+    folder.mkdir()
+    (folder / "beam_0000.root").write_bytes(b"a GEANT4 ntuple")
+    manifest = {"generator": "geant4", "files": [{"file": "beam_0000.root", "sample": "beam"}]}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    before = _snapshot(folder)
+    code, err = _run_cli(
+        ["samples", "--only", "beam", "--n-mot", "1000", "--out", str(folder)], capsys
+    )
+    _one_line_exit_2(code, err)
+    assert "not overwritten" in err and str(folder) in err
+    assert _snapshot(folder) == before
+    # `bkg report` uses such a folder as it is
+    from bkg.report.pipeline import run_samples_stage
+
+    state, _ = run_samples_stage(load_config(None), samples_dir=folder)
+    assert state == "external" and _snapshot(folder) == before
+
+
+def test_root_files_without_a_manifest_are_not_written_over(tmp_path):
+    from bkg.report.pipeline import run_samples_stage
+
+    (tmp_path / "beam_0000.root").write_bytes(b"someone's file")
+    with pytest.raises(SampleError, match=r"no MANIFEST\.json"):
+        run_samples_stage(load_config(None), samples_dir=tmp_path)
+    assert (tmp_path / "beam_0000.root").read_bytes() == b"someone's file"
+
+
+def test_an_interrupted_production_leaves_no_unlisted_file(tmp_path, monkeypatch):
+    from bkg.sim import run as sim_run
+
+    real = sim_run.write_chunk
+    calls = []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(sim_run, "write_chunk", interrupted)
+    cfg = load_config(None, samples={"chunk_size": 1000})
+    with pytest.raises(KeyboardInterrupt):
+        sim_run.run_samples(cfg, out_dir=tmp_path, only=["beam"], n_mot=3000, workers=1)
+    assert not list(tmp_path.glob("*.root"))  # chunk 0 was complete, and is gone too
+    listed = json.loads((tmp_path / "MANIFEST.json").read_text())["files"]
+    assert listed == []
+
+
+def test_verify_names_a_folder_that_is_not_a_report(tmp_path, capsys):
+    code, err = _run_cli(["verify", str(ROOT / "fits")], capsys)
+    _one_line_exit_2(code, err)
+    assert "not a report folder" in err
+    code, err = _run_cli(
+        ["verify", str(ROOT / "reports" / "reference"), "--run", str(tmp_path)], capsys
+    )
+    _one_line_exit_2(code, err)
+    assert "not a report folder" in err and str(tmp_path) in err
+    # a reference to re-run needs its provenance's configuration
+    (tmp_path / "table1.json").write_text("{}")
+    (tmp_path / "provenance.json").write_text("[]")
+    code, err = _run_cli(["verify", str(tmp_path)], capsys)
+    _one_line_exit_2(code, err)
+    assert "provenance.json" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--geometry", "0,20"],
+        ["--geometry", "-5,20"],
+        ["--n-beam", "nan"],
+        ["--n-signal", "inf"],
+    ],
+)
+def test_trigger_scan_rejects_before_writing(tmp_path, capsys, args):
+    out = tmp_path / "scan"
+    code, err = _run_cli(["trigger-scan", *args, "--out", str(out)], capsys)
+    _one_line_exit_2(code, err)
+    assert not out.exists()
+
+
+def test_a_preset_with_its_own_count_is_a_conflict(tmp_path, capsys):
+    (tmp_path / "na64mu-default").mkdir()
+    shutil.copy(ROOT / "reports" / "reference" / "table1.json", tmp_path / "na64mu-default")
+    code, err = _run_cli(
+        ["limits", "--preset", "na64mu-2022", "--observed", "3", "--out", str(tmp_path)], capsys
+    )
+    _one_line_exit_2(code, err)
+    assert "--preset" in err and "--observed" in err
+
+
+def test_workspace_mass_outside_the_patchset_and_missing_samples(tmp_path, capsys):
+    reports = tmp_path / "reports"
+    shutil.copytree(ROOT / "reports" / "reference", reports / "reference")
+    config = str(ROOT / "tests" / "data" / "reference.yaml")
+    code, err = _run_cli(
+        [
+            "workspace",
+            "--config",
+            config,
+            "--out",
+            str(reports),
+            "--samples",
+            str(tmp_path / "nowhere"),
+        ],
+        capsys,
+    )
+    _one_line_exit_2(code, err)
+    assert "nowhere" in err and "no signal sample" in err
+    code, err = _run_cli(
+        ["workspace", "--config", config, "--out", str(reports), "--mass", "50"], capsys
+    )
+    _one_line_exit_2(code, err)
+    assert "--mass 50" in err and "outside" in err
+
+
+@pytest.mark.parametrize("name", [".", "..", "../escape", "/tmp/victim", "a/b"])
+def test_a_report_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, capsys, name):
+    reports = tmp_path / "reports"
+    (reports / "other").mkdir(parents=True)
+    (reports / "other" / "keep.txt").write_text("keep")
+    code, err = _run_cli(["report", "--name", name, "--out", str(reports)], capsys)
+    _one_line_exit_2(code, err)
+    assert "--name" in err
+    assert (reports / "other" / "keep.txt").read_text() == "keep"
+    assert sorted(p.name for p in reports.iterdir()) == ["other"]
+
+
+def test_fit_only_an_unknown_source_is_one_line(tmp_path, capsys):
+    code, err = _run_cli(["fit", "--only", "bogus", "--out", str(tmp_path / "fits")], capsys)
+    _one_line_exit_2(code, err)
+    assert "bogus" in err and "momentum_mismatch" in err
