@@ -123,22 +123,28 @@ def test_would_be_momentum_of_knock_ons_predicts_the_lost_hit_count():
     assert np.count_nonzero(ko) > 0
 
 
+def _thick_stations(factor: float):
+    """The default configuration with MS2 stations ``factor`` times thicker (more knock-ons)."""
+    import dataclasses
+
+    from bkg.config import load_config
+
+    cfg = load_config()
+    sp = cfg.detector.spectrometers
+    ms2 = dataclasses.replace(sp.ms2, tracker_material_x0=factor * sp.ms2.tracker_material_x0)
+    det = dataclasses.replace(cfg.detector, spectrometers=dataclasses.replace(sp, ms2=ms2))
+    return cfg.replace(detector=det)
+
+
 def test_knock_on_electrons_behind_the_magnet_reach_s4_and_v1_vetoes_the_muon():
     # An electron from a station behind MS2 flies on to S4's plane. Toward the bend side it
     # can fire S4 by itself while its 160 GeV muon goes on undeflected, and the paper's V1
     # ("before the HCAL ... to veto undeflected beam muons", Sec. II) must then veto the
     # event. Stations 100x thicker give ~50 such events in 1e6 muons.
-    import dataclasses
-
-    from bkg.config import load_config
     from bkg.selection import passes_trigger
     from bkg.sim import beam
 
-    cfg = load_config()
-    sp = cfg.detector.spectrometers
-    ms2 = dataclasses.replace(sp.ms2, tracker_material_x0=100 * sp.ms2.tracker_material_x0)
-    det = dataclasses.replace(cfg.detector, spectrometers=dataclasses.replace(sp, ms2=ms2))
-    cfg = cfg.replace(detector=det)
+    cfg = _thick_stations(100)
     ev = beam.generate_beam_muons(cfg, np.random.default_rng(5), 1_000_000)
     core = ev["s0"] & ev["s1"] & (ev["p_out_true"] > 150.0)
     ko = ev["process"] == 5
@@ -170,9 +176,6 @@ def test_a_hard_knock_on_in_front_of_the_magnet_is_measured_and_its_electron_vet
     # in V1 or the HCAL with its energy, so the event fails the trigger or cut (iv) instead
     # of faking a Z' (its muon is in the signal box). Stations 3 X0 thick (1000x) give
     # ~50 muons that lose more than 80 GeV this way in 2e6.
-    import dataclasses
-
-    from bkg.config import load_config
     from bkg.selection import in_signal_box, passes_selection
     from bkg.sim import beam
 
@@ -191,11 +194,7 @@ def test_a_hard_knock_on_in_front_of_the_magnet_is_measured_and_its_electron_vet
     p_rec_b = out["p_rec"][i[back]]
     assert np.mean(np.abs(p_rec_b / 160.0 - 1) < 4 * RES) > 0.95
 
-    cfg = load_config()
-    sp = cfg.detector.spectrometers
-    ms2 = dataclasses.replace(sp.ms2, tracker_material_x0=1000 * sp.ms2.tracker_material_x0)
-    det = dataclasses.replace(cfg.detector, spectrometers=dataclasses.replace(sp, ms2=ms2))
-    cfg = cfg.replace(detector=det)
+    cfg = _thick_stations(1000)
     ev = beam.generate_beam_muons(cfg, np.random.default_rng(10), 2_000_000)
     soft = ev["s0"] & ev["s1"] & (ev["process"] == 5) & (ev["p_out_true"] < 80.0)
     assert soft.sum() >= 20
