@@ -105,13 +105,15 @@ def run_fits(
         else:
             est = source.estimate(cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned)
         log.info("%s: %.3g per MOT", name, est.level_per_mot)
+        out[name] = est
+    # written once every source has its estimate: a fit that fails leaves the folder as
+    # it was, not new files of some sources beside old ones of the others
+    for name, est in out.items():
         write_json(out_dir / f"{name}.json", est.to_dict())
         if figures:
             from bkg.sources.figures import plot_source, save_figure
 
-            fig = plot_source(est)
-            save_figure(fig, out_dir, name)
-        out[name] = est
+            save_figure(plot_source(est), out_dir, name)
     return out
 
 

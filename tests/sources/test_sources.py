@@ -210,6 +210,36 @@ def test_a_new_source_is_one_registration(default_config, tmp_path, synthetic_sa
 
 
 @pytest.mark.bad_input
+def test_a_failing_fit_leaves_the_folder_as_it_was(default_config, tmp_path, synthetic_samples):
+    # dimuon's estimate is written only when every chosen source has one: the fit that
+    # fails after it leaves no new dimuon.json beside the old files
+    from bkg.errors import FitError
+
+    class Failing(Source):
+        name = "failing_test"
+        label = "Failing"
+
+        def estimate(self, cfg, samples_dir, *, manifest, unbinned=False):
+            raise FitError("failing_test: does not converge")
+
+    (tmp_path / "dimuon.json").write_text("old")
+    register(Failing)
+    try:
+        with pytest.raises(FitError):
+            run_fits(
+                default_config,
+                samples_dir=synthetic_samples,
+                out_dir=tmp_path,
+                only=["dimuon", "failing_test"],
+                figures=False,
+            )
+    finally:
+        REGISTRY.pop("failing_test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dimuon.json"]
+    assert (tmp_path / "dimuon.json").read_text() == "old"
+
+
+@pytest.mark.bad_input
 def test_missing_manifest_is_a_sample_error(default_config, tmp_path):
     with pytest.raises(SampleError, match="MANIFEST"):
         run_fits(default_config, samples_dir=tmp_path, out_dir=tmp_path / "f")
