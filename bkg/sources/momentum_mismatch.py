@@ -84,16 +84,21 @@ def _knock_on(
     single-track; ``n_cand`` of ``n_mot``) x eps_MM (the muon's hit is lost) x P(the
     rest of the event passes the trigger, (i), (iii), (iv) and the E_CAL box | such a
     muon) x eps_MM^n for n extra trackers behind MS2 (each sees the muon and the
-    electron, and one of the two hits must be lost); ``factor`` is eps_MM^(n+1).
+    electron, and the muon's hit must be lost for the fit to keep the electron's);
+    ``factor`` is eps_MM^(n+1).
     Weighting every candidate with eps_MM counts 1/eps_MM = 50 times more events than
     the candidates whose hit the simulation happened to lose. The tracker knock-on
     does not change what the counters and calorimeters see, so the probabilities are
     measured on the whole beam sample and multiplied. A factor with no event enters as
-    its 90% CL bound and the product is then a bound.
+    its 90% CL bound and the product is then a bound; when neither factor has an event,
+    each enters at sqrt(0.9) = 94.9% CL, so that the product still covers 90%.
 
     Returns:
         (level, up, down, is_upper_bound).
     """
+    if n_cand == 0 and n_rest == 0:
+        zero = -np.log(1.0 - np.sqrt(0.9))  # Poisson mean excluded at sqrt(0.9) CL by 0 events
+        return float(zero**2 / max(n_mot, 1) / max(n_ref, 1) * factor), 0.0, 0.0, True
     lv1, up1, dn1, ub1 = count_estimate(n_cand, max(n_mot, 1), 1.0)
     lv2, up2, dn2, ub2 = count_estimate(n_rest, max(n_ref, 1), 1.0)
     level = lv1 * lv2 * factor

@@ -456,6 +456,10 @@ def test_knock_on_candidates_and_their_weight(default_config):
     # no candidate: a 90% CL bound, 2.30 / n_mot x ...
     level0, _, _, bound0 = _knock_on(0, 3, 4, n_mot=10, factor=0.02)
     assert bound0 and level0 == pytest.approx(2.3026 / 10 * 0.75 * 0.02, rel=1e-3)
+    # neither factor has an event: each at sqrt(0.9) CL, so that the product covers 90%.
+    # By hand: 1 - sqrt(0.9) = 0.05132, -ln of it = 2.9698 per factor
+    level00, _, _, bound00 = _knock_on(0, 0, 4, n_mot=10, factor=0.02)
+    assert bound00 and level00 == pytest.approx(2.9698**2 / 10 / 4 * 0.02, rel=1e-4)
 
 
 def test_knock_on_two_station_alternative():
