@@ -121,6 +121,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     The previous folder is kept until the new one is complete, then removed.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(
+            f"{path}: a file is in the way of the output folder; move it or choose another name"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

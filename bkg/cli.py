@@ -21,7 +21,8 @@ log = logging.getLogger("bkg")
 
 
 class _PositiveNumber(click.ParamType):
-    """A finite number >= ``minimum`` (click's FloatRange lets nan and inf through)."""
+    """A finite number >= ``minimum``, or > 0 when ``minimum`` is 0 (click's FloatRange
+    lets nan and inf through)."""
 
     name = "number"
 
@@ -37,14 +38,18 @@ class _PositiveNumber(click.ParamType):
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
-        if not (math.isfinite(number) and number >= self.minimum):
-            self.fail(f"{value!r}: expected a finite number >= {self.minimum:g}", param, ctx)
+        if self.minimum > 0:
+            ok, expected = number >= self.minimum, f"a finite number >= {self.minimum:g}"
+        else:
+            ok, expected = number > 0, "a finite number > 0"
+        if not (math.isfinite(number) and ok):
+            self.fail(f"{value!r}: expected {expected}", param, ctx)
         return number
 
 
 #: event counts (at least one) and positive quantities such as a mass
 COUNT = _PositiveNumber(1.0)
-POSITIVE = _PositiveNumber(1e-300)
+POSITIVE = _PositiveNumber(0.0)
 
 CONFIG_OPTION = click.option(
     "--config",

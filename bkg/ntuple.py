@@ -212,6 +212,8 @@ def check_file(path: str | Path, sample: str) -> list[str]:
         A list of one-line problems (empty: the file is valid).
     """
     path = Path(path)
+    if not path.exists():
+        return [f"{path}: no such file"]
     if sample not in SCHEMAS:
         return [f"{path}: unknown sample kind {sample!r} (known: {', '.join(SCHEMAS)})"]
     try:

@@ -129,6 +129,11 @@ def parse_geometry(text: str) -> S4Geometry:
             "beam axis, on the bend side)",
             source="trigger-scan",
         )
+    if not 1.0 <= geo.z_m <= 100.0:
+        raise ConfigError(
+            f"--geometry {text!r}: z = {geo.z_m:g} m; S4 sits 1 to 100 m behind MS2",
+            source="trigger-scan",
+        )
     return geo
 
 

@@ -242,8 +242,19 @@ class Config:
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML loader that reads ``1e11`` as a float (YAML 1.1 wants ``1.0e+11``) and
-    refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    """Safe YAML loader that reads ``1e11`` as a float (YAML 1.1 wants ``1.0e+11``),
+    refuses a key given twice in one mapping (PyYAML keeps the last one silently) and
+    refuses aliases."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # an alias (*name) can make a config refer to itself or blow up exponentially
+        # (a "billion laughs" file); a configuration has no need of one
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not supported in a config", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -105,7 +105,8 @@ def run_samples_stage(
             "used as they are",
             samples_dir,
         )
-        return "external", key
+        # the key of what was used: the production's own files, not the config's samples
+        return "external", cache.stage_key("samples-external", {}, _manifest_hashes(samples_dir))
     from bkg.sim import run_samples
 
     progress("samples", "running")
@@ -135,11 +136,23 @@ def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) 
 
 def fits_key(cfg: Config, samples_dir: Path) -> str:
     """Cache key of the fits stage: config slice, the samples' hashes and the fit code."""
-    # the files' sha256 as the samples stage recorded them, or, for an external
-    # production, as its MANIFEST lists them (every stage checks them when it reads)
-    hashes = cache.recorded_outputs(samples_dir) or _manifest_hashes(samples_dir)
+    hashes = samples_hashes(samples_dir)
     inputs = {**hashes, "code": cache.code_digest("sources", "fit", "selection", "ntuple")}
     return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+
+
+def samples_hashes(samples_dir: Path) -> dict[str, str]:
+    """The sample files' sha256: as ``bkg samples`` recorded them, or, for a production it
+    did not write, as its MANIFEST lists them (every stage checks them when it reads).
+
+    An external folder never uses the record: a ``.stage.json`` left from an earlier
+    fast-simulation production in the same folder describes other files.
+    """
+    from bkg.sim.run import external_samples
+
+    if external_samples(samples_dir):
+        return _manifest_hashes(samples_dir)
+    return cache.recorded_outputs(samples_dir) or _manifest_hashes(samples_dir)
 
 
 def _manifest_hashes(samples_dir: Path) -> dict[str, str]:
@@ -343,7 +356,7 @@ def run_report(
         write_json(tmp / "claims.json", {"claims": claims})
         write_text(tmp / "claims.md", _claims_markdown(claims))
 
-        inputs = {f"samples/{k}": v for k, v in cache.recorded_outputs(samples_dir).items()}
+        inputs = {f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()}
         inputs.update({f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()})
         seeds = {"root": cfg.seed, "samples": _manifest_seeds(samples_dir), "toys": cfg.seed}
         outputs = file_hashes(tmp, exclude=("provenance.json", "index.html"))

@@ -176,6 +176,11 @@ def verify(
     _check_report(reference)
     if run_dir is not None:
         _check_report(run_dir)
+        if Path(run_dir).resolve() == Path(reference).resolve():
+            raise BkgError(
+                f"--run {run_dir}: that is the reference itself; give another run's report, "
+                "or leave out --run to re-run the reference's configuration"
+            )
     with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
         run = run_dir if run_dir is not None else _rerun(reference, Path(tmp))
         rows = compare_reports(reference, run)

@@ -153,8 +153,9 @@ def external_samples(samples_dir: Path) -> bool:
             generating into the folder could overwrite them).
     """
     manifest = samples_dir / "MANIFEST.json"
+    has_root = any(samples_dir.glob("*.root"))
     if not manifest.is_file():
-        if any(samples_dir.glob("*.root")):
+        if has_root:
             raise SampleError(
                 f"{samples_dir}: ROOT files but no MANIFEST.json; add one (samples/README.md) "
                 "or choose an empty folder for `bkg samples`"
@@ -162,8 +163,13 @@ def external_samples(samples_dir: Path) -> bool:
         return False
     try:
         generator = json.loads(manifest.read_text()).get("generator")
-    except (OSError, ValueError, AttributeError):
-        return False  # unreadable: read_manifest names the problem when a stage reads it
+    except (OSError, ValueError, AttributeError) as exc:
+        if has_root:  # nothing says who wrote these files: never write over them
+            raise SampleError(
+                f"{manifest}: not a readable MANIFEST ({exc}); the ROOT files beside it are not "
+                "overwritten: fix it, or delete the folder to make new samples"
+            ) from None
+        return False
     return generator != "bkg.sim"
 
 

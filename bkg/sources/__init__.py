@@ -81,6 +81,17 @@ def run_fits(
     # the sha256 of the files the chosen sources read (all of them would be 0.4 s per run)
     kinds = {kind for name in names for kind in REGISTRY[name].samples}
     manifest = read_manifest(samples_dir, kinds=kinds)
+    made_with = {
+        str(e.get("config_hash"))
+        for e in manifest.get("files", [])
+        if e.get("generator") == "bkg.sim" and e.get("sample") in kinds
+    }
+    if len(made_with) > 1:  # e.g. two `bkg samples --only` runs with different configs
+        log.warning(
+            "%s: the samples these fits read were made with %d different configurations",
+            samples_dir,
+            len(made_with),
+        )
     out_dir = Path(out_dir)
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is

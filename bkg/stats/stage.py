@@ -125,8 +125,7 @@ def _resolve(
     if preset is not None:
         if observed is not None or n_mot is not None:
             raise LimitError(
-                f"--preset {preset} sets N_MOT and the observed count itself; "
-                "leave out --observed and --n-mot"
+                f"--preset {preset} sets N_MOT and the observed count itself; leave out --observed"
             )
         if preset not in PRESETS:
             raise LimitError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")

@@ -204,3 +204,75 @@ def test_fit_only_an_unknown_source_is_one_line(tmp_path, capsys):
     code, err = _run_cli(["fit", "--only", "bogus", "--out", str(tmp_path / "fits")], capsys)
     _one_line_exit_2(code, err)
     assert "bogus" in err and "momentum_mismatch" in err
+
+
+def test_a_folder_with_an_unreadable_manifest_beside_root_files_is_not_overwritten(
+    tmp_path, capsys
+):
+    (tmp_path / "beam_0000.root").write_bytes(b"a user's ntuple")
+    (tmp_path / "MANIFEST.json").write_text('{"generator": "geant4",, }')
+    before = _snapshot(tmp_path)
+    code, err = _run_cli(
+        ["samples", "--only", "beam", "--n-mot", "1000", "--out", str(tmp_path)], capsys
+    )
+    _one_line_exit_2(code, err)
+    assert "MANIFEST" in err and _snapshot(tmp_path) == before
+
+
+def test_external_samples_are_keyed_by_their_own_files(tiny_production, tmp_path):
+    # a user swaps a GEANT4 production into an old `bkg samples` folder and leaves its
+    # .stage.json: the fits must be keyed by the new files, never by the old record
+    from bkg.report.pipeline import fits_key, mark_samples_done, samples_hashes
+
+    folder = tmp_path / "samples"
+    shutil.copytree(tiny_production, folder)
+    cfg = load_config(None)
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    mark_samples_done(cfg, folder, manifest)  # the record of the fast-simulation production
+    own = fits_key(cfg, folder)
+    manifest["generator"] = "geant4"
+    manifest["files"][0]["sha256"] = "0" * 64
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+    assert (folder / ".stage.json").exists()
+    assert samples_hashes(folder) == {manifest["files"][0]["file"]: "0" * 64}
+    assert fits_key(cfg, folder) != own
+
+
+def test_yaml_aliases_and_self_reference_are_refused(tmp_path, capsys):
+    path = tmp_path / "alias.yaml"
+    path.write_text("a: &a [*a]\n")
+    code, err = _run_cli(["config", "validate", str(path)], capsys)
+    _one_line_exit_2(code, err)
+    assert "aliases" in err
+
+
+def test_verify_against_itself_is_refused(capsys):
+    ref = str(ROOT / "reports" / "reference")
+    code, err = _run_cli(["verify", ref, "--run", ref], capsys)
+    _one_line_exit_2(code, err)
+    assert "reference itself" in err
+
+
+def test_a_file_in_the_way_of_a_report_is_not_moved(tmp_path, capsys):
+    from bkg.atomic import atomic_dir
+    from bkg.errors import OutputError
+
+    (tmp_path / "isfile").write_text("mine")
+    with pytest.raises(OutputError, match="in the way"):
+        with atomic_dir(tmp_path / "isfile"):
+            pass
+    assert (tmp_path / "isfile").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["isfile"]
+
+
+@pytest.mark.parametrize("args", [["--mass", "0"], ["--mass", "nan"]])
+def test_workspace_mass_must_be_positive(tmp_path, capsys, args):
+    code, err = _run_cli(["workspace", "--out", str(tmp_path), *args], capsys)
+    _one_line_exit_2(code, err)
+    assert "> 0" in err
+
+
+def test_samples_check_names_a_missing_file(tmp_path, capsys):
+    code, err = _run_cli(["samples", "check", str(tmp_path / "nothere.root")], capsys)
+    assert code != 0 and "Traceback" not in err
+    assert "no such file" in (err + capsys.readouterr().out)
