@@ -323,7 +323,7 @@ def _path(parts: Any) -> str:
 
 #: What a report name may be: it becomes the folder reports/<name>.
 REPORT_NAME_RULE = (
-    "letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters"
+    "ASCII letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters"
 )
 _REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 
@@ -345,14 +345,14 @@ def check_report_name(name: str, *, source: str = "name") -> None:
 
     Raises:
         ConfigError: the name is empty, ``.``/``..``, starts with '.', or holds other
-            characters than letters, digits, '_', '-' and '.'.
+            characters than ASCII letters, digits, '_', '-' and '.'.
 
     Example:
         >>> check_report_name("na64mu-2022.v1")
         >>> check_report_name("../x", source="--name")
         Traceback (most recent call last):
         ...
-        bkg.errors.ConfigError: --name: '../x' is not a valid report name (the folder reports/<name>): use letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters
+        bkg.errors.ConfigError: --name: '../x' is not a valid report name (the folder reports/<name>): use ASCII letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters
     """
     problem = _report_name_problem(name)
     if problem is not None:
