@@ -17,11 +17,32 @@ from scipy import special
 
 from bkg.sim.draws import normal32
 
-__all__ = ["ecal_visible", "hadron_shower", "muon_mip", "vhcal_response"]
+__all__ = ["ecal_visible", "hadron_shower", "muon_mip", "vhcal_mip_gev", "vhcal_response"]
 
 #: visible MIP of a muon per lambda_I of HCAL iron (2.3 GeV for 2 x 7.5 lambda_I).
 HCAL_MIP_PER_LAMBDA_GEV = 2.3 / 15.0
-VHCAL_MIP_GEV = 0.4
+#: nuclear interaction lengths lambda_I (g/cm2, PDG atomic and nuclear properties)
+LAMBDA_I_G_CM2 = {"Fe": 132.1, "Cu": 137.3}
+
+
+def vhcal_mip_gev(thickness_lambda: float, *, p_gev: float = 150.0) -> float:
+    """Visible MIP of a muon crossing ``thickness_lambda`` of the copper VHCAL (GeV).
+
+    The HCAL's visible MIP per lambda_I of iron, scaled by the ionisation loss per
+    lambda_I of copper against iron (same visible-to-lost ratio, 0.8 for the HCAL):
+    0.77 GeV for 5 lambda_I, where 0.97 GeV is lost.
+    """
+    from bkg.physics.constants import COPPER, IRON
+    from bkg.physics.energyloss import dedx_ionisation_gev_cm2_g
+
+    e = float(np.hypot(p_gev, 0.1056583755))
+    per_lambda = {
+        m.name: LAMBDA_I_G_CM2[m.name] * float(dedx_ionisation_gev_cm2_g(e, material=m))
+        for m in (COPPER, IRON)
+    }
+    return thickness_lambda * HCAL_MIP_PER_LAMBDA_GEV * per_lambda["Cu"] / per_lambda["Fe"]
+
+
 #: visibility depth of a hadron too soft to ever exceed the threshold (finite for the ntuple)
 NEVER_VISIBLE_LAMBDA = 1.0e3
 
@@ -97,6 +118,7 @@ def vhcal_response(
     *,
     hole_cm: tuple[float, float],
     size_cm: tuple[float, float],
+    mip_gev: float,
 ) -> np.ndarray:
     """MIP deposit in the VHCAL of a muon at (x, y) behind the ECAL: 0 inside the hole or outside the module."""
     inside_hole = (np.abs(x_cm) < hole_cm[0] / 2) & (np.abs(y_cm) < hole_cm[1] / 2)
@@ -104,5 +126,5 @@ def vhcal_response(
     k = np.flatnonzero(inside & ~inside_hole)
     out = np.zeros(x_cm.size, dtype=np.float32)
     if k.size:
-        out[k] = muon_mip(k.size, rng, mean_gev=VHCAL_MIP_GEV)
+        out[k] = muon_mip(k.size, rng, mean_gev=mip_gev)
     return out

@@ -211,6 +211,7 @@ def respond(
         rng,
         hole_cm=det.vhcal.hole_cm,
         size_cm=det.vhcal.size_cm,
+        mip_gev=calorimeters.vhcal_mip_gev(det.vhcal.thickness_lambda),
     )
     vm = np.zeros(n, dtype=bool)
     k = np.flatnonzero((e_leak_em > 0.0) | (e_leak_had > 0.0))

@@ -71,22 +71,32 @@ def _two_body_star(m_parent: float) -> tuple[float, float]:
 
 def _kmu3_star(
     m_parent: float, m_pi: float, n: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rest-frame muon (E*, p*) in K -> pi mu nu with flat Dalitz density (accept-reject)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rest-frame K -> pi mu nu with flat Dalitz density (accept-reject).
+
+    Returns:
+        (E*_mu, p*_mu, E*_pi, cos of the mu-pi opening angle), the angle from momentum
+        conservation: p_nu^2 = p_mu^2 + p_pi^2 + 2 p_mu p_pi cos.
+    """
     e_mu_max = (m_parent**2 + M_MU**2 - m_pi**2) / (2 * m_parent)
     e_pi_max = (m_parent**2 + m_pi**2 - M_MU**2) / (2 * m_parent)
-    out = np.empty(0)
-    while out.size < n:
-        m = 3 * (n - out.size) + 16
+    mus, pis = np.empty(0), np.empty(0)
+    while mus.size < n:
+        m = 3 * (n - mus.size) + 16
         e_mu = M_MU + (e_mu_max - M_MU) * rng.random(m)
         e_pi = m_pi + (e_pi_max - m_pi) * rng.random(m)
         e_nu = m_parent - e_mu - e_pi
         p_mu = np.sqrt(np.maximum(e_mu**2 - M_MU**2, 0))
         p_pi = np.sqrt(np.maximum(e_pi**2 - m_pi**2, 0))
         ok = (e_nu >= 0) & (np.abs(p_mu - p_pi) <= e_nu) & (e_nu <= p_mu + p_pi)
-        out = np.concatenate([out, e_mu[ok]])
-    e = out[:n]
-    return e, np.sqrt(np.maximum(e * e - M_MU**2, 0))
+        mus = np.concatenate([mus, e_mu[ok]])
+        pis = np.concatenate([pis, e_pi[ok]])
+    e, e_pi = mus[:n], pis[:n]
+    p, p_pi = np.sqrt(np.maximum(e * e - M_MU**2, 0)), np.sqrt(np.maximum(e_pi**2 - m_pi**2, 0))
+    e_nu = m_parent - e - e_pi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.clip((e_nu**2 - p * p - p_pi**2) / (2 * p * p_pi), -1.0, 1.0)
+    return e, p, e_pi, np.nan_to_num(cos)
 
 
 def decay_muons(
@@ -102,6 +112,7 @@ def decay_muons(
     e_mu = np.zeros(n)
     theta = np.zeros(n)
     chan = np.zeros(n, dtype=np.int8)
+    pi_e, pi_theta, pi_dphi = np.zeros(n), np.zeros(n), np.zeros(n)
     k = np.nonzero(decayed)[0]
     if k.size:
         u = rng.random(k.size)
@@ -109,6 +120,9 @@ def decay_muons(
         p_star = np.zeros(k.size)
         has = np.zeros(k.size, dtype=bool)
         chan_k = np.zeros(k.size, dtype=np.int8)
+        three = np.zeros(k.size, dtype=bool)
+        e_pi_star, cos_mu_pi = np.zeros(k.size), np.zeros(k.size)
+        m_pi = M_PI0 if pdg == -321 else M_PI
         cum = 0.0
         for channel, br in CHANNELS[pdg]:
             sel = (u >= cum) & (u < cum + br)
@@ -120,8 +134,10 @@ def decay_muons(
                 es, ps = _two_body_star(m)
                 e_star[sel], p_star[sel] = es, ps
             else:
-                m_pi = M_PI0 if pdg == -321 else M_PI
-                e_star[sel], p_star[sel] = _kmu3_star(m, m_pi, int(sel.sum()), rng)
+                e_star[sel], p_star[sel], e_pi_star[sel], cos_mu_pi[sel] = _kmu3_star(
+                    m, m_pi, int(sel.sum()), rng
+                )
+                three |= sel
             has |= sel
         cos = 2 * rng.random(k.size) - 1
         gamma = e_h[k] / m
@@ -132,10 +148,45 @@ def decay_muons(
         e_mu[k] = np.where(has, e_lab, 0.0)
         theta[k] = np.where(has, np.arctan2(pt, np.maximum(pl, 1e-9)), 0.0)
         chan[k] = chan_k
+        j = np.flatnonzero(three)
+        if j.size:  # the K_mu3 pion: it enters the calorimeters beside the muon
+            e_pi, th_pi, dphi = _kmu3_pion_lab(
+                cos[j], e_pi_star[j], cos_mu_pi[j], m_pi, gamma[j], bg[j], rng
+            )
+            pi_e[k[j]], pi_theta[k[j]], pi_dphi[k[j]] = e_pi, th_pi, dphi
     return {
         "decayed": decayed, "z_m": np.where(decayed, z, -1.0), "e_mu": e_mu, "theta": theta,
-        "channel": chan,
+        "channel": chan, "pi_e": pi_e, "pi_theta": pi_theta, "pi_dphi": pi_dphi,
     }  # fmt: skip
+
+
+def _kmu3_pion_lab(
+    cos_mu: np.ndarray,
+    e_pi_star: np.ndarray,
+    cos_mu_pi: np.ndarray,
+    m_pi: float,
+    gamma: np.ndarray,
+    bg: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lab energy, polar angle and azimuth relative to the muon's of the K_mu3 pion.
+
+    In the rest frame the muon points along polar angle theta*_mu (azimuth 0) and the pion
+    at the opening angle from it, at a uniform azimuth around it; both are boosted along
+    the kaon's direction.
+    """
+    p_pi = np.sqrt(np.maximum(e_pi_star**2 - m_pi**2, 0.0))
+    sin_mu = np.sqrt(np.maximum(1 - cos_mu**2, 0.0))
+    sin_mp = np.sqrt(np.maximum(1 - cos_mu_pi**2, 0.0))
+    psi = 2 * np.pi * rng.random(cos_mu.size)
+    # muon along (sin_mu, 0, cos_mu); e1 = (cos_mu, 0, -sin_mu) and e2 = (0, 1, 0) span its normal
+    px = p_pi * (cos_mu_pi * sin_mu + sin_mp * np.cos(psi) * cos_mu)
+    py = p_pi * sin_mp * np.sin(psi)
+    pz = p_pi * (cos_mu_pi * cos_mu - sin_mp * np.cos(psi) * sin_mu)
+    e_lab = gamma * e_pi_star + bg * pz
+    pz_lab = bg * e_pi_star + gamma * pz
+    theta = np.arctan2(np.hypot(px, py), np.maximum(pz_lab, 1e-9))
+    return e_lab, theta, np.arctan2(py, px)
 
 
 def _hadron_in_ecal(e_h: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +199,53 @@ def _hadron_in_ecal(e_h: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
         0.0,
     )
     return e_h * contained, e_h * (1 - contained)
+
+
+def _kmu3_pion_deposits(
+    cfg: Config,
+    rng: np.random.Generator,
+    pdg: np.ndarray,
+    pi_e: np.ndarray,
+    x_cm: np.ndarray,
+    y_cm: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ECAL, VHCAL) visible energy of the K_mu3 pion, arriving at (x, y) in the target plane.
+
+    On the ECAL's face it showers there: a pi0 (K-) as two photons, fully, with the ECAL's
+    sampling resolution; a pi+- (K_L) hadronically, its visible part in the ECAL and the
+    leak behind it in the VHCAL. Off the ECAL but on the VHCAL outside its hole, the VHCAL
+    takes it (hadronic resolution); elsewhere it escapes. Drawn for every event, so that
+    the random stream does not depend on how many K_mu3 decays a chunk holds.
+    """
+    det = cfg.detector
+    half_x = det.ecal.cells[0] * det.ecal.cell_size_cm / 2
+    half_y = det.ecal.cells[1] * det.ecal.cell_size_cm / 2
+    on_ecal = (pi_e > 0) & (np.abs(x_cm) < half_x) & (np.abs(y_cm) < half_y)
+    vh_x, vh_y = det.vhcal.size_cm[0] / 2, det.vhcal.size_cm[1] / 2
+    hole_x, hole_y = det.vhcal.hole_cm[0] / 2, det.vhcal.hole_cm[1] / 2
+    on_vhcal = (
+        (pi_e > 0)
+        & ~on_ecal
+        & (np.abs(x_cm) < vh_x)
+        & (np.abs(y_cm) < vh_y)
+        & ~((np.abs(x_cm) < hole_x) & (np.abs(y_cm) < hole_y))
+    )
+    charged = pdg == 130
+    em = calorimeters.ecal_visible(
+        pi_e * (on_ecal & ~charged),
+        rng,
+        stochastic=det.ecal.sampling_resolution,
+        constant=det.ecal.constant_term,
+    )
+    dep, leak = _hadron_in_ecal(np.where(on_ecal & charged, pi_e, 0.0), rng)
+    had = calorimeters.ecal_visible(
+        detector.ECAL_HAD_VISIBLE * dep, rng, stochastic=0.3, constant=0.02
+    )
+    vh_true = np.where(on_vhcal, pi_e, 0.0) + leak
+    vh = np.maximum(
+        vh_true + det.hcal.resolution * np.sqrt(vh_true) * rng.standard_normal(pi_e.size), 0.0
+    )
+    return (em + had).astype(np.float32), vh.astype(np.float32)
 
 
 def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -164,14 +262,18 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     z = np.full(n, -1.0)
     e_mu = np.zeros(n)
     theta = np.zeros(n)
+    pi_e, pi_theta, pi_dphi = np.zeros(n), np.zeros(n), np.zeros(n)
     for s in SPECIES:
         k = np.nonzero(pdg == s)[0]
         d = decay_muons(s, e_h[k], rng, length_m=b.decay_length_m)
         decayed[k], z[k], e_mu[k], theta[k] = d["decayed"], d["z_m"], d["e_mu"], d["theta"]
         channel[k] = d["channel"]
+        pi_e[k], pi_theta[k], pi_dphi[k] = d["pi_e"], d["pi_theta"], d["pi_dphi"]
     # decay muon: displaced at the target by its angle over the remaining path
     phi = 2 * np.pi * rng.random(n)
     drift_cm = 100.0 * np.where(decayed, b.decay_length_m - z, 0.0)
+    x_pi = x + drift_cm * pi_theta * np.cos(phi + pi_dphi)
+    y_pi = y + drift_cm * pi_theta * np.sin(phi + pi_dphi)
     x = x + drift_cm * theta * np.cos(phi)
     y = y + drift_cm * theta * np.sin(phi)
     tx = tx + theta * np.cos(phi)
@@ -183,6 +285,7 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     had_vis = calorimeters.ecal_visible(
         detector.ECAL_HAD_VISIBLE * had_dep, rng, stochastic=0.3, constant=0.02
     )
+    pi_ecal, pi_vhcal = _kmu3_pion_deposits(cfg, rng, pdg, pi_e, x_pi, y_pi)
     out = detector.respond(
         cfg,
         rng,
@@ -192,12 +295,13 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
         tx_out=tx + ec["tx_ms"],
         ty_out=ty + ec["ty_ms"],
         p_out_true=np.where(is_mu, ec["e_out"], 0.0),
-        e_ecal=np.where(is_mu, ec["e_ecal"], had_vis),
+        e_ecal=np.where(is_mu, ec["e_ecal"] + pi_ecal, had_vis),
         e_leak_em=np.where(is_mu, ec["e_leak_em"], 0.0),
         e_leak_had=np.where(is_mu, ec["e_leak_had"], had_leak),
         process=np.where(is_mu, np.where(ec["process"] > 0, ec["process"], 8), 0).astype(np.int8),
         e_transfer=np.where(is_mu, ec["e_transfer"], 0.0),
     )
+    out["e_vhcal"] = out["e_vhcal"] + pi_vhcal  # float32, as the branch
     # the BMS measured the hadron upstream of the decay region (misidentification through momentum)
     out["p_in_rec"] = tracking.measure_p_in(
         e_h, rng, resolution_rel=cfg.detector.spectrometers.ms1.resolution_rel
