@@ -539,6 +539,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("bkg: interrupted; outputs of the unfinished stage were not written", err=True)
         raise SystemExit(130) from None
+    except Exception:
+        # a Ctrl-C that reached a C extension mid-import surfaces as another error
+        # (ImportError: initialization failed): it is still the user's interrupt
+        if interrupt.requested() and not debug:
+            click.echo(
+                "bkg: interrupted; outputs of the unfinished stage were not written", err=True
+            )
+            raise SystemExit(130) from None
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

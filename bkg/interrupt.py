@@ -15,7 +15,7 @@ import signal
 import threading
 from types import FrameType
 
-__all__ = ["check", "install"]
+__all__ = ["check", "install", "requested"]
 
 _requested = False
 
@@ -36,3 +36,12 @@ def check() -> None:
     """Raise KeyboardInterrupt if an interrupt was requested since :func:`install`."""
     if _requested:
         raise KeyboardInterrupt
+
+
+def requested() -> bool:
+    """Whether SIGINT arrived since :func:`install`.
+
+    Also true when the KeyboardInterrupt surfaced as another error: raised while a C
+    extension initialised, it comes out as ``ImportError: initialization failed``.
+    """
+    return _requested

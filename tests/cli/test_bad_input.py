@@ -276,3 +276,27 @@ def test_samples_check_names_a_missing_file(tmp_path, capsys):
     code, err = _run_cli(["samples", "check", str(tmp_path / "nothere.root")], capsys)
     assert code != 0 and "Traceback" not in err
     assert "no such file" in (err + capsys.readouterr().out)
+
+
+def test_an_interrupt_that_surfaces_as_another_error_is_still_an_interrupt(monkeypatch, capsys):
+    # SIGINT while a C extension initialises comes out as "ImportError: initialization
+    # failed" (seen in CI while zfit imported boost_histogram): exit 130, one line
+    from bkg import interrupt
+
+    def interrupted_import(*args, **kwargs):
+        monkeypatch.setattr(interrupt, "_requested", True)
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr("bkg.config.load_config", interrupted_import)
+    code, err = _run_cli(["config", "show"], capsys)
+    assert code == 130 and err.strip().splitlines() == [
+        "bkg: interrupted; outputs of the unfinished stage were not written"
+    ]
+    # without an interrupt, an unexpected error is a bug and keeps its traceback
+    def broken_import(*args, **kwargs):
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(interrupt, "_requested", False)
+    monkeypatch.setattr("bkg.config.load_config", broken_import)
+    with pytest.raises(ImportError):
+        main(["config", "show"])
