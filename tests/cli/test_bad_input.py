@@ -292,6 +292,7 @@ def test_an_interrupt_that_surfaces_as_another_error_is_still_an_interrupt(monke
     assert code == 130 and err.strip().splitlines() == [
         "bkg: interrupted; outputs of the unfinished stage were not written"
     ]
+
     # without an interrupt, an unexpected error is a bug and keeps its traceback
     def broken_import(*args, **kwargs):
         raise ImportError("initialization failed")
