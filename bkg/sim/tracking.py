@@ -142,7 +142,7 @@ def quasi_elastic_kink_probability(
             q = float(np.exp(log_q))
             return q * dsigma_dq(q) * np.arccos(min(q_min / q, 1.0)) / np.pi
 
-        val = integrate.quad(integrand, np.log(q_min), np.log(50.0), limit=400, epsrel=1e-9)[0]
+        val = integrate.quad(integrand, np.log(q_min), np.log(50.0), limit=200, epsrel=1e-6)[0]
         per.append(float(val))
         need.append(float(q_min))
     return {"total": float(sum(per)), "per_station": per, "q_needed_gev": need}
