@@ -5,8 +5,9 @@ Masses and lifetimes from the ``particle`` package (PDG). Branching ratios
 K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3, 0.0335),
 K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-). Two-body decays
 use exact kinematics (isotropic in the rest frame); K_mu3 uses flat
-three-body phase space (unit matrix element: the stated approximation).
-Decays without a muon and undecayed hadrons enter the ECAL as a hadronic
+three-body phase space (unit matrix element: the stated approximation), and
+its pion goes on beside the muon: on the ECAL's face it showers there (a pi0
+fully, as photons), off it the VHCAL takes it. Decays without a muon and undecayed hadrons enter the ECAL as a hadronic
 shower of the full energy (charged daughters and neutral pions together).
 The decay point is exponential with decay length gamma beta c tau over
 ``decay_length_m``; an absorber of L interaction lengths scales the
