@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 __all__ = ["write_hepdata"]
 
 REFERENCE = "PRD 105, 052006 (2022)"
-#: nucleon and muon masses (GeV) for the centre-of-mass energy of the fixed-target collision
-M_NUCLEON, M_MU = 0.9389, 0.1056583755
+#: nucleon mass (GeV, the mean of proton and neutron) for the fixed-target sqrt(s)
+M_NUCLEON = 0.9389
 
 
 def sqrt_s_gev(beam_energy_gev: float) -> float:
@@ -32,7 +32,9 @@ def sqrt_s_gev(beam_energy_gev: float) -> float:
 
     HEPData's ``cmenergies`` keyword is sqrt(s), not the beam energy: 17.3 GeV at 160 GeV.
     """
-    return math.sqrt(M_NUCLEON**2 + M_MU**2 + 2.0 * beam_energy_gev * M_NUCLEON)
+    from bkg.physics.constants import M_MU_GEV
+
+    return math.sqrt(M_NUCLEON**2 + M_MU_GEV**2 + 2.0 * beam_energy_gev * M_NUCLEON)
 
 
 # Table names become file names (lower-cased, spaces to "_"), so they stay free of

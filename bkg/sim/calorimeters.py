@@ -17,7 +17,14 @@ from scipy import special
 
 from bkg.sim.draws import normal32
 
-__all__ = ["ecal_visible", "hadron_shower", "muon_mip", "vhcal_mip_gev", "vhcal_response"]
+__all__ = [
+    "ecal_visible",
+    "hadron_shower",
+    "muon_mip",
+    "on_vhcal",
+    "vhcal_mip_gev",
+    "vhcal_response",
+]
 
 #: visible MIP of a muon per lambda_I of HCAL iron (2.3 GeV for 2 x 7.5 lambda_I).
 HCAL_MIP_PER_LAMBDA_GEV = 2.3 / 15.0
@@ -32,10 +39,10 @@ def vhcal_mip_gev(thickness_lambda: float, *, p_gev: float = 150.0) -> float:
     lambda_I of copper against iron (same visible-to-lost ratio, 0.8 for the HCAL):
     0.77 GeV for 5 lambda_I, where 0.97 GeV is lost.
     """
-    from bkg.physics.constants import COPPER, IRON
+    from bkg.physics.constants import COPPER, IRON, M_MU_GEV
     from bkg.physics.energyloss import dedx_ionisation_gev_cm2_g
 
-    e = float(np.hypot(p_gev, 0.1056583755))
+    e = float(np.hypot(p_gev, M_MU_GEV))
     per_lambda = {
         m.name: LAMBDA_I_G_CM2[m.name] * float(dedx_ionisation_gev_cm2_g(e, material=m))
         for m in (COPPER, IRON)
@@ -111,6 +118,19 @@ def hadron_shower(
     return dep, np.where(frac_thr < 1.0, depth_vis, NEVER_VISIBLE_LAMBDA)
 
 
+def on_vhcal(
+    x_cm: np.ndarray,
+    y_cm: np.ndarray,
+    *,
+    hole_cm: tuple[float, float],
+    size_cm: tuple[float, float],
+) -> np.ndarray:
+    """True where (x, y) falls on the VHCAL module and outside its central hole."""
+    inside_hole = (np.abs(x_cm) < hole_cm[0] / 2) & (np.abs(y_cm) < hole_cm[1] / 2)
+    inside = (np.abs(x_cm) < size_cm[0] / 2) & (np.abs(y_cm) < size_cm[1] / 2)
+    return inside & ~inside_hole
+
+
 def vhcal_response(
     x_cm: np.ndarray,
     y_cm: np.ndarray,
@@ -121,9 +141,7 @@ def vhcal_response(
     mip_gev: float,
 ) -> np.ndarray:
     """MIP deposit in the VHCAL of a muon at (x, y) behind the ECAL: 0 inside the hole or outside the module."""
-    inside_hole = (np.abs(x_cm) < hole_cm[0] / 2) & (np.abs(y_cm) < hole_cm[1] / 2)
-    inside = (np.abs(x_cm) < size_cm[0] / 2) & (np.abs(y_cm) < size_cm[1] / 2)
-    k = np.flatnonzero(inside & ~inside_hole)
+    k = np.flatnonzero(on_vhcal(x_cm, y_cm, hole_cm=hole_cm, size_cm=size_cm))
     out = np.zeros(x_cm.size, dtype=np.float32)
     if k.size:
         out[k] = muon_mip(k.size, rng, mean_gev=mip_gev)

@@ -7,8 +7,9 @@ K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-). Two-body decays
 use exact kinematics (isotropic in the rest frame); K_mu3 uses flat
 three-body phase space (unit matrix element: the stated approximation), and
 its pion goes on beside the muon: on the ECAL's face it showers there (a pi0
-fully, as photons), off it the VHCAL takes it. Decays without a muon and undecayed hadrons enter the ECAL as a hadronic
-shower of the full energy (charged daughters and neutral pions together).
+fully, as photons), off it the VHCAL takes it. Decays without a muon and
+undecayed hadrons enter the ECAL as a hadronic shower of the full energy
+(charged daughters and neutral pions together).
 The decay point is exponential with decay length gamma beta c tau over
 ``decay_length_m``; an absorber of L interaction lengths scales the
 admixture by e^-L (recorded in the manifest norm).
@@ -202,6 +203,17 @@ def _hadron_in_ecal(e_h: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return e_h * contained, e_h * (1 - contained)
 
 
+def _hadron_visible_in_ecal(
+    e_h: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(visible ECAL energy, energy leaking out) of a hadron showering in the ECAL (GeV)."""
+    dep, leak = _hadron_in_ecal(e_h, rng)
+    visible = calorimeters.ecal_visible(
+        detector.ECAL_HAD_VISIBLE * dep, rng, stochastic=0.3, constant=0.02
+    )
+    return visible, leak
+
+
 def _kmu3_pion_deposits(
     cfg: Config,
     rng: np.random.Generator,
@@ -222,14 +234,10 @@ def _kmu3_pion_deposits(
     half_x = det.ecal.cells[0] * det.ecal.cell_size_cm / 2
     half_y = det.ecal.cells[1] * det.ecal.cell_size_cm / 2
     on_ecal = (pi_e > 0) & (np.abs(x_cm) < half_x) & (np.abs(y_cm) < half_y)
-    vh_x, vh_y = det.vhcal.size_cm[0] / 2, det.vhcal.size_cm[1] / 2
-    hole_x, hole_y = det.vhcal.hole_cm[0] / 2, det.vhcal.hole_cm[1] / 2
     on_vhcal = (
         (pi_e > 0)
         & ~on_ecal
-        & (np.abs(x_cm) < vh_x)
-        & (np.abs(y_cm) < vh_y)
-        & ~((np.abs(x_cm) < hole_x) & (np.abs(y_cm) < hole_y))
+        & calorimeters.on_vhcal(x_cm, y_cm, hole_cm=det.vhcal.hole_cm, size_cm=det.vhcal.size_cm)
     )
     charged = pdg == 130
     em = calorimeters.ecal_visible(
@@ -238,10 +246,7 @@ def _kmu3_pion_deposits(
         stochastic=det.ecal.sampling_resolution,
         constant=det.ecal.constant_term,
     )
-    dep, leak = _hadron_in_ecal(np.where(on_ecal & charged, pi_e, 0.0), rng)
-    had = calorimeters.ecal_visible(
-        detector.ECAL_HAD_VISIBLE * dep, rng, stochastic=0.3, constant=0.02
-    )
+    had, leak = _hadron_visible_in_ecal(np.where(on_ecal & charged, pi_e, 0.0), rng)
     vh_true = np.where(on_vhcal, pi_e, 0.0) + leak
     vh = np.maximum(
         vh_true + det.hcal.resolution * np.sqrt(vh_true) * rng.standard_normal(pi_e.size), 0.0
@@ -282,10 +287,7 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     is_mu = e_mu > 0
     p_in = np.where(is_mu, e_mu, e_h)
     ec = detector.muon_through_ecal(cfg, rng, np.where(is_mu, p_in, 1.0))
-    had_dep, had_leak = _hadron_in_ecal(e_h, rng)
-    had_vis = calorimeters.ecal_visible(
-        detector.ECAL_HAD_VISIBLE * had_dep, rng, stochastic=0.3, constant=0.02
-    )
+    had_vis, had_leak = _hadron_visible_in_ecal(e_h, rng)
     pi_ecal, pi_vhcal = _kmu3_pion_deposits(cfg, rng, pdg, pi_e, x_pi, y_pi)
     out = detector.respond(
         cfg,

@@ -247,6 +247,7 @@ def measure_p_out(
         ev, st, tm = ev[keep], st[keep], tm[keep]
     p_after = p_true.copy()
     p_bend = p_true.copy()
+    front_ev = np.zeros(0, dtype=np.intp)  # events with a knock-on loss in front of the magnet
     ko_ev, ko_extra = np.zeros(0, dtype=np.intp), np.zeros(0)
     electrons = {
         "event": np.zeros(0, dtype=np.intp),
@@ -267,6 +268,7 @@ def measure_p_out(
         # the magnet measures the momentum the muon has between MM3 and MM4: a loss in a
         # station in front of it is in the measured bend, one behind it is not
         front = st < n_stations // 2
+        front_ev = np.unique(ev[front])
         np.subtract.at(p_bend, ev[front], t[front])
         # The electron starts on the muon's track (one merged cluster in station st) and
         # leaves its own hit, displaced by its angle theta_e, in the next station on the
@@ -313,8 +315,7 @@ def measure_p_out(
     if extra_tracks is not None:
         extra = np.minimum(extra_tracks, 250).astype(np.uint8)
         hits += extra
-    lost = np.flatnonzero(p_bend != p_true)  # a knock-on loss in front of the magnet: rare
-    inv[lost] += 1.0 / np.maximum(p_bend[lost], 0.05) - 1.0 / p[lost]
+    inv[front_ev] += 1.0 / np.maximum(p_bend[front_ev], 0.05) - 1.0 / p[front_ev]
     smear = 1.0 + resolution_rel * rng.standard_normal(n)
     p_rec = 1.0 / np.maximum(inv * smear, 1e-4)
     p_rec[~has] = 0.0
