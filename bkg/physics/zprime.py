@@ -32,6 +32,7 @@ __all__ = [
     "alpha_prime",
     "br_invisible",
     "delta_a_mu",
+    "g2_band_g_prime",
     "g2_loop_integral",
     "g_prime_for_delta_a_mu",
     "total_width_gev",
@@ -177,3 +178,29 @@ def g_prime_for_delta_a_mu(delta_a_mu_value: ArrayLike, m_zprime_gev: ArrayLike)
     per_unit = delta_a_mu(1.0, m_zprime_gev)
     ratio = d / per_unit
     return np.where(ratio >= 0.0, np.sqrt(np.abs(ratio)), np.nan)
+
+
+def g2_band_g_prime(
+    delta_a_mu_value: float, sigma: float, n_sigma: float, m_zprime_gev: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """g' of the (g-2)_mu band: Delta a_mu at its value and at +- ``n_sigma`` sigma.
+
+    Where a band edge is at or below Delta a_mu = 0 (a measurement within n_sigma of
+    the Standard Model), that edge is g' = 0: no Z' is needed there, and no limit can
+    cover the whole band.
+
+    Returns:
+        (low, central, high) arrays of g', each of the shape of ``m_zprime_gev``.
+    """
+    m = np.asarray(m_zprime_gev, dtype=float)
+
+    def edge(value: float) -> np.ndarray:
+        if value <= 0.0:
+            return np.zeros(m.shape)
+        return np.asarray(g_prime_for_delta_a_mu(value, m), dtype=float)
+
+    return (
+        edge(delta_a_mu_value - n_sigma * sigma),
+        edge(delta_a_mu_value),
+        edge(delta_a_mu_value + n_sigma * sigma),
+    )

@@ -9,6 +9,7 @@ import numpy as np
 
 from bkg.config import Config
 from bkg.report.style import figure_style, save_figure
+from bkg.stats.figures import band_for_log_axis
 
 if TYPE_CHECKING:
     from bkg.report.sensitivity import SensitivityResult
@@ -56,8 +57,11 @@ def plot_reach(
     m_mev = 1e3 * result.masses_gev
     with figure_style() as plt:
         fig, ax = plt.subplots()
+        low = band_for_log_axis(
+            result.g2_low, result.g2_high, 0.1 * float(np.min(result.g_prime_90))
+        )
         ax.fill_between(
-            m_mev, result.g2_low, result.g2_high, color="tab:green", alpha=0.35,
+            m_mev, low, result.g2_high, color="tab:green", alpha=0.35,
             label=rf"$(g-2)_\mu$ {result.g2_reference}, $\pm${cfg.g_minus_2.band_sigmas:g}$\sigma$",
         )  # fmt: skip
         ax.plot(m_mev, result.g2_central, color="tab:green", lw=1)

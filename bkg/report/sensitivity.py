@@ -47,14 +47,21 @@ class SensitivityResult:
     g2_reference: str
     files: list[Path] = field(default_factory=list)
 
+    @property
+    def band_reaches_zero(self) -> bool:
+        """True when the band's lower edge is g' = 0 (Delta a_mu within band_sigmas of 0)."""
+        return bool(np.any(self.g2_low <= 0))
+
     def ratio_to_band(self, mass_gev: float) -> float:
         """g'_90 / g'_band,low at ``mass_gev`` (log-log interpolation); < 1 means covered."""
+        if self.band_reaches_zero:
+            return float("inf")
         lm = np.log(self.masses_gev)
         r = np.log(self.g_prime_90 / self.g2_low)
         return float(np.exp(np.interp(np.log(mass_gev), lm, r)))
 
     def covered_up_to_gev(self) -> float:
-        """Largest mass of the grid below which the whole band's lower edge is covered."""
+        """Largest mass of the grid below which the whole band's lower edge is covered (0: none)."""
         ok = self.g_prime_90 < self.g2_low
         if not ok[0]:
             return 0.0
@@ -72,13 +79,24 @@ class SensitivityResult:
             if self.masses_gev[0] <= m <= self.masses_gev[-1]:
                 lm, g = np.log(self.masses_gev), np.log(self.g_prime_90)
                 g90 = np.exp(np.interp(np.log(m), lm, g))
-                low = np.exp(np.interp(np.log(m), lm, np.log(self.g2_low)))
+                low = (
+                    0.0
+                    if self.band_reaches_zero
+                    else np.exp(np.interp(np.log(m), lm, np.log(self.g2_low)))
+                )
                 lines.append(
                     f"{1e3 * m:>15.0f} {g90:>10.3e} {low:>12.3e} {self.ratio_to_band(m):>7.3f}"
                 )
-        lines.append(
-            f"the {self.g2_reference} g-2 band is covered up to m_Zprime = {1e3 * self.covered_up_to_gev():.0f} MeV"
-        )
+        if self.band_reaches_zero:
+            lines.append(
+                f"the {self.g2_reference} g-2 band reaches g' = 0 (Delta a_mu is within "
+                "band_sigmas of 0): no limit covers the whole band"
+            )
+        else:
+            lines.append(
+                f"the {self.g2_reference} g-2 band is covered up to m_Zprime = "
+                f"{1e3 * self.covered_up_to_gev():.0f} MeV"
+            )
         return "\n".join(lines)
 
 
@@ -99,19 +117,14 @@ def g2_band(
     """g' that gives Delta a_mu at the reference value and at +- band_sigmas sigma.
 
     Returns:
-        (low, central, high) arrays of g' (the low edge uses Delta a_mu - k sigma,
-        clipped at a tiny positive value when the band reaches zero).
+        (low, central, high) arrays of g' (:func:`bkg.physics.zprime.g2_band_g_prime`:
+        an edge at or below Delta a_mu = 0 is g' = 0).
     """
-    from bkg.physics.zprime import g_prime_for_delta_a_mu
+    from bkg.physics.zprime import g2_band_g_prime
 
     refs = {r.name: r for r in cfg.g_minus_2.references}
     ref = refs[reference] if reference else cfg.g_minus_2.reference
-    k = cfg.g_minus_2.band_sigmas
-    lo_val = max(ref.delta_a_mu - k * ref.sigma, 1e-15)
-    low = g_prime_for_delta_a_mu(lo_val, masses_gev)
-    central = g_prime_for_delta_a_mu(max(ref.delta_a_mu, 1e-15), masses_gev)
-    high = g_prime_for_delta_a_mu(ref.delta_a_mu + k * ref.sigma, masses_gev)
-    return np.asarray(low), np.asarray(central), np.asarray(high)
+    return g2_band_g_prime(ref.delta_a_mu, ref.sigma, cfg.g_minus_2.band_sigmas, masses_gev)
 
 
 def compute_sensitivity(

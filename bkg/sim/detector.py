@@ -37,6 +37,14 @@ def em_leakage_fraction(e_gev: np.ndarray, t_remaining_x0: np.ndarray) -> np.nda
     return 1.0 - special.gammainc(a, b * np.maximum(t_remaining_x0, 0.0))
 
 
+def highland_factor(depth_g_cm2: np.ndarray | float) -> np.ndarray | np.float32:
+    """p * theta0 (GeV rad) of the Highland formula for ``depth_g_cm2`` of the ECAL (0 for none)."""
+    x = np.maximum(np.asarray(depth_g_cm2, dtype=np.float64) / ecal.LEAD_X0_G_CM2, 0.0)
+    safe = np.maximum(x, 1e-3)
+    f = np.where(x > 0, 0.0136 * np.sqrt(x) * (1 + 0.038 * np.log(safe)), 0.0)
+    return f.astype(np.float32) if f.ndim else np.float32(f)
+
+
 def muon_through_ecal(
     cfg: Config,
     rng: np.random.Generator,
@@ -83,9 +91,9 @@ def muon_through_ecal(
         )
         + out["e_dep_ion"]
     )
-    # multiple scattering in 40 X0 (Highland), slopes per projection
+    # multiple scattering in the traversed depth (Highland), slopes per projection
     p_ms2 = np.maximum(p_in * out["e_out"], 1e-4).astype(np.float32)
-    theta0 = np.float32(0.0136 * np.sqrt(40.0) * (1 + 0.038 * np.log(40.0))) / np.sqrt(p_ms2)
+    theta0 = highland_factor(depth_g_cm2) / np.sqrt(p_ms2)
     g = normal32(rng, 2 * n)
     out["tx_ms"] = theta0 * g[:n]
     out["ty_ms"] = theta0 * g[n:]

@@ -46,6 +46,19 @@ def _trident_lambda(e: float, k_min: float) -> float:
     return float(ecal.b_radiative_cm2_g(e, process="pair")) * R_MASS * count / norm
 
 
+def _draw_trident_v(rng: np.random.Generator, n: int, vmin: float) -> np.ndarray:
+    """n pair energy fractions from (1 - v)/v^2 on [vmin, 1] (the law of :func:`_trident_lambda`).
+
+    Drawn from 1/v^2 by inversion and kept with probability (1 - v)/(1 - vmin).
+    """
+    out = np.empty(0)
+    while out.size < n:
+        k = 2 * (n - out.size) + 16
+        v = 1.0 / (1.0 / vmin - rng.random(k) * (1.0 / vmin - 1.0))
+        out = np.concatenate([out, v[rng.random(k) * (1.0 - vmin) < 1.0 - v]])
+    return out[:n]
+
+
 def _draw_y(rng: np.random.Generator, n: int) -> np.ndarray:
     out = np.empty(0)
     while out.size < n:
@@ -94,8 +107,12 @@ def generate_dimuons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     v[~trident] = vb[:nb]
     nt = n - nb
     vmin = max(4 * M_MU, pair_energy_min_gev(cfg)) / e0
-    v[trident] = 1.0 / (1.0 / vmin - rng.random(nt) * (1.0 / vmin - 1.0))
-    depth1 = rng.random(n) * detector.ECAL_DEPTH_G_CM2
+    v[trident] = _draw_trident_v(rng, nt, vmin)
+    # emission depth: the pair converts with a probability proportional to the depth left,
+    # so the emission density is (D - z); the conversion point is uniform behind it
+    full = detector.ECAL_DEPTH_G_CM2
+    depth1 = full * (1.0 - np.sqrt(rng.random(n)))
+    depth_conv = depth1 + (full - depth1) * rng.random(n)
     p1 = detector.muon_through_ecal(cfg, rng, e, depth_g_cm2=depth1)
     k = v * p1["e_out"]
     e_mu_after = p1["e_out"] - k
@@ -106,7 +123,7 @@ def generate_dimuons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     e_plus = split * k
     e_minus = (1 - split) * k
     # pair muons lose their ionisation share in the rest of the ECAL (continuous, mean)
-    rem = detector.ECAL_DEPTH_G_CM2 - depth1
+    rem = full - depth_conv
     loss = ecal.dedx_ionisation_gev_cm2_g(160.0) * rem
     e_plus = np.maximum(e_plus - loss, 0.0)
     e_minus = np.maximum(e_minus - loss, 0.0)
@@ -129,8 +146,8 @@ def generate_dimuons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
         p_in_true=e,
         x_cm=x,
         y_cm=yy,
-        tx_out=tx + p2["tx_ms"],
-        ty_out=ty + p2["ty_ms"],
+        tx_out=tx + p1["tx_ms"] + p2["tx_ms"],
+        ty_out=ty + p1["ty_ms"] + p2["ty_ms"],
         p_out_true=lead_ok,
         e_ecal=e_ecal,
         e_leak_em=p1["e_leak_em"] + p2["e_leak_em"],

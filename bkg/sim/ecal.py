@@ -12,8 +12,10 @@ bremsstrahlung, Kokoulin-Petrukhin pair production, Borog-Petrukhin
 photonuclear), tabulated once at 160 GeV on a log grid of v: the number of
 interactions with v above a cut is (N_A/A) sigma(v > v_cut) and v is drawn by
 inverting it. Losses below ``V_CUT`` are continuous. The energy dependence of
-the rates is the slow (E/160 GeV)^0.06 rise of b(E) in lead (Groom, Mokhov,
-Striganov, ADNDT 78 (2001) 183).
+the rates comes from the same module: the number of interactions with v >= V_CUT
+and the soft part of b_p(E) are tabulated versus E (the v spectrum keeps its
+160 GeV shape). Several interactions of one muon are applied one after another,
+each taking its fraction v of the energy left.
 """
 
 from __future__ import annotations
@@ -77,11 +79,53 @@ _LOG_E_GRID = np.linspace(np.log(0.2), np.log(1000.0), 400)
 
 def b_radiative_cm2_g(e_gev: np.ndarray | float, *, process: str | None = None) -> np.ndarray:
     """Radiative loss coefficient b(E) of a muon in lead (cm2/g), total or one process."""
-    e = np.asarray(e_gev, dtype=float)
-    scale = (np.maximum(e, 1.0) / 160.0) ** 0.06
-    if process is None:
-        return sum(b_at_160_cm2_g(p) for p in PROCESS) * scale
-    return b_at_160_cm2_g(process) * scale
+    e = np.maximum(np.asarray(e_gev, dtype=float), 1.0)
+    procs = list(PROCESS) if process is None else [process]
+    i, f = _scale_cell(np.log(e))
+    return sum(_on_cells(_energy_tables()[p][1], i, f) for p in procs)  # type: ignore[return-value]
+
+
+#: ln E grid (GeV) of the energy dependence of the radiative rates (below 1 GeV: the 1 GeV value)
+_SCALE_LOG_E = np.linspace(0.0, np.log(1000.0), 120)
+_SCALE_STEP = float(_SCALE_LOG_E[1] - _SCALE_LOG_E[0])
+
+
+@functools.cache
+def _energy_tables() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per process on :data:`_SCALE_LOG_E`: (N_p(v >= V_CUT; E) / N_p(v >= V_CUT; 160 GeV), b_p(E) in cm2/g)."""
+    from bkg.physics import energyloss
+
+    e = np.exp(_SCALE_LOG_E)
+    out = {}
+    for p, name in _PHYSICS_NAME.items():
+        n_cut = np.array(
+            [
+                float(energyloss.sigma_v_above_cm2_g(x, np.array([V_CUT]), process=name)[0])  # type: ignore[arg-type]
+                for x in e
+            ]
+        )
+        b = np.asarray(
+            {
+                "brems": energyloss.b_bremsstrahlung_cm2_g,
+                "pair": energyloss.b_pair_cm2_g,
+                "nucl": energyloss.b_photonuclear_cm2_g,
+            }[p](e),
+            dtype=float,
+        )
+        out[p] = (n_cut / _above(p, V_CUT), b)
+    return out
+
+
+def _scale_cell(log_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell of :data:`_SCALE_LOG_E` and the position in it (0..1) of each ln E (clipped to the grid)."""
+    t = np.clip(log_e * (1.0 / _SCALE_STEP), 0.0, _SCALE_LOG_E.size - 1.0)
+    i = np.minimum(t.astype(np.intp), _SCALE_LOG_E.size - 2)
+    return i, t - i
+
+
+def _on_cells(values: np.ndarray, i: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Linear interpolation of a table on :data:`_SCALE_LOG_E` at the cells of :func:`_scale_cell`."""
+    return values[i] + f * (values[i + 1] - values[i])
 
 
 _DEDX_GRID = dedx_ionisation_gev_cm2_g(np.exp(_LOG_E_GRID))  # tabulated Bethe, for speed
@@ -128,7 +172,8 @@ def _loss_above(process: str, vc: float) -> float:
 
 def lambda_catastrophic_cm2_g(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
     """Number of interactions with v >= v_cut per g/cm2 for one process (cm2/g)."""
-    scale = float(b_radiative_cm2_g(e_gev, process=process)) / b_at_160_cm2_g(process)
+    i, f = _scale_cell(np.log(np.atleast_1d(max(float(e_gev), 1.0))))
+    scale = float(_on_cells(_energy_tables()[process][0], i, f)[0])
     return _above(process, v_cut) * scale
 
 
@@ -202,33 +247,30 @@ def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V
 
 
 @functools.cache
-def _pass_constants(
-    mip_visible_gev: float, total_depth_g_cm2: float
-) -> tuple[float, dict[str, float], float]:
+def _pass_constants(mip_visible_gev: float, total_depth_g_cm2: float) -> tuple[np.ndarray, float]:
     """Per-call constants of :func:`pass_ecal`, computed once.
 
     Returns:
-        (sum_p soft_fraction_p b_p(160 GeV) in cm2/g, N_p(v > V_CUT) at 160 GeV per
-        process in cm2/g, the scale of the visible ionisation).
+        (sum_p soft_fraction_p b_p(E) on :data:`_SCALE_LOG_E` in cm2/g, the scale of the
+        visible ionisation).
     """
-    soft_b160 = sum(soft_fraction(p, 160.0) * b_at_160_cm2_g(p) for p in PROCESS)
-    lam160 = {p: _above(p, V_CUT) for p in PROCESS}
+    tables = _energy_tables()
+    soft_b = sum(soft_fraction(p, 160.0) * tables[p][1] for p in PROCESS)
     # calibration: ionisation + soft radiative losses of a 160 GeV muon give mip_visible_gev in full depth
     full_ion = float(dedx_ionisation_gev_cm2_g(160.0)) * total_depth_g_cm2
-    full_soft = sum(
-        soft_fraction(p, 160.0) * float(b_radiative_cm2_g(160.0, process=p)) for p in PROCESS
-    )
+    full_soft = float(np.interp(np.log(160.0), _SCALE_LOG_E, soft_b))  # type: ignore[arg-type]
     ion_scale = (
         max(mip_visible_gev - full_soft * 160.0 * total_depth_g_cm2, 0.1 * mip_visible_gev)
         / full_ion
     )
-    return soft_b160, lam160, ion_scale
+    return np.asarray(soft_b, dtype=float), ion_scale
 
 
 def warm_tables() -> None:
     """Build every cached table of this module (before forking workers, so they inherit them)."""
     for p in PROCESS:
         _inverse_table(p, V_CUT)
+    _energy_tables()
     _pass_constants(0.5, 40 * LEAD_X0_G_CM2)
 
 
@@ -245,7 +287,16 @@ def _dedx_at(log_e: np.ndarray) -> np.ndarray:
 
 _LOG_E_STEP = float(_LOG_E_GRID[1] - _LOG_E_GRID[0])
 _DEDX_SLOPE = np.diff(_DEDX_GRID)
-_LOG_160 = float(np.log(160.0))
+
+
+def _rank_within(idx: np.ndarray) -> np.ndarray:
+    """For each entry of idx: how many earlier entries hold the same value (0, 1, ...)."""
+    order = np.argsort(idx, kind="stable")
+    sorted_idx = idx[order]
+    start = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+    rank = np.empty(idx.size, dtype=np.intp)
+    rank[order] = np.arange(idx.size) - np.repeat(start, np.diff(np.r_[start, idx.size]))
+    return rank
 
 
 def pass_ecal(
@@ -280,46 +331,60 @@ def pass_ecal(
     """
     e_in = np.asarray(e_in, dtype=np.float64)
     n = e_in.size
-    soft_b160, lam160, ion_scale = _pass_constants(float(mip_visible_gev), float(total_depth_g_cm2))
+    soft_b, ion_scale = _pass_constants(float(mip_visible_gev), float(total_depth_g_cm2))
+    tables = _energy_tables()
     depth_arr = np.asarray(depth_g_cm2, dtype=np.float64)
     scalar_depth = depth_arr.ndim == 0
     depth: np.ndarray | float = float(depth_arr) if scalar_depth else depth_arr
     # continuous part, evaluated at the entry energy (the loss is ~1%)
     log_e = np.log(np.maximum(e_in, 0.2))
     mean_ion = _dedx_at(log_e) * depth
-    # Landau-like fluctuation: Moyal variate with a width ~ 8% of the mean for 255 g/cm2
-    xi = 0.0768e-3 * LEAD_Z_OVER_A * depth  # GeV, Landau width parameter (beta ~ 1)
+    # Landau-like fluctuation: Moyal variate with the PDG width xi = (K/2) (Z/A) x / beta^2
+    xi = 0.5 * 0.307075e-3 * LEAD_Z_OVER_A * depth  # GeV (beta ~ 1)
     g = np.abs(normal32(rng, n))
     # Moyal(0,1) via |N|: lambda = -2 ln|N|
     moyal = np.minimum(-2.0 * np.log(np.maximum(g, np.float32(1e-6))), np.float32(40.0))
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)
-    # b_p(E) = b_p(160 GeV) (max(E, 1 GeV) / 160 GeV)^0.06 for every process
-    scale = np.exp(0.06 * (np.maximum(log_e, 0.0) - _LOG_160))
-    soft = soft_b160 * scale * e_in * depth
+    cell, frac = _scale_cell(log_e)  # the radiative tables start at 1 GeV
+    soft = _on_cells(soft_b, cell, frac) * e_in * depth
     e_out = e_in - ion - soft
     e_em = soft
     e_had = np.zeros(n)
     process = np.zeros(n, dtype=np.int8)
     e_transfer = np.zeros(n)
     depth_int = np.full(n, -1.0)
-    emax = max(float(np.max(e_in)), 1.0) if n else 160.0
-    scale_max = (emax / 160.0) ** 0.06
     depth_max = depth if scalar_depth else float(np.max(depth_arr, initial=0.0))
+    lo_cell, hi_cell = (int(cell.min()), int(cell.max()) + 2) if n else (0, 0)
     for p, pid in PROCESS.items():
-        # the largest rate: every muon at the highest energy and depth; thinned below
-        lam = lam160[p] * scale_max * depth_max
+        rate = tables[p][0]  # N_p(v >= V_CUT; E) / N_p(v >= V_CUT; 160 GeV)
+        scale_max = float(np.max(rate[lo_cell:hi_cell], initial=0.0))
+        # the largest rate: every muon at the highest rate and depth; thinned below
+        lam = _above(p, V_CUT) * scale_max * depth_max
         m = int(rng.poisson(lam * n)) if n and lam > 0 else 0
         if m == 0:
             continue
         idx = rng.integers(0, n, size=m)
-        ratio = scale[idx] * (1.0 / scale_max)
+        ratio = _on_cells(rate, cell[idx], frac[idx]) * (1.0 / scale_max)
         if not scalar_depth:
             ratio *= depth_arr[idx] * (1.0 / depth_max)
         idx = idx[rng.random(idx.size) < ratio]
         v = sample_v(p, idx.size, rng)
         z = rng.random(idx.size) * (depth if scalar_depth else depth_arr[idx])
+        # one after another: the k-th interaction of a muon takes v of what the first k-1 left
         loss = v * np.maximum(e_out[idx], 0.0)
-        np.subtract.at(e_out, idx, loss)
+        repeated = np.flatnonzero(np.bincount(idx, minlength=n)[idx] > 1)
+        if repeated.size:  # rare: redo those muons' interactions in order
+            sub = idx[repeated]
+            rank = _rank_within(sub)
+            for r in range(int(rank.max()) + 1):
+                j = repeated[rank == r]
+                loss[j] = v[j] * np.maximum(e_out[idx[j]], 0.0)
+                e_out[idx[j]] -= loss[j]
+            once = np.ones(idx.size, dtype=bool)
+            once[repeated] = False
+            e_out[idx[once]] -= loss[once]
+        else:
+            e_out[idx] -= loss
         np.add.at(e_had if p == "nucl" else e_em, idx, loss)
         big = loss > e_transfer[idx]
         ib = idx[big]

@@ -40,16 +40,20 @@ def _save(fig: Any, out_dir: str | Path | None, stem: str) -> None:
 def g2_band(
     cfg: Any, masses_gev: np.ndarray, *, reference: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """g' range (low, high) explaining Delta a_mu within ref +- band_sigmas*sigma."""
-    from bkg.physics.zprime import g_prime_for_delta_a_mu
+    """g' range (low, high) explaining Delta a_mu within ref +- band_sigmas*sigma (low may be 0)."""
+    from bkg.physics.zprime import g2_band_g_prime
 
     gm2 = cfg.g_minus_2
     ref = gm2.reference
     if reference is not None:
         ref = next(r for r in gm2.references if r.name == reference)
-    lo_val = max(ref.delta_a_mu - gm2.band_sigmas * ref.sigma, 0.0)
-    hi_val = ref.delta_a_mu + gm2.band_sigmas * ref.sigma
-    return g_prime_for_delta_a_mu(lo_val, masses_gev), g_prime_for_delta_a_mu(hi_val, masses_gev)
+    low, _, high = g2_band_g_prime(ref.delta_a_mu, ref.sigma, gm2.band_sigmas, masses_gev)
+    return low, high
+
+
+def band_for_log_axis(low: np.ndarray, high: np.ndarray, floor: float) -> np.ndarray:
+    """The lower edge of a band to draw on a log axis: an edge at g' = 0 is drawn at ``floor``."""
+    return np.where(low > 0, low, np.minimum(floor, 0.1 * np.min(high)))
 
 
 def read_constraint_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +101,7 @@ def plot_reach(
     colours = ["#2ca02c", "#9467bd"]
     for i, name in enumerate(g2_references or [cfg.g_minus_2.reference.name]):
         lo, hi = g2_band(cfg, m, reference=name)
+        lo = band_for_log_axis(lo, hi, 0.1 * float(np.nanmin(g[:, 0])))
         ax.fill_between(m, lo, hi, color=colours[i % 2], alpha=0.4, label=f"$(g-2)_\\mu$ {name}")
     for label, path in (constraints or {}).items():
         cm, cg = read_constraint_csv(path)

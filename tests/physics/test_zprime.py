@@ -103,3 +103,25 @@ def test_br_invisible():
 
 def test_doctests():
     assert doctest.testmod(zprime).failed == 0
+
+
+def test_g2_band_reaching_zero_has_a_zero_lower_edge() -> None:
+    from bkg.physics.zprime import g2_band_g_prime, g_prime_for_delta_a_mu
+
+    m = np.array([0.01, 0.1])
+    low, central, high = g2_band_g_prime(38e-11, 63e-11, 2.0, m)
+    np.testing.assert_array_equal(low, 0.0)
+    np.testing.assert_allclose(central, g_prime_for_delta_a_mu(38e-11, m))
+    np.testing.assert_allclose(high, g_prime_for_delta_a_mu(164e-11, m))
+
+
+def test_sensitivity_says_when_the_band_reaches_zero() -> None:
+    from bkg.config import from_dict
+    from bkg.report.sensitivity import compute_sensitivity
+
+    cfg = from_dict({"g_minus_2": {"reference": "2025"}, "signal": {"masses_gev": {"points": 6}}})
+    result = compute_sensitivity(cfg)
+    assert result.band_reaches_zero
+    assert result.covered_up_to_gev() == 0.0
+    assert result.ratio_to_band(0.01) == float("inf")
+    assert "reaches g' = 0" in result.summary()
