@@ -165,6 +165,7 @@ class Statistics:
     calculator: str
     toys_below_background: float
     n_toys: int
+    toy_nuisance: str
     mot_uncertainty: float
     signal_efficiency_uncertainty: float
     bins: int

@@ -161,6 +161,7 @@ def plot_reach_vs_mot(
                 signal_efficiency_uncertainty=st.signal_efficiency_uncertainty,
                 calculator=calculator or st.calculator,
                 toys_below_background=st.toys_below_background,
+                toy_nuisance=st.toy_nuisance,
                 # a median for a figure: 2e3 toys hold it to ~5% in events, ~3% in g' (README),
                 # at a fifth of the cost
                 n_toys=min(st.n_toys, FIGURE_TOYS),

@@ -34,7 +34,7 @@ class EventLimit:
     Attributes:
         expected: expected limits at -2, -1, 0, +1, +2 sigma (signal events).
         observed: observed limit (signal events) or NaN.
-        calculator: "asymptotics" or "toys".
+        calculator: "asymptotics", "toys" or "toys (hybrid)".
         confidence_level: CL used.
     """
 
@@ -145,8 +145,12 @@ def event_limit_toys(
     n_toys: int,
     seed: int | np.random.SeedSequence,
     observed: float | None = None,
+    nuisance: str = "frequentist",
 ) -> EventLimit:
-    """Toy-based (vectorised) qmu-tilde CLs limit; the same seed at every mu."""
+    """Toy-based (vectorised) qmu-tilde CLs limit; the same seed at every mu.
+
+    ``nuisance``: how the toys treat the nuisance parameters (:func:`bkg.stats.toys.toy_cls`).
+    """
     alpha = 1.0 - confidence_level
     m = one_bin_model(spec)
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
@@ -163,6 +167,7 @@ def event_limit_toys(
                 seed=np.random.SeedSequence(entropy),
                 observed=observed,
                 memo=memo,
+                nuisance=nuisance,
             )
         return cache[mu]
 
@@ -194,7 +199,10 @@ def event_limit_toys(
     if observed is not None:
         obs_lim = solve(lambda r: r.cls_obs, "observed")
     return EventLimit(
-        expected=exp_lim, observed=obs_lim, calculator="toys", confidence_level=confidence_level
+        expected=exp_lim,
+        observed=obs_lim,
+        calculator="toys" if nuisance == "frequentist" else f"toys ({nuisance})",
+        confidence_level=confidence_level,
     )
 
 
@@ -211,11 +219,13 @@ def event_limit(
     seed: int = 0,
     observed: float | None = None,
     bands: tuple[int, ...] = (0, 1, 2, 3, 4),
+    toy_nuisance: str = "frequentist",
 ) -> EventLimit:
     """The one-bin limit in signal events (solved once for every mass).
 
     ``bands``: the expected band members the asymptotic calculator solves (the toys
-    give all five at the same cost).
+    give all five at the same cost). ``toy_nuisance``: "frequentist" (pyhf's toys) or
+    "hybrid" (Cousins-Highland), :func:`bkg.stats.toys.toy_cls`.
     """
     b = table1.total_per_mot() * n_mot
     spec = _spec_events(
@@ -229,7 +239,12 @@ def event_limit(
         calculator = "toys" if b < toys_below_background else "asymptotics"
     if calculator == "toys":
         return event_limit_toys(
-            spec, confidence_level=confidence_level, n_toys=n_toys, seed=seed, observed=observed
+            spec,
+            confidence_level=confidence_level,
+            n_toys=n_toys,
+            seed=seed,
+            observed=observed,
+            nuisance=toy_nuisance,
         )
     if calculator in ("asymptotics", "asymptotic"):
         return event_limit_asymptotic(

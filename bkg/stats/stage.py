@@ -159,6 +159,7 @@ def compute_limits(
         signal_efficiency_uncertainty=st.signal_efficiency_uncertainty,
         calculator=calculator or st.calculator,
         toys_below_background=st.toys_below_background,
+        toy_nuisance=st.toy_nuisance,
         n_toys=st.n_toys,
         seed=cfg.seed,
         observed=obs,

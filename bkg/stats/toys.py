@@ -430,6 +430,47 @@ def _sample(
     return n, aux
 
 
+def _sample_hybrid(
+    m: OneBinModel, mu: float, n_toys: int, rng: np.random.Generator, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hybrid (Cousins-Highland) toys at ``mu``: the nuisance parameters of each toy are
+    drawn from their constraints around the observed auxiliary data, the count from the
+    Poisson mean they give, and the auxiliary data stay the observed ones.
+
+    The same uniforms and normals at every mu (common random numbers, as :func:`_sample`).
+    """
+    u = rng.random(n_toys)
+    ns = m.n_pars - 2
+    z = rng.standard_normal((n_toys, ns + 1))
+    pars = np.empty((n_toys, m.n_pars))
+    pars[:, 0] = mu
+    pars[:, 1:-1] = z[:, :ns]
+    pars[:, -1] = np.maximum(1.0 + m.gamma_sigma * z[:, ns], 0.0) if m.gamma_sigma > 0 else 1.0
+    nu = np.maximum(_nu(m, pars, scale), 0.0)
+    n = _poisson_quantile_each(u, nu)
+    aux = np.zeros((n_toys, ns + 1))
+    aux[:, ns] = 1.0
+    return n, aux
+
+
+def _poisson_quantile_each(u: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    """Inverse Poisson CDF with a mean per toy: the least n with P(N <= n; nu_i) >= u_i."""
+    n = np.zeros(u.size)
+    cdf = np.exp(-nu)
+    pmf = cdf.copy()
+    todo = np.flatnonzero(cdf < u)
+    k = 0
+    while todo.size:
+        k += 1
+        pmf[todo] *= nu[todo] / k
+        cdf[todo] += pmf[todo]
+        n[todo] = k
+        todo = todo[cdf[todo] < u[todo]]
+        if k > 10_000:  # nu far beyond a one-bin counting limit
+            raise LimitError("hybrid toys: a Poisson mean above 1e4 events")
+    return n
+
+
 @dataclass(frozen=True)
 class ToyCLs:
     """CLs at one mu: observed (if data were given) and the expected band (-2..+2 sigma)."""
@@ -448,11 +489,16 @@ def toy_cls(
     observed: float | None = None,
     scale: float = 1.0,
     memo: dict[str, Any] | None = None,
+    nuisance: str = "frequentist",
 ) -> ToyCLs:
     """CLs from toys at one mu, like pyhf's ToyCalculator with ``qtilde``.
 
-    Toys are thrown at the conditional fit to the data (mu and mu = 0); without
-    observed data the nominal background (the Asimov background-only data) is used.
+    ``nuisance="frequentist"`` (pyhf's): toys are thrown at the conditional fit to the
+    data (mu and mu = 0) and their auxiliary data fluctuate; without observed data the
+    nominal background (the Asimov background-only data) is used.
+    ``nuisance="hybrid"`` (Cousins-Highland): each toy's nuisance parameters are drawn
+    from their constraints and the auxiliary data stay the observed ones
+    (:func:`_sample_hybrid`); the test statistic is the same.
     The same seed gives the same toys for every mu (smooth root finding). The
     background-only toys and their unconditional fit are then the same at every mu:
     pass one ``memo`` dict to the calls of one scan (same model, seed, toys, data)
@@ -464,11 +510,20 @@ def toy_cls(
     aux_data = np.zeros((1, m.n_pars - 1))
     aux_data[0, -1] = 1.0
     n_arr = np.array([n_data])
-    p_sb, _ = fit(m, n_arr, aux_data, mu_fixed=mu, scale=scale)
-    n_sb, a_sb = _sample(m, p_sb[0], n_toys, rng_sb, scale)
+    if nuisance not in ("frequentist", "hybrid"):
+        raise LimitError(f"statistics.toy_nuisance: unknown choice {nuisance!r}")
+    hybrid = nuisance == "hybrid"
+    if hybrid:
+        n_sb, a_sb = _sample_hybrid(m, mu, n_toys, rng_sb, scale)
+    else:
+        p_sb, _ = fit(m, n_arr, aux_data, mu_fixed=mu, scale=scale)
+        n_sb, a_sb = _sample(m, p_sb[0], n_toys, rng_sb, scale)
     if memo is None or "b_toys" not in memo:
-        p_b, _ = fit(m, n_arr, aux_data, mu_fixed=0.0, scale=scale)  # the same at every mu
-        n_b, a_b = _sample(m, p_b[0], n_toys, rng_b, scale)
+        if hybrid:
+            n_b, a_b = _sample_hybrid(m, 0.0, n_toys, rng_b, scale)
+        else:
+            p_b, _ = fit(m, n_arr, aux_data, mu_fixed=0.0, scale=scale)  # the same at every mu
+            n_b, a_b = _sample(m, p_b[0], n_toys, rng_b, scale)
         b_toys = (n_b, a_b, fit(m, n_b, a_b, mu_fixed=None, scale=scale))
         if memo is not None:
             memo["b_toys"] = b_toys
