@@ -142,6 +142,12 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
       bkg sensitivity  background-free reach and the g-2 band
       bkg report       all of the above into reports/<name>/
       bkg verify REF   compare a run with a reference report
+
+    \b
+    Tools:
+      bkg config       show or validate a configuration
+      bkg samples check   does a GEANT4 ntuple meet the samples contract?
+      bkg trigger-scan    trigger rate, efficiency and backgrounds per S4 geometry
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -299,10 +305,12 @@ def fit_cmd(
     unbinned: bool,
 ) -> None:
     """Estimate every background source with zfit tail fits -> fits/<source>.json."""
+    from bkg.report.pipeline import check_made_for
     from bkg.sources import run_fits
 
     cfg = _load(config_path)
     samples = samples_dir or Path(cfg.samples.folder)
+    check_made_for(cfg, samples, "samples")
     estimates = run_fits(
         cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned
     )
@@ -325,11 +333,13 @@ def fit_cmd(
 @REPORTS_OPTION
 def table_cmd(config_path: Path | None, fits_dir: Path, name: str | None, out_root: Path) -> None:
     """Write Table I (md, tex, csv, json) from the fits folder."""
+    from bkg.report.pipeline import check_made_for
     from bkg.sources import read_estimates
     from bkg.sources.table import write_table
 
     cfg = _load(config_path)
     out = out_root / (name or cfg.name)
+    check_made_for(cfg, fits_dir, "fits")
     write_table(read_estimates(fits_dir), cfg, out_dir=out)
     click.echo((out / "table1.md").read_text(), nl=False)
 
@@ -347,7 +357,10 @@ def _has_sample(folder: Path, sample: str) -> bool:
 def _measured_efficiency(cfg: Any, samples_dir: Path | None) -> Any:
     """The signal efficiency versus mass measured on the signal sample, or None without one
     (then ``signal.efficiency`` of the config applies), as ``bkg report`` uses it."""
+    from bkg.report.pipeline import _efficiency_function, check_made_for
+
     folder = samples_dir or Path(cfg.samples.folder)
+    check_made_for(cfg, folder, "samples")
     if not _has_sample(folder, "signal"):
         if samples_dir is not None:  # asked for explicitly: do not fall back silently
             raise SampleError(
@@ -355,8 +368,6 @@ def _measured_efficiency(cfg: Any, samples_dir: Path | None) -> Any:
                 "signal files); leave out --samples to use signal.efficiency of the config"
             )
         return None
-    from bkg.report.pipeline import _efficiency_function
-
     return _efficiency_function(folder, cfg)[0]
 
 
@@ -419,9 +430,15 @@ def workspace_cmd(
     "--preset",
     type=click.Choice(["na64mu-2022"]),
     default=None,
-    help="A published run (MOT, observed count).",
+    help="A published run: na64mu-2022 = 1.98e10 MOT, 0 events observed (PRL 132, 211803 (2024)).",
 )
-@click.option("--calculator", type=click.Choice(["auto", "toys", "asymptotic"]), default=None)
+@click.option(
+    "--calculator",
+    type=click.Choice(["auto", "toys", "asymptotic"]),
+    default=None,
+    help="CLs from toys or pyhf's asymptotic formulae (default: statistics.calculator; "
+    "auto: toys below statistics.toys_below_background events).",
+)
 def limits_cmd(
     config_path: Path | None, name: str | None, out_root: Path, samples_dir: Path | None,
     observed: int | None, preset: str | None, calculator: str | None,
@@ -490,13 +507,13 @@ def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
     "(default: the rows behind the default geometry).",
 )
 @click.option(
-    "--n-beam", type=COUNT, default=1e7, show_default=True, help="Beam muons per geometry."
+    "--n-beam", type=COUNT, default="1e7", show_default=True, help="Beam muons per geometry."
 )
 @click.option(
-    "--n-signal", type=COUNT, default=3e4, show_default=True, help="Signal events per mass."
+    "--n-signal", type=COUNT, default="3e4", show_default=True, help="Signal events per mass."
 )
 @click.option(
-    "--n-hadrons", type=COUNT, default=4.5e6, show_default=True, help="Hadrons per geometry."
+    "--n-hadrons", type=COUNT, default="4.5e6", show_default=True, help="Hadrons per geometry."
 )
 @_out_dir_option("Folder of s4_scan.{md,csv,json} (default: reports/<name>-s4-scan).")
 def trigger_scan_cmd(
@@ -510,7 +527,7 @@ def trigger_scan_cmd(
     geos = [ts.parse_geometry(g) for g in geometries] or list(ts.DEFAULT_GEOMETRIES)
     rows = ts.scan_s4(
         cfg, geos, n_beam=int(n_beam), n_signal=int(n_signal), n_hadrons=int(n_hadrons),
-        progress=lambda label: log.info("S4 %s", label),
+        progress=lambda label: click.echo(f"S4 {label} ...", err=True),
     )  # fmt: skip
     folder = out_dir or Path("reports") / f"{cfg.name}-s4-scan"
     md = ts.write_scan(rows, cfg, folder)[0]

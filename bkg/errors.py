@@ -27,12 +27,15 @@ class ConfigError(BkgError):
     def __init__(self, problems: list[str] | str, *, source: str = "config") -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.source = source
-        head = (
-            f"{source}: {len(self.problems)} problem(s): "
-            if len(self.problems) > 1
-            else f"{source}: "
-        )
-        super().__init__(head + "; ".join(self.problems))
+        n = len(self.problems)
+        if n <= 2:
+            text = f"{source}: " + ("" if n == 1 else f"{n} problems: ") + "; ".join(self.problems)
+        else:  # one line stays readable; `bkg config validate` lists them all
+            text = (
+                f"{source}: {n} problems, the first: {self.problems[0]} "
+                f"(`bkg config validate {source}` lists every one)"
+            )
+        super().__init__(text)
 
 
 class SampleError(BkgError):

@@ -521,6 +521,8 @@ def _scale_energy_cuts(raw: dict[str, Any], overlay: Mapping[str, Any]) -> None:
         factor = float(raw["beam"]["energy_gev"]) / float(default_dict()["beam"]["energy_gev"])
     except (TypeError, ValueError):
         return  # the schema check reports the bad value
+    if not (math.isfinite(factor) and factor > 0):
+        return  # the schema reports the energy; scaled cuts would only echo it
     for section, key in ENERGY_SCALED_KEYS:
         given = overlay.get(section)
         if (isinstance(given, Mapping) and key in given) or not isinstance(raw[section], dict):

@@ -17,7 +17,14 @@ from typing import Any
 from bkg.atomic import write_json
 from bkg.ntuple import sha256_file
 
-__all__ = ["code_digest", "config_slice", "is_fresh", "mark_done", "stage_key"]
+__all__ = [
+    "code_digest",
+    "config_slice",
+    "is_fresh",
+    "mark_done",
+    "recorded_config",
+    "stage_key",
+]
 
 MARKER = ".stage.json"
 
@@ -82,19 +89,34 @@ def mark_done(
     outputs: Iterable[str | Path],
     *,
     known: Mapping[str, str] | None = None,
+    config_key: str | None = None,
 ) -> dict[str, str]:
     """Record a completed stage; returns the outputs' sha256 by file name.
 
     ``known`` gives sha256 digests already computed by whoever wrote those files
     (the samples' MANIFEST); only the other outputs are read and hashed here.
+    ``config_key`` records the part of the config the stage depends on by itself, so
+    that a later command can tell outputs of another config (:func:`recorded_config`).
     """
     folder = Path(folder)
     known = known or {}
     hashes = {
         Path(p).name: known.get(Path(p).name) or sha256_file(folder / Path(p).name) for p in outputs
     }
-    write_json(folder / MARKER, {"key": key, "outputs": dict(sorted(hashes.items()))})
+    record: dict[str, Any] = {"key": key, "outputs": dict(sorted(hashes.items()))}
+    if config_key is not None:
+        record["config"] = config_key
+    write_json(folder / MARKER, record)
     return hashes
+
+
+def recorded_config(folder: str | Path) -> str | None:
+    """The config key recorded by the last completed run of the stage in ``folder`` (None: none)."""
+    try:
+        value = json.loads((Path(folder) / MARKER).read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def recorded_outputs(folder: str | Path) -> dict[str, str]:

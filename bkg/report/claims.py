@@ -38,13 +38,16 @@ class ClaimResult:
     reproduced: Any
     agrees: bool | None
     criterion: str
+    applicable: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         c = self.claim
         return {
             "id": c.id, "statement": c.statement, "section": c.section, "paper": c.paper,
             "reproduced": self.reproduced, "criterion": self.criterion,
-            "verdict": {True: "agrees", False: "disagrees", None: "not computed"}[self.agrees],
+            "verdict": {True: "agrees", False: "disagrees", None: "not computed"}[self.agrees]
+            if self.applicable
+            else "not applicable",
         }  # fmt: skip
 
 
@@ -93,13 +96,25 @@ def _judge(claim: Claim, value: Any) -> tuple[bool | None, str]:
     raise ValueError(f"unknown claim kind {claim.kind!r} in paper_claims.yaml ({claim.id})")
 
 
+#: The paper's beam energy (GeV): its claims are statements about that setup.
+PAPER_BEAM_ENERGY_GEV = 160.0
+
+
 def evaluate_claims(
-    results: Mapping[str, Any], claims: list[Claim] | None = None
+    results: Mapping[str, Any],
+    claims: list[Claim] | None = None,
+    *,
+    beam_energy_gev: float = PAPER_BEAM_ENERGY_GEV,
 ) -> list[ClaimResult]:
-    """Judge every claim against the run's results."""
+    """Judge every claim against the run's results.
+
+    The claims describe the paper's 160 GeV setup; a run with another beam energy gets
+    its values listed with the verdict "not applicable".
+    """
+    applicable = abs(beam_energy_gev - PAPER_BEAM_ENERGY_GEV) < 1e-9
     out = []
     for claim in claims if claims is not None else load_claims():
         value = lookup(results, claim.result)
         agrees, criterion = _judge(claim, value)
-        out.append(ClaimResult(claim, value, agrees, criterion))
+        out.append(ClaimResult(claim, value, agrees, criterion, applicable))
     return out

@@ -151,7 +151,10 @@ def render_index(
         )
     if claims:
         n_ok = sum(c["verdict"] == "agrees" for c in claims)
-        parts.append(f"<h2>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>")
+        if all(c["verdict"] == "not applicable" for c in claims):
+            parts.append("<h2>Claims of the paper: not applicable (its 160 GeV beam)</h2>")
+        else:
+            parts.append(f"<h2>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>")
         rows, classes = [], []
         for c in claims:
             cls = {"agrees": "ok", "disagrees": "bad"}.get(c["verdict"], "na")

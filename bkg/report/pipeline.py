@@ -24,6 +24,7 @@ import numpy as np
 from bkg import interrupt
 from bkg.atomic import atomic_dir, write_json, write_text
 from bkg.config import Config
+from bkg.errors import FitError, SampleError
 from bkg.report import cache
 
 if TYPE_CHECKING:
@@ -60,7 +61,12 @@ class ReportResult:
                 f"total background {total['level_per_mot']:.2e} per MOT = {total['expected_events']:.3g} events "
                 f"at {self.table1['n_mot']:.3g} MOT"
             )
-        if self.claims:
+        if self.claims and all(c["verdict"] == "not applicable" for c in self.claims):
+            lines.append(
+                "claims of the paper: not compared (they describe its 160 GeV beam; claims.md "
+                "lists this run's values)"
+            )
+        elif self.claims:
             lines.append(f"claims of the paper reproduced: {n_ok} of {len(self.claims)}")
             lines += [
                 f"  {c['verdict']}: {c['statement']} (paper {_fmt_claim_value(c['paper'])}, "
@@ -123,6 +129,43 @@ def samples_key(cfg: Config) -> str:
     )
 
 
+def samples_config_key(cfg: Config) -> str:
+    """The samples' config slice alone (recorded beside the stage key)."""
+    return cache.stage_key("samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT))
+
+
+def fits_config_key(cfg: Config) -> str:
+    """The fits' config slice alone (recorded beside the stage key)."""
+    return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT))
+
+
+def check_made_for(cfg: Config, folder: Path, stage: str) -> None:
+    """A clear error when ``folder`` holds the samples or fits of another configuration.
+
+    The check reads the config key that `bkg samples`, `bkg fit` and `bkg report` record
+    in the folder's .stage.json; a folder without one (a GEANT4 production, an older
+    record) is not checked.
+
+    Raises:
+        SampleError (samples) or FitError (fits) naming the folder and the way out.
+    """
+    recorded = cache.recorded_config(folder)
+    if recorded is None:
+        return
+    if stage == "samples" and recorded != samples_config_key(cfg):
+        raise SampleError(
+            f"{folder}: these samples were made with another configuration than "
+            f"{cfg.name!r} (see its MANIFEST.json); run `bkg samples` (or `bkg report`) "
+            "with this config, or give --samples a folder made with it"
+        )
+    if stage == "fits" and recorded != fits_config_key(cfg):
+        raise FitError(
+            f"{folder}: these fits were made with another configuration than {cfg.name!r}; "
+            "run `bkg fit` (or `bkg report`) with this config, or give --fits a folder "
+            "made with it"
+        )
+
+
 def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) -> None:
     """Record a complete samples folder for ``cfg`` (also after `bkg samples`).
 
@@ -131,7 +174,9 @@ def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) 
     """
     files = [entry["file"] for entry in manifest["files"]] + ["MANIFEST.json"]
     known = {entry["file"]: entry["sha256"] for entry in manifest["files"]}
-    cache.mark_done(samples_dir, samples_key(cfg), files, known=known)
+    cache.mark_done(
+        samples_dir, samples_key(cfg), files, known=known, config_key=samples_config_key(cfg)
+    )
 
 
 def fits_key(cfg: Config, samples_dir: Path) -> str:
@@ -166,7 +211,7 @@ def _manifest_hashes(samples_dir: Path) -> dict[str, str]:
 def mark_fits_done(cfg: Config, samples_dir: Path, fits_dir: Path) -> None:
     """Record a complete fits folder for ``cfg`` and these samples (also after `bkg fit`)."""
     outputs = [p.name for p in fits_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
-    cache.mark_done(fits_dir, fits_key(cfg, samples_dir), outputs)
+    cache.mark_done(fits_dir, fits_key(cfg, samples_dir), outputs, config_key=fits_config_key(cfg))
 
 
 def run_fits_stage(
@@ -352,7 +397,9 @@ def run_report(
             fig2=fig2,
         )
         write_json(tmp / "results.json", results)
-        claims = [c.as_dict() for c in evaluate_claims(results)]
+        claims = [
+            c.as_dict() for c in evaluate_claims(results, beam_energy_gev=cfg.beam.energy_gev)
+        ]
         write_json(tmp / "claims.json", {"claims": claims})
         write_text(tmp / "claims.md", _claims_markdown(claims))
 
@@ -448,8 +495,13 @@ def _fmt_claim_value(v: Any) -> str:
 def _claims_markdown(claims: list[dict[str, Any]]) -> str:
     fmt = _fmt_claim_value
     n_ok = sum(c["verdict"] == "agrees" for c in claims)
+    head = (
+        "# Claims of PRD 105, 052006: not applicable (they describe its 160 GeV beam)"
+        if claims and all(c["verdict"] == "not applicable" for c in claims)
+        else f"# Claims of PRD 105, 052006 reproduced: {n_ok} of {len(claims)}"
+    )
     lines = [
-        f"# Claims of PRD 105, 052006 reproduced: {n_ok} of {len(claims)}",
+        head,
         "",
         "| statement | section | paper | reproduced | criterion | verdict |",
         "|---|---|---|---|---|---|",

@@ -211,8 +211,9 @@ def _csv(result: SensitivityResult) -> str:
 
 
 def _json(result: SensitivityResult, cfg: Config) -> dict[str, Any]:
-    def r(a: np.ndarray) -> list[float]:
-        return [float(f"{v:.6e}") for v in a]
+    def r(a: np.ndarray) -> list[float | None]:
+        # no reach (no signal at that mass) is null: JSON has no infinity
+        return [float(f"{v:.6e}") if np.isfinite(v) else None for v in a]
 
     return {
         "n_mot": result.n_mot,

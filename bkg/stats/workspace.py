@@ -94,6 +94,11 @@ def build_patchset(
                 ],
             }
         )
+    if not patches:
+        raise LimitError(
+            "no mass has a signal yield: the patchset would be empty (the signal "
+            "efficiency is 0 at every mass; do the samples belong to this config?)"
+        )
     return {
         "metadata": {
             "name": "na64mu_zprime_lmu_ltau",

@@ -163,7 +163,8 @@ def test_a_preset_with_its_own_count_is_a_conflict(tmp_path, capsys):
     assert "--preset" in err and "--observed" in err
 
 
-def test_workspace_mass_outside_the_patchset_and_missing_samples(tmp_path, capsys):
+def test_workspace_mass_outside_the_patchset_and_missing_samples(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the working tree's samples/, whatever made them
     reports = tmp_path / "reports"
     shutil.copytree(ROOT / "reports" / "reference", reports / "reference")
     config = str(ROOT / "tests" / "data" / "reference.yaml")
@@ -301,3 +302,29 @@ def test_an_interrupt_that_surfaces_as_another_error_is_still_an_interrupt(monke
     monkeypatch.setattr("bkg.config.load_config", broken_import)
     with pytest.raises(ImportError):
         main(["config", "show"])
+
+
+def test_stage_commands_refuse_samples_and_fits_of_another_config(tmp_path, capsys, monkeypatch):
+    # the README's 100 GeV example writes samples/ and fits/ that the default config's
+    # `bkg table`, `bkg sensitivity` and `bkg fit` must not take as their own
+    from bkg.config import from_dict, load_config
+    from bkg.report import cache
+    from bkg.report.pipeline import fits_config_key, samples_config_key
+
+    monkeypatch.chdir(tmp_path)
+    other = from_dict({"beam": {"energy_gev": 100.0}})
+    for folder, key in (("samples", samples_config_key(other)), ("fits", fits_config_key(other))):
+        (tmp_path / folder).mkdir()
+        cache.mark_done(tmp_path / folder, "k", [], config_key=key)
+    for args, words in (
+        (["table"], ("fits", "another configuration", "bkg fit")),
+        (["fit"], ("samples", "another configuration", "bkg samples")),
+        (["sensitivity", "--out", str(tmp_path / "r")], ("samples", "another configuration")),
+    ):
+        code, err = _run_cli(args, capsys)
+        _one_line_exit_2(code, err)
+        assert all(w in err for w in words), err
+    # the same config passes the check (no fits there: the next error is a different one)
+    cache.mark_done(tmp_path / "fits", "k", [], config_key=fits_config_key(load_config()))
+    code, err = _run_cli(["table"], capsys)
+    assert "another configuration" not in err

@@ -67,8 +67,11 @@ def test_every_problem_listed_with_key_path():
                 "statistics": {"confidence_level": 1.5},
             }
         )
-    text = str(err.value)
+    text = "; ".join(err.value.problems)
     assert len(err.value.problems) == 4
+    # the one-line message names the count, the first problem and where to see them all
+    assert str(err.value).startswith("config: 4 problems, the first: ")
+    assert "bkg config validate" in str(err.value)
     for key in (
         "n_mot",
         "beam.spot_sigma_x_cm",

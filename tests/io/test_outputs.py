@@ -31,9 +31,10 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.name.endswith((".tmp", ".old")))
 
 
-def test_output_folder_blocked_by_a_file(tmp_path, capsys):
+def test_output_folder_blocked_by_a_file(tmp_path, capsys, monkeypatch):
     # the tests run as root in CI, so chmod cannot make a folder unwritable; a file
     # where the output folder should be fails the same way for every user
+    monkeypatch.chdir(tmp_path)  # not the working tree's samples/, whatever made them
     (tmp_path / "reports").write_text("not a folder")
     code, err = _run_cli(["sensitivity", "--out", str(tmp_path / "reports" / "sub")], capsys)
     assert code == 2

@@ -138,3 +138,13 @@ def test_report_summary_names_the_claims_that_do_not_agree(tmp_path):
     assert "  disagrees: total <~ 1e-11 (paper 1e-11, here 3.4e-11; claims.md)" in text
     assert "  not computed: band (paper [0.15, 0.35], here None; claims.md)" in text
     assert not any(line.startswith("  agrees") for line in text)
+
+
+def test_claims_of_the_160_gev_paper_do_not_apply_to_another_beam_energy():
+    # the same results judged for a 100 GeV run: values listed, no verdict counted
+    results = {"beam": {"trigger_rate": 1e-3}}
+    claims = [c for c in load_claims() if c.id == "trigger_rate"]
+    at_160 = evaluate_claims(results, claims)[0].as_dict()
+    at_100 = evaluate_claims(results, claims, beam_energy_gev=100.0)[0].as_dict()
+    assert at_160["verdict"] == "agrees"
+    assert at_100["verdict"] == "not applicable" and at_100["reproduced"] == 1e-3
