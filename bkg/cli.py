@@ -215,6 +215,15 @@ def sensitivity_cmd(
         efficiency=_measured_efficiency(cfg, samples_dir),
     )
     click.echo(result.summary())
+    _written(", ".join(str(f) for f in result.files))
+
+
+def _written(what: str) -> None:
+    """Say on stderr what a single stage wrote, and that the report's summary is older."""
+    click.echo(
+        f"written: {what} (index.html, hepdata/ and provenance.json change only with `bkg report`)",
+        err=True,
+    )
 
 
 # ---------------------------------------------------------------- samples
@@ -342,6 +351,7 @@ def table_cmd(config_path: Path | None, fits_dir: Path, name: str | None, out_ro
     check_made_for(cfg, fits_dir, "fits")
     write_table(read_estimates(fits_dir), cfg, out_dir=out)
     click.echo((out / "table1.md").read_text(), nl=False)
+    _written(f"{out}/table1.{{md,tex,csv,json}}")
 
 
 # ---------------------------------------------------------------- workspace / limits
@@ -454,6 +464,7 @@ def limits_cmd(
         out_dir=out, observed=observed, preset=preset, calculator=calculator,
     )  # fmt: skip
     click.echo(result.summary())
+    _written(f"{out}/limits.{{json,csv}}, sensitivity.{{png,pdf}}, reach_vs_mot.{{png,pdf}}")
 
 
 # ---------------------------------------------------------------- report / verify

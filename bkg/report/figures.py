@@ -54,19 +54,19 @@ def plot_reach(
     stem: str = "fig6_reach_background_free",
 ) -> list[Path]:
     """First paper Fig. 6: background-free reach versus the 2-sigma (g-2)_mu band, log-log."""
-    m_mev = 1e3 * result.masses_gev
+    m_gev = result.masses_gev
     with figure_style() as plt:
         fig, ax = plt.subplots()
         low = band_for_log_axis(
             result.g2_low, result.g2_high, 0.1 * float(np.min(result.g_prime_90))
         )
         ax.fill_between(
-            m_mev, low, result.g2_high, color="tab:green", alpha=0.35,
+            m_gev, low, result.g2_high, color="tab:green", alpha=0.35,
             label=rf"$(g-2)_\mu$ {result.g2_reference}, $\pm${cfg.g_minus_2.band_sigmas:g}$\sigma$",
         )  # fmt: skip
-        ax.plot(m_mev, result.g2_central, color="tab:green", lw=1)
+        ax.plot(m_gev, result.g2_central, color="tab:green", lw=1)
         ax.plot(
-            m_mev, result.g_prime_90, color="tab:blue", lw=2,
+            m_gev, result.g_prime_90, color="tab:blue", lw=2,
             label=f"NA64$\\mu$ {result.n_mot:.0e} MOT, background free",
         )  # fmt: skip
         _style_reach_axes(ax)
@@ -76,7 +76,7 @@ def plot_reach(
 def _style_reach_axes(ax: Any) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(r"$m_{Z'}$ [MeV]")
+    ax.set_xlabel(r"$m_{Z'}$ [GeV]")
     ax.set_ylabel(r"$g'$")
-    ax.set_ylim(1e-6, 1e-2)
-    ax.legend(fontsize="small", loc="upper left")
+    ax.set_ylim(1e-5, 1e-2)
+    ax.legend(fontsize="small", loc="lower right")

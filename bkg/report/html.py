@@ -82,20 +82,26 @@ def render_index(
     if table1:
         parts.append("<h2>Table I: background levels per MOT</h2>")
         rows = []
+
+        def unc(s: dict[str, Any]) -> str:
+            return (
+                f"+{s['stat_up']:.1e}/&minus;{s['stat_down']:.1e} (stat) "
+                f"+{s['syst_up']:.1e}/&minus;{s['syst_down']:.1e} (syst)"
+            )
+
         for s in table1["sources"]:
             level = ("&le; " if s.get("upper_bound") else "") + f"{s['level_per_mot']:.2e}"
-            unc = f"+{s['stat_up']:.1e}/&minus;{s['stat_down']:.1e} (stat) +{s['syst_up']:.1e}/&minus;{s['syst_down']:.1e} (syst)"
             rows.append(
-                [_e(s["label"]), level, unc, f"{s['expected_events']:.3g}", _e(s["method"])]
+                [_e(s["label"]), level, unc(s), f"{s['expected_events']:.3g}", _e(s["method"])]
             )
         t = table1["total"]
         rows.append(
             [
                 "<b>Total</b>",
                 f"<b>{t['level_per_mot']:.2e}</b>",
-                "",
+                unc(t) if "stat_up" in t else "",
                 f"<b>{t['expected_events']:.3g}</b>",
-                "",
+                _e(t.get("method", "")),
             ]
         )
         parts.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +130,32 @@ def compare_reports(reference: Path, run: Path) -> list[Comparison]:
             continue
         ref = dict(flatten(_load(ref_path)))
         new = dict(flatten(_load(run / name))) if (run / name).exists() else {}
-        for key in sorted(set(ref) | set(new)):
+        for key in sorted(set(ref) | set(new), key=_natural):
             if key.split(".")[-1] in IGNORED_KEYS:
                 continue
             a, b = ref.get(key, "<missing>"), new.get(key, "<missing>")
             out.append(Comparison(name, key, a, b, rel, _close(a, b, rel)))
     return out
+
+
+def _natural(key: str) -> list[Any]:
+    """Sort key that puts efficiency[2] before efficiency[10]."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
+def _config_difference(reference: Path, run: Path) -> list[str]:
+    """Top-level config keys in which the two reports' provenance differ (samples.folder aside)."""
+    try:
+        a = _provenance(reference)["config"]
+        b = _provenance(run)["config"]
+    except (BkgError, KeyError, TypeError):
+        return []
+    keys = sorted(set(a) | set(b))
+    return [k for k in keys if k != "samples" and a.get(k) != b.get(k)] + (
+        ["samples"]
+        if {**a.get("samples", {}), "folder": None} != {**b.get("samples", {}), "folder": None}
+        else []
+    )
 
 
 def _rerun(reference: Path, workdir: Path) -> Path:
@@ -188,6 +209,12 @@ def verify(
     for row in rows:
         by_file.setdefault(row.file, []).append(row)
     echo(f"comparing {run} with the reference {reference}")
+    differ = _config_difference(reference, Path(run)) if run_dir is not None else []
+    if differ:
+        echo(
+            f"note: the two runs have different configurations ({', '.join(differ)} differ): "
+            "their numbers are not expected to agree"
+        )
     echo(f"{'file':<26} {'values':>7} {'agree':>7} {'differ':>7} {'tolerance':>10}")
     for name, group in by_file.items():
         n_bad = sum(not r.agrees for r in group)

@@ -159,14 +159,19 @@ def fig3_beam(cfg: Config, out_dir: Path, *, n: int = 500_000) -> list[Path]:
     ev = beam.generate_beam_muons(cfg, np.random.default_rng(cfg.seed), n)
     trig = ev["s0"] & ev["s1"] & ev["s_mu"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 6))
-    a1.hist2d(ev["x_cm"], ev["y_cm"], bins=100, range=[[-15, 15], [-15, 15]], cmap="viridis")
+    *_, image = a1.hist2d(
+        ev["x_cm"], ev["y_cm"], bins=100, range=[[-15, 15], [-15, 15]], cmap="viridis"
+    )
+    fig.colorbar(image, ax=a1, label="muons / bin")
     a1.set_xlabel("x [cm]")
     a1.set_ylabel("y [cm]")
+    a1.set_title("beam spot at the ECAL, no trigger", fontsize=16)
     bins = np.linspace(0, 200, 101)
     a2.hist(ev["p_in_true"], bins=bins, histtype="step", label="no trigger")
     a2.hist(ev["p_in_true"][trig], bins=bins, histtype="step", label=r"$S_0+S_1+S_\mu$")
     a2.set_yscale("log")
     a2.set_xlabel(r"$E_\mu$ [GeV]")
+    a2.set_ylabel("muons / 2 GeV")
     a2.legend()
     return _save(fig, out_dir, "fig3_beam")
 
@@ -190,16 +195,21 @@ def fig5_hermeticity_plane(
         if seen >= max_events:
             break
     fig, ax = plt.subplots(figsize=(8, 7))
-    ax.pcolormesh(
+    mesh = ax.pcolormesh(
         xe, ye, np.where(h > 0, h, np.nan).T, norm=__import__("matplotlib").colors.LogNorm()
     )
+    fig.colorbar(mesh, ax=ax, label="events / bin")
     e_cut, p_cut = cfg.signal_box.e_cal_max_gev, cfg.signal_box.e_mu_out_max_gev
     ax.axvline(p_cut, color="r")
     ax.axhline(e_cut, color="r")
+    # the paper's regions (Sec. III.B): A large calorimeter deposits (the upper diagonal,
+    # hadronic showers reaching the HCAL), B the diagonal E'_mu + E_CAL = E0 of energy
+    # given to the ECAL, C the MIP bulk, D the signal box
+    e0 = cfg.beam.energy_gev
     for label, (x, y) in {
-        "A": (p_cut + 60, e_cut + 60),
-        "B": (p_cut + 60, e_cut / 3),
-        "C": (p_cut / 3, e_cut + 60),
+        "A": (0.15 * e0, 0.95 * e0),
+        "B": (0.70 * e0, 0.42 * e0),
+        "C": (e0 + 15.0, e_cut / 3),
         "D": (p_cut / 3, e_cut / 3),
     }.items():
         ax.text(x, y, label, color="r", fontsize=20)

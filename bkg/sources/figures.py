@@ -9,6 +9,18 @@ import numpy as np
 
 from bkg.sources.base import SourceEstimate
 
+#: Axis labels of the fitted variables (the JSON keeps the plain-text name).
+VARIABLE_LABELS = {
+    "p_out_true/p_out_rec - 1": r"MS2 curvature residual $p_\mathrm{true}/p_\mathrm{rec} - 1$",
+    "p_in_rec/(p_out_rec + E_CAL) - 1 at E_CAL <= 20 GeV": (
+        r"inverse energy balance $p_\mathrm{in}/(E'_\mu + E_\mathrm{CAL}) - 1$"
+        r" ($E_\mathrm{CAL} \leq 20$ GeV)"
+    ),
+    "hadron visibility depth behind the ECAL (lambda_I)": (
+        r"hadron visibility depth behind the ECAL [$\lambda_I$]"
+    ),
+}
+
 
 def plot_source(est: SourceEstimate) -> Any:
     """Figure of a source's fit (or a summary panel for counting sources).
@@ -68,38 +80,49 @@ def plot_source(est: SourceEstimate) -> Any:
         pull = np.where(mu > 0, (counts - mu) / np.sqrt(np.maximum(mu, 1.0)), 0.0)
         axp.stairs(pull, edges, fill=True, color="C2")
         axp.set_ylabel("pull")
-        axp.set_xlabel(fit.get("variable", "x"), fontsize=11)
+        variable = str(fit.get("variable", "x"))
+        axp.set_xlabel(VARIABLE_LABELS.get(variable, variable), fontsize=16)
         axp.set_xlim(min(xs.min(), edges[0]), max(xs.max(), edges[-1]))
     elif "k_decays" in fit:
         fig = _decay_figure(est, plt)
     else:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        ax.axis("off")
-        ax.text(0.0, 1.0, "\n".join(_summary_lines(est)), va="top", fontsize=9,
-                family="monospace", transform=ax.transAxes)  # fmt: skip
+        fig = _counting_figure(est, plt)
     return fig
 
 
-def _summary_lines(est: SourceEstimate, width: int = 78) -> list[str]:
-    """The level, the method and the inputs of a counting source, one number per line."""
+def _counting_figure(est: SourceEstimate, plt: Any) -> Any:
+    """A counting source: its event counts as bars (log scale), the level in the title."""
+    counts = {
+        key.replace("_", " "): float(value)
+        for key, value in est.inputs.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    }
+    fig, ax = plt.subplots(figsize=(9, 6))
+    if counts:
+        names = list(counts)
+        values = [max(v, 0.5) for v in counts.values()]  # a zero count as a stub on a log axis
+        bars = ax.bar(range(len(names)), values, color="C0")
+        for bar, value in zip(bars, counts.values(), strict=True):
+            ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=12)  # fmt: skip
+        ax.set_xticks(range(len(names)), names, rotation=15, ha="right", fontsize=12)
+        ax.set_yscale("log")
+        ax.set_ylim(0.3, 10 * max(values))
+        ax.set_ylabel("events")
+    else:
+        ax.axis("off")
+    bound = " (90% CL upper bound)" if est.upper_bound else ""
+    ax.set_title(f"{est.label}: {est.level_per_mot:.2g} per MOT{bound}", fontsize=13)
+    ax.text(0.02, 0.97, "\n".join(_wrap(est.method, 70)), va="top", fontsize=10,
+            transform=ax.transAxes)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def _wrap(text: str, width: int) -> list[str]:
     import textwrap
 
-    head = f"level per MOT: {est.level_per_mot:.3g}"
-    if est.upper_bound:
-        head += " (90% CL upper bound)"
-    lines = [est.label, head, *textwrap.wrap(est.method, width), ""]
-
-    def walk(node: dict[str, Any], indent: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                lines.append(f"{indent}{key}:")
-                walk(value, indent + "  ")
-            else:
-                text = f"{value:.4g}" if isinstance(value, float) else str(value)
-                lines.append(f"{indent}{key}: {text}"[:width])
-
-    walk(dict(est.inputs), "")
-    return lines[:40]
+    return textwrap.wrap(text, width)
 
 
 def _decay_figure(est: SourceEstimate, plt: Any) -> Any:
@@ -112,15 +135,15 @@ def _decay_figure(est: SourceEstimate, plt: Any) -> Any:
     err = np.sqrt(np.clip(eff * (1 - eff), 0, None) / np.maximum(z_all, 1))
     centres = 0.5 * (z_edges[1:] + z_edges[:-1])
     az.errorbar(centres, eff, yerr=err, xerr=0.5 * np.diff(z_edges), fmt="k.", ms=3)
-    az.set_xlabel("K- decay point from the BMS (m)", fontsize=12)
-    az.set_ylabel("fraction passing trigger, cuts, box", fontsize=12)
+    az.set_xlabel(r"$K^-$ decay point from the BMS [m]", fontsize=14)
+    az.set_ylabel("fraction passing trigger, cuts, box", fontsize=14)
     az.set_title(f"{est.label}: {est.level_per_mot:.2g} per MOT", fontsize=12)
-    ae.stairs(np.asarray(h["e_all"]), e_edges, color="C0", label="K- -> mu X, all")
+    ae.stairs(np.asarray(h["e_all"]), e_edges, color="C0", label=r"$K^- \to \mu X$, all")
     ae.stairs(np.asarray(h["e_pass"]), e_edges, color="C1", fill=True, alpha=0.6,
               label="passing")  # fmt: skip
     ae.set_yscale("log")
-    ae.set_xlabel("decay muon energy (GeV)", fontsize=12)
-    ae.set_ylabel("K- decays / bin", fontsize=12)
+    ae.set_xlabel("decay muon energy [GeV]", fontsize=14)
+    ae.set_ylabel(r"$K^-$ decays / bin", fontsize=14)
     ae.legend(fontsize=10)
     return fig
 

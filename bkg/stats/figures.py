@@ -111,6 +111,12 @@ def plot_reach(
     ax.set_xlabel(r"$m_{Z'}$ [GeV]")
     ax.set_ylabel(r"$g'$")
     ax.legend(fontsize="small", loc="upper left")
+    ev = results.event_limit
+    ax.set_title(
+        f"NA64$\\mu$, {results.n_mot:.3g} MOT, background {results.background_events:.3g} "
+        f"events, CLs ({ev.calculator})",
+        fontsize=13,
+    )
     fig.tight_layout()
     _save(fig, out_dir, "sensitivity")
     return fig
@@ -128,7 +134,7 @@ def plot_reach_vs_mot(
     calculator: str | None = None,
     out_dir: str | Path | None = None,
 ) -> Any:
-    """Expected g'_90 versus N_MOT (1e10..1e13) at a few masses.
+    """Expected g'_90 versus N_MOT (1e9..1e13) at a few masses.
 
     The median limit at each N_MOT comes from ``calculator`` (default: the configured
     one, toys where the background is below ``statistics.toys_below_background``), as
@@ -144,7 +150,7 @@ def plot_reach_vs_mot(
     from bkg.stats.limits import event_limit
 
     plt = _pyplot()
-    grid = np.geomspace(1e10, 1e13, 4) if n_mot_grid is None else np.asarray(n_mot_grid, float)
+    grid = np.geomspace(1e9, 1e13, 5) if n_mot_grid is None else np.asarray(n_mot_grid, float)
     st = cfg.statistics
     known = dict(known_medians or {})
 
@@ -184,12 +190,14 @@ def plot_reach_vs_mot(
     total = table1.total_per_mot()
     for nb, style in ((0.1, ":"), (1.0, "-.")):
         if total > 0:
-            ax.axvline(nb / total, color="grey", ls=style, label=f"$b$ = {nb:g} events")
+            ax.axvline(
+                nb / total, color="grey", ls=style, label=f"$b$ = {nb:g} event{'s' * (nb != 1)}"
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$N_{MOT}$")
     ax.set_ylabel(r"Expected $g'_{90}$")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper right")
     fig.tight_layout()
     _save(fig, out_dir, "reach_vs_mot")
     return fig

@@ -76,6 +76,11 @@ def read_table1(source: str | Path | dict[str, Any]) -> Table1:
         where = "table1"
     else:
         where = str(source)
+        if not Path(source).exists():
+            raise LimitError(
+                f"{where}: no Table I there; write it first with `bkg table` (same --name "
+                "and --out) or `bkg report`"
+            )
         try:
             raw = json.loads(Path(source).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:

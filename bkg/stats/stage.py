@@ -110,11 +110,14 @@ class LimitResults:
             f"expected limit {ev.expected[2]:.3g} signal events "
             f"(+-1 sigma {ev.expected[1]:.3g}..{ev.expected[3]:.3g})"
             + (f", observed {ev.observed:.3g}" if np.isfinite(ev.observed) else ""),
-            "m_Z' [MeV]   g'_90 expected   -1 sigma   +1 sigma",
         ]
+        observed = np.isfinite(np.asarray(self.g_observed, float)).any()
+        head = "m_Z' [MeV]   g'_90 expected   -1 sigma   +1 sigma"
+        lines.append(head + ("   g'_90 observed" if observed else ""))
         for i, m in enumerate(self.masses_gev):
             g = self.g_expected[i]
-            lines.append(f"{1e3 * m:10.4g}   {g[2]:14.3e}   {g[1]:8.2e}   {g[3]:8.2e}")
+            row = f"{1e3 * m:10.4g}   {g[2]:14.3e}   {g[1]:8.2e}   {g[3]:8.2e}"
+            lines.append(row + (f"   {self.g_observed[i]:14.3e}" if observed else ""))
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
