@@ -274,10 +274,12 @@ def samples_group(
             cfg, out_dir=out, only=only or None, n_mot=n_mot, workers=workers,
             scheduler=scheduler or cfg.run.scheduler, progress=progress.advance,
         )  # fmt: skip
-    if not only and n_mot in (None, cfg.samples.n_mot):
-        from bkg.report.pipeline import mark_samples_done
+    from bkg.report.pipeline import mark_samples_done, mark_samples_partial
 
+    if not only and n_mot in (None, cfg.samples.n_mot):
         mark_samples_done(cfg, out, manifest)  # `bkg report` reuses a complete default set
+    else:  # not the config's production, but made for its setup
+        mark_samples_partial(cfg, out)
     for entry in manifest["files"]:
         click.echo(
             f"{out / entry['file']}: {entry['events']} events, {entry['norm_per_mot']:.3g} per MOT"

@@ -31,9 +31,10 @@ class ConfigError(BkgError):
         if n <= 2:
             text = f"{source}: " + ("" if n == 1 else f"{n} problems: ") + "; ".join(self.problems)
         else:  # one line stays readable; `bkg config validate` lists them all
+            target = source if source.endswith((".yaml", ".yml", ".json")) else "FILE"
             text = (
                 f"{source}: {n} problems, the first: {self.problems[0]} "
-                f"(`bkg config validate {source}` lists every one)"
+                f"(`bkg config validate {target}` lists every one)"
             )
         super().__init__(text)
 

@@ -105,15 +105,15 @@ def mark_done(
     }
     record: dict[str, Any] = {"key": key, "outputs": dict(sorted(hashes.items()))}
     if config_key is not None:
-        record["config"] = config_key
+        record["setup"] = config_key
     write_json(folder / MARKER, record)
     return hashes
 
 
 def recorded_config(folder: str | Path) -> str | None:
-    """The config key recorded by the last completed run of the stage in ``folder`` (None: none)."""
+    """The setup key recorded by the last run of the stage in ``folder`` (None: none)."""
     try:
-        value = json.loads((Path(folder) / MARKER).read_text()).get("config")
+        value = json.loads((Path(folder) / MARKER).read_text()).get("setup")
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None

@@ -129,41 +129,59 @@ def samples_key(cfg: Config) -> str:
     )
 
 
+#: Config sections that decide what a sample holds (sizes, seeds and folders aside).
+SAMPLES_SETUP = ("beam", "detector")
+#: Config sections that decide what a fit estimates from given samples.
+FITS_SETUP = ("beam", "detector", "selection", "signal_box")
+
+
 def samples_config_key(cfg: Config) -> str:
-    """The samples' config slice alone (recorded beside the stage key)."""
-    return cache.stage_key("samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT))
+    """The setup the samples simulate (recorded beside the stage key; no sizes or seeds)."""
+    return cache.stage_key("samples-setup", cache.config_slice(cfg.to_dict(), keep=SAMPLES_SETUP))
 
 
 def fits_config_key(cfg: Config) -> str:
-    """The fits' config slice alone (recorded beside the stage key)."""
-    return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT))
+    """The setup and selection the fits assume (recorded beside the stage key)."""
+    return cache.stage_key("fits-setup", cache.config_slice(cfg.to_dict(), keep=FITS_SETUP))
 
 
 def check_made_for(cfg: Config, folder: Path, stage: str) -> None:
-    """A clear error when ``folder`` holds the samples or fits of another configuration.
+    """A clear error when ``folder`` holds the samples or fits of another setup.
 
-    The check reads the config key that `bkg samples`, `bkg fit` and `bkg report` record
-    in the folder's .stage.json; a folder without one (a GEANT4 production, an older
-    record) is not checked.
+    The check reads the setup key that `bkg samples`, `bkg fit` and `bkg report` record
+    in the folder's .stage.json: the beam and detector (and, for fits, the selection
+    and the signal box), not sizes, seeds, folders or the statistics. A folder without
+    a record and a production that `bkg samples` did not write (GEANT4) are not checked.
 
     Raises:
         SampleError (samples) or FitError (fits) naming the folder and the way out.
     """
+    from bkg.sim.run import external_samples
+
     recorded = cache.recorded_config(folder)
     if recorded is None:
         return
     if stage == "samples" and recorded != samples_config_key(cfg):
+        if external_samples(folder):  # its own MANIFEST says what it is; the record is stale
+            return
         raise SampleError(
-            f"{folder}: these samples were made with another configuration than "
+            f"{folder}: these samples simulate another beam or detector than config "
             f"{cfg.name!r} (see its MANIFEST.json); run `bkg samples` (or `bkg report`) "
             "with this config, or give --samples a folder made with it"
         )
     if stage == "fits" and recorded != fits_config_key(cfg):
         raise FitError(
-            f"{folder}: these fits were made with another configuration than {cfg.name!r}; "
-            "run `bkg fit` (or `bkg report`) with this config, or give --fits a folder "
-            "made with it"
+            f"{folder}: these fits assume another beam, detector or selection than config "
+            f"{cfg.name!r}; run `bkg fit` (or `bkg report`) with this config, or give --fits "
+            "a folder made with it"
         )
+
+
+def mark_samples_partial(cfg: Config, samples_dir: Path) -> None:
+    """Record that ``samples_dir`` was (partly) written for ``cfg``'s setup by `bkg samples
+    --only` or `--n-mot`: not the config's complete production (`bkg report` regenerates
+    it), but a folder whose setup the stage commands accept."""
+    cache.mark_done(samples_dir, "partial", [], config_key=samples_config_key(cfg))
 
 
 def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) -> None:

@@ -1,13 +1,15 @@
 """Dimuon production in the ECAL: mu N -> mu N gamma, gamma -> mu+ mu- (Bethe-Heitler), and trident.
 
 * Two-step (Bethe-Heitler): a bremsstrahlung photon (spectrum of
-  :mod:`bkg.sim.ecal`, k >= :func:`pair_energy_min_gev`) emitted at a uniform depth converts
-  into mu+ mu- in the remaining lead with probability (7/9)(m_e/m_mu)^2 per X0
-  times the threshold factor (1 - 4 m_mu / k)^(3/2) (an approximation of the
-  exact Bethe-Heitler ramp; PDG eq. 34.31 with m_e -> m_mu).
+  :mod:`bkg.sim.ecal`, k >= :func:`pair_energy_min_gev`) converts into mu+ mu- in the
+  remaining lead with probability (7/9)(m_e/m_mu)^2 per X0 times the threshold factor
+  (1 - 4 m_mu / k)^(3/2) (an approximation of the exact Bethe-Heitler ramp; PDG eq.
+  34.31 with m_e -> m_mu). Since that probability grows with the depth left, the
+  emission depth has the density (D - z) and the conversion point is uniform behind it.
 * Trident mu N -> mu mu+ mu- N: the e+e- pair-production spectrum of
   :mod:`bkg.sim.ecal` with m_e -> m_mu, i.e. b_trident = b_pair (m_e/m_mu)^2 and
-  dN/dv ~ (1 - v)/v^2 above v_min = 4 m_mu / E (order-of-magnitude model).
+  dN/dv ~ (1 - v)/v^2 above v_min = 4 m_mu / E (order-of-magnitude model), at a
+  uniform depth, the pair starting at the vertex.
 The pair energy is split with dsigma/dy ~ 1 - 4/3 y (1 - y).
 
 Only dimuons that can mimic the signal are generated: the pair must take at
@@ -108,11 +110,13 @@ def generate_dimuons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     nt = n - nb
     vmin = max(4 * M_MU, pair_energy_min_gev(cfg)) / e0
     v[trident] = _draw_trident_v(rng, nt, vmin)
-    # emission depth: the pair converts with a probability proportional to the depth left,
-    # so the emission density is (D - z); the conversion point is uniform behind it
+    # Bethe-Heitler: the photon converts with a probability proportional to the depth left,
+    # so the emission density is (D - z) and the conversion point is uniform behind it;
+    # a trident's pair starts at its vertex, at a uniform depth
     full = detector.ECAL_DEPTH_G_CM2
-    depth1 = full * (1.0 - np.sqrt(rng.random(n)))
-    depth_conv = depth1 + (full - depth1) * rng.random(n)
+    u1, u2 = rng.random(n), rng.random(n)
+    depth1 = np.where(trident, full * u1, full * (1.0 - np.sqrt(u1)))
+    depth_conv = np.where(trident, depth1, depth1 + (full - depth1) * u2)
     p1 = detector.muon_through_ecal(cfg, rng, e, depth_g_cm2=depth1)
     k = v * p1["e_out"]
     e_mu_after = p1["e_out"] - k

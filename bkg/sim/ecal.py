@@ -136,18 +136,25 @@ _E_TABLE_GEV = 160.0
 _LOG_V = np.linspace(np.log(1e-5), np.log(0.9999), 600)
 
 
+#: Muon energies (GeV) of the v spectra that pass_ecal draws from (log spaced); a muon
+#: between two nodes draws from either, with weights linear in ln E.
+_E_NODES = np.geomspace(1.0, 1000.0, 16)
+_LOG_E_NODE_STEP = float(np.log(_E_NODES[1] / _E_NODES[0]))
+
+
 @functools.cache
-def _rate_table(process: str) -> tuple[np.ndarray, np.ndarray, float]:
-    """(N_A/A) sigma(v > v_i) on the v grid at 160 GeV (cm2/g), and b_p(160 GeV)."""
+def _rate_table(process: str, node: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(N_A/A) sigma(v > v_i) on the v grid (cm2/g), and b_p, at 160 GeV or at ``_E_NODES[node]``."""
     from bkg.physics import energyloss
 
     name = _PHYSICS_NAME[process]
-    above = energyloss.sigma_v_above_cm2_g(_E_TABLE_GEV, np.exp(_LOG_V), process=name)  # type: ignore[arg-type]
+    e = _E_TABLE_GEV if node is None else float(_E_NODES[node])
+    above = energyloss.sigma_v_above_cm2_g(e, np.exp(_LOG_V), process=name)  # type: ignore[arg-type]
     b = {
         "brems": energyloss.b_bremsstrahlung_cm2_g,
         "pair": energyloss.b_pair_cm2_g,
         "nucl": energyloss.b_photonuclear_cm2_g,
-    }[process](_E_TABLE_GEV)
+    }[process](e)
     return np.asarray(above, dtype=float), np.exp(_LOG_V), float(b)
 
 
@@ -156,17 +163,17 @@ def b_at_160_cm2_g(process: str) -> float:
     return _rate_table(process)[2]
 
 
-def _above(process: str, v: float) -> float:
-    above = _rate_table(process)[0]
+def _above(process: str, v: float, node: int | None = None) -> float:
+    above = _rate_table(process, node)[0]
     return float(np.interp(np.log(v), _LOG_V, above))
 
 
-def _loss_above(process: str, vc: float) -> float:
+def _loss_above(process: str, vc: float, node: int | None = None) -> float:
     """int_{vc}^1 v dN/dv dv (cm2/g) = vc N(vc) + int_{vc}^1 N(v) dv (by parts)."""
-    above, grid, _ = _rate_table(process)
+    above, grid, _ = _rate_table(process, node)
     keep = grid > vc
     v = np.concatenate([[vc], grid[keep]])
-    n = np.concatenate([[_above(process, vc)], above[keep]])
+    n = np.concatenate([[_above(process, vc, node)], above[keep]])
     return float(vc * n[0] + np.sum(0.5 * (n[1:] + n[:-1]) * np.diff(v)))
 
 
@@ -175,12 +182,6 @@ def lambda_catastrophic_cm2_g(process: str, e_gev: float, *, v_cut: float = V_CU
     i, f = _scale_cell(np.log(np.atleast_1d(max(float(e_gev), 1.0))))
     scale = float(_on_cells(_energy_tables()[process][0], i, f)[0])
     return _above(process, v_cut) * scale
-
-
-def soft_fraction(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
-    """Fraction of b_p carried by interactions with v < v_cut (treated as continuous)."""
-    b = b_at_160_cm2_g(process)
-    return float(np.clip(1.0 - _loss_above(process, v_cut) / b, 0.0, 1.0))
 
 
 class _InverseCDF(NamedTuple):
@@ -206,11 +207,12 @@ class _InverseCDF(NamedTuple):
 _GUIDE_BINS = 1 << 14
 
 
-@functools.lru_cache(maxsize=32)
-def _inverse_table(process: str, v_cut: float) -> _InverseCDF:
-    """The inverse CDF of v >= v_cut for one process (N on the grid in increasing order, log v)."""
-    above, grid, _ = _rate_table(process)
-    n_cut = _above(process, v_cut)
+@functools.lru_cache(maxsize=128)
+def _inverse_table(process: str, v_cut: float, node: int | None = None) -> _InverseCDF:
+    """The inverse CDF of v >= v_cut for one process (N on the grid in increasing order, log v),
+    at 160 GeV or at ``_E_NODES[node]``."""
+    above, grid, _ = _rate_table(process, node)
+    n_cut = _above(process, v_cut, node)
     live = (grid >= v_cut) & (above > 0)
     # N(v > x) decreases from n_cut to 0: draw N uniformly and invert (x on a log grid)
     xp = np.concatenate([[n_cut], above[live]])[::-1]
@@ -226,13 +228,20 @@ def _inverse_table(process: str, v_cut: float) -> _InverseCDF:
     return _InverseCDF(n_cut, xp, fp, nodes, base_node, base_value, slope, guide)
 
 
-def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V_CUT) -> np.ndarray:
+def sample_v(
+    process: str,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    v_cut: float = V_CUT,
+    node: int | None = None,
+) -> np.ndarray:
     """Draw n energy fractions v >= v_cut from the tabulated spectrum (inverse CDF in log v).
 
     The same piecewise-linear inverse as ``np.interp(u N(v > v_cut), N grid, log v grid)``;
     the segment comes from a guide table of equal bins in u instead of a binary search.
     """
-    cdf = _inverse_table(process, float(v_cut))
+    cdf = _inverse_table(process, float(v_cut), node)
     u = rng.random(n)
     target = u * cdf.n_cut
     k = cdf.guide[(u * _GUIDE_BINS).astype(np.intp)]
@@ -246,30 +255,66 @@ def sample_v(process: str, n: int, rng: np.random.Generator, *, v_cut: float = V
     return np.exp(log_v)
 
 
-@functools.cache
-def _pass_constants(mip_visible_gev: float, total_depth_g_cm2: float) -> tuple[np.ndarray, float]:
-    """Per-call constants of :func:`pass_ecal`, computed once.
+def _drawn_loss(process: str, node: int | None = None) -> float:
+    """sum of the v that :func:`sample_v` draws per g/cm2 of interactions above V_CUT (cm2/g):
+    the integral of its inverse CDF v(N) over N in [0, N(v > V_CUT)], exactly as it draws
+    (log v linear in N on each segment, constant below the first node)."""
+    cdf = _inverse_table(process, V_CUT, node)
+    xp, fp = cdf.n_grid, cdf.log_v
+    dn = np.diff(xp)
+    dlog = np.diff(fp)
+    v0, v1 = np.exp(fp[:-1]), np.exp(fp[1:])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        seg = np.where(np.abs(dlog) > 1e-12, (v1 - v0) * dn / dlog, v0 * dn)
+    return float(np.exp(fp[0]) * xp[0] + np.sum(np.where(dn > 0, seg, 0.0)))
 
-    Returns:
-        (sum_p soft_fraction_p b_p(E) on :data:`_SCALE_LOG_E` in cm2/g, the scale of the
-        visible ionisation).
-    """
-    tables = _energy_tables()
-    soft_b = sum(soft_fraction(p, 160.0) * tables[p][1] for p in PROCESS)
-    # calibration: ionisation + soft radiative losses of a 160 GeV muon give mip_visible_gev in full depth
-    full_ion = float(dedx_ionisation_gev_cm2_g(160.0)) * total_depth_g_cm2
-    full_soft = float(np.interp(np.log(160.0), _SCALE_LOG_E, soft_b))  # type: ignore[arg-type]
-    ion_scale = (
-        max(mip_visible_gev - full_soft * 160.0 * total_depth_g_cm2, 0.1 * mip_visible_gev)
-        / full_ion
+
+@functools.cache
+def _soft_b_nodes() -> np.ndarray:
+    """Continuous radiative loss b (cm2/g) at each of ``_E_NODES``: b_p minus what the
+    drawn interactions above V_CUT carry on average, so that soft + drawn = b_p exactly."""
+    return np.array(
+        [
+            sum(_rate_table(p, k)[2] - _drawn_loss(p, k) for p in PROCESS)
+            for k in range(_E_NODES.size)
+        ]
     )
-    return np.asarray(soft_b, dtype=float), ion_scale
+
+
+def _soft_b_at(log_e: np.ndarray) -> np.ndarray:
+    """Soft radiative b(E) (cm2/g), linear in ln E between the nodes (constant outside them)."""
+    t = np.clip(log_e * (1.0 / _LOG_E_NODE_STEP), 0.0, _E_NODES.size - 1.0)
+    i = np.minimum(t.astype(np.intp), _E_NODES.size - 2)
+    table = _soft_b_nodes()
+    return table[i] + (t - i) * (table[i + 1] - table[i])
+
+
+def _node_of(log_e: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A node of ``_E_NODES`` per energy: the lower or the upper neighbour, with weights
+    linear in ln E (so that the drawn spectra average to the one in between)."""
+    t = np.clip(log_e * (1.0 / _LOG_E_NODE_STEP), 0.0, _E_NODES.size - 1.0)
+    lo = np.minimum(t.astype(np.intp), _E_NODES.size - 2)
+    return lo + (rng.random(t.size) < (t - lo))
+
+
+@functools.cache
+def _pass_constants(mip_visible_gev: float, total_depth_g_cm2: float) -> float:
+    """The scale of the visible ionisation of :func:`pass_ecal`, computed once.
+
+    Calibration: ionisation + soft radiative losses of a 160 GeV muon give
+    ``mip_visible_gev`` in the full depth.
+    """
+    full_ion = float(dedx_ionisation_gev_cm2_g(160.0)) * total_depth_g_cm2
+    full_soft = float(_soft_b_at(np.array([np.log(160.0)]))[0]) * 160.0 * total_depth_g_cm2
+    return max(mip_visible_gev - full_soft, 0.1 * mip_visible_gev) / full_ion
 
 
 def warm_tables() -> None:
     """Build every cached table of this module (before forking workers, so they inherit them)."""
     for p in PROCESS:
         _inverse_table(p, V_CUT)
+        for k in range(_E_NODES.size):
+            _inverse_table(p, V_CUT, k)
     _energy_tables()
     _pass_constants(0.5, 40 * LEAD_X0_G_CM2)
 
@@ -331,7 +376,7 @@ def pass_ecal(
     """
     e_in = np.asarray(e_in, dtype=np.float64)
     n = e_in.size
-    soft_b, ion_scale = _pass_constants(float(mip_visible_gev), float(total_depth_g_cm2))
+    ion_scale = _pass_constants(float(mip_visible_gev), float(total_depth_g_cm2))
     tables = _energy_tables()
     depth_arr = np.asarray(depth_g_cm2, dtype=np.float64)
     scalar_depth = depth_arr.ndim == 0
@@ -346,7 +391,7 @@ def pass_ecal(
     moyal = np.minimum(-2.0 * np.log(np.maximum(g, np.float32(1e-6))), np.float32(40.0))
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)
     cell, frac = _scale_cell(log_e)  # the radiative tables start at 1 GeV
-    soft = _on_cells(soft_b, cell, frac) * e_in * depth
+    soft = _soft_b_at(log_e) * e_in * depth
     e_out = e_in - ion - soft
     e_em = soft
     e_had = np.zeros(n)
@@ -368,7 +413,12 @@ def pass_ecal(
         if not scalar_depth:
             ratio *= depth_arr[idx] * (1.0 / depth_max)
         idx = idx[rng.random(idx.size) < ratio]
-        v = sample_v(p, idx.size, rng)
+        # v from the spectrum at the muon's energy (a node on either side of it)
+        node = _node_of(log_e[idx], rng)
+        v = np.empty(idx.size)
+        for k in np.unique(node):
+            at = np.flatnonzero(node == k)
+            v[at] = sample_v(p, at.size, rng, node=int(k))
         z = rng.random(idx.size) * (depth if scalar_depth else depth_arr[idx])
         # one after another: the k-th interaction of a muon takes v of what the first k-1 left
         loss = v * np.maximum(e_out[idx], 0.0)
@@ -386,7 +436,12 @@ def pass_ecal(
         else:
             e_out[idx] -= loss
         np.add.at(e_had if p == "nucl" else e_em, idx, loss)
-        big = loss > e_transfer[idx]
+        # the largest interaction of each muon: its largest loss of this process, if that
+        # beats what the earlier processes left (with repeated muons a plain fancy
+        # assignment would keep the last interaction, not the largest)
+        top = np.zeros(n)
+        np.maximum.at(top, idx, loss)
+        big = (loss == top[idx]) & (loss > e_transfer[idx])
         ib = idx[big]
         process[ib] = pid
         e_transfer[ib] = loss[big]

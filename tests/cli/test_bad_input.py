@@ -24,6 +24,14 @@ def _run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
+def _run_cli_ok(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
@@ -153,7 +161,8 @@ def test_trigger_scan_rejects_before_writing(tmp_path, capsys, args):
     assert not out.exists()
 
 
-def test_a_preset_with_its_own_count_is_a_conflict(tmp_path, capsys):
+def test_a_preset_with_its_own_count_is_a_conflict(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the working tree's samples/, whatever made them
     (tmp_path / "na64mu-default").mkdir()
     shutil.copy(ROOT / "reports" / "reference" / "table1.json", tmp_path / "na64mu-default")
     code, err = _run_cli(
@@ -317,14 +326,55 @@ def test_stage_commands_refuse_samples_and_fits_of_another_config(tmp_path, caps
         (tmp_path / folder).mkdir()
         cache.mark_done(tmp_path / folder, "k", [], config_key=key)
     for args, words in (
-        (["table"], ("fits", "another configuration", "bkg fit")),
-        (["fit"], ("samples", "another configuration", "bkg samples")),
-        (["sensitivity", "--out", str(tmp_path / "r")], ("samples", "another configuration")),
+        (["table"], ("fits", "another beam, detector or selection", "bkg fit")),
+        (["fit"], ("samples", "another beam or detector", "bkg samples")),
+        (["sensitivity", "--out", str(tmp_path / "r")], ("samples", "another beam or detector")),
     ):
         code, err = _run_cli(args, capsys)
         _one_line_exit_2(code, err)
         assert all(w in err for w in words), err
-    # the same config passes the check (no fits there: the next error is a different one)
+    # the same setup passes the check, whatever the sizes, seed, statistics or signal
+    # settings (no fits there: the next error is a different one)
+    same_setup = from_dict(
+        {
+            "seed": 7,
+            "n_mot": 5e11,
+            "samples": {"n_mot": 2e5, "folder": "elsewhere"},
+            "signal": {"efficiency": 0.2},
+            "statistics": {"n_toys": 500},
+        }
+    )
+    assert fits_config_key(same_setup) == fits_config_key(load_config())
+    assert samples_config_key(same_setup) == samples_config_key(load_config())
     cache.mark_done(tmp_path / "fits", "k", [], config_key=fits_config_key(load_config()))
     code, err = _run_cli(["table"], capsys)
-    assert "another configuration" not in err
+    assert "another" not in err
+
+
+def test_partial_and_external_sample_folders_pass_the_setup_check(tmp_path, capsys):
+    # `bkg samples --only` records the config's setup, so the stage commands take the
+    # folder; a GEANT4 folder (its MANIFEST not written by bkg.sim) is never refused,
+    # even when an old fast-simulation record lies beside it
+    import json
+
+    from bkg.config import from_dict
+    from bkg.report import cache
+    from bkg.report.pipeline import check_made_for, samples_config_key
+
+    small = tmp_path / "small.yaml"
+    small.write_text("samples: {signal_events_per_mass: 200, signal_masses_gev: [0.1]}\n")
+    out = tmp_path / "s"
+    code = _run_cli_ok(["samples", "--config", str(small), "--only", "signal", "--out", str(out)])
+    assert code == 0
+    cfg = from_dict({"samples": {"signal_events_per_mass": 200, "signal_masses_gev": [0.1]}})
+    assert cache.recorded_config(out) == samples_config_key(cfg)
+    check_made_for(cfg, out, "samples")  # no error
+    other = from_dict({"beam": {"energy_gev": 100.0}})
+    with pytest.raises(SampleError, match="another beam or detector"):
+        check_made_for(other, out, "samples")
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    for entry in manifest["files"]:
+        entry["generator"] = "geant4"
+    manifest["generator"] = "geant4"
+    (out / "MANIFEST.json").write_text(json.dumps(manifest))
+    check_made_for(other, out, "samples")  # external: not checked

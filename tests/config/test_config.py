@@ -71,7 +71,7 @@ def test_every_problem_listed_with_key_path():
     assert len(err.value.problems) == 4
     # the one-line message names the count, the first problem and where to see them all
     assert str(err.value).startswith("config: 4 problems, the first: ")
-    assert "bkg config validate" in str(err.value)
+    assert "`bkg config validate FILE`" in str(err.value)  # no file behind from_dict
     for key in (
         "n_mot",
         "beam.spot_sigma_x_cm",

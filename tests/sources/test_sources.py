@@ -475,3 +475,25 @@ def test_knock_on_two_station_alternative():
     assert two_station_fraction([0] * 7, 0.02) == 1.0
     # with four stations the magnet sits between 2 and 3: only 1 and 3 have a successor
     assert two_station_fraction([0, 1, 1, 1, 1], 0.5) == pytest.approx((0.5 + 1 + 0.5 + 1) / 4)
+
+
+def test_an_alternative_tail_that_does_not_fall_off_is_replaced(caplog):
+    # A punch-through-like depth spectrum whose far half (few events) rises: the
+    # exponential fitted there alone has no finite tail, which once wrote inf into the
+    # systematic (and a JSON writer error). The fit-range variation takes its place.
+    from bkg.sources import tailsource
+
+    edges = np.linspace(2.0, 13.0, 301)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(2000 * np.exp(-(centres - 2) / 1.2) * np.diff(edges) / 1.2).astype(float)
+    far = centres >= 6.0
+    counts[far] = rng.poisson(np.linspace(0.02, 0.6, far.sum()))
+    with caplog.at_level("WARNING"):
+        _nominal, alt, ext = tailsource.fit_and_extrapolate(
+            counts, edges, n_total=counts.sum(), cut=15.0, side="upper", source="toy",
+            model="exponential", alt_model="exponential", alt_from=6.0,
+        )  # fmt: skip
+    assert "does not fall off" in caplog.text
+    assert alt is not None and alt.window[0] == edges[0]  # the range variation, not the far half
+    assert all(np.isfinite([ext.level, ext.stat_up, ext.syst_up, ext.syst_down]))
