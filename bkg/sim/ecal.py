@@ -9,13 +9,16 @@ integrated cross section; only the muons that have one are treated further.
 Each process p has an energy-weighted spectrum v dsigma/dv = b_p f_p(v) with a
 spectrum of :mod:`bkg.physics.energyloss` (Kelner-Kokoulin-Petrukhin
 bremsstrahlung, Kokoulin-Petrukhin pair production, Borog-Petrukhin
-photonuclear), tabulated once at 160 GeV on a log grid of v: the number of
-interactions with v above a cut is (N_A/A) sigma(v > v_cut) and v is drawn by
-inverting it. Losses below ``V_CUT`` are continuous. The energy dependence of
-the rates comes from the same module: the number of interactions with v >= V_CUT
-and the soft part of b_p(E) are tabulated versus E (the v spectrum keeps its
-160 GeV shape). Several interactions of one muon are applied one after another,
-each taking its fraction v of the energy left.
+photonuclear), tabulated on a log grid of v: the number of interactions with v
+above a cut is (N_A/A) sigma(v > v_cut) and v is drawn by inverting it. The
+energy dependence comes from the same module: the rate of interactions with
+v >= V_CUT is tabulated versus E, and v is drawn from the spectrum at the muon's
+energy (16 log-spaced energy nodes; a muon between two draws from either, with
+weights linear in ln E). Losses below ``V_CUT`` are continuous: b_p(E) minus the
+mean of what the sampler draws, so that the two parts add up to b_p(E). Several
+interactions of one muon are applied one after another, each taking its fraction
+v of the energy left; the largest is the truth recorded. (:func:`sample_v` without
+a node, which the dimuon and leading-hadron generators use, draws at 160 GeV.)
 """
 
 from __future__ import annotations
