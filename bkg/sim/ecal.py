@@ -34,7 +34,6 @@ __all__ = [
     "LEAD_X0_G_CM2",
     "PROCESS",
     "V_CUT",
-    "b_at_160_cm2_g",
     "b_radiative_cm2_g",
     "dedx_ionisation_gev_cm2_g",
     "pass_ecal",
@@ -107,27 +106,25 @@ def _energy_tables() -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 for x in e
             ]
         )
-        b = np.asarray(
-            {
-                "brems": energyloss.b_bremsstrahlung_cm2_g,
-                "pair": energyloss.b_pair_cm2_g,
-                "nucl": energyloss.b_photonuclear_cm2_g,
-            }[p](e),
-            dtype=float,
-        )
-        out[p] = (n_cut / _above(p, V_CUT), b)
+        out[p] = (n_cut / _above(p, V_CUT), np.asarray(_b_process(p, e), dtype=float))
     return out
 
 
-def _scale_cell(log_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cell of :data:`_SCALE_LOG_E` and the position in it (0..1) of each ln E (clipped to the grid)."""
-    t = np.clip(log_e * (1.0 / _SCALE_STEP), 0.0, _SCALE_LOG_E.size - 1.0)
-    i = np.minimum(t.astype(np.intp), _SCALE_LOG_E.size - 2)
+def _grid_cell(log_e: np.ndarray, step: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell of a uniform ln E grid starting at ln E = 0 (``size`` points ``step`` apart) and
+    the position in it (0..1) of each ln E, clipped to the grid."""
+    t = np.clip(log_e * (1.0 / step), 0.0, size - 1.0)
+    i = np.minimum(t.astype(np.intp), size - 2)
     return i, t - i
 
 
+def _scale_cell(log_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_grid_cell` on :data:`_SCALE_LOG_E`."""
+    return _grid_cell(log_e, _SCALE_STEP, _SCALE_LOG_E.size)
+
+
 def _on_cells(values: np.ndarray, i: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Linear interpolation of a table on :data:`_SCALE_LOG_E` at the cells of :func:`_scale_cell`."""
+    """Linear interpolation of a table on its grid at the cells of :func:`_grid_cell`."""
     return values[i] + f * (values[i + 1] - values[i])
 
 
@@ -153,31 +150,23 @@ def _rate_table(process: str, node: int | None = None) -> tuple[np.ndarray, np.n
     name = _PHYSICS_NAME[process]
     e = _E_TABLE_GEV if node is None else float(_E_NODES[node])
     above = energyloss.sigma_v_above_cm2_g(e, np.exp(_LOG_V), process=name)  # type: ignore[arg-type]
-    b = {
+    return np.asarray(above, dtype=float), np.exp(_LOG_V), float(_b_process(process, e))
+
+
+def _b_process(process: str, e_gev: np.ndarray | float) -> np.ndarray:
+    """b_p(E) of one process from :mod:`bkg.physics.energyloss` (cm2/g)."""
+    from bkg.physics import energyloss
+
+    return {
         "brems": energyloss.b_bremsstrahlung_cm2_g,
         "pair": energyloss.b_pair_cm2_g,
         "nucl": energyloss.b_photonuclear_cm2_g,
-    }[process](e)
-    return np.asarray(above, dtype=float), np.exp(_LOG_V), float(b)
-
-
-def b_at_160_cm2_g(process: str) -> float:
-    """b_p(160 GeV) in lead from :mod:`bkg.physics.energyloss` (cm2/g)."""
-    return _rate_table(process)[2]
+    }[process](e_gev)
 
 
 def _above(process: str, v: float, node: int | None = None) -> float:
     above = _rate_table(process, node)[0]
     return float(np.interp(np.log(v), _LOG_V, above))
-
-
-def _loss_above(process: str, vc: float, node: int | None = None) -> float:
-    """int_{vc}^1 v dN/dv dv (cm2/g) = vc N(vc) + int_{vc}^1 N(v) dv (by parts)."""
-    above, grid, _ = _rate_table(process, node)
-    keep = grid > vc
-    v = np.concatenate([[vc], grid[keep]])
-    n = np.concatenate([[_above(process, vc, node)], above[keep]])
-    return float(vc * n[0] + np.sum(0.5 * (n[1:] + n[:-1]) * np.diff(v)))
 
 
 def lambda_catastrophic_cm2_g(process: str, e_gev: float, *, v_cut: float = V_CUT) -> float:
@@ -286,18 +275,14 @@ def _soft_b_nodes() -> np.ndarray:
 
 def _soft_b_at(log_e: np.ndarray) -> np.ndarray:
     """Soft radiative b(E) (cm2/g), linear in ln E between the nodes (constant outside them)."""
-    t = np.clip(log_e * (1.0 / _LOG_E_NODE_STEP), 0.0, _E_NODES.size - 1.0)
-    i = np.minimum(t.astype(np.intp), _E_NODES.size - 2)
-    table = _soft_b_nodes()
-    return table[i] + (t - i) * (table[i + 1] - table[i])
+    return _on_cells(_soft_b_nodes(), *_grid_cell(log_e, _LOG_E_NODE_STEP, _E_NODES.size))
 
 
 def _node_of(log_e: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A node of ``_E_NODES`` per energy: the lower or the upper neighbour, with weights
     linear in ln E (so that the drawn spectra average to the one in between)."""
-    t = np.clip(log_e * (1.0 / _LOG_E_NODE_STEP), 0.0, _E_NODES.size - 1.0)
-    lo = np.minimum(t.astype(np.intp), _E_NODES.size - 2)
-    return lo + (rng.random(t.size) < (t - lo))
+    lo, frac = _grid_cell(log_e, _LOG_E_NODE_STEP, _E_NODES.size)
+    return lo + (rng.random(lo.size) < frac)
 
 
 @functools.cache
@@ -393,7 +378,6 @@ def pass_ecal(
     # Moyal(0,1) via |N|: lambda = -2 ln|N|
     moyal = np.minimum(-2.0 * np.log(np.maximum(g, np.float32(1e-6))), np.float32(40.0))
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)
-    cell, frac = _scale_cell(log_e)  # the radiative tables start at 1 GeV
     soft = _soft_b_at(log_e) * e_in * depth
     e_out = e_in - ion - soft
     e_em = soft
@@ -402,7 +386,10 @@ def pass_ecal(
     e_transfer = np.zeros(n)
     depth_int = np.full(n, -1.0)
     depth_max = depth if scalar_depth else float(np.max(depth_arr, initial=0.0))
-    lo_cell, hi_cell = (int(cell.min()), int(cell.max()) + 2) if n else (0, 0)
+    # the rate cells the muons span (the radiative tables start at 1 GeV)
+    lo_cell, hi_cell = (
+        (int(_scale_cell(log_e.min())[0]), int(_scale_cell(log_e.max())[0]) + 2) if n else (0, 0)
+    )
     for p, pid in PROCESS.items():
         rate = tables[p][0]  # N_p(v >= V_CUT; E) / N_p(v >= V_CUT; 160 GeV)
         scale_max = float(np.max(rate[lo_cell:hi_cell], initial=0.0))
@@ -412,7 +399,7 @@ def pass_ecal(
         if m == 0:
             continue
         idx = rng.integers(0, n, size=m)
-        ratio = _on_cells(rate, cell[idx], frac[idx]) * (1.0 / scale_max)
+        ratio = _on_cells(rate, *_scale_cell(log_e[idx])) * (1.0 / scale_max)
         if not scalar_depth:
             ratio *= depth_arr[idx] * (1.0 / depth_max)
         idx = idx[rng.random(idx.size) < ratio]
