@@ -55,21 +55,25 @@ def fit_and_extrapolate(
             )
         except FitError:
             alt = None
-    if alt is not None and not _finite_beyond(alt, cut, side):
-        # e.g. an exponential fitted to a few events in the far half of the window comes out
-        # flat or rising: its tail does not fall off, so it cannot bound the nominal one
-        log.warning(
-            "%s: the alternative %s fit%s does not fall off beyond the window; the model "
-            "systematic is the fit-range variation instead",
-            source,
-            alt_model,
-            f" (from {alt_from:g} on)" if alt_from is not None else "",
-        )
-        alt = None
+    ext = None
+    if alt is not None:
+        ext = extrapolate(nominal, cut=cut, side=side, alternative=alt)
+        if ext.alternative is not None and not math.isfinite(ext.alternative):
+            # e.g. an exponential fitted to a few events in the far half of the window comes
+            # out flat or rising: its tail does not fall off, so it cannot bound the nominal
+            log.warning(
+                "%s: the alternative %s fit%s does not fall off beyond the window; the model "
+                "systematic is the fit-range variation instead",
+                source,
+                alt_model,
+                f" (from {alt_from:g} on)" if alt_from is not None else "",
+            )
+            alt = ext = None
     if alt is None:
         alt = _range_variation(counts, edges, nominal, n_total=n_total, side=side, source=source,
                                values=values)  # fmt: skip
-    ext = extrapolate(nominal, cut=cut, side=side, alternative=alt)
+    if ext is None:
+        ext = extrapolate(nominal, cut=cut, side=side, alternative=alt)
     if not all(math.isfinite(v) for v in (ext.level, ext.stat_up, ext.syst_up, ext.syst_down)):
         raise FitError(
             f"{source}: the fitted tail does not fall off beyond the window (level "
@@ -77,12 +81,6 @@ def fit_and_extrapolate(
             "in the tail for an extrapolation: generate more"
         )
     return nominal, alt, ext
-
-
-def _finite_beyond(fit: TailFit, cut: float, side: str) -> bool:
-    """Whether ``fit``'s tail beyond ``cut`` integrates to a finite level."""
-    with np.errstate(all="ignore"):  # a divergent tail gives inf - inf in the derivatives
-        return math.isfinite(extrapolate(fit, cut=cut, side=side, n_samples=0).level)
 
 
 def power_law_level(
