@@ -32,3 +32,24 @@ def _restore_global_state():
 
         if pyhf.tensorlib.name != "numpy":
             pyhf.set_backend("numpy")
+
+
+@pytest.fixture
+def refuse_reading(monkeypatch):
+    """``refuse_reading(name)``: reading a file of that name fails with "Permission denied".
+
+    Tests may run as root, where chmod 000 does not stop reading: fake the refusal.
+    """
+    import pathlib
+
+    real = pathlib.Path.read_text
+
+    def refuse(name: str) -> None:
+        def read_text(self, *args, **kwargs):
+            if self.name == name:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+
+    return refuse

@@ -7,14 +7,21 @@ each comes from); the reproduced values are looked up in the results of a run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 import yaml
 
-__all__ = ["Claim", "ClaimResult", "evaluate_claims", "load_claims", "lookup"]
+__all__ = [
+    "Claim",
+    "ClaimResult",
+    "evaluate_claims",
+    "load_claims",
+    "lookup",
+    "none_applicable",
+]
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,8 @@ def evaluate_claims(
         agrees, criterion = _judge(claim, value)
         out.append(ClaimResult(claim, value, agrees, criterion, applicable))
     return out
+
+
+def none_applicable(claims: Sequence[Mapping[str, Any]]) -> bool:
+    """True when there are claims and none applies to the run (another beam energy)."""
+    return bool(claims) and all(c["verdict"] == "not applicable" for c in claims)

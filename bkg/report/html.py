@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bkg.report.claims import none_applicable
+
 __all__ = ["render_index"]
 
 _CSS = """
@@ -157,7 +159,7 @@ def render_index(
         )
     if claims:
         n_ok = sum(c["verdict"] == "agrees" for c in claims)
-        if all(c["verdict"] == "not applicable" for c in claims):
+        if none_applicable(claims):
             parts.append("<h2>Claims of the paper: not applicable (its 160 GeV beam)</h2>")
         else:
             parts.append(f"<h2>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>")

@@ -26,6 +26,7 @@ from bkg.atomic import atomic_dir, write_json, write_text
 from bkg.config import Config
 from bkg.errors import FitError, SampleError
 from bkg.report import cache
+from bkg.report.claims import none_applicable
 
 if TYPE_CHECKING:
     from bkg.sim.figures import Fig2Curves
@@ -61,7 +62,7 @@ class ReportResult:
                 f"total background {total['level_per_mot']:.2e} per MOT = {total['expected_events']:.3g} events "
                 f"at {self.table1['n_mot']:.3g} MOT"
             )
-        if self.claims and all(c["verdict"] == "not applicable" for c in self.claims):
+        if none_applicable(self.claims):
             lines.append(
                 "claims of the paper: not compared (they describe its 160 GeV beam; claims.md "
                 "lists this run's values)"
@@ -515,7 +516,7 @@ def _claims_markdown(claims: list[dict[str, Any]]) -> str:
     n_ok = sum(c["verdict"] == "agrees" for c in claims)
     head = (
         "# Claims of PRD 105, 052006: not applicable (they describe its 160 GeV beam)"
-        if claims and all(c["verdict"] == "not applicable" for c in claims)
+        if none_applicable(claims)
         else f"# Claims of PRD 105, 052006 reproduced: {n_ok} of {len(claims)}"
     )
     lines = [

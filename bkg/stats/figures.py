@@ -11,7 +11,7 @@ import numpy as np
 
 from bkg.stats.model import Table1
 
-__all__ = ["g2_band", "plot_reach", "plot_reach_vs_mot", "read_constraint_csv"]
+__all__ = ["band_for_log_axis", "plot_reach", "plot_reach_vs_mot", "read_constraint_csv"]
 
 #: toys per median limit of the reach-versus-N_MOT figure (limits.json uses statistics.n_toys)
 FIGURE_TOYS = 2000
@@ -35,20 +35,6 @@ def _save(fig: Any, out_dir: str | Path | None, stem: str) -> None:
     from bkg.report.style import save_figure
 
     save_figure(fig, out_dir, stem, close=False)
-
-
-def g2_band(
-    cfg: Any, masses_gev: np.ndarray, *, reference: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """g' range (low, high) explaining Delta a_mu within ref +- band_sigmas*sigma (low may be 0)."""
-    from bkg.physics.zprime import g2_band_g_prime
-
-    gm2 = cfg.g_minus_2
-    ref = gm2.reference
-    if reference is not None:
-        ref = next(r for r in gm2.references if r.name == reference)
-    low, _, high = g2_band_g_prime(ref.delta_a_mu, ref.sigma, gm2.band_sigmas, masses_gev)
-    return low, high
 
 
 def band_for_log_axis(low: np.ndarray, high: np.ndarray, floor: float) -> np.ndarray:
@@ -89,6 +75,8 @@ def plot_reach(
     Returns:
         The matplotlib Figure.
     """
+    from bkg.report.sensitivity import g2_band
+
     plt = _pyplot()
     m = np.asarray(results.masses_gev)
     g = np.asarray(results.g_expected)
@@ -100,7 +88,7 @@ def plot_reach(
         ax.plot(m, results.g_observed, "k-", label="Observed")
     colours = ["#2ca02c", "#9467bd"]
     for i, name in enumerate(g2_references or [cfg.g_minus_2.reference.name]):
-        lo, hi = g2_band(cfg, m, reference=name)
+        lo, _, hi = g2_band(m, cfg, reference=name)
         lo = band_for_log_axis(lo, hi, 0.1 * float(np.nanmin(g[:, 0])))
         ax.fill_between(m, lo, hi, color=colours[i % 2], alpha=0.4, label=f"$(g-2)_\\mu$ {name}")
     for label, path in (constraints or {}).items():

@@ -256,19 +256,9 @@ def test_manifest_that_is_a_folder(tmp_path):
 
 
 @pytest.mark.bad_input
-def test_manifest_unreadable(tmp_path, monkeypatch):
-    # tests may run as root, where chmod 000 does not stop reading: fake the refusal
-    import pathlib
-
+def test_manifest_unreadable(tmp_path, refuse_reading):
     _manifest(tmp_path)
-    real = pathlib.Path.read_text
-
-    def refuse(self, *args, **kwargs):
-        if self.name == "MANIFEST.json":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "read_text", refuse)
+    refuse_reading("MANIFEST.json")
     with pytest.raises(SampleError, match=r"MANIFEST\.json: cannot read it \(Permission denied\)"):
         read_manifest(tmp_path)
 

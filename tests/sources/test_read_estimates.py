@@ -133,16 +133,8 @@ def test_estimate_that_is_a_folder(fits):
 
 
 @pytest.mark.bad_input
-def test_unreadable_estimate(fits, monkeypatch):
-    # tests may run as root, where chmod 000 does not stop reading: fake the refusal
-    real = pathlib.Path.read_text
-
-    def refuse(self, *args, **kwargs):
-        if self.name == "hadron_decay.json":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "read_text", refuse)
+def test_unreadable_estimate(fits, refuse_reading):
+    refuse_reading("hadron_decay.json")
     with pytest.raises(
         SampleError, match=r"hadron_decay\.json: cannot read it \(Permission denied\)"
     ):
