@@ -4,7 +4,7 @@ The paper (Sec. II, V) gives S4's purpose, "shifted from the beam axis [so] that
 muons with enough deflection hit this counter", and two design targets, a beam trigger
 rate below 0.1% and a signal trigger efficiency of 15-35%, but not its position or size.
 The default geometry was chosen with this scan; ``bkg trigger-scan`` reruns it, for the
-default rows or for the user's, so the choice (README, "S4 position") can be checked
+default rows or for the user's, so the choice (docs/s4-study.md) can be checked
 and revisited with one command.
 
 For each geometry it generates, with the samples' own generators and seeds, beam
@@ -86,7 +86,7 @@ class S4Geometry:
         return cfg.replace(detector=dataclasses.replace(cfg.detector, counters=ct))
 
 
-#: the rows of the scan behind the default geometry (README, "S4 position"): the old
+#: the rows of the scan behind the default geometry (docs/s4-study.md): the old
 #: default, windows that move the inner edge or the width, two placed further
 #: downstream, one as wide as the HCAL, and three with the inner edge at ~10 cm,
 #: where the knock-on mismatch falls to the paper's Table I level

@@ -2,7 +2,7 @@
 
 The Z' couples to the muon with strength e*eps, g' = eps sqrt(4 pi alpha).  All cross
 sections are returned in pb for the given ``eps`` (they scale as eps^2).  Formulas
-(DESIGN.md; Kirpichnikov, Sieber, Molina Bueno, Crivelli, Kirsanov, PRD 104 (2021) 076012,
+(Kirpichnikov, Sieber, Molina Bueno, Crivelli, Kirsanov, PRD 104 (2021) 076012,
 as implemented in DMG4, Comput. Phys. Commun. 269 (2021) 108129), with x = E_Z'/E0 and
 theta the Z' polar angle::
 
@@ -14,7 +14,7 @@ theta the Z' polar angle::
 with Tsai's elastic (atomic screening + nuclear size) and inelastic (proton) form
 factors G2 = G2_el + G2_in.  x runs from m/E0 to 1 - m_mu/E0 and theta from 0 to
 ``theta_max`` = 0.3 (DMG4's value).  Note: DMG4's C++ code takes tmax = E0^2 where
-DESIGN.md specifies tmax = m^2 + m_mu^2; the latter is used here (tmax enters only
+the design notes take tmax = m^2 + m_mu^2; the latter is used here (tmax enters only
 through the high-t tail of G2, which the nuclear form factor already suppresses above
 d = 0.164 A^(-2/3) GeV^2 ~ 5e-3 GeV^2: with tmax = E0^2 sigma_tot at 160 GeV rises by
 only 0.7%, 0.5% and 2e-5 at m = 10, 100, 1000 MeV).

@@ -1,13 +1,13 @@
 """The L_mu - L_tau Z' model: decay widths, invisible branching ratio, muon g-2 (paper eqs. 2-5).
 
-Conventions (DESIGN.md, "Physics the code must get right"):
+Conventions (docs/physics-conventions.md):
 
 * coupling g' to mu, tau, nu_mu, nu_tau; alpha' = g'^2 / (4 pi);
 * ``width_neutrinos_gev`` is the width into *both* neutrino flavours together,
   Gamma(Z' -> nu_mu nu_mu-bar) + Gamma(Z' -> nu_tau nu_tau-bar) = alpha' m / 3.
   Each flavour of (left-handed only) neutrino contributes alpha' m / 6, half of a
   massless charged lepton's alpha' m / 3.  The paper's eq. 4 writes alpha' m/3
-  "with f = mu, tau", which we read as the sum over f (the reading of DESIGN.md
+  "with f = mu, tau", which we read as the sum over f (the reading of the design notes
   and of DMG4's ``DarkZ::Width``).  With this choice Br(invisible) tends to 1/2
   well above the dimuon threshold;
 * charged leptons (eq. 5): Gamma(Z' -> l l) = alpha' m/3 (1 + 2 m_l^2/m^2) sqrt(1 - 4 m_l^2/m^2)

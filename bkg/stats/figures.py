@@ -156,7 +156,7 @@ def plot_reach_vs_mot(
                 calculator=calculator or st.calculator,
                 toys_below_background=st.toys_below_background,
                 toy_nuisance=st.toy_nuisance,
-                # a median for a figure: 2e3 toys hold it to ~5% in events, ~3% in g' (README),
+                # a median for a figure: 2e3 toys hold it to ~5% in events, ~3% in g' (docs/statistics.md),
                 # at a fifth of the cost
                 n_toys=min(st.n_toys, FIGURE_TOYS),
                 seed=cfg.seed,

@@ -22,7 +22,7 @@ from bkg.physics.constants import (
 
 
 def test_masses_from_particle_package():
-    # PDG 2024: m_mu = 105.6583755 MeV (DESIGN.md), m_e = 0.51099895 MeV,
+    # PDG 2024: m_mu = 105.6583755 MeV, m_e = 0.51099895 MeV,
     # m_tau = 1776.9 MeV (+-0.1), m_p = 938.27209 MeV.
     assert M_MU_GEV == pytest.approx(0.1056583755, rel=1e-9)
     assert M_E_GEV == pytest.approx(0.51099895e-3, rel=1e-8)
@@ -31,7 +31,7 @@ def test_masses_from_particle_package():
 
 
 def test_derived_constants():
-    assert 1.0 / ALPHA == pytest.approx(137.036, rel=1e-12)  # DESIGN.md
+    assert 1.0 / ALPHA == pytest.approx(137.036, rel=1e-12)  # CODATA
     assert GEV2_TO_PB == pytest.approx(0.3893793721e9, rel=1e-10)  # PDG (hbar c)^2
     # CODATA 2018 classical electron radius 2.8179403262e-13 cm; alpha = 1/137.036 differs
     # from CODATA's 1/137.035999 by 3e-7.

@@ -53,7 +53,7 @@ def test_density_effect_asymptote():
 
 
 def test_radiative_b_lead_160gev():
-    # Groom, Mokhov & Striganov (2001) / DESIGN.md: b_total(Pb, ~160 GeV) ~ 14e-6 cm2/g.
+    # Groom, Mokhov & Striganov (2001) : b_total(Pb, ~160 GeV) ~ 14e-6 cm2/g.
     b = b_radiative_cm2_g(160.0)
     assert b == pytest.approx(14e-6, rel=0.2)
     parts = [f(160.0) for f in (b_bremsstrahlung_cm2_g, b_pair_cm2_g, b_photonuclear_cm2_g)]
@@ -107,7 +107,7 @@ def test_path_steps_against_solve_ivp():
 
 
 def test_catastrophic_loss_probability():
-    # DESIGN.md: losses above 80 GeV of a 160 GeV muon in 40 X0 of lead happen to ~1e-3 of
+    # Expected: losses above 80 GeV of a 160 GeV muon in 40 X0 of lead happen to ~1e-3 of
     # muons, mostly by bremsstrahlung.
     p = sigma_v_above_cm2_g(160.0, 0.5) * THICK_40X0
     p_brems = sigma_v_above_cm2_g(160.0, 0.5, process="brems") * THICK_40X0

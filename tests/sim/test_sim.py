@@ -135,7 +135,7 @@ def test_mip_deposits(cfg, beam_chunk):
 
 
 def test_mean_energy_loss(cfg):
-    # DESIGN.md: -dE/dX = a(E) + b(E) E; mean loss in 40 X0 of lead within 10%
+    # -dE/dX = a(E) + b(E) E; mean loss in 40 X0 of lead within 10%
     e0 = np.full(400_000, 160.0)
     out = ecal.pass_ecal(e0, np.random.default_rng(3), depth_g_cm2=detector.ECAL_DEPTH_G_CM2)
     sim = float(np.mean(e0 - out["e_out"]))
