@@ -291,6 +291,3 @@ def count_estimate(k: int, n: float, scale: float) -> tuple[float, float, float,
         return scale * upper_bound_90(n), 0.0, 0.0, True
     down, up = poisson_interval(k)
     return scale * k / n, scale * up / n, scale * down / n, False
-
-
-Estimator = Callable[..., SourceEstimate]

@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from bkg.atomic import write_json
 from bkg.errors import LimitError
 from bkg.stats.limits import poi_upper_bound
-from bkg.stats.model import CHANNEL, Table1, _signal_sample, model_spec, numpy_backend
+from bkg.stats.model import Table1, _signal_sample, model_spec, numpy_backend
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,3 @@ def write_workspace(
             pyhf.Workspace(dict(full))
             paths["workspace"] = write_json(out / f"workspace_m{vals[idx]:.6g}GeV.json", dict(full))
     return paths
-
-
-def channel_name() -> str:
-    """The channel of the exported workspaces."""
-    return CHANNEL
