@@ -71,10 +71,10 @@ def leading_hadron_probability(cfg: Config, *, n_draws: int = 2_000_000, seed: i
     return float(core * lam * detector.ECAL_DEPTH_G_CM2 * p_z * ok.mean())
 
 
-def generate_leading_hadrons(
+def _sample_transfers(
     cfg: Config, rng: np.random.Generator, n: int
-) -> dict[str, np.ndarray]:
-    """One chunk of the ``leading_hadrons`` sample: n events with E_h >= 80 GeV."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Muon energy, photonuclear v and hadron fraction z of n events with E_h >= 80 GeV."""
     b = cfg.beam
     e_list, v_list, z_list = [], [], []
     got = 0
@@ -89,9 +89,43 @@ def generate_leading_hadrons(
         v_list.append(v[ok])
         z_list.append(z[ok])
         got += int(ok.sum())
-    e_mu = np.concatenate(e_list)[:n]
-    v = np.concatenate(v_list)[:n]
-    z = np.concatenate(z_list)[:n]
+    return np.concatenate(e_list)[:n], np.concatenate(v_list)[:n], np.concatenate(z_list)[:n]
+
+
+def _hadron_showers(
+    cfg: Config, rng: np.random.Generator, e_h: np.ndarray, rem_lambda: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deposits (n, 5: rest of the ECAL, HCAL modules 1-4) and visibility depth of the showers.
+
+    ``hadron_shower`` takes common slab edges, so the events are grouped by the remaining
+    ECAL depth (0.01 lambda). The visibility threshold is the shower energy that still
+    leaves the HCAL deposit inside the MIP window of cut (iv).
+    """
+    hcal = cfg.detector.hcal
+    mod = hcal.module_lambda
+    thr = max(cfg.selection.hcal_mip_window_gev[1] - hcal.mip_gev, 0.1)
+    dep = np.zeros((len(e_h), 5))
+    t_end = np.zeros(len(e_h))
+    for lo in np.unique(np.round(rem_lambda, 2)):
+        k = np.nonzero(np.round(rem_lambda, 2) == lo)[0]
+        d, te = calorimeters.hadron_shower(
+            e_h[k],
+            rng,
+            boundaries_lambda=np.array([0.0, lo] + [lo + j * mod for j in range(1, 5)]),
+            resolution=hcal.resolution,
+            visible_threshold_gev=thr,
+        )
+        dep[k] = d
+        t_end[k] = te - lo
+    return dep, t_end
+
+
+def generate_leading_hadrons(
+    cfg: Config, rng: np.random.Generator, n: int
+) -> dict[str, np.ndarray]:
+    """One chunk of the ``leading_hadrons`` sample: n events with E_h >= 80 GeV."""
+    b = cfg.beam
+    e_mu, v, z = _sample_transfers(cfg, rng, n)
     inc = beam.incoming_beam(cfg, rng, n)
     inc["p"] = e_mu
     inc["x"] = b.spot_sigma_x_cm * rng.standard_normal(n)
@@ -106,24 +140,7 @@ def generate_leading_hadrons(
         cfg, rng, np.maximum(e_after, 0.2), depth_g_cm2=detector.ECAL_DEPTH_G_CM2 - depth1
     )
     rem_lambda = (detector.ECAL_DEPTH_G_CM2 - depth1) / 199.6
-    mod = cfg.detector.hcal.module_lambda
-    # hadron_shower takes common slab edges: group events by the remaining ECAL depth (0.01 lambda)
-    dep = np.zeros((n, 5))
-    t_end = np.zeros(n)
-    # shower energy that still leaves the HCAL deposit inside the MIP window of cut (iv)
-    hcal = cfg.detector.hcal
-    thr = max(cfg.selection.hcal_mip_window_gev[1] - hcal.mip_gev, 0.1)
-    for lo in np.unique(np.round(rem_lambda, 2)):
-        k = np.nonzero(np.round(rem_lambda, 2) == lo)[0]
-        d, te = calorimeters.hadron_shower(
-            e_h[k],
-            rng,
-            boundaries_lambda=np.array([0.0, lo] + [lo + j * mod for j in range(1, 5)]),
-            resolution=hcal.resolution,
-            visible_threshold_gev=thr,
-        )
-        dep[k] = d
-        t_end[k] = te - lo
+    dep, t_end = _hadron_showers(cfg, rng, e_h, rem_lambda)
     rest_vis = calorimeters.ecal_visible(
         detector.ECAL_HAD_VISIBLE * (nu - e_h), rng, stochastic=0.3, constant=0.02
     )
