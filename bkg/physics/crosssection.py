@@ -1,54 +1,11 @@
 """Z' production by muons on nuclei, mu N -> mu N Z', in the Weizsaecker-Williams approximation.
 
-The Z' couples to the muon with strength e*eps, g' = eps sqrt(4 pi alpha).  All cross
-sections are returned in pb for the given ``eps`` (they scale as eps^2).  Formulas
-(Kirpichnikov, Sieber, Molina Bueno, Crivelli, Kirsanov, PRD 104 (2021) 076012,
-as implemented in DMG4, Comput. Phys. Commun. 269 (2021) 108129), with x = E_Z'/E0 and
-theta the Z' polar angle::
-
-    d2sigma/(dx dtheta) = 2 eps^2 alpha^3 E0^2 sin(theta) sqrt(x^2 - m^2/E0^2) (1-x)/u^2 |A|^2 chi
-    u     = -x E0^2 theta^2 - m^2 (1-x)/x - m_mu^2 x
-    |A|^2 = 2(2 - 2x + x^2)/(1-x) + 4 (m^2 + 2 m_mu^2)(u x + m^2 (1-x) + m_mu^2 x^2)/u^2
-    chi   = int_tmin^tmax dt (t - tmin)/t^2 G2(t),  tmin = u^2/(4 E0^2 (1-x)^2),  tmax = m^2 + m_mu^2
-
-with Tsai's elastic (atomic screening + nuclear size) and inelastic (proton) form
-factors G2 = G2_el + G2_in.  x runs from m/E0 to 1 - m_mu/E0 and theta from 0 to
-``theta_max`` = 0.3 (DMG4's value).  Note: DMG4's C++ code takes tmax = E0^2 where
-the design notes take tmax = m^2 + m_mu^2; the latter is used here (tmax enters only
-through the high-t tail of G2, which the nuclear form factor already suppresses above
-d = 0.164 A^(-2/3) GeV^2 ~ 5e-3 GeV^2: with tmax = E0^2 sigma_tot at 160 GeV rises by
-only 0.7%, 0.5% and 2e-5 at m = 10, 100, 1000 MeV).
-
-Numerical method (WW).  For fixed x the angle is mapped to w = ln(1 + s) with
-s = x E0^2 theta^2 / U0, U0 = m^2 (1-x)/x + m_mu^2 x, so that theta dtheta / u^2 =
-e^(-w) dw / (2 x E0^2 U0) and the integrand is smooth in w; it is integrated with a
-fixed Gauss-Legendre rule up to min(theta_max, the angle where tmin reaches tmax, beyond
-which chi = 0).  x is integrated with composite Gauss-Legendre panels in logit(x) =
-ln(x/(1-x)), which resolves both the x -> m/E0 and the x -> 1 ends.  chi is evaluated
-from tabulated antiderivatives of G2/t and G2/t^2 (cubic Hermite in ln t with exact
-derivatives, relative accuracy ~1e-8), so that a whole (E0, m) grid costs one second.
-
-IWW.  With chi taken out of the angular integral at tmin = m^4/(4 E0^2) (Bjorken,
-Essig, Schuster, Toro, PRD 80 (2009) 075018) the angle integrates analytically (to
-theta -> infinity):
-
-    dsigma/dx = eps^2 alpha^3 chi sqrt(x^2 - m^2/E0^2) * 2 [2 U0 (3 - 3x + x^2) + m_mu^2 x (x^2 + 2x - 2)] / (3 x U0^2)
-
-(derived here from the WW double-differential form; the same expression as DMG4's
-``DarkZ::CrossSectionDSDX_IWW``).  For m_mu -> 0 it becomes Bjorken et al.'s light-lepton
-form 4 eps^2 alpha^3 chi x (1 + x^2/(3(1-x))) / m^2 (``dsigma_dx_iww_light_lepton_pb``).
-IWW overestimates the WW result, the more the heavier the Z' (IWW/WW = 1.10, 1.22, 1.66,
-1.73, 2.42 at 1, 10, 100, 200, 1000 MeV and 160 GeV): its tmin = m^4/(4 E0^2) drops both
-the x dependence of WW's tmin and the muon mass.
-
-Sanity check of the magnitude (tests/physics/test_crosssection.py): for E0 = 160 GeV on
-lead with eps = 1 the WW total cross section is 1.4e10, 6.1e9, 9.6e8, 3.7e8 and 1.1e7 pb at
-m = 1, 10, 100, 200 and 1000 MeV (IWW: 1.5e10, 7.4e9, 1.6e9, 6.3e8, 2.7e7 pb).  The
-tabulated values of Kirpichnikov et al. (2021) could not be retrieved here (only the
-abstract was reachable), so the scale is checked against the light-lepton estimate
-sigma ~ (4/3) alpha^3 chi / m^2 x log (~2e7 pb at 1 GeV) and against the internal
-consistency tests (WW against a direct scipy double integral, IWW against its own
-angular integral, the m_mu -> 0 limit against Bjorken et al.).
+The Z' couples to the muon with strength e*eps, g' = eps sqrt(4 pi alpha); cross sections
+are in pb for the given ``eps`` (they scale as eps^2). WW (Kirpichnikov et al., PRD 104
+(2021) 076012, as in DMG4, Comput. Phys. Commun. 269 (2021) 108129) is the default, IWW
+(Bjorken et al., PRD 80 (2009) 075018) the fast alternative; each function's docstring
+gives its formula and numerical method, docs/zprime-production.md the checks of the
+magnitude.
 """
 
 from __future__ import annotations
@@ -275,6 +232,19 @@ def d2sigma_dx_dtheta_pb(
 ) -> np.ndarray:
     """WW double-differential cross section d2sigma/(dx dtheta) in pb per radian.
 
+    With x = E_Z'/E0 and theta the Z' polar angle::
+
+        d2sigma/(dx dtheta) = 2 eps^2 alpha^3 E0^2 sin(theta) sqrt(x^2 - m^2/E0^2) (1-x)/u^2 |A|^2 chi
+        u     = -x E0^2 theta^2 - m^2 (1-x)/x - m_mu^2 x
+        |A|^2 = 2(2 - 2x + x^2)/(1-x) + 4 (m^2 + 2 m_mu^2)(u x + m^2 (1-x) + m_mu^2 x^2)/u^2
+        chi   = int_tmin^tmax dt (t - tmin)/t^2 G2(t),  tmin = u^2/(4 E0^2 (1-x)^2),  tmax = m^2 + m_mu^2
+
+    with Tsai's elastic (atomic screening + nuclear size) and inelastic (proton) form
+    factors G2 = G2_el + G2_in. DMG4's C++ code takes tmax = E0^2; tmax enters only
+    through the high-t tail of G2, which the nuclear form factor suppresses above
+    d = 0.164 A^(-2/3) GeV^2: with tmax = E0^2, sigma_tot at 160 GeV rises by only 0.7%,
+    0.5% and 2e-5 at m = 10, 100, 1000 MeV.
+
     Args:
         x: Z' energy fraction E_Z'/E0.
         theta: Z' polar angle (rad).
@@ -313,7 +283,13 @@ def _ww_angular_integral(
     theta_max: float,
     n_theta: int,
 ) -> np.ndarray:
-    """int dy sin(theta)/theta |A|^2 chi over the WW angle, y = s/(1+s) (see module doc)."""
+    """int dy sin(theta)/theta |A|^2 chi over the WW angle, y = s/(1+s).
+
+    For fixed x the angle is mapped to w = ln(1 + s) with s = x E0^2 theta^2 / U0,
+    U0 = m^2 (1-x)/x + m_mu^2 x, so that theta dtheta / u^2 = e^(-w) dw / (2 x E0^2 U0)
+    and the integrand is smooth in w; a fixed Gauss-Legendre rule integrates it up to
+    min(theta_max, the angle where tmin reaches tmax, beyond which chi = 0).
+    """
     tmax = m * m + ml * ml
     s_max = xs * e0 * e0 * theta_max**2 / u0
     s_cut = 2.0 * e0 * (1.0 - xs) * np.sqrt(tmax) / u0 - 1.0  # tmin = tmax here
@@ -363,6 +339,11 @@ def dsigma_dx_ww_pb(
 ) -> np.ndarray:
     """WW single-differential cross section dsigma/dx in pb (theta integrated numerically).
 
+    The angle runs from 0 to ``theta_max`` (DMG4's 0.3) and x from m/E0 to 1 - m_mu/E0;
+    the angular integral is :func:`_ww_angular_integral`. chi comes from tabulated
+    antiderivatives of G2/t and G2/t^2 (:class:`ChiTable`, cubic Hermite in ln t,
+    relative accuracy ~1e-8), so a whole (E0, m) grid costs about a second.
+
     Args:
         x: Z' energy fraction.
         e0_gev: incoming muon energy (GeV).
@@ -402,7 +383,12 @@ def dsigma_dx_iww_pb(
 
     dsigma/dx = eps^2 alpha^3 chi sqrt(x^2 - m^2/E0^2) 2 [2 U0 (3 - 3x + x^2)
     + m_l^2 x (x^2 + 2x - 2)] / (3 x U0^2), U0 = m^2 (1-x)/x + m_l^2 x, with chi at
-    tmin = m^4/(4 E0^2), tmax = m^2 + m_l^2 (independent of x).
+    tmin = m^4/(4 E0^2), tmax = m^2 + m_l^2 (independent of x). Derived here from the WW
+    double-differential form by taking chi out of the angular integral at that tmin and
+    integrating the angle to infinity (the same expression as DMG4's
+    ``DarkZ::CrossSectionDSDX_IWW``). IWW overestimates WW, the more the heavier the Z'
+    (IWW/WW = 1.10, 1.22, 1.66, 1.73, 2.42 at 1, 10, 100, 200, 1000 MeV and 160 GeV):
+    its tmin drops both the x dependence of WW's tmin and the muon mass.
 
     Args:
         x: Z' energy fraction.
@@ -522,7 +508,8 @@ def _panel_integrals(
 ) -> np.ndarray:
     """Cross section (GeV^-2, eps = 1) in each of n_panels equal logit(x) panels over [x_lo, x_hi].
 
-    All inputs are 1-d arrays of the same length N; returns shape (N, n_panels).
+    Composite Gauss-Legendre panels in logit(x) = ln(x/(1-x)) resolve both the
+    x -> m/E0 and the x -> 1 ends. All inputs are 1-d arrays of the same length N; returns shape (N, n_panels).
     """
     out = np.zeros((e0.size, n_panels))
     live = x_hi > x_lo

@@ -1,18 +1,6 @@
 """The L_mu - L_tau Z' model: decay widths, invisible branching ratio, muon g-2 (paper eqs. 2-5).
 
-Conventions (docs/physics-conventions.md):
-
-* coupling g' to mu, tau, nu_mu, nu_tau; alpha' = g'^2 / (4 pi);
-* ``width_neutrinos_gev`` is the width into *both* neutrino flavours together,
-  Gamma(Z' -> nu_mu nu_mu-bar) + Gamma(Z' -> nu_tau nu_tau-bar) = alpha' m / 3.
-  Each flavour of (left-handed only) neutrino contributes alpha' m / 6, half of a
-  massless charged lepton's alpha' m / 3.  The paper's eq. 4 writes alpha' m/3
-  "with f = mu, tau", which we read as the sum over f (the reading of the design notes
-  and of DMG4's ``DarkZ::Width``).  With this choice Br(invisible) tends to 1/2
-  well above the dimuon threshold;
-* charged leptons (eq. 5): Gamma(Z' -> l l) = alpha' m/3 (1 + 2 m_l^2/m^2) sqrt(1 - 4 m_l^2/m^2)
-  above threshold, zero below; l = mu, tau;
-* one-loop g-2 (eq. 3): Delta a_mu = g'^2/(4 pi^2) int_0^1 x^2 (1-x) / (x^2 + (1-x) m^2/m_mu^2) dx.
+The Z' couples with g' to mu, tau, nu_mu and nu_tau; alpha' = g'^2 / (4 pi).
 
 >>> round(float(br_invisible(0.1)), 6)
 1.0
@@ -56,8 +44,10 @@ def alpha_prime(g_prime: ArrayLike) -> np.ndarray:
 def width_neutrinos_gev(g_prime: ArrayLike, m_zprime_gev: ArrayLike) -> np.ndarray:
     """Invisible width Gamma(Z' -> nu_mu nu_mu + nu_tau nu_tau) = alpha' m / 3 in GeV (eq. 4).
 
-    Both neutrino flavours together (alpha' m/6 each, left-handed only); see the module
-    docstring for why this reading of eq. 4 is used.
+    Both neutrino flavours together: each (left-handed only) flavour gives alpha' m/6,
+    half of a massless charged lepton's alpha' m/3. The paper's eq. 4 writes alpha' m/3
+    "with f = mu, tau", read here as the sum over f (as DMG4's ``DarkZ::Width`` does);
+    so Br(invisible) tends to 1/2 well above the dimuon threshold.
 
     Args:
         g_prime: coupling g' (broadcastable with the mass).
@@ -148,7 +138,8 @@ def g2_loop_integral(m_zprime_gev: ArrayLike) -> np.ndarray:
 def delta_a_mu(g_prime: ArrayLike, m_zprime_gev: ArrayLike) -> np.ndarray:
     """Z' one-loop contribution to the muon anomalous magnetic moment, eq. 3.
 
-    Delta a_mu = g'^2 / (4 pi^2) * I(m); -> g'^2/(8 pi^2) for m -> 0 and
+    Delta a_mu = g'^2 / (4 pi^2) * I(m), I(m) = int_0^1 x^2 (1-x) / (x^2 + (1-x) m^2/m_mu^2) dx;
+    -> g'^2/(8 pi^2) for m -> 0 and
     g'^2 m_mu^2 / (12 pi^2 m^2) for m >> m_mu.
 
     Args:
