@@ -7,8 +7,6 @@ Each stage is one call on objects (see :mod:`bkg.api`)::
     table = bkg.table1(cfg, bkg.estimate_backgrounds(cfg, samples))
     reach = bkg.sensitivity(cfg, samples)
     lim = bkg.limits(cfg, table, reach)
-
-The names load lazily, so ``import bkg`` and ``bkg --help`` stay instant.
 """
 
 from __future__ import annotations
@@ -17,7 +15,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: The public API: every name here is importable from ``bkg``.
+#: The public API: every name here is importable from ``bkg`` (loaded lazily, so
+#: ``import bkg`` and ``bkg --help`` stay instant).
 __all__ = [
     "Backgrounds",
     "Samples",

@@ -1,22 +1,8 @@
 """Scan of the S4 trigger counter's geometry: what each choice does to rate, signal and background.
 
-The paper (Sec. II, V) gives S4's purpose, "shifted from the beam axis [so] that only
-muons with enough deflection hit this counter", and two design targets, a beam trigger
-rate below 0.1% and a signal trigger efficiency of 15-35%, but not its position or size.
-The default geometry was chosen with this scan; ``bkg trigger-scan`` reruns it, for the
-default rows or for the user's, so the choice (docs/s4-study.md) can be checked
-and revisited with one command.
-
-For each geometry it generates, with the samples' own generators and seeds, beam
-muons (the trigger rate, and the knock-on part of the momentum mismatch, which
-grows with the beam muons the trigger keeps), signal events per Z' mass (the
-trigger efficiency, the quantity of the paper's Fig. 2) and hadrons (the hadron
-in-flight decay level after all cuts, which S4's momentum window also sets). No
-random number depends on S4's geometry (nor on the HCAL's and S_mu's, which follow
-S4's centre), so every row sees the same events: the differences between rows are
-the geometry's, not statistical fluctuations, and with the sample sizes of the
-config the row of the config's own geometry repeats the production samples event
-by event.
+The paper gives S4's purpose and two design targets (beam trigger rate < 0.1%, signal
+trigger efficiency 15-35%) but not its position or size; the default was chosen with
+this scan (docs/s4-study.md), which ``bkg trigger-scan`` reruns for any rows.
 """
 
 from __future__ import annotations
@@ -243,6 +229,12 @@ def scan_s4(
     per mass of ``masses_gev`` (default: the config's signal masses), ``n_hadrons``
     hadrons. A knock-on part without candidates or passing muons is its 90% CL bound,
     as in the source.
+
+    Beam muons give the trigger rate and the knock-on part of the momentum mismatch,
+    signal events the trigger efficiency (the paper's Fig. 2), hadrons the hadron-decay
+    level after all cuts. No random number depends on S4's geometry (nor on the HCAL's
+    and S_mu's, which follow S4's centre), so every row sees the same events: the
+    differences between rows are the geometry's, not statistical fluctuations.
     """
     from bkg.selection import passes_trigger
     from bkg.sim.run import _tasks, generate_chunk

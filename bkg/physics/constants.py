@@ -1,14 +1,7 @@
 """Physical constants and target materials (natural units: GeV, cm, g/cm2, pb).
 
-Particle masses come from the ``particle`` package (PDG tables, MeV), converted
-to GeV here; the few numbers the package does not carry (alpha, hbar*c,
-Avogadro, the proton magnetic moment) are CODATA/PDG values written out with
-their source.
-
-Material data (Z, A, density, radiation length, mean excitation energy and the
-Sternheimer density-effect parameters) are the PDG "Atomic and nuclear
-properties of materials" values (Sternheimer, Berger & Seltzer, At. Data Nucl.
-Data Tables 30 (1984) 261, as tabulated by Groom et al., ADNDT 78 (2001) 183).
+Masses come from the ``particle`` package (PDG); alpha, hbar*c, Avogadro and the
+proton magnetic moment are CODATA/PDG values written out with their source.
 
 >>> round(M_MU_GEV, 10)
 0.1056583755
@@ -80,6 +73,11 @@ R_E_CM: float = ALPHA * HBARC_GEV_CM / M_E_GEV
 @dataclass(frozen=True)
 class Material:
     """A homogeneous target/absorber made of one element.
+
+    The numbers (Z, A, density, radiation length, mean excitation energy, Sternheimer
+    density-effect parameters) are the PDG "Atomic and nuclear properties of
+    materials" values (Sternheimer, Berger & Seltzer, ADNDT 30 (1984) 261, as tabulated
+    by Groom et al., ADNDT 78 (2001) 183).
 
     Attributes:
         name: human-readable name.

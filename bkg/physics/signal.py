@@ -1,18 +1,5 @@
 """Signal yield of Z' -> invisible per muon on target (paper eq. 6) and the background-free reach.
 
-N_Z'/N_MOT = (N_A/A) sum_i sigma_sig(E_i) dL_i[g/cm2] * Br(Z' -> nu nu) * eff,
-
-averaged over the beam energy spectrum, where E_i is the mean muon energy in the i-th
-step of the target (:func:`bkg.physics.energyloss.muon_path_steps`) and sigma_sig is the
-production cross section restricted to the signal definition E'_mu = E_i (1 - x) <=
-``e_mu_out_max_gev`` (x >= 1 - E'_max/E_i), scaled from the table's eps = 1 by
-eps^2 = g'^2/(4 pi alpha).  (rho N_A/A) dL[cm] of the paper is (N_A/A) dL[g/cm2] here.
-
-Target: the NA64mu active target is a 40 X0 lead/scintillator sandwich ECAL.  The yield
-uses the lead-equivalent thickness 40 X0 of pure lead (40 x 6.37 = 254.8 g/cm2, the
-value ``bkg.report.sensitivity`` passes); the scintillator adds little Z^2-weighted
-material and is neglected.  The Z' is produced on lead nuclei only.
-
 The yield is proportional to g'^2 (Br(invisible) does not depend on g'), so the 90% CL
 background-free reach is g'_90 = g_ref sqrt(n_signal / (N_MOT * yield(g_ref))).
 """
@@ -56,6 +43,15 @@ def signal_yield_per_mot(
     n_steps: int = 40,
 ) -> np.ndarray:
     """Expected number of Z' -> invisible signal events per muon on target (paper eq. 6).
+
+    N_Z'/N_MOT = (N_A/A) sum_i sigma_sig(E_i) dL_i[g/cm2] * Br(Z' -> nu nu) * eff, averaged
+    over the beam energy spectrum. E_i is the mean muon energy in the i-th step of the
+    target (:func:`bkg.physics.energyloss.muon_path_steps`); sigma_sig is the production
+    cross section restricted to E'_mu = E_i (1 - x) <= ``e_mu_out_max_gev``, scaled from
+    the table's eps = 1 by eps^2 = g'^2/(4 pi alpha). The paper's (rho N_A/A) dL[cm] is
+    (N_A/A) dL[g/cm2] here. The target is the 40 X0 lead/scintillator ECAL taken as 40 X0
+    of pure lead (254.8 g/cm2): the scintillator adds little Z^2-weighted material, and
+    the Z' is produced on lead nuclei only.
 
     Args:
         m_zprime_gev: Z' masses (GeV), any shape M.
