@@ -1,21 +1,9 @@
 """Leading hadrons from mu N -> mu h X (photonuclear) in the ECAL, E_h >= 80 GeV.
 
-The photonuclear energy transfer nu = v E follows the spectrum of
-:mod:`bkg.sim.ecal` (process ``nucl``); the leading hadron takes a fraction z
-of nu drawn from the fragmentation density D(z) = (a + 1) (1 - z)^a / z, a = 2
-(the quark-counting-rule power of a meson near z -> 1; the normalisation is the
-momentum sum rule, int z D(z) dz = 1). Above z = 1/2 at most one hadron fits, so
-int_zt^1 D(z) dz is the probability that the leading hadron carries more than
-zt; E_h >= 80 GeV of a <= 180 GeV muon needs z > 0.44, so only
-z >= Z_MIN = 0.4 is sampled and its probability enters the per-MOT rate. The
-hadron is charged with probability 2/3. Its shower starts after
-an exponential path (lambda_h = 1.2 lambda_I) and follows the profile of
-:func:`bkg.sim.calorimeters.hadron_shower` through the remaining ECAL and
-four HCAL modules of 7.5 lambda_I (the leading hadron goes through the VHCAL
-hole). ``depth_lambda`` is the depth behind the ECAL at which the shower has
-deposited more than the MIP window of cut (iv) leaves room for (upper edge minus
-the muon MIP): n modules shorter than it are punched through. The rest of
-the hadronic system, nu (1 - z), showers in the ECAL.
+The transfer nu = v E follows the ``nucl`` spectrum of :mod:`bkg.sim.ecal`; the leading
+hadron takes a fraction z of nu (:func:`sample_z`), showers through the rest of the ECAL
+and four HCAL modules (:func:`generate_leading_hadrons`); the rest, nu (1 - z), showers
+in the ECAL.
 """
 
 from __future__ import annotations
@@ -50,7 +38,14 @@ def leading_fraction_probability() -> float:
 
 
 def sample_z(n: int, rng: np.random.Generator) -> np.ndarray:
-    """n leading-hadron fractions z >= Z_MIN from D(z) (inverse CDF on a fine grid)."""
+    """n leading-hadron fractions z >= Z_MIN from D(z) (inverse CDF on a fine grid).
+
+    D(z) = (a + 1) (1 - z)^a / z, a = 2: the quark-counting-rule power of a meson near
+    z -> 1, normalised by the momentum sum rule int z D(z) dz = 1. Above z = 1/2 at
+    most one hadron fits, so int_zt^1 D(z) dz is the probability that the leading hadron
+    carries more than zt; E_h >= 80 GeV of a <= 180 GeV muon needs z > 0.44, so only
+    z >= Z_MIN = 0.4 is sampled and its probability enters the per-MOT rate.
+    """
     grid = np.linspace(Z_MIN, 1.0, 4001)
     tail = _frag_integral(grid)  # decreasing from P(z >= Z_MIN) to 0
     cdf = 1.0 - tail / tail[0]
@@ -123,7 +118,15 @@ def _hadron_showers(
 def generate_leading_hadrons(
     cfg: Config, rng: np.random.Generator, n: int
 ) -> dict[str, np.ndarray]:
-    """One chunk of the ``leading_hadrons`` sample: n events with E_h >= 80 GeV."""
+    """One chunk of the ``leading_hadrons`` sample: n events with E_h >= 80 GeV.
+
+    The hadron is charged with probability 2/3. Its shower starts after an exponential
+    path (lambda_h = 1.2 lambda_I) and follows :func:`bkg.sim.calorimeters.hadron_shower`
+    through the remaining ECAL and four HCAL modules of 7.5 lambda_I (it goes through the
+    VHCAL hole). ``depth_lambda`` is the depth behind the ECAL at which the shower has
+    deposited more than the MIP window of cut (iv) leaves room for (upper edge minus the
+    muon MIP): n modules shorter than it are punched through.
+    """
     b = cfg.beam
     e_mu, v, z = _sample_transfers(cfg, rng, n)
     inc = beam.incoming_beam(cfg, rng, n)

@@ -1,14 +1,8 @@
 """Signal: mu N -> mu N Z' in the ECAL, Z' invisible, per Z' mass.
 
-(x, theta) are drawn from the WW d2sigma/(dx dtheta) of
-:func:`bkg.physics.crosssection.d2sigma_dx_dtheta_pb` at the beam energy:
-cells of a (logit x, log theta) grid are chosen with probability
-f(centre) * cell area, then a point inside the cell is accepted with
-probability f(point) / (1.5 max(corners, centre)) (accept-reject; points
-above the bound are counted in the log). The emission depth is uniform along
-the ECAL (sigma varies slowly with E); the muon reaches it with the energy
-left after the losses of :mod:`bkg.sim.ecal`, emits E_Z' = x E and recoils
-with the transverse momentum of the Z' (theta_mu = x theta / (1 - x)).
+(x, theta) come from the WW d2sigma/(dx dtheta) (:func:`sample_x_theta`); the emission
+depth is uniform along the ECAL and the muon recoils with the Z' transverse momentum
+(:func:`generate_signal`).
 """
 
 from __future__ import annotations
@@ -62,7 +56,13 @@ def _grid(
 def sample_x_theta(
     e0: float, m: float, n: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Draw n (x, theta) from the WW d2sigma/(dx dtheta) at muon energy e0 (GeV) and Z' mass m (GeV)."""
+    """Draw n (x, theta) from the WW d2sigma/(dx dtheta) at muon energy e0 (GeV) and Z' mass m (GeV).
+
+    The density is :func:`bkg.physics.crosssection.d2sigma_dx_dtheta_pb`. Cells of a
+    (logit x, log theta) grid are chosen with probability f(centre) x cell area, then a
+    point inside the cell is accepted with probability f(point) / (1.5 max(corners,
+    centre)) (accept-reject; points above the bound are counted in the log).
+    """
     xe, te, cdf, bound = _grid(float(e0), float(m))
     nt = te.size - 1
     xs, ts = [], []
@@ -87,7 +87,12 @@ def sample_x_theta(
 def generate_signal(
     cfg: Config, rng: np.random.Generator, n: int, *, m_zprime_gev: float
 ) -> dict[str, np.ndarray]:
-    """One chunk of the ``signal`` sample: n Z' emissions at mass ``m_zprime_gev``."""
+    """One chunk of the ``signal`` sample: n Z' emissions at mass ``m_zprime_gev``.
+
+    The emission depth is uniform along the ECAL (sigma varies slowly with E); the muon
+    reaches it with the energy left after the losses of :mod:`bkg.sim.ecal`, emits
+    E_Z' = x E and recoils with the Z' transverse momentum (theta_mu = x theta / (1 - x)).
+    """
     b = cfg.beam
     inc = beam.incoming_beam(cfg, rng, n)
     # signal from the beam core only (the trigger selects it anyway)
