@@ -31,6 +31,7 @@ __all__ = [
     "model_spec",
     "numpy_backend",
     "read_table1",
+    "signal_sample",
 ]
 
 POI_NAME = "mu"
@@ -191,7 +192,7 @@ def model_spec(
         )
     if include_signal:
         samples.append(
-            _signal_sample(signal_events, bins, mot_uncertainty, signal_efficiency_uncertainty)
+            signal_sample(signal_events, bins, mot_uncertainty, signal_efficiency_uncertainty)
         )
     return {
         "channels": [{"name": CHANNEL, "samples": samples}],
@@ -209,7 +210,7 @@ def model_spec(
     }
 
 
-def _signal_sample(
+def signal_sample(
     signal_events: Sequence[float] | float | None, bins: int, mot_unc: float, eff_unc: float
 ) -> dict[str, Any]:
     data = np.atleast_1d(np.asarray(signal_events, dtype=float))

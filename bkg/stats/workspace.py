@@ -13,7 +13,7 @@ from numpy.typing import ArrayLike
 from bkg.atomic import write_json
 from bkg.errors import LimitError
 from bkg.stats.limits import poi_upper_bound
-from bkg.stats.model import Table1, _signal_sample, model_spec, numpy_backend
+from bkg.stats.model import Table1, model_spec, numpy_backend, signal_sample
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def build_patchset(
         if not (np.isfinite(s) and s > 0):
             log.warning("no signal at m_Z' = %.4g GeV: no patch for it in the patchset", m)
             continue
-        sample = _signal_sample([float(s)], 1, mot_uncertainty, signal_efficiency_uncertainty)
+        sample = signal_sample([float(s)], 1, mot_uncertainty, signal_efficiency_uncertainty)
         patches.append(
             {
                 "metadata": {
