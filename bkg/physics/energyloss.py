@@ -51,6 +51,8 @@ __all__ = [
     "dsigma_dv_bremsstrahlung_cm2_g",
     "dsigma_dv_pair_cm2_g",
     "dsigma_dv_photonuclear_cm2_g",
+    "knock_on_above_cm2_g",
+    "knock_on_loss_above_gev_cm2_g",
     "mean_dedx_gev_cm2_g",
     "muon_critical_energy_gev",
     "muon_path_steps",
@@ -466,6 +468,53 @@ def sigma_v_above_cm2_g(
         f = _DSIGMA_DV[p](vv, e[..., None], material=material, mass_gev=mass_gev)
         total = total + np.where(live, np.sum(f * vv * w, axis=-1), 0.0)
     return total
+
+
+def _knock_on_terms(
+    e_gev: ArrayLike, t_min_gev: ArrayLike, material: Material, mass_gev: float
+) -> tuple[np.ndarray, ...]:
+    e = np.asarray(e_gev, dtype=float)
+    gamma = e / mass_gev
+    bg2 = np.clip(gamma * gamma - 1.0, 1e-30, None)
+    beta2 = bg2 / (gamma * gamma)
+    r = M_E_GEV / mass_gev
+    t_max = 2.0 * M_E_GEV * bg2 / (1.0 + 2.0 * gamma * r + r * r)
+    t_lo = np.minimum(np.asarray(t_min_gev, dtype=float), t_max)
+    c = 0.5 * K_BETHE_GEV_CM2_MOL * material.z_over_a / beta2
+    return e, beta2, t_max, np.maximum(t_lo, 1e-30), c
+
+
+def knock_on_above_cm2_g(
+    e_gev: ArrayLike, t_min_gev: ArrayLike, *, material: Material = LEAD, mass_gev: float = M_MU_GEV
+) -> np.ndarray:
+    """Number of knock-on electrons with kinetic energy T > t_min per g/cm2 (cm2/g).
+
+    mu e -> mu e of a spin-1/2 projectile on free electrons (PDG, Passage of particles
+    through matter, eq. 34.5 integrand): dN/dT = (K/2)(Z/A)(1/beta^2)(1/T^2)
+    (1 - beta^2 T/T_max + T^2/(2 E^2)) up to T_max, integrated in closed form.
+    """
+    e, beta2, t_max, t_lo, c = _knock_on_terms(e_gev, t_min_gev, material, mass_gev)
+    n = c * (
+        1.0 / t_lo
+        - 1.0 / t_max
+        - beta2 / t_max * np.log(t_max / t_lo)
+        + (t_max - t_lo) / (2.0 * e * e)
+    )
+    return np.where(t_lo < t_max, n, 0.0)
+
+
+def knock_on_loss_above_gev_cm2_g(
+    e_gev: ArrayLike, t_min_gev: ArrayLike, *, material: Material = LEAD, mass_gev: float = M_MU_GEV
+) -> np.ndarray:
+    """Mean energy given to knock-on electrons with T > t_min per g/cm2 (GeV cm2/g): the
+    part of the Bethe loss a(E) above t_min (closed form of the dN/dT above times T)."""
+    e, beta2, t_max, t_lo, c = _knock_on_terms(e_gev, t_min_gev, material, mass_gev)
+    loss = c * (
+        np.log(t_max / t_lo)
+        - beta2 * (t_max - t_lo) / t_max
+        + (t_max * t_max - t_lo * t_lo) / (4.0 * e * e)
+    )
+    return np.where(t_lo < t_max, loss, 0.0)
 
 
 def muon_critical_energy_gev(*, material: Material = LEAD, mass_gev: float = M_MU_GEV) -> float:

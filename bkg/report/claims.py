@@ -7,6 +7,7 @@ each comes from); the reproduced values are looked up in the results of a run
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +22,7 @@ __all__ = [
     "load_claims",
     "lookup",
     "none_applicable",
+    "render_note",
 ]
 
 
@@ -35,6 +37,9 @@ class Claim:
     kind: str
     tolerance: float | None
     result: str
+    #: one line beside the verdict (why it disagrees, what is compared); ``{key}`` is
+    #: replaced by the run's value of ``key`` (3 significant digits)
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class ClaimResult:
     agrees: bool | None
     criterion: str
     applicable: bool = True
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         c = self.claim
@@ -55,6 +61,7 @@ class ClaimResult:
             "verdict": {True: "agrees", False: "disagrees", None: "not computed"}[self.agrees]
             if self.applicable
             else "not applicable",
+            "note": self.note,
         }  # fmt: skip
 
 
@@ -72,6 +79,19 @@ def lookup(results: Mapping[str, Any], key: str) -> Any:
             return None
         node = node[part]
     return node
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.]+)\}")
+
+
+def render_note(note: str | None, results: Mapping[str, Any]) -> str:
+    """A claim's note with each ``{key}`` replaced by the run's value (``?`` when absent)."""
+
+    def value(m: re.Match[str]) -> str:
+        v = lookup(results, m.group(1))
+        return f"{v:.3g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "?"
+
+    return _PLACEHOLDER.sub(value, note or "")
 
 
 def _judge(claim: Claim, value: Any) -> tuple[bool | None, str]:
@@ -123,7 +143,8 @@ def evaluate_claims(
     for claim in claims if claims is not None else load_claims():
         value = lookup(results, claim.result)
         agrees, criterion = _judge(claim, value)
-        out.append(ClaimResult(claim, value, agrees, criterion, applicable))
+        note = render_note(claim.note, results)
+        out.append(ClaimResult(claim, value, agrees, criterion, applicable, note))
     return out
 
 

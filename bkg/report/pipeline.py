@@ -526,7 +526,7 @@ def _claims_markdown(claims: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {c['statement']} | {c['section']} | {fmt(c['paper'])} | {fmt(c['reproduced'])} | {c['criterion']} | {c['verdict']} |"
+        f"| {c['statement']} | {c['section']} | {fmt(c['paper'])} | {fmt(c['reproduced'])} | {c['criterion']} | {c['verdict']}{': ' + c['note'] if c.get('note') else ''} |"
         for c in claims
     ]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ MANIFEST_FIELDS = {
     "norm_per_mot": "per-MOT probability that the generated process happens (1 for beam; sum over species for hadrons)",
     "norm_per_mot_by_pdg": "hadrons only: per-MOT rate of each species at the end of the BMS (after the absorber)",
     "species_fraction_generated": "hadrons only: fraction of the generated events of each species",
-    "yields_per_mot": "dimuons only: Bethe-Heitler, trident and total yield per MOT",
+    "yields_per_mot": "dimuons only: yield per MOT of Bethe-Heitler pairs of every energy, of those above E0 - E'_max, of tridents above E0 - E'_max, and the total the sample holds (Bethe-Heitler + trident)",
     "n_mot": "beam only: number of simulated muons on target",
     "masses_gev": "signal only: Z' masses of the sample points",
     "beam_energy_gev": "signal only: beam energy of the signal sample",

@@ -25,7 +25,16 @@ from scipy import special
 from bkg.config import Config
 from bkg.sim import calorimeters, detector, tracking
 
-__all__ = ["SPECIES", "absorber_survival", "generate_hadrons", "hadron_properties", "species_norms"]
+__all__ = [
+    "SPECIES",
+    "absorber_survival",
+    "decay_probability",
+    "generate_hadrons",
+    "hadron_properties",
+    "muon_region_gev",
+    "region_acceptance",
+    "species_norms",
+]
 
 SPECIES = (-211, -321, 130)
 M_MU = 0.1056583755
@@ -40,6 +49,11 @@ CHANNELS = {
     -321: (("mu2", 0.6356), ("mu3", 0.0335)),
     130: (("mu3", 0.2704 / 2),),
 }
+
+
+def muon_branching(pdg: int) -> float:
+    """Sum of the branching ratios of the channels with a mu- (:data:`CHANNELS`)."""
+    return float(sum(br for _, br in CHANNELS[pdg]))
 
 
 @cache
@@ -101,15 +115,30 @@ def _kmu3_star(
     return e, p, e_pi, np.nan_to_num(cos)
 
 
+def decay_probability(pdg: int, e_h: np.ndarray | float, length_m: float) -> np.ndarray:
+    """Probability that a hadron of energy e_h decays within ``length_m``: 1 - exp(-L / (beta gamma c tau))."""
+    m, ctau = hadron_properties(pdg)
+    p = np.sqrt(np.maximum(np.asarray(e_h, dtype=float) ** 2 - m * m, 1e-9))
+    return -np.expm1(-length_m / (p / m * ctau))
+
+
 def decay_muons(
-    pdg: int, e_h: np.ndarray, rng: np.random.Generator, *, length_m: float
+    pdg: int, e_h: np.ndarray, rng: np.random.Generator, *, length_m: float, force: bool = False
 ) -> dict[str, np.ndarray]:
-    """Decay in flight over ``length_m``: decayed flag, z (m), muon energy (GeV, 0: none), muon angle (rad)."""
+    """Decay in flight over ``length_m``: decayed flag, z (m), muon energy (GeV, 0: none), muon angle (rad).
+
+    With ``force`` every hadron decays within ``length_m`` (z from the truncated
+    exponential) into one of its channels with a muon (chosen by their branching
+    ratios): the conditional law, whose weight is decay probability x sum of BR.
+    """
     m, ctau = hadron_properties(pdg)
     n = e_h.size
     p = np.sqrt(np.maximum(e_h**2 - m * m, 1e-9))
     lam = p / m * ctau
-    z = rng.exponential(lam)
+    if force:
+        z = -lam * np.log1p(rng.random(n) * np.expm1(-length_m / lam))
+    else:
+        z = rng.exponential(lam)
     decayed = z < length_m
     e_mu = np.zeros(n)
     theta = np.zeros(n)
@@ -117,7 +146,7 @@ def decay_muons(
     pi_e, pi_theta, pi_dphi = np.zeros(n), np.zeros(n), np.zeros(n)
     k = np.nonzero(decayed)[0]
     if k.size:
-        u = rng.random(k.size)
+        u = rng.random(k.size) * (muon_branching(pdg) if force else 1.0)
         e_star = np.zeros(k.size)
         p_star = np.zeros(k.size)
         has = np.zeros(k.size, dtype=bool)
@@ -254,11 +283,116 @@ def _kmu3_pion_deposits(
     return (em + had).astype(np.float32), vh.astype(np.float32)
 
 
-def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """One chunk of the ``hadrons`` sample: n hadrons, species in equal thirds (weights in the manifest)."""
+def muon_region_gev(cfg: Config) -> float:
+    """Largest decay-muon energy that can reach the signal box: E'_max + E_CAL,max.
+
+    The box takes a measured E'_mu <= E'_max with at most E_CAL,max seen in the
+    calorimeters, so a muon above E'_max + E_CAL,max gets in only through an invisible
+    loss or a mismeasurement: the non-hermeticity and momentum-mismatch physics of the
+    beam muons (<~1e-11 per muon), which a hadron admixture of 1e-6 makes negligible.
+    """
+    return float(cfg.signal_box.e_mu_out_max_gev + cfg.signal_box.e_cal_max_gev)
+
+
+def _mu_below(
+    pdg: int, e_h: np.ndarray, e_max: float, rest: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """P(E_mu <= e_max | E_h) of one channel: each rest-frame (E*, p*) boosted with an
+    isotropic decay gives E_mu uniform in [gamma E* - beta gamma p*, gamma E* + beta gamma p*];
+    ``rest`` = (E*, p*, weights summing to 1)."""
+    m, _ = hadron_properties(pdg)
+    es, ps, w = rest
+    gamma = e_h[:, None] / m
+    bg = np.sqrt(np.maximum(gamma * gamma - 1.0, 0.0))
+    lo, hi = gamma * es - bg * ps, gamma * es + bg * ps
+    return np.clip((e_max - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0) @ w
+
+
+def _rest_frame_muon(
+    m: float, channel: str, m_pi: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(E*, p*, weights) of the muon in the hadron's rest frame.
+
+    Two-body: one line. K_mu3 with a flat Dalitz density: at fixed E*_mu the pion's
+    energy spans p*_mu (1 - m_pi^2/m_23^2) (the pi-nu system of mass
+    m_23^2 = M^2 + m_mu^2 - 2 M E*_mu, boosted), which is the E*_mu density; midpoints of
+    400 bins.
+    """
+    if channel == "mu2":
+        e2, p2 = _two_body_star(m)
+        return np.array([e2]), np.array([p2]), np.array([1.0])
+    e_hi = (m * m + M_MU**2 - m_pi**2) / (2 * m)
+    edges = np.linspace(M_MU, e_hi, 401)
+    es: np.ndarray = 0.5 * (edges[1:] + edges[:-1])
+    ps = np.sqrt(np.maximum(es * es - M_MU**2, 0.0))
+    m23 = m * m + M_MU**2 - 2 * m * es
+    dens = ps * np.clip(1.0 - m_pi**2 / m23, 0.0, None)
+    return es, ps, dens / dens.sum()
+
+
+def region_acceptance(cfg: Config, pdg: int, *, e_mu_max_gev: float | None = None) -> float:
+    """P(a hadron of species pdg decays before the target into a mu- of at most e_mu_max).
+
+    Closed form over the beam's Gaussian momentum spectrum (a 1601-point grid over
+    +-8 sigma): sum over channels of BR x P_decay(E) x P(E_mu <= e_mu_max | E), the
+    two-body line or the K_mu3 rest-frame spectrum of :func:`_rest_frame_muon` boosted
+    isotropically. ``e_mu_max_gev`` defaults to :func:`muon_region_gev`.
+    """
     b = cfg.beam
-    pdg = np.array(SPECIES, dtype=np.int32)[rng.integers(0, len(SPECIES), n)]
-    e_h = b.energy_gev * (1.0 + b.momentum_spread_rel * rng.standard_normal(n))
+    e_max = muon_region_gev(cfg) if e_mu_max_gev is None else float(e_mu_max_gev)
+    m = hadron_properties(pdg)[0]
+    sigma = b.energy_gev * b.momentum_spread_rel
+    e = b.energy_gev + sigma * np.linspace(-8.0, 8.0, 1601)
+    e = e[e > m * 1.001]
+    g = np.exp(-0.5 * ((e - b.energy_gev) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    m_pi = M_PI0 if pdg == -321 else M_PI
+    total = np.zeros(e.size)
+    for channel, br in CHANNELS[pdg]:
+        total += br * _mu_below(pdg, e, e_max, _rest_frame_muon(m, channel, m_pi))
+    integrand = g * decay_probability(pdg, e, b.decay_length_m) * total
+    return float(np.trapezoid(integrand, e))
+
+
+def _region_decays(
+    cfg: Config, rng: np.random.Generator, n: int, pdg: int, e_max: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """n hadrons of species pdg from the beam spectrum, each decaying before the target into
+    a mu- of at most e_max (forced decay and channel, accept-reject on E_mu)."""
+    b = cfg.beam
+    keep_e: list[np.ndarray] = []
+    keep_d: list[dict[str, np.ndarray]] = []
+    got = 0
+    while got < n:
+        m = 2 * (n - got) + 64
+        e_h = b.energy_gev * (1.0 + b.momentum_spread_rel * rng.standard_normal(m))
+        d = decay_muons(pdg, e_h, rng, length_m=b.decay_length_m, force=True)
+        ok = d["e_mu"] <= e_max
+        keep_e.append(e_h[ok])
+        keep_d.append({key: val[ok] for key, val in d.items()})
+        got += int(ok.sum())
+    return np.concatenate(keep_e)[:n], {
+        key: np.concatenate([d[key] for d in keep_d])[:n] for key in keep_d[0]
+    }
+
+
+def generate_hadrons(
+    cfg: Config, rng: np.random.Generator, n: int, *, region: int | None = None
+) -> dict[str, np.ndarray]:
+    """One chunk of the ``hadrons`` sample: n hadrons, species in equal thirds (weights in the manifest).
+
+    With ``region`` = a pdg code: n hadrons of that species, every one decaying before
+    the target into a mu- of at most :func:`muon_region_gev` (the only decays that can
+    reach the signal box), for the acceptance of a species the sample cannot populate.
+    Such events follow the true law up to the weight ``decay_weight`` = P_decay(E_h)
+    (the decay was forced); the region's probability is :func:`region_acceptance`.
+    """
+    b = cfg.beam
+    if region is None:
+        pdg = np.array(SPECIES, dtype=np.int32)[rng.integers(0, len(SPECIES), n)]
+        e_h = b.energy_gev * (1.0 + b.momentum_spread_rel * rng.standard_normal(n))
+    else:
+        pdg = np.full(n, region, dtype=np.int32)
+        e_h, forced = _region_decays(cfg, rng, n, region, muon_region_gev(cfg))
     x = b.spot_sigma_x_cm * rng.standard_normal(n)
     y = b.spot_sigma_y_cm * rng.standard_normal(n)
     tx = 1e-3 * b.divergence_x_mrad * rng.standard_normal(n)
@@ -271,7 +405,7 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     pi_e, pi_theta, pi_dphi = np.zeros(n), np.zeros(n), np.zeros(n)
     for s in SPECIES:
         k = np.nonzero(pdg == s)[0]
-        d = decay_muons(s, e_h[k], rng, length_m=b.decay_length_m)
+        d = forced if region == s else decay_muons(s, e_h[k], rng, length_m=b.decay_length_m)
         decayed[k], z[k], e_mu[k], theta[k] = d["decayed"], d["z_m"], d["e_mu"], d["theta"]
         channel[k] = d["channel"]
         pi_e[k], pi_theta[k], pi_dphi[k] = d["pi_e"], d["pi_theta"], d["pi_dphi"]
@@ -319,4 +453,6 @@ def generate_hadrons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
     out.update(
         pdg=pdg, e_hadron=e_h, decayed=decayed, z_decay_m=z, e_mu_decay=e_mu, decay_channel=channel
     )
+    if region is not None:
+        out["decay_weight"] = decay_probability(region, e_h, b.decay_length_m)
     return out

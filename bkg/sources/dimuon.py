@@ -12,6 +12,7 @@ import numpy as np
 from bkg.config import Config
 from bkg.errors import SampleError
 from bkg.selection import BRANCHES, cut_flow, in_signal_box
+from bkg.sim.dimuons import pair_energy_min_gev
 from bkg.sources.base import (
     Source,
     SourceEstimate,
@@ -39,10 +40,14 @@ class Dimuon(Source):
         loose = dataclasses.replace(
             cfg, selection=dataclasses.replace(cfg.selection, single_track=False)
         )
-        n = n_cand = n_direct = 0
+        n = n_cand = n_direct = n_bh = n_bh_hard = 0
         w_sum = w2_sum = 0.0
-        for ev in stream(cfg, samples_dir, entries, "dimuons", BRANCHES):
+        k_box = pair_energy_min_gev(cfg)
+        for ev in stream(cfg, samples_dir, entries, "dimuons", [*BRANCHES, "e_gamma", "trident"]):
             n += len(ev["p_out_rec"])
+            bh = ~ev["trident"].astype(bool)
+            n_bh += int(bh.sum())
+            n_bh_hard += int((bh & (ev["e_gamma"] >= k_box)).sum())
             # every cut but the track multiplicity: the multi-MIP HCAL signature is tested here
             cand = cut_flow(ev, loose)["iv"] & in_signal_box(ev, cfg)
             hits = np.stack([ev[f"hits_mm{i}"].astype(np.int64) for i in range(1, 7)])
@@ -77,6 +82,12 @@ class Dimuon(Source):
             {
                 "n_events": n,
                 "yield_per_mot": norm,
+                # the sample's Bethe-Heitler pairs: every energy (the paper's ~1e-7 per
+                # MOT) and those that can put the muon into the box (k >= E0 - E'_max)
+                "bethe_heitler_per_mot": norm * n_bh / n,
+                "bethe_heitler_hard_per_mot": norm * n_bh_hard / n,
+                "bethe_heitler_per_beam_muon": norm * n_bh / n / (1.0 - cfg.beam.halo_fraction),
+                "trident_per_mot": norm * (n - n_bh) / n,
                 "pass_hcal_in_box": n_cand,
                 "single_track_among_them": n_direct,
                 "micromegas_inefficiency": ineff,

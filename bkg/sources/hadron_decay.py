@@ -11,6 +11,7 @@ import numpy as np
 
 from bkg.config import Config
 from bkg.selection import BRANCHES, in_signal_box, passes_selection
+from bkg.sim.hadrons import muon_region_gev, region_acceptance
 from bkg.sources.base import (
     Source,
     SourceEstimate,
@@ -56,6 +57,44 @@ def tally_species(
         seen[pdg] += int(mine.sum())
         passed[pdg] += int((mine & sel).sum())
     return sel
+
+
+#: Decays simulated per species the sample cannot populate (no passing event): every one
+#: decays before the target into a mu- soft enough to reach the box (forced, weighted)
+REGION_EVENTS = 200_000
+#: seed key of those decays (the samples use (i_sample, k), the 4 m option 100)
+_REGION_KEY = 101
+
+
+def region_pass_fraction(cfg: Config, pdg: int, n: int) -> tuple[float, float, int]:
+    """Weighted fraction of region decays that pass trigger, cuts and box, its error, and
+    the number that pass.
+
+    The decays of :func:`bkg.sim.hadrons.generate_hadrons` with ``region=pdg`` (forced
+    decay into a mu- below :func:`bkg.sim.hadrons.muon_region_gev`), seeded from the
+    config's seed with their own key, in blocks of the chunk size; the weight of each is
+    its decay probability (the law the forcing removed).
+    """
+    from bkg import ntuple
+    from bkg.sim.hadrons import SPECIES as SIM_SPECIES
+    from bkg.sim.hadrons import generate_hadrons
+
+    seq = np.random.SeedSequence(cfg.seed, spawn_key=(_REGION_KEY, SIM_SPECIES.index(pdg)))
+    rng = np.random.default_rng(seq)
+    schema = ntuple.SCHEMAS["hadrons"]
+    w_all = w_pass = w2_pass = 0.0
+    k = 0
+    step = max(1, min(int(cfg.samples.chunk_size), 100_000))
+    for start in range(0, n, step):
+        raw = generate_hadrons(cfg, rng, min(step, n - start), region=pdg)
+        ev = {b: np.asarray(raw[b], dtype=schema[b].dtype) for b in BRANCHES}
+        sel = passes_selection(ev, cfg) & in_signal_box(ev, cfg)
+        w = raw["decay_weight"]
+        w_all += float(w.sum())
+        w_pass += float(w[sel].sum())
+        w2_pass += float((w[sel] ** 2).sum())
+        k += int(sel.sum())
+    return w_pass / w_all, math.sqrt(w2_pass) / w_all, k
 
 
 #: bins of the decay-point (1 m at 36 m) and muon-energy histograms of the figure
@@ -116,26 +155,60 @@ class HadronDecay(Source):
         # the paper's "overall probability ... given the kaon contamination" (Sec. III.C):
         # P_K x P(K- -> mu- nu, E_mu < 100 GeV), before any cut
         before = species_norm(cfg, -321) * k_soft_leptonic / n[-321] if n[-321] else 0.0
+        made_of: list[str] = []  # what the upward systematic is made of, species by species
+        bounded: list[str] = []
+        e_region = muon_region_gev(cfg)
         for pdg, label in SPECIES.items():
             if n[pdg] == 0:
                 continue
             norm = species_norm(cfg, pdg)
             lv, up, dn, ub = count_estimate(k[pdg], n[pdg], norm)
-            if ub:  # no passing event: a bound that must not dominate the sum; keep as syst
-                per[label] = {"events": n[pdg], "passing": 0, "upper_bound": lv}
-                bound2 += lv**2
-                continue
+            if ub:
+                # No passing event: the sample cannot populate the decays that can pass (a
+                # pi- muon is at least (m_mu/m_pi)^2 of the pion's energy). Its acceptance is
+                # the closed-form probability of a decay into a mu- below E'_max + E_CAL,max
+                # times the pass fraction of such decays, simulated with the decay forced.
+                region = region_acceptance(cfg, pdg)
+                n_reg = min(REGION_EVENTS, n[pdg])
+                frac, frac_err, k_reg = (
+                    region_pass_fraction(cfg, pdg, n_reg) if region > 0 else (0.0, 0.0, 0)
+                )
+                per[label] = {
+                    "events": n[pdg],
+                    "passing": 0,
+                    "norm_per_mot": norm,
+                    "sample_bound_90cl": lv,
+                    "region_e_mu_max_gev": e_region,
+                    "region_acceptance": region,
+                    "region_events": n_reg,
+                    "region_passing": k_reg,
+                }
+                if k_reg == 0:
+                    # a bound that must not dominate the sum; it is the upward systematic
+                    lv = count_estimate(0, n_reg, norm * region)[0]
+                    per[label]["upper_bound"] = lv
+                    bound2 += lv**2
+                    bounded.append(label)
+                    made_of.append(
+                        f"{label} {lv:.2g} (90% CL: 0 of {n_reg} decays to a mu- below "
+                        f"{e_region:.0f} GeV pass, x their probability {region:.2g})"
+                    )
+                    continue
+                lv = norm * region * frac
+                up = dn = norm * region * max(frac_err, frac / math.sqrt(k_reg))
+                per[label]["level"] = lv
+            else:
+                per[label] = {
+                    "events": n[pdg],
+                    "passing": k[pdg],
+                    "norm_per_mot": norm,
+                    "p_decay_to_mu": k_decay_mu[pdg] / n[pdg],
+                    "level": lv,
+                }
             bound_only = False
             level += lv
             up2 += up**2
             down2 += dn**2
-            per[label] = {
-                "events": n[pdg],
-                "passing": k[pdg],
-                "norm_per_mot": norm,
-                "p_decay_to_mu": k_decay_mu[pdg] / n[pdg],
-                "level": lv,
-            }
         if bound_only:
             level = math.sqrt(bound2)
             bound2 = 0.0
@@ -148,9 +221,16 @@ class HadronDecay(Source):
             math.sqrt(bound2),
             0.0,
             bound_only,
-            "P_h x P(h->mu X) x selection efficiency per species x e^-L",
+            "P_h x P(h->mu X) x selection efficiency per species x e^-L"
+            + (
+                f"; syst up: 90% CL bounds of {', '.join(bounded)} from their decays that can "
+                "reach the box (none passes)"
+                if bounded and not bound_only
+                else ""
+            ),
             {
                 "species": per,
+                "syst_up_made_of": "; ".join(made_of) if made_of else "none",
                 "absorber_factor": absorber,
                 "before_cuts_per_mot": before,
                 "soft_muon_below_gev": soft,

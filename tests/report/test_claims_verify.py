@@ -148,3 +148,44 @@ def test_claims_of_the_160_gev_paper_do_not_apply_to_another_beam_energy():
     at_100 = evaluate_claims(results, claims, beam_energy_gev=100.0)[0].as_dict()
     assert at_160["verdict"] == "agrees"
     assert at_100["verdict"] == "not applicable" and at_100["reproduced"] == 1e-3
+
+
+def test_decided_disagreements_carry_a_reason_and_notes_read_the_run():
+    # issue 23: the signal-efficiency claims stay "disagrees" with a one-line reason, the
+    # 4 m decay-length claim says why beside it (with the uniform-acceptance reduction of
+    # the run), and the dimuon yield compares the all-energy Bethe-Heitler yield
+    by_id = {c.id: c for c in load_claims()}
+    for cid in ("signal_efficiency_range", "signal_efficiency_rises_everywhere", "spectrometer_4m"):
+        note = by_id[cid].note
+        assert note and "\n" not in note
+    assert by_id["dimuon_yield"].result == "sources.dimuon.bethe_heitler_per_mot"
+    results = {
+        "signal": {"efficiency_range": [0.09, 0.36], "efficiency_rises_everywhere": False},
+        "hadron_options": {"reduction": 1.84, "reduction_uniform_acceptance": 8.88},
+    }
+    out = {r.claim.id: r.as_dict() for r in evaluate_claims(results)}
+    assert out["signal_efficiency_range"]["verdict"] == "disagrees"
+    assert out["spectrometer_4m"]["verdict"] == "disagrees"
+    assert "8.88" in out["spectrometer_4m"]["note"]
+    assert "{" not in out["spectrometer_4m"]["note"]
+    # a placeholder the run lacks shows as "?", not as a made-up number
+    assert out["dimuon_yield"]["note"].count("?") == 1
+
+
+def test_uniform_acceptance_reduction_is_the_decay_probability_ratio(default_config):
+    # with only K- in the level: P_decay(36 m) / P_decay(4 m) of a 160 GeV K-, written out
+    # (decay length p/m c tau = 1203 m): 8.88 (the issue's independent 8.9)
+    import math
+
+    from particle import Particle
+
+    from bkg.report.results import _uniform_acceptance_reduction
+
+    k = Particle.from_pdgid(-321)
+    m, ctau = k.mass * 1e-3, k.lifetime * 0.299792458
+    lam = math.sqrt(160.0**2 - m * m) / m * ctau
+    expected = (1 - math.exp(-36.0 / lam)) / (1 - math.exp(-4.0 / lam))
+    sources = {"hadron_decay": {"species": {"K-": {"level": 2e-11}, "K_L": {"upper_bound": 1e-16}}}}
+    got = _uniform_acceptance_reduction(default_config, sources)
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert got == pytest.approx(8.9, abs=0.05)

@@ -48,13 +48,15 @@ def test_the_largest_interaction_is_reported(monkeypatch) -> None:
 
 def test_mean_radiative_loss_follows_b_at_low_energy() -> None:
     # 10 GeV muons (the v spectra are drawn at the muon's energy, not at 160 GeV) through
-    # 40 g/cm2: mean radiated energy = b(E) E X. Tolerance: 4 standard errors of the
-    # heavy-tailed sample mean plus 1% for the interpolation between the energy nodes
+    # 40 g/cm2: mean energy into showers = b(E) E X + the knock-on electrons above the cut
+    # (the part of the Bethe loss above T_cut, closed form). Tolerance: 4 standard errors
+    # of the heavy-tailed sample mean plus 1% for the interpolation between the energy nodes
     rng = np.random.default_rng(12)
     e, x = 10.0, 40.0
     out = ecal.pass_ecal(np.full(2_000_000, e), rng, depth_g_cm2=x)
     radiated = out["e_dep_em"] + out["e_had"]
-    expected = float(energyloss.b_radiative_cm2_g(e)) * e * x
+    knock = float(energyloss.knock_on_loss_above_gev_cm2_g(e, ecal.knock_on_t_cut_gev(e))) * x
+    expected = float(energyloss.b_radiative_cm2_g(e)) * e * x + knock
     se = float(radiated.std()) / np.sqrt(radiated.size)
     assert abs(float(radiated.mean()) - expected) < 4 * se + 0.01 * expected
 

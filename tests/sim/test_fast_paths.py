@@ -11,6 +11,7 @@ from scipy import stats
 
 from bkg import ntuple
 from bkg.config import load_config
+from bkg.physics import energyloss
 from bkg.sim import beam, ecal, run, run_samples
 from bkg.sim.draws import normal32
 
@@ -48,7 +49,8 @@ def test_sample_v_is_the_interpolated_inverse_cdf(process, v_cut):
 
 def test_catastrophic_rate_with_a_per_muon_depth():
     # one Poisson process thinned by depth: P(at least one catastrophic interaction) for
-    # a depth d is 1 - exp(-Lambda d), Lambda the sum of the three rates at 160 GeV. With
+    # a depth d is 1 - exp(-Lambda d), Lambda the sum of the three radiative rates and the
+    # knock-on rate above its cut (closed form, bkg.physics.energyloss) at 160 GeV. With
     # d uniform in [0, D] the mean is 1 - (1 - exp(-Lambda D)) / (Lambda D); 1e6 muons,
     # 5 binomial sigmas.
     n = 1_000_000
@@ -57,6 +59,7 @@ def test_catastrophic_rate_with_a_per_muon_depth():
     depth = rng.random(n) * depth_max
     out = ecal.pass_ecal(np.full(n, 160.0), rng, depth_g_cm2=depth)
     lam = sum(ecal.lambda_catastrophic_cm2_g(p, 160.0) for p in ecal.PROCESS)
+    lam += float(energyloss.knock_on_above_cm2_g(160.0, ecal.knock_on_t_cut_gev(160.0)))
     expected = 1 - (1 - np.exp(-lam * depth_max)) / (lam * depth_max)
     got = np.mean(out["process"] > 0)
     assert got == pytest.approx(expected, abs=5 * np.sqrt(expected * (1 - expected) / n))
