@@ -111,6 +111,12 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
             "GeV",
             "MS2 momentum when the fit takes a tracker knock-on electron's hit in place of the muon's in the station where the electron leaves a second hit, as it does when the muon's hit there is lost (0: no such hit)",
         ),
+        "escape": _b(
+            "int8",
+            "1",
+            "truth: path by which most of the unseen energy left: 0 none, 1 HCAL back, 2 HCAL sides, 3 VHCAL hole, 4 dead material, 5 e+- through the hole swept beside the HCAL, 6 muon from a hadron decay",
+        ),
+        "e_escape": _b("float32", "GeV", "truth: energy that left the calorimeters unseen"),
     },
     "hadrons": {
         **RESPONSE,
