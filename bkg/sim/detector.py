@@ -264,9 +264,12 @@ def respond(
 
         lost = np.array(escape["lost"], dtype=np.float64, copy=True)
         ec = esc_mod.escape_config(cfg)
+        # smeared where a leading hadron was followed or the ECAL leak lost to dead
+        # material: the same draws whichever paths are switched off
+        touched = np.asarray(escape.get("touched", np.ones(n, dtype=bool)), dtype=bool)
+        j = np.flatnonzero(touched)
         for key, arr in (("e_vhcal", e_vh), ("e_hcal1", e_h1), ("e_hcal2", e_h2)):
             dep = np.asarray(escape[key], dtype=np.float64)
-            j = np.flatnonzero(dep > 0)
             if j.size:
                 g = rng.standard_normal(j.size)
                 sm = np.maximum(dep[j] + det.hcal.resolution * np.sqrt(dep[j]) * g, 0.0)

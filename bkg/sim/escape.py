@@ -535,6 +535,8 @@ def beam_escape(
     out["lost"] = np.zeros((n, N_PATHS))
     out["dead_lambda"] = ec.dead_material_lambda
     k = np.flatnonzero((ecal_out["process"] == 3) & (ecal_out["e_transfer"] >= NU_MIN_GEV))
+    out["touched"] = np.zeros(n, dtype=bool)
+    out["touched"][k] = True
     if k.size:
         had = hadronic_escape(
             cfg,
@@ -559,6 +561,7 @@ def beam_escape(
 def add_dead_leak(cfg: Config, esc: dict[str, Any]) -> None:
     """Book the ECAL leak's dead-material part: lost, or (path off) deposited in HCAL module 1."""
     ec = escape_config(cfg)
+    esc["touched"] = esc["touched"] | (esc["dead_ecal"] > 0)
     if ec.on("dead_material"):
         esc["lost"][:, PATHS["dead_material"] - 1] += esc["dead_ecal"]
     else:
