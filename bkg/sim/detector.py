@@ -189,6 +189,7 @@ def respond(
         inefficiency=sp.micromegas_inefficiency,
         n_stations=6,
         extra_tracks=extra_tracks,
+        p_ref_gev=cfg.beam.energy_gev,
     )
     p_mu = trk["p_after"]
     has_mu = p_mu > 0.05
@@ -308,6 +309,8 @@ def respond(
         "p_out_true": np.where(has_mu, p_mu, 0.0),
         "p_out_rec": trk["p_rec"],
         "p_out_rec_ko": trk["p_rec_ko"],
+        "track_chi2": trk["chi2"],
+        "track_chi2_ko": trk["chi2_ko"],
         "e_ecal": e_ecal,
         "e_vhcal": e_vh,
         "e_hcal1": e_h1,
