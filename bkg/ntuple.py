@@ -92,10 +92,15 @@ RESPONSE: dict[str, Branch] = {
         "bool", "1", "veto V1 in front of the HCAL fired (undeflected muon or charged secondary)"
     ),
     "vm": _b("bool", "1", "veto Vm1,2 inside MS2 fired"),
+    "track_chi2": _b(
+        "float32",
+        "1",
+        "chi2 of the MS2 track fit (line per arm meeting at the magnet, ndf 7; 0: no track)",
+    ),
     "process": _b(
         "int8",
         "1",
-        "truth: 0 none, 1 brems, 2 pair, 3 photonuclear, 4 knock-on (ECAL), 5 knock-on (tracker), 6 large-angle scattering (tracker), 7 Z' emission, 8 hadron decay",
+        "truth: 0 none, 1 brems, 2 pair, 3 photonuclear, 4 knock-on (ECAL), 5 knock-on (tracker), 6 large-angle scattering (tracker), 7 Z' emission, 8 hadron decay, 9 quasi-elastic scattering (tracker)",
     ),
     "e_transfer": _b(
         "float32", "GeV", "truth: energy transferred in the largest single interaction"
@@ -111,6 +116,17 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
             "GeV",
             "MS2 momentum when the fit takes a tracker knock-on electron's hit in place of the muon's in the station where the electron leaves a second hit, as it does when the muon's hit there is lost (0: no such hit)",
         ),
+        "track_chi2_ko": _b(
+            "float32",
+            "1",
+            "chi2 of the MS2 fit that takes the knock-on electron's hit (with p_out_rec_ko; 0: none)",
+        ),
+        "escape": _b(
+            "int8",
+            "1",
+            "truth: path by which most of the unseen energy left: 0 none, 1 HCAL back, 2 HCAL sides, 3 VHCAL hole, 4 dead material, 5 e+- through the hole swept beside the HCAL, 6 muon from a hadron decay",
+        ),
+        "e_escape": _b("float32", "GeV", "truth: energy that left the calorimeters unseen"),
     },
     "hadrons": {
         **RESPONSE,

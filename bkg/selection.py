@@ -18,6 +18,7 @@ __all__ = [
     "BRANCHES",
     "cut_flow",
     "e_cal",
+    "good_track",
     "hcal_one_mip",
     "in_signal_box",
     "next_station_on_same_side",
@@ -42,7 +43,7 @@ def next_station_on_same_side(station: np.ndarray | int, n_stations: int) -> np.
 #: Branches the functions of this module read.
 BRANCHES = (
     "p_in_rec", "p_out_rec", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2",
-    "s0", "s1", "s_mu", "s4", "v1", "vm", *TRACKERS,
+    "s0", "s1", "s_mu", "s4", "v1", "vm", *TRACKERS, "track_chi2",
 )  # fmt: skip
 
 Chunk = Mapping[str, np.ndarray]
@@ -75,6 +76,11 @@ def single_track(ev: Chunk) -> np.ndarray:
     return ok
 
 
+def good_track(ev: Chunk, cfg: Config) -> np.ndarray:
+    """The MS2 track fit's chi2 at most ``selection.track_chi2_max`` (part of cut (ii))."""
+    return ev["track_chi2"] <= cfg.selection.track_chi2_max
+
+
 def no_vhcal_deposit(ev: Chunk, cfg: Config) -> np.ndarray:
     """Cut (iii): no energy deposit in the veto HCAL."""
     return ev["e_vhcal"] < cfg.selection.vhcal_max_gev
@@ -90,6 +96,9 @@ def hcal_one_mip(ev: Chunk, cfg: Config) -> np.ndarray:
 def cut_flow(ev: Chunk, cfg: Config) -> dict[str, np.ndarray]:
     """Cumulative masks after the trigger and after each of the cuts (i)-(iv).
 
+    Cut (ii): a track below p_out_max, single-track (one hit per station) and with the
+    fit's chi2 at most ``track_chi2_max`` (:func:`good_track`).
+
     Returns:
         dict with keys ``trigger``, ``i``, ``ii``, ``iii``, ``iv`` (boolean arrays,
         each including the previous ones).
@@ -101,6 +110,7 @@ def cut_flow(ev: Chunk, cfg: Config) -> dict[str, np.ndarray]:
     track = (ev["p_out_rec"] > 0) & (ev["p_out_rec"] < sel.p_out_max_gev)
     if sel.single_track:
         track &= single_track(ev)
+    track &= good_track(ev, cfg)
     c2 = c1 & track
     c3 = c2 & no_vhcal_deposit(ev, cfg)
     c4 = c3 & hcal_one_mip(ev, cfg)

@@ -135,6 +135,7 @@ class Selection:
     vhcal_max_gev: float
     hcal_mip_window_gev: tuple[float, float]
     single_track: bool
+    track_chi2_max: float = float("inf")
 
 
 @dataclass(frozen=True)

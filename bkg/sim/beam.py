@@ -58,7 +58,9 @@ def simulate_beam(
     cfg: Config, rng: np.random.Generator, inc: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Detector response of muons entering the ECAL (dict as from :func:`incoming_beam`)."""
-    ec = detector.muon_through_ecal(cfg, rng, inc["p"])
+    ec = detector.muon_through_ecal(
+        cfg, rng, inc["p"], escape_at=(inc["x"], inc["y"], inc["tx"], inc["ty"])
+    )
     return detector.respond(
         cfg,
         rng,
@@ -73,6 +75,7 @@ def simulate_beam(
         e_leak_had=ec["e_leak_had"],
         process=ec["process"],
         e_transfer=ec["e_transfer"],
+        escape=ec.get("escape"),  # type: ignore[arg-type]
     )
 
 

@@ -51,11 +51,18 @@ def muon_through_ecal(
     p_in: np.ndarray,
     *,
     depth_g_cm2: np.ndarray | float = ECAL_DEPTH_G_CM2,
+    escape_at: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Energy loss and deposits of muons crossing ``depth_g_cm2`` of the ECAL (see :func:`bkg.sim.ecal.pass_ecal`).
 
     Adds ``e_leak_em`` and ``e_leak_had`` (GeV leaving the ECAL) and the visible parts
     (``e_ecal`` and the scattering slopes ``tx_ms``, ``ty_ms`` are float32).
+
+    With ``escape_at`` = (x, y, tx, ty) of the muons (the beam sample), the leading hadron
+    of each muon whose largest interaction is photonuclear is drawn and followed through
+    the calorimeters (:func:`bkg.sim.escape.hadronic_escape`); the ECAL's own hadronic
+    leak loses its part in the dead material behind the ECAL. The result is in
+    ``escape`` (deposits and losses by path) for :func:`respond`.
     """
     p_in = np.asarray(p_in, dtype=np.float64)
     out = ecal.pass_ecal(
@@ -64,6 +71,12 @@ def muon_through_ecal(
     n = p_in.size
     leak_em = np.zeros(n)
     leak_had = np.zeros(n)
+    esc: dict[str, np.ndarray] | None = None
+    if escape_at is not None:
+        from bkg.sim import escape
+
+        esc = escape.beam_escape(cfg, rng, out, *escape_at)
+        out["e_had"] = np.maximum(out["e_had"] - esc["e_split"], 0.0)
     e_in_ecal = out["e_dep_em"] + ECAL_HAD_VISIBLE * out["e_had"]
     sel = np.flatnonzero(out["e_transfer"] > 0.5)
     if sel.size:
@@ -79,7 +92,22 @@ def muon_through_ecal(
             t0 = rng.exponential(1.0, hs.sum())
             frac = 1.0 - special.gammainc(a, np.clip(t_rem_l - t0, 0.0, None))
             leak_had[sel[hs]] = h[hs] * frac
-        e_in_ecal[sel] -= leak_em[sel] + ECAL_HAD_VISIBLE * leak_had[sel]
+            if esc is not None and esc["dead_lambda"] > 0:
+                # the part of the leaking cascade that the dead material behind the ECAL absorbs
+                reach = np.clip(t_rem_l + esc["dead_lambda"] - t0, 0.0, None)
+                dead = h[hs] * (special.gammainc(a, reach) - (1.0 - frac))
+                dead = np.clip(dead, 0.0, leak_had[sel[hs]])
+                leak_had[sel[hs]] -= dead
+                esc["dead_ecal"][sel[hs]] = dead
+        e_in_ecal[sel] -= leak_em[sel] + ECAL_HAD_VISIBLE * (
+            leak_had[sel] + (0.0 if esc is None else esc["dead_ecal"][sel])
+        )
+    if esc is not None:
+        from bkg.sim import escape
+
+        escape.add_dead_leak(cfg, esc)
+        e_in_ecal += esc["e_ecal"]
+        out["escape"] = esc  # type: ignore[assignment]
     out["e_leak_em"] = leak_em
     out["e_leak_had"] = leak_had
     out["e_ecal"] = (
@@ -118,6 +146,7 @@ def respond(
     extra_tracks: np.ndarray | None = None,
     extra_hcal_gev: np.ndarray | None = None,
     extra_vm: np.ndarray | None = None,
+    escape: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Detector response behind the ECAL for one leading muon per event.
 
@@ -134,6 +163,8 @@ def respond(
         extra_tracks: extra charged tracks through MS2 (dimuons).
         extra_hcal_gev: extra HCAL deposit (GeV), split evenly over the modules.
         extra_vm: extra charged particles hitting Vm.
+        escape: the leading hadron's deposits and the losses by escape path
+            (:mod:`bkg.sim.escape`); adds the branches ``escape`` and ``e_escape``.
 
     Returns:
         dict with every branch of :data:`bkg.ntuple.RESPONSE`: momenta and
@@ -145,6 +176,10 @@ def respond(
     sp = det.spectrometers
     ct = det.counters
     ms1 = tracking.measure_p_in(p_in_true, rng, resolution_rel=sp.ms1.resolution_rel)
+    if escape is not None and np.any(escape.get("extra_tracks", 0)):
+        # a hadron decaying to a muon: the muon (and the hadron before it) cross MS2 too
+        more = np.asarray(escape["extra_tracks"])
+        extra_tracks = more if extra_tracks is None else extra_tracks + more
     trk = tracking.measure_p_out(
         p_out_true,
         rng,
@@ -154,6 +189,7 @@ def respond(
         inefficiency=sp.micromegas_inefficiency,
         n_stations=6,
         extra_tracks=extra_tracks,
+        p_ref_gev=cfg.beam.energy_gev,
     )
     p_mu = trk["p_after"]
     has_mu = p_mu > 0.05
@@ -223,9 +259,37 @@ def respond(
     )
     vm = np.zeros(n, dtype=bool)
     k = np.flatnonzero((e_leak_em > 0.0) | (e_leak_had > 0.0))
+    lost = None
+    if escape is not None:
+        from bkg.sim import escape as esc_mod
+
+        lost = np.array(escape["lost"], dtype=np.float64, copy=True)
+        ec = esc_mod.escape_config(cfg)
+        # smeared where a leading hadron was followed or the ECAL leak lost to dead
+        # material: the same draws whichever paths are switched off
+        touched = np.asarray(escape.get("touched", np.ones(n, dtype=bool)), dtype=bool)
+        j = np.flatnonzero(touched)
+        for key, arr in (("e_vhcal", e_vh), ("e_hcal1", e_h1), ("e_hcal2", e_h2)):
+            dep = np.asarray(escape[key], dtype=np.float64)
+            if j.size:
+                g = rng.standard_normal(j.size)
+                sm = np.maximum(dep[j] + det.hcal.resolution * np.sqrt(dep[j]) * g, 0.0)
+                arr[j] += sm.astype(np.float32)
     if k.size:
         # leakage: 70% of it is absorbed in the VHCAL, the rest crosses its hole into HCAL1
         lk = e_leak_em[k] + e_leak_had[k]
+        if lost is not None:
+            # the EM leak through the VHCAL hole whose e+- MS2 sweeps beside the HCAL
+            _, gone = esc_mod.em_gap(
+                cfg,
+                ec,
+                rng,
+                leak_em=e_leak_em[k],
+                x=np.asarray(x_cm, dtype=np.float64)[k],
+                y=np.asarray(y_cm, dtype=np.float64)[k],
+            )
+            lost[k, esc_mod.PATHS["em_gap"] - 1] = gone
+            lk = lk - gone
         res = det.hcal.resolution * np.sqrt(lk)
         vis = np.maximum(lk + res * rng.standard_normal(k.size), 0.0)
         e_vh[k] += 0.7 * vis
@@ -245,6 +309,8 @@ def respond(
         "p_out_true": np.where(has_mu, p_mu, 0.0),
         "p_out_rec": trk["p_rec"],
         "p_out_rec_ko": trk["p_rec_ko"],
+        "track_chi2": trk["chi2"],
+        "track_chi2_ko": trk["chi2_ko"],
         "e_ecal": e_ecal,
         "e_vhcal": e_vh,
         "e_hcal1": e_h1,
@@ -260,4 +326,11 @@ def respond(
     }
     for i in range(6):
         out[f"hits_mm{i + 1}"] = hits[:, i]
+    if lost is not None:
+        code, total = esc_mod.path_of(lost)
+        out["escape"] = code
+        out["e_escape"] = total
+    else:
+        out["escape"] = np.zeros(n, dtype=np.int8)
+        out["e_escape"] = np.zeros(n)
     return out

@@ -1,14 +1,31 @@
 """MS1 and MS2 momentum measurement with physical non-Gaussian tails.
 
-MS2 measures p from the bend phi = 0.3 B L / p (rad, GeV, T m) with a Gaussian
-core dp/p = ``resolution_rel``. Tails:
+MS2 measures p from the bend phi = 0.3 B L / p (rad, GeV, T m). Each Micromegas
+station j (at z_j = -3, -2, -1, +1, +2, +3 m from the magnet's bending plane,
+:data:`STATION_Z_M`) records a hit (x_j, y_j) with a Gaussian resolution sigma_hit;
+the track fit is a straight line per spectrometer arm, the two arms meeting in the
+bending plane: x(z) = a + b z + phi z [z > 0] (3 parameters), y(z) = c + d z (2),
+by least squares (:func:`fit_tracks`), with chi^2 = sum of squared residuals /
+sigma_hit^2 over 12 coordinates, ndf = 7. sigma_hit is set so that the fitted bend
+has dp/p = ``resolution_rel`` at the beam energy (79 um for 3% at 160 GeV with
+1.4 T m): the error of 1/p is then the same at every momentum. Every kink of the
+muon in a station (Gaussian multiple scattering, single scattering, quasi-elastic
+scattering on a nucleon) moves the later hits by theta (z_k - z_j): it shifts the
+fitted bend by w_j theta_x (w_j = :data:`LEVER`, 0, 1/2, 1, 1, 1/2, 0 for this
+geometry) and adds theta^2 c_j / sigma_hit^2 to the chi^2 (:func:`kink_chi2_per_rad2`),
+so the selection's chi^2 cut (``selection.track_chi2_max``) rejects kinks above the
+angle the resolution resolves, sqrt(cut / c_j) sigma_hit. Tails:
 
 * single large-angle scattering in one Micromegas station: Rutherford tail
   P(theta > theta') = chi_c^2 / theta'^2 with Moliere's chi_c^2 =
   0.157 Z(Z+1)/A * t / p^2 (MeV^2, g/cm2), suppressed by the nuclear form
   factor |F|^2 = exp(-q^2 <r^2> / 3), q = p theta, with the charge radius
   sqrt(<r^2>) = 0.82 A^(1/3) + 0.58 fm (3.85 fm for copper, measured 3.88);
-  the kink adds w_j * theta_x to the measured bend, w_j the lever arm of station j;
+  a kink in station j;
+* quasi-elastic scattering on one nucleon of a station (q >= :data:`Q_QE_MIN_GEV`,
+  where the coherent form factor has fallen below 6%): dsigma/dQ^2 per nucleon with
+  dipole form factors (:func:`quasi_elastic_kink_probability`), drawn by inverting its
+  integral (process 9);
 * knock-on electrons mu e -> mu e in a station: dN/dT = K/2 (Z/A) t / T^2
   (1 - beta^2 T/T_max + T^2/2E^2) up to T_max. The electron starts on the muon's
   track, so in its own station the two make one cluster; it leaves a second hit in
@@ -21,15 +38,16 @@ core dp/p = ``resolution_rel``. Tails:
   it happens in front of the magnet (``p_bend``), not when it happens behind it.
   When the muon's hit in that station j is lost (the Micromegas
   inefficiency), the station still shows one hit and the fit takes the
-  electron's, which acts as a kink theta_e cos(phi) at station j:
-  1/p_rec = 1/p + w_j theta_e cos(phi) / (0.3 B L)
+  electron's, displaced by theta_e (z_j - z_(j-1)) (cos phi, sin phi): the fitted
+  bend moves by its least-squares weight and the chi^2 sees the displaced hit
   (the paper's "more than one hit in the second tracker" with a poorly
   detected muon). A knock-on in the last station before the magnet or in the
   last station of all leaves no second hit and no mismeasurement. Beside the
   measured p_rec, ``p_rec_ko`` is what the fit returns when it takes the
   electron's hit whether or not the muon's was lost (same Gaussian draw): the
   would-be momentum of every knock-on event, so that the source can weight all
-  of them with the inefficiency instead of counting the few whose hit was lost.
+  of them with the inefficiency instead of counting the few whose hit was lost
+  (with its chi^2, ``chi2_ko``).
 
 Hits per station: 1 for the muon, 0 when it is lost (inefficiency), +1 per
 knock-on electron coming from the station before and per extra charged track.
@@ -37,6 +55,7 @@ knock-on electron coming from the station before and per extra charged track.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 import numpy as np
@@ -58,9 +77,73 @@ M_E = 0.00051099895
 # station material: copper-equivalent (Z=29, A=63.55, X0 = 12.86 g/cm2)
 _Z, _A, _X0 = 29.0, 63.55, 12.86
 _HBARC_GEV_FM = 0.1973
-#: lever arm of a kink in station j on the measured bend (stations 1-3 before, 4-6 after the magnet)
-LEVER = np.array([0.3, 0.6, 1.0, 1.0, 0.6, 0.3])
 T_KNOCK_MIN_GEV = 0.5
+#: z of the MS2 stations from the magnet's bending plane (m): three in front, three behind
+STATION_Z_M = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+#: ndf of the track fit: 6 x-hits - 3 (line + bend), 6 y-hits - 2 (line)
+TRACK_NDF = 7
+#: smallest momentum transfer of the simulated quasi-elastic scattering (GeV)
+Q_QE_MIN_GEV = 0.15
+
+
+def _design() -> tuple[np.ndarray, np.ndarray]:
+    """Design matrices of the fit: x = a + b z + phi z [z > 0], y = c + d z."""
+    z = STATION_Z_M
+    ax = np.stack([np.ones_like(z), z, np.where(z > 0, z, 0.0)], axis=1)
+    ay = np.stack([np.ones_like(z), z], axis=1)
+    return ax, ay
+
+
+def _fit_matrices() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row of the bend estimate, residual makers I - H for x and y)."""
+    ax, ay = _design()
+    px = np.linalg.pinv(ax)
+    rx = np.eye(len(STATION_Z_M)) - ax @ px
+    ry = np.eye(len(STATION_Z_M)) - ay @ np.linalg.pinv(ay)
+    return px[2], rx, ry
+
+
+BEND_ROW, RESID_X, RESID_Y = _fit_matrices()
+
+
+def kink_displacement(station: int) -> np.ndarray:
+    """Displacement of every station's hit per radian of a kink in ``station`` (m/rad)."""
+    z = STATION_Z_M
+    return np.where(np.arange(z.size) > station, z - z[station], 0.0)
+
+
+#: hit displacements (m) per kink (rad): column j for a kink in station j
+_DISPLACE = np.stack([kink_displacement(j) for j in range(STATION_Z_M.size)], axis=1)
+
+#: lever arm of a kink in station j on the fitted bend (d phi_fit / d theta_x)
+LEVER = np.round([float(BEND_ROW @ kink_displacement(j)) for j in range(STATION_Z_M.size)], 12)
+
+
+def kink_chi2_per_rad2(station: int) -> tuple[float, float]:
+    """chi^2 sigma_hit^2 (m^2) a kink of 1 rad in ``station`` adds, in x and in y (no noise)."""
+    d = kink_displacement(station)
+    return float(np.sum((RESID_X @ d) ** 2)), float(np.sum((RESID_Y @ d) ** 2))
+
+
+def hit_sigma_m(resolution_rel: float, field_tm: float, p_ref_gev: float) -> float:
+    """sigma_hit (m) for which the fitted bend has dp/p = ``resolution_rel`` at ``p_ref_gev``."""
+    sigma_phi = resolution_rel * 0.3 * field_tm / p_ref_gev
+    return sigma_phi / float(np.sqrt(np.sum(BEND_ROW**2)))
+
+
+def resolved_kink_rad(station: int, *, chi2_max: float, sigma_m: float) -> float:
+    """Bend-plane kink in ``station`` whose chi^2 alone reaches ``chi2_max`` (inf: never)."""
+    cx = kink_chi2_per_rad2(station)[0]
+    return float(np.sqrt(chi2_max / cx) * sigma_m) if cx > 0 else float("inf")
+
+
+def fit_tracks(x_m: np.ndarray, y_m: np.ndarray, sigma_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(fitted bend phi in rad, chi^2) of hits ``x_m``, ``y_m`` (m), shape (n_stations, n)."""
+    phi = BEND_ROW @ x_m
+    rx = RESID_X @ x_m
+    ry = RESID_Y @ y_m
+    chi2 = (np.sum(rx * rx, axis=0) + np.sum(ry * ry, axis=0)) / (sigma_m * sigma_m)
+    return phi, chi2
 
 
 def _sparse_positions(
@@ -93,11 +176,67 @@ def nuclear_form_factor2(q_gev: np.ndarray) -> np.ndarray:
 _M_N, _MU_P, _MU_N, _LAMBDA2 = 0.9389, 2.7928, -1.9130, 0.71
 
 
+def qe_dsigma_dq(q_gev: np.ndarray, station_x0: float) -> np.ndarray:
+    """Quasi-elastic scatterings per muon per station per GeV of transverse momentum q.
+
+    Per nucleon dsigma/dQ^2 = 4 pi alpha^2 / Q^4 (G_E^2 + tau G_M^2) / (1 + tau), dipole
+    form factors (proton: G_E = G_D, G_M = 2.79 G_D; neutron: G_E = 0, G_M = -1.91 G_D),
+    Q^2 = q^2; times the nucleons per cm^2 of the station; d/dq = 2 q d/dQ^2.
+    """
+    from bkg.physics.constants import ALPHA, GEV2_TO_PB, N_AVOGADRO
+
+    nucleons = N_AVOGADRO * station_x0 * _X0  # per cm^2 (A nucleons per atom, A g per mole)
+    n_p, n_n = nucleons * _Z / _A, nucleons * (_A - _Z) / _A
+    q = np.asarray(q_gev, dtype=np.float64)
+    q2 = q * q
+    tau = q2 / (4 * _M_N**2)
+    g_d2 = (1 + q2 / _LAMBDA2) ** -4
+    f = (n_p * (1 + tau * _MU_P**2) + n_n * tau * _MU_N**2) * g_d2 / (1 + tau)
+    return 4 * np.pi * ALPHA**2 / (q2 * q2) * f * 2 * q * (GEV2_TO_PB * 1e-36)
+
+
+#: upper end of the quasi-elastic q range (GeV): the dipole form factors leave nothing beyond
+_Q_QE_MAX_GEV = 50.0
+
+
+@functools.lru_cache(maxsize=8)
+def _qe_table(station_x0: float, q_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ln q grid, N(> q) per muon per station) of quasi-elastic scattering, q >= q_min."""
+    log_q = np.linspace(np.log(q_min), np.log(_Q_QE_MAX_GEV), 6001)
+    q = np.exp(log_q)
+    dens = q * qe_dsigma_dq(q, station_x0)  # per unit ln q
+    steps = 0.5 * (dens[1:] + dens[:-1]) * np.diff(log_q)
+    above = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])
+    return log_q, above
+
+
+def quasi_elastic_rate(station_x0: float, q_min: float = Q_QE_MIN_GEV) -> float:
+    """Quasi-elastic scatterings with q >= q_min per muon per station."""
+    return float(_qe_table(float(station_x0), float(q_min))[1][0])
+
+
+def sample_qe_q(
+    rng: np.random.Generator, n: int, station_x0: float, q_min: float = Q_QE_MIN_GEV
+) -> np.ndarray:
+    """n transverse momenta (GeV) of quasi-elastic scatterings above q_min (inverse of N(> q))."""
+    log_q, above = _qe_table(float(station_x0), float(q_min))
+    u = rng.random(n) * above[0]
+    return np.exp(np.interp(u, above[::-1], log_q[::-1]))
+
+
 def quasi_elastic_kink_probability(
-    p_gev: float, *, station_x0: float, field_tm: float, p_cut_gev: float
+    p_gev: float,
+    *,
+    station_x0: float,
+    field_tm: float,
+    p_cut_gev: float,
+    chi2_max: float | None = None,
+    sigma_m: float | None = None,
 ) -> dict[str, Any]:
     """Probability per muon that quasi-elastic scattering on one nucleon of the MS2
-    stations kinks the track enough for p_rec <= ``p_cut_gev`` (no track chi^2 applied).
+    stations kinks the track enough for p_rec <= ``p_cut_gev``, without the track chi^2
+    (``total``) and, given ``chi2_max`` and the hit resolution ``sigma_m``, with it
+    (``total_after_chi2``).
 
     The simulation's single scattering is coherent (Z(Z+1), nuclear form factor): at the
     q = w^-1 * 0.3 B L * p (1/p_cut - 1/p) ~ 0.4 GeV needed, exp(-q^2 <r^2>/3) ~ e^-22
@@ -107,35 +246,31 @@ def quasi_elastic_kink_probability(
     G_E^p = G_D, G_M = mu G_D, G_E^n = 0. A kink q at station j with azimuth phi moves
     1/p_rec by w_j q cos(phi) / (p 0.3 B L) (the simulation's lever arms ``LEVER``).
 
-    The tool does not add these events to the momentum-mismatch level: such a kink moves
-    the next hits by millimetres (4 mrad over a metre is 40 sigma of a Micromegas) and the
-    track fit's chi^2 rejects it, which the lever-arm model of :func:`measure_p_out` does
-    not describe. The number is reported so that the size of what the chi^2 must remove
-    is on record.
+    Such a kink moves the later hits by millimetres (2.6 mrad over a metre is 33 sigma of
+    a Micromegas): with the chi^2 the probability is the same integral weighted with the
+    probability that the fit's chi^2 stays at or below ``chi2_max``, a noncentral chi^2
+    with ndf :data:`TRACK_NDF` and noncentrality (q/p)^2 (c_x cos^2 phi + c_y sin^2 phi) /
+    sigma_hit^2 (:func:`kink_chi2_per_rad2`; the bend and the residuals of a linear fit
+    are independent).
 
     Returns:
-        ``{"total": P, "per_station": [...], "q_needed_gev": [...]}``.
+        ``{"total": P, "per_station": [...], "q_needed_gev": [...]}``, plus
+        ``total_after_chi2`` and ``per_station_after_chi2`` when ``chi2_max`` is given.
     """
     from scipy import integrate
 
-    from bkg.physics.constants import ALPHA, GEV2_TO_PB, N_AVOGADRO
-
     kappa = 0.3 * field_tm
-    t_gcm2 = station_x0 * _X0
-    nucleons = N_AVOGADRO * t_gcm2  # per cm^2 (A nucleons per atom, A g per mole)
-    n_p, n_n = nucleons * _Z / _A, nucleons * (_A - _Z) / _A
-    to_cm2 = GEV2_TO_PB * 1e-36
 
-    def dsigma_dq(q: float) -> float:  # per cm^2 of the station, d/dq (q = |q_T|)
-        q2 = q * q
-        tau = q2 / (4 * _M_N**2)
-        g_d2 = (1 + q2 / _LAMBDA2) ** -4
-        f = (n_p * (1 + tau * _MU_P**2) + n_n * tau * _MU_N**2) * g_d2 / (1 + tau)
-        return 4 * np.pi * ALPHA**2 / q2**2 * f * 2 * q * to_cm2
+    def dsigma_dq(q: float) -> float:
+        return float(qe_dsigma_dq(np.asarray(q), station_x0))
 
     dp = kappa * (1 / p_cut_gev - 1 / p_gev)  # the bend the kink must add (rad)
     per, need = [], []
     for w in LEVER:
+        if w <= 0:  # a kink there does not move the fitted bend
+            per.append(0.0)
+            need.append(float("inf"))
+            continue
         q_min = p_gev * dp / w
 
         def integrand(log_q: float, q_min: float = q_min) -> float:  # over ln q: q^-3 spans decades
@@ -145,7 +280,31 @@ def quasi_elastic_kink_probability(
         val = integrate.quad(integrand, np.log(q_min), np.log(50.0), limit=200, epsrel=1e-6)[0]
         per.append(float(val))
         need.append(float(q_min))
-    return {"total": float(sum(per)), "per_station": per, "q_needed_gev": need}
+    out: dict[str, Any] = {"total": float(sum(per)), "per_station": per, "q_needed_gev": need}
+    if chi2_max is None or sigma_m is None:
+        return out
+    from scipy import stats
+
+    after = []
+    for j, (w, q_min) in enumerate(zip(LEVER, need, strict=True)):
+        if w <= 0:
+            after.append(0.0)
+            continue
+        cx, cy = kink_chi2_per_rad2(j)
+
+        def kept(log_q: float, q_min: float = q_min, cx: float = cx, cy: float = cy) -> float:
+            q = float(np.exp(log_q))
+            top = float(np.arccos(min(q_min / q, 1.0)))
+            phi = np.linspace(0.0, top, 65)
+            lam = (q / p_gev) ** 2 * (cx * np.cos(phi) ** 2 + cy * np.sin(phi) ** 2) / sigma_m**2
+            surv = stats.ncx2.cdf(chi2_max, TRACK_NDF, lam)
+            return q * dsigma_dq(q) * float(integrate.trapezoid(surv, phi)) / np.pi
+
+        val = integrate.quad(kept, np.log(q_min), np.log(50.0), limit=200)[0]
+        after.append(float(val))
+    out["per_station_after_chi2"] = after
+    out["total_after_chi2"] = float(sum(after))
+    return out
 
 
 def measure_p_in(
@@ -176,46 +335,55 @@ def measure_p_out(
     inefficiency: float,
     n_stations: int = 6,
     extra_tracks: np.ndarray | None = None,
+    p_ref_gev: float = 160.0,
 ) -> dict[str, Any]:
-    """MS2 reconstruction of the outgoing muon.
+    """MS2 reconstruction of the outgoing muon: hits in every station and the track fit.
 
-    The momentum chain (1/p, the Gaussian core and the tails) is float64: the relative
-    residual p_rec / p_true - 1 is extrapolated far into its tails.
+    The momentum chain (hits, 1/p) is float64: the relative residual p_rec / p_true - 1
+    is extrapolated far into its tails.
 
     Args:
         p_true: true momentum behind the ECAL (GeV), 0 when there is no muon.
         rng: random generator.
         field_tm: integral B L (T m).
-        resolution_rel: core dp/p.
+        resolution_rel: dp/p of the fit at ``p_ref_gev`` (sets sigma_hit, :func:`hit_sigma_m`).
         station_x0: thickness of one station in X0.
         inefficiency: probability that a station misses the muon hit.
-        n_stations: Micromegas stations.
+        n_stations: Micromegas stations (6: :data:`STATION_Z_M`).
         extra_tracks: extra charged tracks through all stations (n,), or None.
+        p_ref_gev: the momentum at which the fit has ``resolution_rel`` (the beam's).
 
     Returns:
-        dict with ``p_rec`` (GeV, 0 without a muon), ``p_rec_ko`` (GeV: p_rec had the
-        fit taken the knock-on electron's hit in place of the muon's; 0 without such a
-        hit), ``hits`` (uint8, (n, n_stations);
-        a view of a station-major array, so ``hits[:, j]`` is contiguous),
-        ``p_after`` (true momentum after knock-on losses), ``p_bend`` (true momentum in
-        the magnet: after the losses in the stations in front of it), ``process`` (int8:
-        5 knock-on, 6 large-angle scattering, 0 none), ``e_transfer`` (GeV) and
-        ``electrons``: the knock-on electrons, which fly on toward S4, V1 and the HCAL
-        (dict of ``event`` index, ``station`` of origin (0-based), slopes ``tx``, ``ty``
-        relative to the muon's behind the magnet, rad, and kinetic energy ``t_gev``).
+        dict with ``p_rec`` (GeV, 0 without a muon), ``chi2`` (the fit's, ndf
+        :data:`TRACK_NDF`; 0 without a muon), ``p_rec_ko`` and ``chi2_ko`` (the fit had it
+        taken the knock-on electron's hit in place of the muon's; 0 without such a
+        hit), ``hits`` (uint8, (n, n_stations); a view of a station-major array, so
+        ``hits[:, j]`` is contiguous), ``p_after`` (true momentum after knock-on losses),
+        ``p_bend`` (true momentum in the magnet: after the losses in the stations in
+        front of it), ``process`` (int8: 5 knock-on, 6 large-angle scattering, 9
+        quasi-elastic scattering, 0 none), ``e_transfer`` (GeV) and ``electrons``: the
+        knock-on electrons, which fly on toward S4, V1 and the HCAL (dict of ``event``
+        index, ``station`` of origin (0-based), slopes ``tx``, ``ty`` relative to the
+        muon's behind the magnet, rad, and kinetic energy ``t_gev``).
     """
+    if n_stations != STATION_Z_M.size:
+        raise ValueError(f"MS2 has {STATION_Z_M.size} stations in this model, not {n_stations}")
     p_true = np.asarray(p_true, dtype=np.float64)
     n = p_true.size
     has = p_true > 0.05
     p = np.where(has, p_true, 1.0)
     kappa = 0.3 * field_tm
-    inv = 1.0 / p
+    z = STATION_Z_M
+    sigma = hit_sigma_m(resolution_rel, field_tm, p_ref_gev)
     t_gcm2 = station_x0 * _X0
     process = np.zeros(n, dtype=np.int8)
     e_transfer = np.zeros(n)
     hits = np.ones((n_stations, n), dtype=np.uint8)  # station-major: hits[j] is contiguous
     lost_ev, lost_st = _sparse_positions(rng, n, n_stations, inefficiency)
     hits[lost_st, lost_ev] = 0
+    # kinks of the muon in each station (rad), station-major, bend plane x and y
+    kx = np.zeros((n_stations, n))
+    ky = np.zeros((n_stations, n))
     # single large-angle scattering: only angles above the core-equivalent cut theta_c
     chi2_p2 = 0.157 * _Z * (_Z + 1) / _A * t_gcm2 * 1e-6  # GeV^2 rad^2
     theta_c_p = resolution_rel * kappa  # GeV rad
@@ -227,9 +395,21 @@ def measure_p_out(
         theta = theta_c_p / p[ev] / np.sqrt(rng.random(ev.size))
         ok = rng.random(ev.size) < nuclear_form_factor2(p[ev] * theta)
         ev, st, theta = ev[ok], st[ok], theta[ok]
-        kink = theta * np.cos(2 * np.pi * rng.random(ev.size)) * LEVER[st % LEVER.size]
-        np.add.at(inv, ev, kink / kappa)
+        phi = 2 * np.pi * rng.random(ev.size)
+        np.add.at(kx, (st, ev), theta * np.cos(phi))
+        np.add.at(ky, (st, ev), theta * np.sin(phi))
         process[ev] = 6
+        e_transfer[ev] = 0.0
+    # quasi-elastic scattering on one nucleon, q >= Q_QE_MIN_GEV (process 9)
+    ev, st = _sparse_positions(rng, n, n_stations, quasi_elastic_rate(station_x0))
+    keep = has[ev]
+    ev, st = ev[keep], st[keep]
+    if ev.size:
+        theta = sample_qe_q(rng, ev.size, station_x0) / p[ev]
+        phi = 2 * np.pi * rng.random(ev.size)
+        np.add.at(kx, (st, ev), theta * np.cos(phi))
+        np.add.at(ky, (st, ev), theta * np.sin(phi))
+        process[ev] = 9
         e_transfer[ev] = 0.0
     # knock-on electrons above T_KNOCK_MIN_GEV: drawn at the largest rate (that of the
     # fastest muon, T_max rising with p), then thinned to each muon's own rate
@@ -247,8 +427,12 @@ def measure_p_out(
         ev, st, tm = ev[keep], st[keep], tm[keep]
     p_after = p_true.copy()
     p_bend = p_true.copy()
-    front_ev = np.zeros(0, dtype=np.intp)  # events with a knock-on loss in front of the magnet
-    ko_ev, ko_extra = np.zeros(0, dtype=np.intp), np.zeros(0)
+    # displacements (m) of the hits the fit takes from a knock-on electron: where the
+    # muon's hit is lost (the measured fit), and wherever the electron has one (the ko fit)
+    dx_lost = np.zeros((n_stations, n))
+    dy_lost = np.zeros((n_stations, n))
+    ko_ev = np.zeros(0, dtype=np.intp)
+    dx_ko = dy_ko = np.zeros((n_stations, 0))
     electrons = {
         "event": np.zeros(0, dtype=np.intp),
         "station": np.zeros(0, dtype=np.intp),
@@ -268,13 +452,11 @@ def measure_p_out(
         # the magnet measures the momentum the muon has between MM3 and MM4: a loss in a
         # station in front of it is in the measured bend, one behind it is not
         front = st < n_stations // 2
-        front_ev = np.unique(ev[front])
         np.subtract.at(p_bend, ev[front], t[front])
         # The electron starts on the muon's track (one merged cluster in station st) and
-        # leaves its own hit, displaced by its angle theta_e, in the next station on the
-        # same side of the magnet (the field sweeps a T << p electron away). Where the
-        # muon's hit there was lost (inefficiency, drawn above) the fit takes the
-        # electron's: a kink theta_e cos(phi) in the bend plane at that station.
+        # leaves its own hit, displaced by theta_e (z_next - z_st), in the next station on
+        # the same side of the magnet (the field sweeps a T << p electron away). Where the
+        # muon's hit there was lost (inefficiency, drawn above) the fit takes the electron's.
         nxt = next_station_on_same_side(st, n_stations)
         e_ev, e_st = ev[nxt], st[nxt] + 1
         lost = hits[e_st, e_ev] == 0
@@ -282,13 +464,17 @@ def measure_p_out(
         theta_e = knock_on_angle(p[ev], t)
         phi = np.empty(ev.size)
         phi[nxt] = 2 * np.pi * rng.random(e_ev.size)
-        kink = theta_e[nxt] * np.cos(phi[nxt])
-        term = LEVER[e_st % LEVER.size] * kink / kappa
-        np.add.at(inv, e_ev, np.where(lost, term, 0.0))
+        arm = z[e_st] - z[e_st - 1]
+        ddx = theta_e[nxt] * np.cos(phi[nxt]) * arm
+        ddy = theta_e[nxt] * np.sin(phi[nxt]) * arm
+        np.add.at(dx_lost, (e_st, e_ev), np.where(lost, ddx, 0.0))
+        np.add.at(dy_lost, (e_st, e_ev), np.where(lost, ddy, 0.0))
         # the fit that takes every electron hit, whether the muon's beside it was lost or not
         ko_ev, where = np.unique(e_ev, return_inverse=True)
-        ko_extra = np.zeros(ko_ev.size)
-        np.add.at(ko_extra, where, np.where(lost, 0.0, term))
+        dx_ko = np.zeros((n_stations, ko_ev.size))
+        dy_ko = np.zeros((n_stations, ko_ev.size))
+        np.add.at(dx_ko, (e_st, where), np.where(lost, 0.0, ddx))
+        np.add.at(dy_ko, (e_st, where), np.where(lost, 0.0, ddy))
         big = t > e_transfer[ev]
         process[ev[big]] = 5
         e_transfer[ev[big]] = t[big]
@@ -315,19 +501,37 @@ def measure_p_out(
     if extra_tracks is not None:
         extra = np.minimum(extra_tracks, 250).astype(np.uint8)
         hits += extra
-    inv[front_ev] += 1.0 / np.maximum(p_bend[front_ev], 0.05) - 1.0 / p[front_ev]
-    smear = 1.0 + resolution_rel * rng.standard_normal(n)
-    p_rec = 1.0 / np.maximum(inv * smear, 1e-4)
+    # Gaussian multiple scattering in each station (Highland) as kinks, then the hits:
+    # the bend kappa / p_bend behind the magnet, the kinks' displacements, the resolution
+    x0 = max(station_x0, 1e-6)
+    theta0 = 0.0136 * np.sqrt(x0) * (1 + 0.038 * np.log(x0)) / p
+    g = normal32(rng, 4 * n_stations * n).reshape(4 * n_stations, n)
+    kx += theta0 * g[:n_stations]
+    ky += theta0 * g[n_stations : 2 * n_stations]
+    bend = kappa / np.maximum(p_bend, 0.05) * has
+    x = _DISPLACE @ kx + np.maximum(z, 0.0)[:, None] * bend
+    y = _DISPLACE @ ky
+    x += sigma * g[2 * n_stations : 3 * n_stations] + dx_lost
+    y += sigma * g[3 * n_stations :] + dy_lost
+    phi_fit, chi2 = fit_tracks(x, y, sigma)
+    p_rec = kappa / np.maximum(phi_fit, kappa * 1e-4)
     p_rec[~has] = 0.0
+    chi2[~has] = 0.0
     p_rec_ko = np.zeros(n)  # knock-ons come only from muons (the thinning above)
-    p_rec_ko[ko_ev] = 1.0 / np.maximum((inv[ko_ev] + ko_extra) * smear[ko_ev], 1e-4)
+    chi2_ko = np.zeros(n)
+    if ko_ev.size:
+        phi_ko, c_ko = fit_tracks(x[:, ko_ev] + dx_ko, y[:, ko_ev] + dy_ko, sigma)
+        p_rec_ko[ko_ev] = kappa / np.maximum(phi_ko, kappa * 1e-4)
+        chi2_ko[ko_ev] = c_ko
     if extra_tracks is None:
         hits *= has
     else:
         np.copyto(hits, extra, where=~has)
     return {
         "p_rec": p_rec,
+        "chi2": chi2,
         "p_rec_ko": p_rec_ko,
+        "chi2_ko": chi2_ko,
         "hits": hits.T,
         "p_after": np.maximum(p_after, 0.0),
         "p_bend": np.maximum(p_bend, 0.0),

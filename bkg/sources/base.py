@@ -48,6 +48,8 @@ class SourceEstimate:
     method: str
     inputs: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
+    #: further top-level keys of fits/<source>.json (:data:`EXTRA_KEYS`: ``by_path``, ``closure``)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
@@ -55,7 +57,7 @@ class SourceEstimate:
             "name": self.name, "label": self.label, "level_per_mot": self.level_per_mot,
             "stat_up": self.stat_up, "stat_down": self.stat_down, "syst_up": self.syst_up,
             "syst_down": self.syst_down, "upper_bound": self.upper_bound, "method": self.method,
-            "inputs": self.inputs, "fit": self.fit,
+            "inputs": self.inputs, "fit": self.fit, **self.extra,
         }  # fmt: skip
 
     @classmethod
@@ -87,7 +89,12 @@ class SourceEstimate:
             method=data["method"],
             inputs=dict(data.get("inputs", {})),
             fit=dict(data.get("fit", {})),
+            extra={k: data[k] for k in EXTRA_KEYS if k in data},
         )
+
+
+#: optional top-level keys of fits/<source>.json kept by :meth:`SourceEstimate.from_dict`
+EXTRA_KEYS = ("by_path", "closure")
 
 
 def _amount(value: Any) -> bool:

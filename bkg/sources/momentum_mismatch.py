@@ -21,11 +21,15 @@ electron also crossed the station after the one it hits (:func:`two_station_frac
 upward, the factorisation's: P(rest) taken at the candidates' muon momenta (10 GeV
 bins) instead of over all kept muons, where that is larger.
 
-Not in the level: quasi-elastic scattering of the muon on single nucleons of the
-stations, which reaches the q ~ 0.4 GeV a mismeasurement to 80 GeV needs where the
-coherent (nuclear) scattering cannot (``quasi_elastic_kinks_without_chi2``, ~2e-9 per
-muon, :func:`bkg.sim.tracking.quasi_elastic_kink_probability`). The track fit's chi^2
-rejects such kinks, which the lever-arm tracker model does not describe.
+Quasi-elastic scattering of the muon on single nucleons of the stations reaches the
+q ~ 0.4 GeV a mismeasurement to 80 GeV needs where the coherent (nuclear) scattering
+cannot (``quasi_elastic_kinks_without_chi2``, ~2e-9 per muon,
+:func:`bkg.sim.tracking.quasi_elastic_kink_probability`). The track fit's chi^2 cut
+(``selection.track_chi2_max``, part of cut (ii)) rejects such kinks: what survives it
+(``quasi_elastic_kinks_with_chi2``) is in the level. The residuals and the knock-on
+candidates are those of tracks that pass the chi^2 cut (the knock-on fit that takes the
+electron's hit has its own chi^2, ``track_chi2_ko``); the knock-on part without the cut
+is kept as ``knock_on_per_mot_without_chi2``.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from bkg.selection import (
     TRACKERS,
     cut_flow,
     e_cal,
+    good_track,
     hcal_one_mip,
     next_station_on_same_side,
     no_vhcal_deposit,
     single_track,
 )
-from bkg.sim.tracking import quasi_elastic_kink_probability
+from bkg.sim.tracking import hit_sigma_m, quasi_elastic_kink_probability
 from bkg.sources.base import (
     SourceEstimate,
     StreamingSource,
@@ -179,6 +184,7 @@ class _Sums:
         self.n_mot = 0
         self.n_muon = 0
         self.n_cand = self.n_poor = self.n_rest = self.n_ref = 0
+        self.n_cand_without_chi2 = 0  # knock-on candidates before the track chi^2 cut
         self.n_cand_s4 = self.n_cand_s4_no_v1 = 0
         # kept muons, those passing the rest and the candidates by p_out_true: a check
         # that P(rest) does not depend on the muon's momentum the way the candidates do
@@ -219,6 +225,7 @@ class _Sums:
         ok = kept & (ev["p_out_rec"] > 0) & (ev["p_in_rec"] >= plo) & (ev["p_in_rec"] <= phi)
         if sel.single_track:
             ok &= single_track(ev)
+        ok &= good_track(ev, cfg)
         r = ev["p_out_true"][ok].astype(float) / ev["p_out_rec"][ok] - 1.0
         self.n_muon += int(ok.sum())
         self.counts += np.histogram(r, bins=self.edges)[0]
@@ -233,6 +240,8 @@ class _Sums:
         cand = kept[idx]
         if sel.single_track:
             cand &= _single_track_but_one_hit(sub)
+        self.n_cand_without_chi2 += int(np.count_nonzero(cand))
+        cand &= ev["track_chi2_ko"][idx] <= sel.track_chi2_max
         self.n_cand += int(np.count_nonzero(cand))
         self.p_cand += self._p_counts(ev["p_out_true"][idx[cand]])
         # beam-core candidates (S0, S1) whose S4 fired: the electron flying on from a
@@ -269,7 +278,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
     reducer_type = _Sums
 
     def branches(self, cfg: Config) -> list[str]:
-        return [*BRANCHES, "p_out_true", "p_out_rec_ko"]
+        return [*BRANCHES, "p_out_true", "p_out_rec_ko", "track_chi2_ko"]
 
     def finish(
         self,
@@ -297,8 +306,16 @@ class MomentumMismatch(StreamingSource[_Sums]):
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
         k_level, k_up, k_down, k_bound = reduced.knock_on()
+        qe = quasi_elastic_kink_probability(
+            cfg.beam.energy_gev,
+            station_x0=sp.ms2.tracker_material_x0,
+            field_tm=sp.ms2.field_tm,
+            p_cut_gev=cfg.selection.p_out_max_gev,
+            chi2_max=cfg.selection.track_chi2_max,
+            sigma_m=hit_sigma_m(sp.ms2.resolution_rel, sp.ms2.field_tm, cfg.beam.energy_gev),
+        )
         # a factor without events makes the knock-on part, and so the row, a 90% CL bound
-        level = ext.level + k_level
+        level = ext.level + k_level + qe["total_after_chi2"]
         k_alt = k_level * two_station_fraction(
             reduced.cand_by_station.tolist(), sp.micromegas_inefficiency
         )
@@ -338,14 +355,21 @@ class MomentumMismatch(StreamingSource[_Sums]):
             "knock_on_two_stations_per_mot": k_alt,
             "micromegas_factor": reduced.micromegas_factor,
             "cut_residual": cut,
-            # not in the level (README): quasi-elastic scattering on single nucleons of the
-            # stations, per 160 GeV muon, before the track chi^2 that rejects such kinks
-            "quasi_elastic_kinks_without_chi2": quasi_elastic_kink_probability(
-                cfg.beam.energy_gev,
-                station_x0=sp.ms2.tracker_material_x0,
-                field_tm=sp.ms2.field_tm,
-                p_cut_gev=cfg.selection.p_out_max_gev,
-            )["total"],
+            # quasi-elastic scattering on single nucleons of the stations, per 160 GeV
+            # muon, before the track chi^2 cut that rejects such kinks
+            "quasi_elastic_kinks_without_chi2": qe["total"],
+            # ... and what survives the track chi^2 cut (in the level)
+            "quasi_elastic_kinks_with_chi2": qe["total_after_chi2"],
+            "track_chi2_max": cfg.selection.track_chi2_max,
+            # the knock-on part had the fit taking the electron's hit no chi^2 cut
+            "knock_on_candidates_without_chi2": reduced.n_cand_without_chi2,
+            "knock_on_per_mot_without_chi2": _knock_on(
+                reduced.n_cand_without_chi2,
+                n_rest,
+                n_ref,
+                n_mot=n_mot,
+                factor=reduced.micromegas_factor,
+            )[0],
         }
         return SourceEstimate(
             self.name,

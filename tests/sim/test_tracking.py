@@ -51,17 +51,28 @@ def test_no_knock_on_mismeasurement_without_a_lost_hit():
     assert out["hits"][knock].max() == 2
 
 
+def _bend_weight(station: int) -> float:
+    """d(fitted bend)/d(hit x in ``station``) of the least-squares fit x = a + b z + phi z [z > 0]
+    with stations at z = -3, -2, -1, 1, 2, 3 m (computed here with lstsq)."""
+    z = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+    design = np.stack([np.ones(6), z, np.where(z > 0, z, 0.0)], axis=1)
+    unit = np.zeros(6)
+    unit[station] = 1.0
+    return float(np.linalg.lstsq(design, unit, rcond=None)[0][2])
+
+
 def test_knock_on_mismeasurement_rate_matches_the_kink_integral():
     # muon hits lost at a Poisson mean of 1 per station (probability 1 - e^-1): a
-    # knock-on with a next station on its side of the magnet (origins 1, 2, 4, 5 of 6;
-    # next-station levers 0.6, 1.0, 0.6, 0.3) whose muon hit there is lost is taken by the
-    # fit, 1/p_rec = (1/p_m + w theta_e(T) cos(phi) / 0.42) (1 + 0.03 xi), p_m the
-    # momentum in the magnet: 160 - T for the origins in front of it (1, 2), 160 behind
-    # (4, 5). Expected, independently: the rate K/2 Z/A t / T^2 (1 - beta^2 T/T_max +
-    # T^2/2E^2) (PDG 34.5; T from 0.5 to 10 GeV, where the muon keeps more than 150 GeV)
-    # times P(p_rec <= 80 GeV), integrated over T, phi and the Gaussian xi. Tolerance:
-    # 4 Poisson sigma of the expected count plus 5% for the rare single-scattering kinks
-    # the test does not integrate.
+    # knock-on with a next station on its side of the magnet (origins 1, 2, 4, 5 of 6)
+    # whose muon hit there is lost is taken by the fit: a hit displaced by
+    # theta_e(T) cos(phi) x 1 m (the station spacing), which moves the fitted bend by the
+    # least-squares weight w_j of that station (computed here independently):
+    # 1/p_rec = 1/p_m + w theta_e cos(phi) / 0.42 + N(0, 0.03/160), p_m the momentum in
+    # the magnet: 160 - T for the origins in front of it (1, 2), 160 behind (4, 5).
+    # Expected, independently: the rate K/2 Z/A t / T^2 (1 - beta^2 T/T_max + T^2/2E^2)
+    # (PDG 34.5; T from 0.5 to 10 GeV, where the muon keeps more than 150 GeV) times
+    # P(p_rec <= 80 GeV), integrated over T, phi and the Gaussian. Tolerance: 4 Poisson
+    # sigma of the expected count plus 5% for the rare scattering kinks not integrated.
     n = 4_000_000
     out = _measure(n, 1.0, 2)
     soft = (out["process"] == 5) & (out["p_after"] > 150.0)
@@ -75,10 +86,11 @@ def test_knock_on_mismeasurement_rate_matches_the_kink_integral():
         theta = float(tracking.knock_on_angle(np.array([160.0]), np.array([t]))[0])
         inv = 1 / (160.0 - t if front else 160.0) + w * theta * np.cos(phi) / kappa
         spin = 1 - (160.0 / e) ** 2 * t / t_max + t * t / (2 * e * e)
-        return 0.0 if inv <= 0 else spin * float(stats.norm.sf((1 / 80.0 - inv) / (RES * inv)))
+        return spin * float(stats.norm.sf((1 / 80.0 - inv) / (RES / 160.0)))
 
     expected = 0.0
-    for w, front in ((0.6, True), (1.0, True), (0.6, False), (0.3, False)):
+    for station, front in ((1, True), (2, True), (4, False), (5, False)):
+        w = _bend_weight(station)
         inner = integrate.dblquad(
             lambda phi, t, w=w, front=front: k / t**2 * p_low(t, phi, w, front) / np.pi,
             tracking.T_KNOCK_MIN_GEV,
@@ -88,7 +100,7 @@ def test_knock_on_mismeasurement_rate_matches_the_kink_integral():
             epsrel=1e-4,
         )[0]
         expected += n * inner * (1 - np.exp(-1.0))
-    assert expected > 200
+    assert expected > 100
     assert abs(got - expected) < 4 * np.sqrt(expected) + 0.05 * expected, (got, expected)
 
 
@@ -102,7 +114,7 @@ def test_would_be_momentum_of_knock_ons_predicts_the_lost_hit_count():
     # the muon's hit beside the electron's is gone) becomes a mismeasured muon with the
     # probability eps that the muon's hit is lost, so eps x their number predicts the muon
     # count the simulation actually mismeasures. 100x thicker stations and eps = 1/6
-    # (largest eps (1 - eps)^5) give ~270 expected; tolerance 4 Poisson sigma.
+    # (largest eps (1 - eps)^5) give ~125 expected; tolerance 4 Poisson sigma.
     eps = 1 / 6
     out = _measure(4_000_000, eps, 3, station_x0=0.3)
     kept = out["p_after"] > 80.0
@@ -112,7 +124,7 @@ def test_would_be_momentum_of_knock_ons_predicts_the_lost_hit_count():
     direct = kept & (out["process"] == 5) & (out["p_rec"] <= 80.0) & single
     expected = eps * np.count_nonzero(cand)
     got = np.count_nonzero(direct)
-    assert expected > 200
+    assert expected > 100
     print(f"lost-hit muons {got}, eps x candidates {expected:.1f}")
     assert abs(got - expected) < 4 * np.sqrt(expected), (got, expected)
     # the mismeasured muons are candidates whose fit already took the electron's hit
@@ -187,12 +199,14 @@ def test_a_hard_knock_on_in_front_of_the_magnet_is_measured_and_its_electron_vet
     assert front.sum() > 150  # ~250 expected
     p_rec, p_bend = out["p_rec"][i[front]], out["p_bend"][i[front]]
     assert np.all(p_bend < 160.0 - 20.0 + 1e-9)
-    # the measurement is p_bend within the 3% core (a few kinks of the thick stations aside)
-    assert np.mean(np.abs(p_rec / p_bend - 1) < 4 * RES) > 0.95
+    # the measurement is p_bend's: the multiple scattering of these 3 X0 stations (0.15
+    # mrad per station, 2 sigma of the fitted bend) widens the core, but the median of
+    # p_rec / p_bend - 1 stays within 2% of 0, where 160 / p_bend - 1 >= 14%
+    assert abs(np.median(p_rec / p_bend - 1)) < 0.02
     # behind the magnet the loss is not in the measured bend
     back = ~front
     p_rec_b = out["p_rec"][i[back]]
-    assert np.mean(np.abs(p_rec_b / 160.0 - 1) < 4 * RES) > 0.95
+    assert abs(np.median(p_rec_b / 160.0 - 1)) < 0.02  # (as in front: the median)
 
     cfg = _thick_stations(1000)
     ev = beam.generate_beam_muons(cfg, np.random.default_rng(10), 2_000_000)
@@ -218,6 +232,8 @@ def test_quasi_elastic_kinks_reduce_to_rutherford_on_protons_at_small_q():
     dp = 0.42 * (1 / 159.9 - 1 / 160.0)
     expected = [
         n_p * 4 * np.pi * ALPHA**2 / (160.0 * dp / w) ** 2 * azimuth * GEV2_TO_PB * 1e-36
+        if w > 0
+        else 0.0  # a kink in the first or last station does not move the fitted bend
         for w in tracking.LEVER
     ]
     assert np.allclose(got["per_station"], expected, rtol=1e-3)
