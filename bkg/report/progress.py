@@ -38,7 +38,9 @@ class ProgressDisplay:
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True, force_terminal=force_terminal, highlight=False)
+        self.console = Console(
+            stderr=True, force_terminal=force_terminal, highlight=False, soft_wrap=True
+        )
         self.bars = Progress(
             TextColumn("  {task.description:<16}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>9}"), TimeElapsedColumn(), TextColumn("ETA"),

@@ -170,6 +170,8 @@ def _rerun(reference: Path, workdir: Path, *, progress: Any = None, advance: Any
     raw = dict(provenance["config"])
     raw["samples"] = {**raw["samples"], "folder": str(workdir / "samples")}
     cfg = from_dict(raw, source=f"{reference}/provenance.json")
+    if progress is not None:
+        progress("re-run", f"of {reference}'s configuration (same seed) in {workdir}")
     result = run_report(
         cfg, name=reference.name, out_root=workdir / "reports", fits_dir=workdir / "fits",
         progress=progress or (lambda stage, state: None), advance=advance,
@@ -211,8 +213,6 @@ def verify(
                 "or leave out --run to re-run the reference's configuration"
             )
     with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
-        if run_dir is None and progress is not None:
-            progress("re-run", f"of {reference}'s configuration (same seed) in {tmp}")
         run = (
             run_dir
             if run_dir is not None

@@ -81,7 +81,8 @@ def draw_g2_band(
 ) -> bool:
     """The (g-2)_mu band of ``reference`` as a hatched band with an outline and its central line.
 
-    Hatched and not filled, so the expected bands drawn under it keep their colours. An
+    Hatched and not filled, under the expected bands, with its edges drawn over them: no
+    band hides another or changes its colour. An
     edge at g' = 0 (Delta a_mu within band_sigmas of zero) cannot be drawn on a log axis:
     the band is drawn down to the bottom of the axes (call :func:`set_coupling_range`
     first) and the function returns True so the caller can say so.
@@ -96,9 +97,10 @@ def draw_g2_band(
     label = rf"$(g-2)_\mu$ {name}, $\pm${cfg.g_minus_2.band_sigmas:g}$\sigma$"
     if clipped:
         label += r" (to $g'$ = 0)"
+    # the hatching under the expected bands (which stay whole), the outline over them
     ax.fill_between(
         masses_gev, edge, high, facecolor="none", edgecolor=colour, hatch="//", lw=0.0,
-        label=label, zorder=3,
+        label=label, zorder=0.5,
     )  # fmt: skip
     ax.plot(masses_gev, high, color=colour, lw=1.2, zorder=3)
     if not clipped:
