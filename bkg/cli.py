@@ -187,6 +187,22 @@ def config_validate(file: Path) -> None:
     click.echo(f"{file}: valid (sha256 {cfg.hash[:16]})")
 
 
+OVERLAY_OPTION = click.option(
+    "--overlay",
+    "overlay_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV of curves to draw beside the projection (m_gev,g_prime,label,citation; "
+    "docs/overlays.md). Repeatable.",
+)
+
+
+def _overlays(files: tuple[Path, ...]) -> list[Any]:
+    from bkg.report.overlays import read_overlays
+
+    return [curve for f in files for curve in read_overlays(f)]
+
+
 # ---------------------------------------------------------------- sensitivity
 @cli.command("sensitivity")
 @CONFIG_OPTION
@@ -194,12 +210,14 @@ def config_validate(file: Path) -> None:
 @click.option("--n-mot", type=COUNT, default=None, help="Muons on target (default: config n_mot).")
 @REPORTS_OPTION
 @SAMPLES_OPTION
+@OVERLAY_OPTION
 def sensitivity_cmd(
     config_path: Path | None,
     name: str | None,
     n_mot: float | None,
     out_root: Path,
     samples_dir: Path | None,
+    overlay_files: tuple[Path, ...],
 ) -> None:
     """Background-free 90% CL reach g'_90(m) and the g-2 band (CSV, JSON, figures).
 
@@ -208,11 +226,13 @@ def sensitivity_cmd(
     """
     from bkg.report.sensitivity import run_sensitivity
 
+    overlays = _overlays(overlay_files)  # a bad CSV fails before anything is computed
     cfg = _load(config_path, n_mot=n_mot)
     result = run_sensitivity(
         cfg,
         out_dir=out_root / (name or cfg.name),
         efficiency=_measured_efficiency(cfg, samples_dir),
+        overlays=overlays,
     )
     click.echo(result.summary())
     _written(", ".join(str(f) for f in result.files))
@@ -451,22 +471,50 @@ def workspace_cmd(
     help="CLs from toys or pyhf's asymptotic formulae (default: statistics.calculator; "
     "auto: toys below statistics.toys_below_background events).",
 )
+@OVERLAY_OPTION
 def limits_cmd(
     config_path: Path | None, name: str | None, out_root: Path, samples_dir: Path | None,
     observed: int | None, preset: str | None, calculator: str | None,
+    overlay_files: tuple[Path, ...],
 ) -> None:  # fmt: skip
-    """Expected (and observed) CLs limits on g' versus m_Zprime with bands."""
+    """Expected (and observed) CLs limits on g' versus m_Zprime with bands.
+
+    Table I is read from reports/<name>/ (default: the config's name). A variant
+    (--preset, --observed or --calculator) writes into its own folder,
+    reports/<config name>-<variant>/, or the one --name gives, with a copy of the Table I
+    it used: never over the default report.
+    """
     from bkg.stats import run_limits
 
+    overlays = _overlays(overlay_files)  # a bad CSV fails before anything is computed
     cfg = _load(config_path)
-    out = out_root / (name or cfg.name)
+    variant = _limits_variant(preset=preset, observed=observed, calculator=calculator)
+    source = out_root / (cfg.name if variant and name is None else (name or cfg.name))
+    out = out_root / (name or (f"{cfg.name}-{variant}" if variant else cfg.name))
+    table1 = source / "table1.json"
     masses, signal = _signal_inputs(cfg, samples_dir)
     result = run_limits(
-        cfg, table1_path=out / "table1.json", masses_gev=masses, signal_per_mot_ref=signal,
-        out_dir=out, observed=observed, preset=preset, calculator=calculator,
+        cfg, table1_path=table1, masses_gev=masses, signal_per_mot_ref=signal,
+        out_dir=out, observed=observed, preset=preset, calculator=calculator, overlays=overlays,
+        compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
     )  # fmt: skip
+    if out != source:
+        from bkg.atomic import write_text
+
+        # the variant folder says which Table I its limits used
+        write_text(out / "table1.json", table1.read_text(encoding="utf-8"))
     click.echo(result.summary())
     _written(f"{out}/limits.{{json,csv}}, sensitivity.{{png,pdf}}, reach_vs_mot.{{png,pdf}}")
+
+
+def _limits_variant(*, preset: str | None, observed: int | None, calculator: str | None) -> str:
+    """The folder suffix of a `bkg limits` variant ('' for the default run)."""
+    parts = [preset] if preset else []
+    if observed is not None:
+        parts.append(f"observed-{observed}")
+    if calculator is not None:
+        parts.append(calculator)
+    return "-".join(parts)
 
 
 # ---------------------------------------------------------------- report / verify
@@ -491,6 +539,7 @@ def report_cmd(
         result = run_report(
             cfg, name=name, out_root=out_root, samples_dir=samples_dir, fits_dir=fits_dir,
             workers=workers, scheduler=scheduler, progress=progress.stage,
+            advance=progress.advance,
         )  # fmt: skip
     click.echo(result.summary())
 
@@ -504,9 +553,14 @@ def report_cmd(
 )
 def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
     """Re-run REFERENCE's config (or read --run) and compare every number with it."""
+    from bkg.report.progress import progress_display
     from bkg.report.verify import verify
 
-    ok = verify(reference, run_dir=run_dir, show_all=show_all, echo=click.echo)
+    with progress_display() as progress:
+        ok = verify(
+            reference, run_dir=run_dir, show_all=show_all, echo=click.echo,
+            progress=progress.stage, advance=progress.advance,
+        )  # fmt: skip
     raise SystemExit(0 if ok else 1)
 
 

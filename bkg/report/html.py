@@ -12,12 +12,16 @@ from bkg.report.claims import none_applicable
 __all__ = ["render_index"]
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.ok{color:#17702b;font-weight:600}.bad{color:#b00020;font-weight:600}.na{color:#888}
-.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1em}
-figure{margin:0;border:1px solid #eee;padding:.4em}figure img{width:100%}figcaption{font-size:.85em;color:#555}
+th{background:#f3f3f3}td.l,th.l,td:last-child,th:last-child{text-align:left}.ok{color:#17702b;font-weight:600}.bad{color:#b00020;font-weight:600}.na{color:#888}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:1.2em}
+figure{margin:0;border:1px solid #e4e4e4;padding:.5em;background:#fff}figure img{width:100%;height:auto}
+figcaption{font-size:.88em;color:#444;margin-top:.3em}figcaption b{color:#222}
+.summary{display:grid;grid-template-columns:max-content 1fr;gap:.25em 1.2em;background:#f6f8fa;border:1px solid #dde;padding:.8em 1.2em;margin:.8em 0}
+.summary dt{font-weight:600}.summary dd{margin:0}
+nav.toc{font-size:.92em;margin:.5em 0 1em}nav.toc a{margin-right:1.1em;white-space:nowrap}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.muted{color:#666;font-size:.9em}
 """
 
@@ -60,6 +64,176 @@ def _table(
     return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _at_mass(masses: Sequence[Any], values: Sequence[Any] | None, mass: float) -> float | None:
+    """``values`` at ``mass`` (log-log interpolation over the finite points; None outside)."""
+    import itertools
+    import math
+
+    if not values:
+        return None
+    pts = [
+        (math.log(m), math.log(v))
+        for m, v in zip(masses, values, strict=False)
+        if m and v and m > 0 and v > 0 and math.isfinite(v)
+    ]
+    if len(pts) < 2 or not pts[0][0] <= math.log(mass) <= pts[-1][0]:
+        return None
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if x0 <= math.log(mass) <= x1:
+            t = 0.0 if x1 == x0 else (math.log(mass) - x0) / (x1 - x0)
+            return math.exp(y0 + t * (y1 - y0))
+    return None
+
+
+def _covered_up_to(masses: Sequence[Any], limit: Sequence[Any], low: Sequence[Any]) -> float:
+    """Largest mass below which ``limit`` stays under the band's lower edge (0: nowhere)."""
+    covered = 0.0
+    for m, g, lo in zip(masses, limit, low, strict=False):
+        if g is None or lo is None or not (0 < g < lo):
+            break
+        covered = m
+    return covered
+
+
+def _summary(
+    table1: Mapping[str, Any] | None,
+    limits: Mapping[str, Any] | None,
+    sensitivity: Mapping[str, Any] | None,
+    claims: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, str]]:
+    """(term, text) rows of the summary box at the top of the page."""
+    rows: list[tuple[str, str]] = []
+    if table1:
+        t = table1["total"]
+        rows.append(
+            (
+                "Total background",
+                f"<b>{t['expected_events']:.3g} events</b> at N<sub>MOT</sub> = {table1['n_mot']:.3g} "
+                f"({t['level_per_mot']:.2e} per MOT, Table I)",
+            )
+        )
+    if limits:
+        cl = 100 * limits["confidence_level"]
+        for m in (0.01, 0.1):
+            g = _at_mass(limits["masses_gev"], limits.get("g_prime_expected"), m)
+            free = _at_mass(
+                (sensitivity or {}).get("masses_gev", []), (sensitivity or {}).get("g_prime_90"), m
+            )
+            text = f"<b>{_num(g)}</b> expected median, CLs ({_e(limits['calculator'])})"
+            if free is not None:
+                text += f"; {free:.2e} background free"
+            rows.append((f"g'<sub>{cl:.0f}</sub> at {1e3 * m:.0f} MeV", text))
+    if sensitivity:
+        low = sensitivity.get("g2_band_low") or []
+        name = f"(g&minus;2)<sub>&mu;</sub> {_e(sensitivity['g2_reference'])} &plusmn;{sensitivity['g2_band_sigmas']:g}&sigma;"
+        if any(v is not None and v <= 0 for v in low):
+            text = f"{name} band reaches g' = 0: no limit covers it"
+        else:
+            parts = []
+            if limits:
+                cov = _covered_up_to(limits["masses_gev"], limits["g_prime_expected"], low)
+                whole = cov and cov >= max(limits["masses_gev"])
+                parts.append(
+                    "not covered by the expected CLs median"
+                    if not cov
+                    else f"covered over the whole mass grid (to {1e3 * cov:.0f} MeV) by the expected CLs median"
+                    if whole
+                    else f"covered up to m<sub>Z'</sub> = {1e3 * cov:.0f} MeV by the expected CLs median"
+                )
+            free = float(sensitivity.get("covered_up_to_gev") or 0.0)
+            parts.append(
+                f"up to {1e3 * free:.0f} MeV by the background-free reach"
+                if free
+                else "not covered by the background-free reach"
+            )
+            verdict = "covered" if parts and "not" not in parts[0] else "not covered"
+            text = f"<b>{verdict}</b>: {name} band " + "; ".join(parts)
+        rows.append(("g&minus;2 band", text))
+    if claims:
+        n_ok = sum(c["verdict"] == "agrees" for c in claims)
+        rows.append(
+            (
+                "Claims of the paper",
+                "not applicable (they describe its 160 GeV beam)"
+                if none_applicable(claims)
+                else f"<b>{n_ok} of {len(claims)}</b> reproduced "
+                f"(<a href='#claims'>table</a>, claims.md)",
+            )
+        )
+    return rows
+
+
+def _caption(stem: str, ctx: Mapping[str, Any]) -> str:
+    """What a figure shows and from which inputs (markup)."""
+    n_mot = ctx.get("n_mot")
+    at = f" at N<sub>MOT</sub> = {n_mot:.3g}" if n_mot else ""
+    captions = {
+        "fig2_trigger_efficiency": (
+            "Paper Fig. 2: trigger efficiency of the Z' signal versus m<sub>Z'</sub> at 160 and "
+            "100 GeV, simulated here with the signal generator and the trigger of the config; "
+            "dashed: the fraction with E'<sub>&mu;</sub> in the signal box (its ceiling)."
+        ),
+        "fig3_beam": (
+            "Paper Fig. 3: beam spot at the ECAL and beam momentum with no trigger and with "
+            "S<sub>0</sub>+S<sub>1</sub>+S<sub>&mu;</sub>; 5&times;10<sup>5</sup> beam muons "
+            "simulated from the config's beam (its seed)."
+        ),
+        "fig4_zprime_spectra": (
+            "Paper Fig. 4: normalised Z' energy spectra (Weizs&auml;cker-Williams cross "
+            "section on lead) at the beam energy, for five masses."
+        ),
+        "fig5_hermeticity_plane": (
+            "Paper Fig. 5: the beam sample after the trigger in the (E'<sub>&mu;</sub>, "
+            "E<sub>CAL</sub>) plane, regions A-D (D: the signal box); from samples/beam_*.root."
+        ),
+        "fig6_reach_background_free": (
+            f"Paper Fig. 6, first panel: background-free 90% CL reach g'<sub>90</sub>{at} "
+            "(2.30 signal events; eq. 6 yields with the measured signal efficiency) against the "
+            "(g&minus;2)<sub>&mu;</sub> band (hatched); sensitivity.json."
+        ),
+        "sensitivity": (
+            f"CLs limits on g'{at}: expected median with &plusmn;1&sigma;/&plusmn;2&sigma; bands "
+            f"(limits.json, {_e(ctx.get('calculator', ''))}; background from Table I, "
+            f"{ctx.get('background', float('nan')):.3g} events), the (g&minus;2)<sub>&mu;</sub> "
+            "band hatched, and, for the 160 GeV beam, the NA64&mu; 2022 observed limit "
+            "(1.98&times;10<sup>10</sup> MOT, 0 events; PRL 132, 211803) computed here with "
+            "this setup's signal yields. Curves on a fine mass grid (the limit is solved once "
+            "in signal events)."
+        ),
+        "reach_vs_mot": (
+            "Median expected g'<sub>90</sub> versus N<sub>MOT</sub> at 10, 100 and 1000 MeV "
+            "(CLs with the Table I background at each N<sub>MOT</sub>); vertical lines where "
+            "the expected background reaches 0.1 and 1 events."
+        ),
+    }
+    if stem in captions:
+        return captions[stem]
+    if stem.startswith("fit_"):
+        name = stem[4:]
+        label = _e(ctx.get("fit_labels", {}).get(name, name))
+        return (
+            f"Fit diagnostic of <b>{label}</b> (fits/{_e(name)}.json): the sample, the fitted "
+            "tail model, its extrapolation into the signal region and the pulls; a counting "
+            "source shows its event counts and the method."
+        )
+    return _e(stem)
+
+
+#: Figures in page order (the paper's first, then the limits); others (fits) after them
+FIGURE_ORDER = ("fig2_trigger_efficiency", "fig3_beam", "fig4_zprime_spectra",
+                "fig5_hermeticity_plane", "fig6_reach_background_free", "sensitivity",
+                "reach_vs_mot")  # fmt: skip
+
+
+def _figure_order(path: Path) -> tuple[int, str]:
+    stem = path.stem
+    return (FIGURE_ORDER.index(stem) if stem in FIGURE_ORDER else len(FIGURE_ORDER), stem)
+
+
+def _anchor(stem: str) -> str:
+    return "fig-" + "".join(ch if ch.isalnum() else "-" for ch in stem)
+
+
 def render_index(
     *,
     title: str,
@@ -70,8 +244,14 @@ def render_index(
     figures: Sequence[Path],
     provenance: Mapping[str, Any],
     root: Path,
+    sensitivity: Mapping[str, Any] | None = None,
 ) -> str:
-    """The HTML text of the report page; figure paths are made relative to ``root``."""
+    """The HTML text of the report page; figure paths are made relative to ``root``.
+
+    The page opens with a summary (total background, g'_90 at 10 and 100 MeV, the g-2
+    band, the claims) and a table of contents; every figure in ``figures`` is shown with
+    a caption saying what it shows and from which inputs.
+    """
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head><body>"
     ]
@@ -81,8 +261,28 @@ def render_index(
         f"{_e(provenance['config_hash'][:16])} &middot; seed {_e(provenance['config']['seed'])} &middot; "
         f"git {_e(provenance.get('git_commit') or 'n/a')}</p>"
     )
+    figures = sorted(figures, key=_figure_order)
+    summary = _summary(table1, limits, sensitivity, claims)
+    if summary:
+        parts.append("<dl class='summary' id='summary'>")
+        parts += [f"<dt>{term}</dt><dd>{text}</dd>" for term, text in summary]
+        parts.append("</dl>")
+    toc = [("table1", "Table I", bool(table1)), ("limits", "Limits", bool(limits)),
+           ("claims", "Claims", bool(claims)), ("fits", "Fit summaries", bool(fits)),
+           ("figures", "Figures", bool(figures)), ("provenance", "Provenance", True)]  # fmt: skip
+    parts.append(
+        "<nav class='toc'>Contents: "
+        + " ".join(f"<a href='#{a}'>{t}</a>" for a, t, shown in toc if shown)
+        + "</nav>"
+    )
+    if figures:
+        parts.append(
+            "<nav class='toc'>Figures: "
+            + " ".join(f"<a href='#{_anchor(f.stem)}'>{_e(f.stem)}</a>" for f in figures)
+            + "</nav>"
+        )
     if table1:
-        parts.append("<h2>Table I: background levels per MOT</h2>")
+        parts.append("<h2 id='table1'>Table I: background levels per MOT</h2>")
         rows = []
 
         def unc(s: dict[str, Any]) -> str:
@@ -126,7 +326,9 @@ def render_index(
                 f"{bf.get('0.1', float('nan')):.2e} / {bf.get('1', float('nan')):.2e}.</p>"
             )
     if limits:
-        parts.append(f"<h2>Expected {100 * limits['confidence_level']:.0f}% CL limits on g'</h2>")
+        parts.append(
+            f"<h2 id='limits'>Expected {100 * limits['confidence_level']:.0f}% CL limits on g'</h2>"
+        )
         parts.append(f"<p class='muted'>{_e(limits.get('description', ''))}</p>")
         rows = []
         for i, m in enumerate(limits["masses_gev"]):
@@ -160,9 +362,13 @@ def render_index(
     if claims:
         n_ok = sum(c["verdict"] == "agrees" for c in claims)
         if none_applicable(claims):
-            parts.append("<h2>Claims of the paper: not applicable (its 160 GeV beam)</h2>")
+            parts.append(
+                "<h2 id='claims'>Claims of the paper: not applicable (its 160 GeV beam)</h2>"
+            )
         else:
-            parts.append(f"<h2>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>")
+            parts.append(
+                f"<h2 id='claims'>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>"
+            )
         rows, classes = [], []
         for c in claims:
             cls = {"agrees": "ok", "disagrees": "bad"}.get(c["verdict"], "na")
@@ -185,7 +391,7 @@ def render_index(
             )
         )
     if fits:
-        parts.append("<h2>Fit summaries</h2>")
+        parts.append("<h2 id='fits'>Fit summaries</h2>")
         rows = []
         for name, f in fits.items():
             quality = f.get("fit", {}).get("quality", {})
@@ -202,15 +408,24 @@ def render_index(
             _table(["Source", "Model", "Level per MOT", "Quality", "Method"], rows, left=2)
         )
     if figures:
-        parts.append("<h2>Figures</h2><div class='figs'>")
+        ctx: dict[str, Any] = {
+            "n_mot": (limits or table1 or {}).get("n_mot"),
+            "calculator": (limits or {}).get("calculator", ""),
+            "background": (limits or {}).get("background_events", float("nan")),
+            "fit_labels": {k: f.get("label", k) for k, f in fits.items()},
+        }
+        parts.append("<h2 id='figures'>Figures</h2><div class='figs'>")
         for fig in figures:
             rel = fig.relative_to(root).as_posix()
             pdf = rel[:-4] + ".pdf"
+            pdf_link = f" (<a href='{_e(pdf)}'>PDF</a>)" if (root / pdf).exists() else ""
             parts.append(
-                f"<figure><a href='{_e(pdf)}'><img src='{_e(rel)}' alt='{_e(fig.stem)}'></a><figcaption>{_e(fig.stem)} (<a href='{_e(pdf)}'>PDF</a>)</figcaption></figure>"
+                f"<figure id='{_anchor(fig.stem)}'><a href='{_e(rel)}'><img src='{_e(rel)}' "
+                f"alt='{_e(fig.stem)}'></a><figcaption><b>{_e(fig.stem)}</b>: "
+                f"{_caption(fig.stem, ctx)}{pdf_link}</figcaption></figure>"
             )
         parts.append("</div>")
-    parts.append("<h2>Provenance</h2>")
+    parts.append("<h2 id='provenance'>Provenance</h2>")
     deps = ", ".join(f"{k} {v}" for k, v in provenance["dependencies"].items() if v)
     parts.append(
         f"<p class='muted'>Python {_e(provenance['python'])} on {_e(provenance['platform']['system'])} {_e(provenance['platform']['machine'])}; {_e(deps)}</p>"

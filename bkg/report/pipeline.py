@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 __all__ = ["ReportResult", "run_fits_stage", "run_report", "run_samples_stage"]
 
 Progress = Callable[[str, str], None]
+#: ``advance(task, done, total)``: a step of a long stage (sample chunks, fitted sources)
+Advance = Callable[[str, int, int], None]
 
 #: Config keys the samples do not depend on.
 SAMPLES_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal_box", "selection")
@@ -89,6 +91,7 @@ def run_samples_stage(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress = _noop,
+    advance: Advance | None = None,
 ) -> tuple[str, str]:
     """Generate the samples unless the folder already holds them for this config.
 
@@ -117,8 +120,12 @@ def run_samples_stage(
     from bkg.sim import run_samples
 
     progress("samples", "running")
-    manifest = run_samples(cfg, out_dir=samples_dir, workers=workers, scheduler=scheduler)
+    t0 = time.perf_counter()
+    manifest = run_samples(
+        cfg, out_dir=samples_dir, workers=workers, scheduler=scheduler, progress=advance
+    )
     mark_samples_done(cfg, samples_dir, manifest)
+    progress("samples", f"done ({time.perf_counter() - t0:.1f} s)")
     return "ran", key
 
 
@@ -234,7 +241,12 @@ def mark_fits_done(cfg: Config, samples_dir: Path, fits_dir: Path) -> None:
 
 
 def run_fits_stage(
-    cfg: Config, *, samples_dir: Path, fits_dir: Path, progress: Progress = _noop
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    fits_dir: Path,
+    progress: Progress = _noop,
+    advance: Advance | None = None,
 ) -> tuple[str, str]:
     """Fit every source unless the fits folder holds the fits of these samples and config."""
     key = fits_key(cfg, samples_dir)
@@ -244,8 +256,10 @@ def run_fits_stage(
     from bkg.sources import run_fits
 
     progress("fits", "running")
-    estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir)
+    t0 = time.perf_counter()
+    estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir, progress=advance)
     mark_fits_done(cfg, samples_dir, fits_dir)
+    progress("fits", f"done ({time.perf_counter() - t0:.1f} s)")
     log.info("fitted %d sources", len(estimates))
     return "ran", key
 
@@ -303,6 +317,7 @@ def run_report(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress = _noop,
+    advance: Advance | None = None,
 ) -> ReportResult:
     """Run every stage and write ``out_root/<name>/``.
 
@@ -315,6 +330,7 @@ def run_report(
         workers: local worker processes for sample generation (default: all cores).
         scheduler: a Dask scheduler address, used instead of local processes.
         progress: called with (stage, state) as stages start and finish.
+        advance: called with (task, done, total) along the samples and fits stages.
     """
     from bkg.report.claims import evaluate_claims
     from bkg.report.html import render_index
@@ -345,13 +361,14 @@ def run_report(
 
     t0 = time.perf_counter()
     stages["samples"], keys["samples"] = run_samples_stage(
-        cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler, progress=progress
-    )
+        cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler, progress=progress,
+        advance=advance,
+    )  # fmt: skip
     timings["samples"] = time.perf_counter() - t0
     interrupt.check()
     t0 = time.perf_counter()
     stages["fits"], keys["fits"] = run_fits_stage(
-        cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=progress
+        cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=progress, advance=advance
     )
     timings["fits"] = time.perf_counter() - t0
     interrupt.check()
@@ -387,6 +404,8 @@ def run_report(
                 masses_gev=masses,
                 signal_per_mot_ref=signal_ref,
                 out_dir=tmp,
+                # the published run, computed here with this setup's yields (its 160 GeV beam)
+                compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
             ),
         )
         from bkg.sim.figures import fig2_curves
@@ -430,7 +449,8 @@ def run_report(
             cfg, inputs=inputs, outputs=outputs, seeds=seeds, stages={k: v for k, v in keys.items()}
         )
         write_json(tmp / "provenance.json", provenance)
-        figures = sorted((tmp / "figures").glob("*.png"))
+        # every figure of the folder (sensitivity.png and reach_vs_mot.png are beside the JSON)
+        figures = sorted(tmp.rglob("*.png"))
         fits = {
             p.stem: json.loads(p.read_text())
             for p in sorted(fits_dir.glob("*.json"))
@@ -441,6 +461,7 @@ def run_report(
             render_index(
                 title=f"na64mu-bkg report: {name}", table1=table1, limits=limits_json, fits=fits,
                 claims=claims, figures=figures, provenance=provenance, root=tmp,
+                sensitivity=json.loads((tmp / "sensitivity.json").read_text()),
             ),
         )  # fmt: skip
         del limits
@@ -463,10 +484,12 @@ def _figures(
     out_dir: Path,
     fig2: Fig2Curves,
 ) -> list[Path]:
-    """Sample figures (Figs. 2, 3, 5) and a copy of each fit's diagnostic figure."""
+    """Sample figures (Figs. 2, 3, 5: their data first, then the drawing) and a copy of
+    each fit's diagnostic figure."""
     from bkg.sim import figures as simfig
 
-    written = list(simfig.plot_all(cfg, samples_dir=samples_dir, out_dir=out_dir, fig2=fig2))
+    data = simfig.sample_figure_data(cfg, samples_dir=samples_dir, fig2=fig2)
+    written = list(simfig.plot_all(cfg, data, out_dir=out_dir))
     for src in sorted(fits_dir.glob("*.png")) + sorted(fits_dir.glob("*.pdf")):
         dst = out_dir / f"fit_{src.name}"
         shutil.copyfile(src, dst)

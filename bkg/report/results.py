@@ -254,7 +254,11 @@ def collect_results(
             "efficiency_range": [float(eff_in.min()), float(eff_in.max())]
             if in_range.any()
             else None,
-            "efficiency_rises": bool(in_range.sum() > 1 and eff_in[0] < eff_in[1:].min()),
+            # the paper's "lower at small Z' masses": the smallest mass has the lowest
+            # efficiency (not that it rises at every step: efficiency_rises_everywhere)
+            "efficiency_lower_at_smallest_mass": bool(
+                in_range.sum() > 1 and eff_in[0] < eff_in[1:].min()
+            ),
             # rises at every step between simulated masses (a fall beyond 2 sigma breaks it)
             "efficiency_rises_everywhere": bool(
                 in_range.sum() > 1

@@ -9,7 +9,7 @@ g'_90 = g'_ref * sqrt(N_90 / N(g'_ref)).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,13 +241,14 @@ def run_sensitivity(
     *,
     out_dir: str | Path,
     efficiency: Callable[[np.ndarray], np.ndarray] | None = None,
+    overlays: Sequence[Any] = (),
 ) -> SensitivityResult:
     """Compute the reach and write ``sensitivity.csv``, ``sensitivity.json`` and figures.
 
     Figures (PNG + PDF in ``out_dir/figures``): ``fig4_zprime_spectra`` and
-    ``fig6_reach_background_free``.
+    ``fig6_reach_background_free`` (with ``overlays``, :class:`bkg.report.overlays.Curve`).
     """
-    from bkg.report.figures import plot_reach, plot_zprime_spectra
+    from bkg.report.figures import plot_reach, plot_zprime_spectra, zprime_spectra
 
     out_dir = Path(out_dir)
     result = compute_sensitivity(cfg, efficiency=efficiency)
@@ -257,6 +258,6 @@ def run_sensitivity(
             out_dir / "sensitivity.json": dumps_json(_json(result, cfg)),
         }
     )
-    files += plot_zprime_spectra(cfg, out_dir=out_dir / "figures")
-    files += plot_reach(result, cfg, out_dir=out_dir / "figures")
+    files += plot_zprime_spectra(zprime_spectra(cfg), out_dir=out_dir / "figures")
+    files += plot_reach(result, cfg, out_dir=out_dir / "figures", overlays=overlays)
     return SensitivityResult(**{**result.__dict__, "files": files})

@@ -121,10 +121,13 @@ def _provenance(folder: Path) -> dict[str, Any]:
     return provenance
 
 
-def compare_reports(reference: Path, run: Path) -> list[Comparison]:
-    """Every value of the compared files of ``run`` against ``reference``."""
+def compare_reports(reference: Path, run: Path, *, advance: Any = None) -> list[Comparison]:
+    """Every value of the compared files of ``run`` against ``reference``
+    (``advance("compare", files_done, files_total)`` after each file)."""
     out: list[Comparison] = []
-    for name, rel in COMPARED.items():
+    for done, (name, rel) in enumerate(COMPARED.items(), 1):
+        if advance is not None:
+            advance("compare", done, len(COMPARED))
         ref_path = reference / name
         if not ref_path.exists():
             continue
@@ -158,7 +161,7 @@ def _config_difference(reference: Path, run: Path) -> list[str]:
     )
 
 
-def _rerun(reference: Path, workdir: Path) -> Path:
+def _rerun(reference: Path, workdir: Path, *, progress: Any = None, advance: Any = None) -> Path:
     """Run the reference's configuration again into ``workdir``; returns the new report."""
     from bkg.config import from_dict
     from bkg.report.pipeline import run_report
@@ -167,9 +170,12 @@ def _rerun(reference: Path, workdir: Path) -> Path:
     raw = dict(provenance["config"])
     raw["samples"] = {**raw["samples"], "folder": str(workdir / "samples")}
     cfg = from_dict(raw, source=f"{reference}/provenance.json")
+    if progress is not None:
+        progress("re-run", f"of {reference}'s configuration (same seed) in {workdir}")
     result = run_report(
-        cfg, name=reference.name, out_root=workdir / "reports", fits_dir=workdir / "fits"
-    )
+        cfg, name=reference.name, out_root=workdir / "reports", fits_dir=workdir / "fits",
+        progress=progress or (lambda stage, state: None), advance=advance,
+    )  # fmt: skip
     return result.folder
 
 
@@ -179,6 +185,8 @@ def verify(
     run_dir: Path | None = None,
     show_all: bool = False,
     echo: Any = print,
+    progress: Any = None,
+    advance: Any = None,
 ) -> bool:
     """Compare a run with ``reference`` and print the comparison table.
 
@@ -188,6 +196,8 @@ def verify(
             configuration (same seed) in a temporary folder.
         show_all: list every value, not only the mismatches.
         echo: where the lines go.
+        progress: ``progress(stage, state)`` as the stages of the re-run start and end.
+        advance: ``advance(task, done, total)`` along the long stages and the comparison.
 
     Returns:
         True when every value agrees within its tolerance.
@@ -203,8 +213,12 @@ def verify(
                 "or leave out --run to re-run the reference's configuration"
             )
     with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
-        run = run_dir if run_dir is not None else _rerun(reference, Path(tmp))
-        rows = compare_reports(reference, run)
+        run = (
+            run_dir
+            if run_dir is not None
+            else _rerun(reference, Path(tmp), progress=progress, advance=advance)
+        )
+        rows = compare_reports(reference, run, advance=advance)
     by_file: dict[str, list[Comparison]] = {}
     for row in rows:
         by_file.setdefault(row.file, []).append(row)

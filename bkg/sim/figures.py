@@ -11,8 +11,9 @@ import numpy as np
 from bkg.config import Config
 
 __all__ = [
-    "Fig2Curves", "fig2_curves", "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane", "plot_all",
-    "trigger_efficiency_curve",
+    "BeamHistograms", "Fig2Curves", "HermeticityPlane", "SampleFigureData", "beam_histograms",
+    "fig2_curves", "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane",
+    "hermeticity_plane", "plot_all", "sample_figure_data", "trigger_efficiency_curve",
 ]  # fmt: skip
 
 
@@ -110,27 +111,14 @@ def fig2_curves(
     )
 
 
-def fig2_trigger_efficiency(
-    cfg: Config,
-    out_dir: Path,
-    *,
-    masses_gev: np.ndarray | None = None,
-    n_per_mass: int = 5000,
-    energies_gev: tuple[float, ...] = FIG2_ENERGIES_GEV,
-    curves: Fig2Curves | None = None,
-) -> list[Path]:
-    """Trigger efficiency of the signal versus Z' mass for the given beam energies.
+def fig2_trigger_efficiency(cfg: Config, out_dir: Path, *, curves: Fig2Curves) -> list[Path]:
+    """Trigger efficiency of the signal versus Z' mass for the beam energies of ``curves``
+    (from :func:`fig2_curves`; drawn as given).
 
-    ``curves`` (from :func:`fig2_curves`) are plotted as given; without them they are
-    simulated here from the other arguments. Dashed, at the nominal beam energy: the
-    fraction of signal events inside the signal box, which a trigger whose window
-    lies inside the box (S4 here) cannot exceed.
+    Dashed, at the nominal beam energy: the fraction of signal events inside the signal
+    box, which a trigger whose window lies inside the box (S4 here) cannot exceed.
     """
     plt = _plt()
-    if curves is None:
-        curves = fig2_curves(
-            cfg, masses_gev=masses_gev, n_per_mass=n_per_mass, energies_gev=energies_gev
-        )
     fig, ax = plt.subplots(figsize=(8, 6))
     for e0, eff in curves.trigger.items():
         (line,) = ax.plot(curves.masses_gev, eff, "o-", label=f"{e0:.0f} GeV")
@@ -151,38 +139,73 @@ def fig2_trigger_efficiency(
     return _save(fig, out_dir, "fig2_trigger_efficiency")
 
 
-def fig3_beam(cfg: Config, out_dir: Path, *, n: int = 500_000) -> list[Path]:
-    """Beam spot and momentum spectrum with no trigger and with S0 + S1 + S_mu."""
+@dataclass(frozen=True)
+class BeamHistograms:
+    """Histograms of Fig. 3: the beam spot at the ECAL and the momentum with and without trigger."""
+
+    spot: np.ndarray  # (100, 100) muons per bin in x, y
+    spot_edges_cm: np.ndarray
+    energy_edges_gev: np.ndarray
+    energy_all: np.ndarray
+    energy_triggered: np.ndarray
+
+
+def beam_histograms(cfg: Config, *, n: int = 500_000) -> BeamHistograms:
+    """Simulate ``n`` beam muons (seeded from the config) and histogram them for Fig. 3."""
     from bkg.sim import beam
 
-    plt = _plt()
     ev = beam.generate_beam_muons(cfg, np.random.default_rng(cfg.seed), n)
     trig = ev["s0"] & ev["s1"] & ev["s_mu"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 6))
-    *_, image = a1.hist2d(
-        ev["x_cm"], ev["y_cm"], bins=100, range=[[-15, 15], [-15, 15]], cmap="viridis"
+    xy = np.linspace(-15, 15, 101)
+    spot = np.histogram2d(ev["x_cm"], ev["y_cm"], bins=[xy, xy])[0]
+    e_edges = np.linspace(0, 200, 101)
+    return BeamHistograms(
+        spot=spot,
+        spot_edges_cm=xy,
+        energy_edges_gev=e_edges,
+        energy_all=np.histogram(ev["p_in_true"], bins=e_edges)[0].astype(float),
+        energy_triggered=np.histogram(ev["p_in_true"][trig], bins=e_edges)[0].astype(float),
     )
-    fig.colorbar(image, ax=a1, label="muons / bin")
+
+
+def fig3_beam(hists: BeamHistograms, out_dir: Path) -> list[Path]:
+    """Beam spot and momentum spectrum with no trigger and with S0 + S1 + S_mu."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.55})
+    xy = hists.spot_edges_cm
+    image = a1.pcolormesh(xy, xy, hists.spot.T, cmap="viridis")
+    bar = fig.colorbar(image, ax=a1, pad=0.02)
+    bar.set_label("muons / bin", loc="center")
     a1.set_xlabel("x [cm]")
     a1.set_ylabel("y [cm]")
     a1.set_title("beam spot at the ECAL, no trigger", fontsize=16)
-    bins = np.linspace(0, 200, 101)
-    a2.hist(ev["p_in_true"], bins=bins, histtype="step", label="no trigger")
-    a2.hist(ev["p_in_true"][trig], bins=bins, histtype="step", label=r"$S_0+S_1+S_\mu$")
+    width = hists.energy_edges_gev[1] - hists.energy_edges_gev[0]
+    a2.stairs(hists.energy_all, hists.energy_edges_gev, label="no trigger")
+    a2.stairs(hists.energy_triggered, hists.energy_edges_gev, label=r"$S_0+S_1+S_\mu$")
     a2.set_yscale("log")
+    a2.set_ylim(bottom=0.5)
     a2.set_xlabel(r"$E_\mu$ [GeV]")
-    a2.set_ylabel("muons / 2 GeV")
-    a2.legend()
+    a2.set_ylabel(f"muons / {width:g} GeV", loc="center")
+    a2.set_title("beam momentum", fontsize=16)
+    a2.legend(loc="upper left", fontsize="small")
     return _save(fig, out_dir, "fig3_beam")
 
 
-def fig5_hermeticity_plane(
-    samples_dir: Path, cfg: Config, out_dir: Path, *, max_events: int = 10_000_000
-) -> list[Path]:
-    """(E'_mu, E_CAL) plane of the beam sample after the trigger, regions A-D marked (D: the signal box)."""
+@dataclass(frozen=True)
+class HermeticityPlane:
+    """Fig. 5: beam events after the trigger in the (E'_mu, E_CAL) plane."""
+
+    counts: np.ndarray  # (120, 120)
+    e_mu_edges_gev: np.ndarray
+    e_cal_edges_gev: np.ndarray
+
+
+def hermeticity_plane(
+    samples_dir: Path, cfg: Config, *, max_events: int = 10_000_000
+) -> HermeticityPlane:
+    """Histogram the beam sample of ``samples_dir`` in (E'_mu, E_CAL) (up to ``max_events``)."""
     from bkg import ntuple, selection
 
-    plt = _plt()
     h = np.zeros((120, 120))
     xe = np.linspace(0, 240, 121)
     ye = np.linspace(0, 240, 121)
@@ -194,11 +217,19 @@ def fig5_hermeticity_plane(
         seen += len(ch["p_out_rec"])
         if seen >= max_events:
             break
+    return HermeticityPlane(h, xe, ye)
+
+
+def fig5_hermeticity_plane(plane: HermeticityPlane, cfg: Config, out_dir: Path) -> list[Path]:
+    """(E'_mu, E_CAL) plane of the beam sample after the trigger, regions A-D marked (D: the signal box)."""
+    from matplotlib.colors import LogNorm
+
+    plt = _plt()
+    h, xe, ye = plane.counts, plane.e_mu_edges_gev, plane.e_cal_edges_gev
     fig, ax = plt.subplots(figsize=(8, 7))
-    mesh = ax.pcolormesh(
-        xe, ye, np.where(h > 0, h, np.nan).T, norm=__import__("matplotlib").colors.LogNorm()
-    )
-    fig.colorbar(mesh, ax=ax, label="events / bin")
+    mesh = ax.pcolormesh(xe, ye, np.where(h > 0, h, np.nan).T, norm=LogNorm())
+    bar = fig.colorbar(mesh, ax=ax)
+    bar.set_label("events / bin", loc="center")
     e_cut, p_cut = cfg.signal_box.e_cal_max_gev, cfg.signal_box.e_mu_out_max_gev
     ax.axvline(p_cut, color="r")
     ax.axhline(e_cut, color="r")
@@ -218,15 +249,29 @@ def fig5_hermeticity_plane(
     return _save(fig, out_dir, "fig5_hermeticity_plane")
 
 
-def plot_all(
-    cfg: Config,
-    *,
-    samples_dir: Path,
-    out_dir: Path,
-    fig2: Fig2Curves | None = None,
-) -> list[Path]:
-    """Figs. 2, 3 and 5 (Fig. 5 needs the beam sample in ``samples_dir``; ``fig2``: its curves)."""
-    written = fig2_trigger_efficiency(cfg, out_dir, curves=fig2)
-    written += fig3_beam(cfg, out_dir)
-    written += fig5_hermeticity_plane(samples_dir, cfg, out_dir)
+@dataclass(frozen=True)
+class SampleFigureData:
+    """What Figs. 2, 3 and 5 draw (computed by :func:`sample_figure_data`)."""
+
+    fig2: Fig2Curves
+    beam: BeamHistograms
+    plane: HermeticityPlane
+
+
+def sample_figure_data(
+    cfg: Config, *, samples_dir: Path, fig2: Fig2Curves | None = None
+) -> SampleFigureData:
+    """Simulate and histogram what Figs. 2, 3 and 5 show (Fig. 5 reads the beam sample)."""
+    return SampleFigureData(
+        fig2=fig2 if fig2 is not None else fig2_curves(cfg),
+        beam=beam_histograms(cfg),
+        plane=hermeticity_plane(samples_dir, cfg),
+    )
+
+
+def plot_all(cfg: Config, data: SampleFigureData, *, out_dir: Path) -> list[Path]:
+    """Figs. 2, 3 and 5 from their data."""
+    written = fig2_trigger_efficiency(cfg, out_dir, curves=data.fig2)
+    written += fig3_beam(data.beam, out_dir)
+    written += fig5_hermeticity_plane(data.plane, cfg, out_dir)
     return written

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ def run_fits(
     only: Sequence[str] | None = None,
     unbinned: bool = False,
     figures: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, SourceEstimate]:
     """Estimate every (or the named) background source and write fits/<source>.json + figures.
 
@@ -61,6 +62,7 @@ def run_fits(
         only: names of the sources to run (default: all registered).
         unbinned: unbinned fits instead of binned ones.
         figures: write <source>.png/.pdf.
+        progress: called as ``progress("fits", sources_done, sources_total)``.
 
     Returns:
         name -> SourceEstimate.
@@ -117,6 +119,8 @@ def run_fits(
             est = source.estimate(cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned)
         log.info("%s: %.3g per MOT", name, est.level_per_mot)
         out[name] = est
+        if progress is not None:
+            progress("fits", len(out), len(names))
     # written once every source has its estimate: a fit that fails leaves the folder as
     # it was, not new files of some sources beside old ones of the others
     for name, est in out.items():

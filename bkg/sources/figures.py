@@ -69,8 +69,7 @@ def plot_source(est: SourceEstimate) -> Any:
         )
         ax.axvline(cut, color="r", ls="--", label="signal region")
         ax.set_yscale("log")
-        # down to the density at the cut, so that the band reaches the signal region
-        ax.set_ylim(bottom=max(min(dens.min(), lo_band.min(), 0.1) / 10, 1e-300))
+        _tail_range(ax, c, xs, dens, lo_band, cut)
         ax.set_ylabel("events / bin")
         ax.legend(fontsize=10)
         title = f"{est.label}: {est.level_per_mot:.2g} per MOT"
@@ -90,6 +89,30 @@ def plot_source(est: SourceEstimate) -> Any:
     return fig
 
 
+#: the lowest y of a fit figure, below its smallest data point: 8 decades show the
+#: extrapolation's slope; a cut further down is written on the figure instead
+TAIL_DECADES = 8
+
+
+def _tail_range(
+    ax: Any, data: np.ndarray, xs: np.ndarray, dens: np.ndarray, lo_band: np.ndarray, cut: float
+) -> None:
+    """A y range from the data down to the extrapolation at the cut, but not more than
+    :data:`TAIL_DECADES` below the smallest count: an extrapolation that reaches the cut
+    further down (1e-40 events per bin) is noted with its value instead of forty empty
+    decades."""
+    at_cut = float(np.interp(cut, xs, dens))  # xs increases on either side of the window
+    shown = [v for v in (at_cut, float(np.interp(cut, xs, lo_band)), 0.1) if v > 0]
+    reach = min(shown)
+    floor = (float(data.min()) if data.size else 1.0) * 10.0**-TAIL_DECADES
+    top = 10 * float(data.max()) if data.size else 1.0
+    ax.set_ylim(max(reach / 10, floor), top)
+    if reach / 10 < floor:
+        ax.text(0.98, 0.04, f"extrapolation at the cut: {at_cut:.1e} / bin (below the axis)",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})  # fmt: skip
+
+
 def _counting_figure(est: SourceEstimate, plt: Any) -> Any:
     """A counting source: its event counts as bars (log scale), the level in the title."""
     counts = {
@@ -100,21 +123,24 @@ def _counting_figure(est: SourceEstimate, plt: Any) -> Any:
     fig, ax = plt.subplots(figsize=(9, 6))
     if counts:
         names = list(counts)
-        values = [max(v, 0.5) for v in counts.values()]  # a zero count as a stub on a log axis
-        bars = ax.bar(range(len(names)), values, color="C0")
-        for bar, value in zip(bars, counts.values(), strict=True):
-            ax.annotate(f"{value:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=12)  # fmt: skip
+        # a zero count has no bar on a log axis: its "0" is written at the bottom instead
+        values = [v if v > 0 else np.nan for v in counts.values()]
+        ax.bar(range(len(names)), values, color="C0")
+        for i, value in enumerate(counts.values()):
+            ax.annotate(f"{value:.0f}", (i, value if value > 0 else 0.4), ha="center",
+                        va="bottom", fontsize=12)  # fmt: skip
         ax.set_xticks(range(len(names)), names, rotation=15, ha="right", fontsize=12)
+        ax.set_xlim(-0.6, len(names) - 0.4)  # a zero count's place too (it has no bar)
         ax.set_yscale("log")
-        ax.set_ylim(0.3, 10 * max(values))
+        ax.set_ylim(0.3, 10 * max(max(counts.values()), 1.0))
         ax.set_ylabel("events")
     else:
         ax.axis("off")
     bound = " (90% CL upper bound)" if est.upper_bound else ""
     ax.set_title(f"{est.label}: {est.level_per_mot:.2g} per MOT{bound}", fontsize=13)
-    ax.text(0.02, 0.97, "\n".join(_wrap(est.method, 70)), va="top", fontsize=10,
-            transform=ax.transAxes)  # fmt: skip
+    # the method under the axes (below the tick labels), not over the bars or the frame
+    fig.text(0.02, -0.02, "method: " + "\n".join(_wrap(est.method, 90)), va="top",
+             fontsize=10, color="0.25")  # fmt: skip
     fig.tight_layout()
     return fig
 

@@ -1,58 +1,174 @@
-"""Figures of the statistics stage: the sensitivity (paper Fig. 6) and the reach versus N_MOT."""
+"""Figures of the statistics stage: the sensitivity (paper Fig. 6) and the reach versus N_MOT.
+
+The figures only draw: every limit they show comes in a results object
+(:class:`bkg.stats.stage.LimitResults`, :class:`bkg.stats.reach.ReachVsMot`,
+:class:`bkg.report.overlays.Curve`). The one-bin limit is solved once in signal
+events and mapped to the masses of the grid; the curves are drawn on a fine mass
+grid by interpolating log g' in log m (monotone cubic), which is exact to drawing
+precision because g' goes as the inverse square root of the smooth signal yield.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from bkg.stats.model import Table1
+__all__ = [
+    "draw_g2_band",
+    "draw_overlays",
+    "fine_masses",
+    "in_mass_range",
+    "legend_below",
+    "log_interp",
+    "mot_label",
+    "plot_reach",
+    "plot_reach_vs_mot",
+    "set_coupling_range",
+    "style_mass_axes",
+]
 
-__all__ = ["band_for_log_axis", "plot_reach", "plot_reach_vs_mot", "read_constraint_csv"]
-
-#: toys per median limit of the reach-versus-N_MOT figure (limits.json uses statistics.n_toys)
-FIGURE_TOYS = 2000
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ROOT)
-    return plt
+#: points of the fine mass grid the curves are drawn on
+FINE_POINTS = 400
+#: the g-2 bands, in the order of the references drawn (hatched, with an outline)
+G2_COLOURS = ("#2ca02c", "#9467bd")
+#: colours of the overlay curves (the project's own computed limits are black)
+OVERLAY_COLOURS = ("#d62728", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 
 
-def _save(fig: Any, out_dir: str | Path | None, stem: str) -> None:
+def _save(fig: Any, out_dir: str | Path | None, stem: str) -> list[Path]:
     """PNG + PDF with no timestamps (reproducible bytes); the figure stays open for the caller."""
     if out_dir is None:
-        return
+        return []
     from bkg.report.style import save_figure
 
-    save_figure(fig, out_dir, stem, close=False)
+    return save_figure(fig, out_dir, stem, close=False)
 
 
-def band_for_log_axis(low: np.ndarray, high: np.ndarray, floor: float) -> np.ndarray:
-    """The lower edge of a band to draw on a log axis: an edge at g' = 0 is drawn at ``floor``."""
-    return np.where(low > 0, low, np.minimum(floor, 0.1 * np.min(high)))
+def fine_masses(masses_gev: ArrayLike, points: int = FINE_POINTS) -> np.ndarray:
+    """A log-spaced grid over the range of ``masses_gev``."""
+    m = np.asarray(masses_gev, float)
+    m = m[np.isfinite(m) & (m > 0)]
+    return np.geomspace(m.min(), m.max(), points) if m.size else m
 
 
-def read_constraint_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """A constraint curve: CSV with columns mass (GeV), g' (header lines starting with # or text skipped)."""
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        try:
-            rows.append((float(parts[0]), float(parts[1])))
-        except (ValueError, IndexError):
-            continue
-    arr = np.asarray(rows, float).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
+def log_interp(x_new: np.ndarray, x: ArrayLike, y: ArrayLike) -> np.ndarray:
+    """``y(x_new)``: monotone cubic (PCHIP) in log y versus log x through the finite, positive
+    points; NaN outside them (a mass without a limit stays without one)."""
+    from scipy.interpolate import PchipInterpolator
+
+    xa, ya = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(xa) & np.isfinite(ya) & (xa > 0) & (ya > 0)
+    out = np.full(np.shape(x_new), np.nan)
+    if ok.sum() < 2:
+        return out
+    lx, ly = np.log(xa[ok]), np.log(ya[ok])
+    inside = (x_new >= xa[ok].min()) & (x_new <= xa[ok].max())
+    out[inside] = np.exp(PchipInterpolator(lx, ly)(np.log(x_new[inside])))
+    return out
+
+
+def draw_g2_band(
+    ax: Any,
+    masses_gev: np.ndarray,
+    cfg: Any,
+    *,
+    reference: str | None = None,
+    colour: str = G2_COLOURS[0],
+) -> bool:
+    """The (g-2)_mu band of ``reference`` as a hatched band with an outline and its central line.
+
+    Hatched and not filled, under the expected bands, with its edges drawn over them: no
+    band hides another or changes its colour. An
+    edge at g' = 0 (Delta a_mu within band_sigmas of zero) cannot be drawn on a log axis:
+    the band is drawn down to the bottom of the axes (call :func:`set_coupling_range`
+    first) and the function returns True so the caller can say so.
+    """
+    from bkg.report.sensitivity import g2_band
+
+    low, central, high = g2_band(masses_gev, cfg, reference=reference)
+    name = reference or cfg.g_minus_2.reference.name
+    clipped = bool(np.any(low <= 0))
+    bottom = ax.get_ylim()[0]
+    edge = np.where(low > 0, low, bottom)
+    label = rf"$(g-2)_\mu$ {name}, $\pm${cfg.g_minus_2.band_sigmas:g}$\sigma$"
+    if clipped:
+        label += r" (to $g'$ = 0)"
+    # the hatching under the expected bands (which stay whole), the outline over them
+    ax.fill_between(
+        masses_gev, edge, high, facecolor="none", edgecolor=colour, hatch="//", lw=0.0,
+        label=label, zorder=0.5,
+    )  # fmt: skip
+    ax.plot(masses_gev, high, color=colour, lw=1.2, zorder=3)
+    if not clipped:
+        ax.plot(masses_gev, low, color=colour, lw=1.2, zorder=3)
+    if np.all(central > 0):
+        ax.plot(masses_gev, central, color=colour, lw=0.8, ls=":", zorder=3)
+    return clipped
+
+
+def draw_overlays(ax: Any, curves: Sequence[Any]) -> None:
+    """Curves from other results (user CSV) and limits computed here (black, solid)."""
+    user = 0
+    for curve in curves:
+        if curve.computed:
+            ax.plot(
+                curve.masses_gev, curve.g_prime, color="black", lw=2.0, label=curve.legend, zorder=4
+            )
+        else:
+            colour = OVERLAY_COLOURS[user % len(OVERLAY_COLOURS)]
+            user += 1
+            ax.plot(curve.masses_gev, curve.g_prime, color=colour, lw=1.6, ls="-.", label=curve.legend, zorder=4)  # fmt: skip
+
+
+def set_coupling_range(ax: Any, values: Sequence[np.ndarray]) -> None:
+    """A y range from half the smallest to twice the largest positive, finite value drawn
+    (limits, band edges, overlays within the mass range): no decades of empty axes."""
+    flat = (
+        np.concatenate([np.ravel(np.asarray(v, float)) for v in values]) if values else np.array([])
+    )
+    flat = flat[np.isfinite(flat) & (flat > 0)]
+    if flat.size:
+        ax.set_ylim(0.5 * flat.min(), 2.0 * flat.max())
+
+
+def mot_label(n_mot: float) -> str:
+    """N_MOT for a figure: 1e11 as $10^{11}$, 1.98e10 as $1.98\\times10^{10}$."""
+    mantissa, exponent = (
+        f"{n_mot:.3g}".split("e") if "e" in f"{n_mot:.3g}" else (f"{n_mot:.3g}", "0")
+    )
+    if exponent == "0":
+        return mantissa
+    power = f"10^{{{int(exponent)}}}"
+    return f"${power}$" if float(mantissa) == 1.0 else f"${mantissa}\\times{power}$"
+
+
+def in_mass_range(curve: Any, lo: float, hi: float) -> np.ndarray:
+    m = np.asarray(curve.masses_gev)
+    return np.asarray(curve.g_prime)[(m >= lo) & (m <= hi)]
+
+
+def style_mass_axes(ax: Any, *, ylabel: str = r"coupling $g'$") -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$m_{Z'}$ [GeV]")
+    ax.set_ylabel(ylabel, loc="center")
+
+
+def legend_below(fig: Any, ax: Any, notes: Sequence[str] = ()) -> None:
+    """The legend (and notes) under the axes, in two columns: the curves stay visible."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+        fontsize=14, frameon=False,
+    )  # fmt: skip
+    for i, note in enumerate(notes):
+        ax.text(0.02, 0.03 + 0.06 * i, note, transform=ax.transAxes, fontsize=11, color="0.25",
+                ha="left", va="bottom", zorder=6,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})  # fmt: skip
 
 
 def plot_reach(
@@ -60,138 +176,90 @@ def plot_reach(
     cfg: Any,
     *,
     out_dir: str | Path | None = None,
-    constraints: dict[str, str | Path] | None = None,
+    overlays: Sequence[Any] = (),
     g2_references: Sequence[str] | None = None,
 ) -> Any:
     """Paper Fig. 6: expected g'_90 versus m_Z' with +-1/2 sigma bands and the g-2 band.
 
     Args:
-        results: a :class:`bkg.stats.stage.LimitResults`.
+        results: a :class:`bkg.stats.stage.LimitResults` (the limits, computed).
         cfg: the configuration (g-2 references).
         out_dir: folder for sensitivity.png/.pdf (None: do not write).
-        constraints: label -> CSV path (mass GeV, g').
+        overlays: :class:`bkg.report.overlays.Curve` to draw beside the projection.
         g2_references: g-2 references to draw (default: the configured one).
 
     Returns:
         The matplotlib Figure.
     """
-    from bkg.report.sensitivity import g2_band
+    from bkg.report.style import figure_style
 
-    plt = _pyplot()
-    m = np.asarray(results.masses_gev)
-    g = np.asarray(results.g_expected)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    ax.fill_between(m, g[:, 0], g[:, 4], color="#FFDF7F", label=r"Expected $\pm 2\sigma$")
-    ax.fill_between(m, g[:, 1], g[:, 3], color="#85D1FB", label=r"Expected $\pm 1\sigma$")
-    ax.plot(m, g[:, 2], "k--", label=f"Expected {results.event_limit.confidence_level:.0%} CL")
-    if np.any(np.isfinite(results.g_observed)):
-        ax.plot(m, results.g_observed, "k-", label="Observed")
-    colours = ["#2ca02c", "#9467bd"]
-    for i, name in enumerate(g2_references or [cfg.g_minus_2.reference.name]):
-        lo, _, hi = g2_band(m, cfg, reference=name)
-        lo = band_for_log_axis(lo, hi, 0.1 * float(np.nanmin(g[:, 0])))
-        ax.fill_between(m, lo, hi, color=colours[i % 2], alpha=0.4, label=f"$(g-2)_\\mu$ {name}")
-    for label, path in (constraints or {}).items():
-        cm, cg = read_constraint_csv(path)
-        ax.plot(cm, cg, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$m_{Z'}$ [GeV]")
-    ax.set_ylabel(r"$g'$")
-    ax.legend(fontsize="small", loc="upper left")
-    ev = results.event_limit
-    ax.set_title(
-        f"NA64$\\mu$, {results.n_mot:.3g} MOT, background {results.background_events:.3g} "
-        f"events, CLs ({ev.calculator})",
-        fontsize=13,
-    )
-    fig.tight_layout()
-    _save(fig, out_dir, "sensitivity")
-    return fig
+    m = np.asarray(results.masses_gev, float)
+    g = np.asarray(results.g_expected, float)
+    mf = fine_masses(m)
+    band = np.stack([log_interp(mf, m, g[:, k]) for k in range(5)], axis=1)
+    observed = log_interp(mf, m, np.asarray(results.g_observed, float))
+    with figure_style() as plt:
+        fig, ax = plt.subplots(figsize=(9, 7.5))
+        style_mass_axes(ax)
+        ax.fill_between(mf, band[:, 0], band[:, 4], color="#FFDF7F", lw=0, label=r"expected $\pm 2\sigma$")  # fmt: skip
+        ax.fill_between(mf, band[:, 1], band[:, 3], color="#85D1FB", lw=0, label=r"expected $\pm 1\sigma$")  # fmt: skip
+        ev = results.event_limit
+        ax.plot(mf, band[:, 2], "k--", label=f"expected {ev.confidence_level:.0%} CL median")
+        if np.any(np.isfinite(observed)):
+            ax.plot(
+                mf, observed, "k-", lw=2, label=f"observed ({results.observed_events:g} events)"
+            )
+        draw_overlays(ax, overlays)
+        ranges = [band, observed] + [in_mass_range(c, mf.min(), mf.max()) for c in overlays]
+        from bkg.report.sensitivity import g2_band
+
+        refs = list(g2_references or [cfg.g_minus_2.reference.name])
+        for name in refs:
+            lo, _, hi = g2_band(mf, cfg, reference=name)
+            ranges += [lo, hi]
+        set_coupling_range(ax, ranges)
+        notes = []
+        for i, name in enumerate(refs):
+            if draw_g2_band(ax, mf, cfg, reference=name, colour=G2_COLOURS[i % 2]):
+                notes.append(
+                    f"(g-2) {name} band: lower edge at g' = 0, cut at the bottom of the axes"
+                )
+        ax.set_xlim(mf.min(), mf.max())
+        ax.set_title(
+            f"NA64$\\mu$ projection, {mot_label(results.n_mot)} MOT, background "
+            f"{results.background_events:.3g} events, CLs ({ev.calculator})",
+            fontsize=13,
+        )
+        legend_below(fig, ax, notes)
+        if _save(fig, out_dir, "sensitivity"):
+            plt.close(fig)
+        return fig
 
 
-def plot_reach_vs_mot(
-    cfg: Any,
-    table1: Table1,
-    *,
-    masses_gev: Sequence[float],
-    signal_per_mot_ref: Sequence[float],
-    n_mot_grid: Sequence[float] | None = None,
-    picks_gev: Sequence[float] = (0.01, 0.1, 1.0),
-    known_medians: Mapping[float, float] | None = None,
-    calculator: str | None = None,
-    out_dir: str | Path | None = None,
-) -> Any:
-    """Expected g'_90 versus N_MOT (1e9..1e13) at a few masses.
-
-    The median limit at each N_MOT comes from ``calculator`` (default: the configured
-    one, toys where the background is below ``statistics.toys_below_background``), as
-    for limits.json (with at most :data:`FIGURE_TOYS` toys), so the curve passes through
-    the limits' own median;
-    ``known_medians`` (N_MOT -> median limit in signal events) reuses limits already
-    computed. Vertical lines mark the N_MOT at which the expected background reaches
-    0.1 and 1 events.
+def plot_reach_vs_mot(reach: Any, *, out_dir: str | Path | None = None) -> Any:
+    """Expected median g'_90 versus N_MOT at a few masses (from a :class:`ReachVsMot`);
+    vertical lines where the expected background reaches 0.1 and 1 events.
 
     Returns:
         The matplotlib Figure.
     """
-    from bkg.stats.limits import event_limit
+    from bkg.report.style import figure_style
 
-    plt = _pyplot()
-    grid = np.geomspace(1e9, 1e13, 5) if n_mot_grid is None else np.asarray(n_mot_grid, float)
-    st = cfg.statistics
-    known = dict(known_medians or {})
-
-    def median(n: float) -> float:
-        for n_known, value in known.items():
-            if math.isclose(n, n_known, rel_tol=1e-9):
-                return float(value)
-        return float(
-            event_limit(
-                table1,
-                n_mot=n,
-                confidence_level=st.confidence_level,
-                mot_uncertainty=st.mot_uncertainty,
-                signal_efficiency_uncertainty=st.signal_efficiency_uncertainty,
-                calculator=calculator or st.calculator,
-                toys_below_background=st.toys_below_background,
-                toy_nuisance=st.toy_nuisance,
-                # a median for a figure: 2e3 toys hold it to ~5% in events, ~3% in g' (docs/statistics.md),
-                # at a fifth of the cost
-                n_toys=min(st.n_toys, FIGURE_TOYS),
-                seed=cfg.seed,
-                bands=(2,),  # the median only: the figure draws no band
-            ).expected[2]
-        )
-
-    med = np.array([median(n) for n in grid])
-    m = np.asarray(masses_gev, float)
-    y = np.asarray(signal_per_mot_ref, float)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    for mp in picks_gev:
-        yp = float(np.exp(np.interp(np.log(mp), np.log(m), np.log(y))))
-        ax.plot(
-            grid,
-            cfg.signal.g_prime_ref * np.sqrt(med / (yp * grid)),
-            label=f"$m_{{Z'}}$ = {mp * 1e3:g} MeV",
-        )
-    total = table1.total_per_mot()
-    for nb, style in ((0.1, ":"), (1.0, "-.")):
-        if total > 0:
-            ax.axvline(
-                nb / total, color="grey", ls=style, label=f"$b$ = {nb:g} event{'s' * (nb != 1)}"
-            )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$N_{MOT}$")
-    ax.set_ylabel(r"Expected $g'_{90}$")
-    ax.legend(fontsize="small", loc="upper right")
-    fig.tight_layout()
-    _save(fig, out_dir, "reach_vs_mot")
-    return fig
-
-
-def n_mot_for_background(table1: Table1, events: float) -> float:
-    """N_MOT at which the expected background reaches ``events``."""
-    total = table1.total_per_mot()
-    return float(events / total) if total > 0 else float("inf")
+    g = reach.g_prime
+    with figure_style() as plt:
+        fig, ax = plt.subplots(figsize=(8, 6))
+        for k, mp in enumerate(reach.picks_gev):
+            ax.plot(reach.n_mot, g[k], "o-", ms=4, label=f"$m_{{Z'}}$ = {mp * 1e3:g} MeV")
+        for nb, style in ((0.1, ":"), (1.0, "-.")):
+            n = reach.n_mot_at_background(nb)
+            if reach.n_mot.min() <= n <= reach.n_mot.max():
+                ax.axvline(n, color="grey", ls=style, label=f"background {nb:g} event{'s' * (nb != 1)}")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$N_{MOT}$")
+        ax.set_ylabel(r"expected median $g'_{90}$", loc="center")
+        ax.set_title(f"CLs median ({reach.calculator})", fontsize=13)
+        legend_below(fig, ax)
+        if _save(fig, out_dir, "reach_vs_mot"):
+            plt.close(fig)
+        return fig

@@ -34,7 +34,7 @@ class EventLimit:
     Attributes:
         expected: expected limits at -2, -1, 0, +1, +2 sigma (signal events).
         observed: observed limit (signal events) or NaN.
-        calculator: "asymptotics", "toys" or "toys (hybrid)".
+        calculator: "asymptotic" (the CLI's name), "toys" or "toys (hybrid)".
         confidence_level: CL used.
     """
 
@@ -133,7 +133,7 @@ def event_limit_asymptotic(
     return EventLimit(
         expected=exp_lim,
         observed=obs_lim,
-        calculator="asymptotics",
+        calculator="asymptotic",
         confidence_level=confidence_level,
     )
 
@@ -236,7 +236,7 @@ def event_limit(
         poi_upper=poi_upper_bound(b),
     )
     if calculator == "auto":
-        calculator = "toys" if b < toys_below_background else "asymptotics"
+        calculator = "toys" if b < toys_below_background else "asymptotic"
     if calculator == "toys":
         return event_limit_toys(
             spec,

@@ -225,8 +225,15 @@ def run_limits(
     calculator: str | None = None,
     n_mot: float | None = None,
     figures: bool = True,
+    overlays: Sequence[Any] = (),
+    compare_presets: Sequence[str] = (),
 ) -> LimitResults:
-    """The ``bkg limits`` stage: compute, then write limits.csv/json and the figures."""
+    """The ``bkg limits`` stage: compute, then write limits.csv/json and the figures.
+
+    ``overlays`` (:class:`bkg.report.overlays.Curve`) are drawn beside the projection;
+    ``compare_presets`` names published runs whose observed limit is computed here (with
+    this setup's signal yields) and drawn beside it too.
+    """
     table1 = read_table1(table1_path)
     res = compute_limits(
         cfg,
@@ -241,9 +248,15 @@ def run_limits(
     write_limit_tables(res, out_dir)
     if figures:
         from bkg.stats.figures import plot_reach, plot_reach_vs_mot
+        from bkg.stats.reach import preset_curve, reach_vs_mot
 
-        plot_reach(res, cfg, out_dir=out_dir)
-        plot_reach_vs_mot(
+        computed = [
+            preset_curve(cfg, table1, masses_gev=masses_gev, signal_per_mot_ref=signal_per_mot_ref, preset=p)
+            for p in compare_presets
+            if p != preset  # the run itself is the observed curve of the figure
+        ]  # fmt: skip
+        plot_reach(res, cfg, out_dir=out_dir, overlays=[*computed, *overlays])
+        reach = reach_vs_mot(
             cfg,
             table1,
             masses_gev=masses_gev,
@@ -255,8 +268,8 @@ def run_limits(
                 if res.observed_events is None
                 else None
             ),
-            out_dir=out_dir,
         )
+        plot_reach_vs_mot(reach, out_dir=out_dir)
     return res
 
 

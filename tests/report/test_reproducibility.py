@@ -83,6 +83,14 @@ def test_report_is_complete_and_its_page_references_existing_files(two_runs):
 
 
 @pytest.mark.slow
+def test_index_html_shows_every_png_the_report_writes(two_runs):
+    from test_html import assert_every_png_shown  # tests/report is on the path (no package)
+
+    page = assert_every_png_shown(two_runs[0])
+    assert {"sensitivity.png", "reach_vs_mot.png"} <= set(page.images)
+
+
+@pytest.mark.slow
 def test_stage_commands_use_the_measured_efficiency_as_the_report_does(two_runs, tmp_path):
     # `bkg sensitivity` and `bkg workspace` on the report's samples give the report's numbers
     report = two_runs[0]

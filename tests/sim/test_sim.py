@@ -247,16 +247,17 @@ def test_readme_matches_schemas():
 def test_figures(cfg, tmp_path):
     from bkg.sim import figures
 
-    fig = figures.fig3_beam(cfg, tmp_path, n=20_000)
+    fig = figures.fig3_beam(figures.beam_histograms(cfg, n=20_000), tmp_path)
     assert (
         fig is not None
         and (tmp_path / "fig3_beam.png").exists()
         and (tmp_path / "fig3_beam.pdf").exists()
     )
-    figures.fig2_trigger_efficiency(cfg, tmp_path, masses_gev=np.array([0.01, 0.3]), n_per_mass=500)
+    curves = figures.fig2_curves(cfg, masses_gev=np.array([0.01, 0.3]), n_per_mass=500)
+    figures.fig2_trigger_efficiency(cfg, tmp_path, curves=curves)
     assert (tmp_path / "fig2_trigger_efficiency.pdf").exists()
     run_samples(cfg, out_dir=tmp_path / "s", only=["beam"], n_mot=20_000, workers=1)
-    figures.fig5_hermeticity_plane(tmp_path / "s", cfg, tmp_path)
+    figures.fig5_hermeticity_plane(figures.hermeticity_plane(tmp_path / "s", cfg), cfg, tmp_path)
     assert (tmp_path / "fig5_hermeticity_plane.png").exists()
 
 
