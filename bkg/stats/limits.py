@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.interpolate import PchipInterpolator
 from scipy.optimize import brentq
 
 from bkg.errors import LimitError
@@ -159,42 +160,32 @@ def _toy_root(
     def g(mu: float) -> float:
         return float(np.log(max(value(cache[mu]), 1e-300))) - log_alpha if mu in cache else 0.0
 
-    kept: list[str] = []
+    straddled = False
     for _ in range(60):
-        pts = [mu for mu in cache if lo <= mu <= hi]
+        pts = sorted(mu for mu in cache if lo <= mu <= hi)
         above = [mu for mu in pts if value(cache[mu]) > alpha]
         below = [mu for mu in pts if value(cache[mu]) <= alpha]
         a, b = max(above, default=lo), min(below, default=hi)
         if not a < b:  # not monotone on the evaluated points: the whole range, bisected
             return _solve(lambda mu: f(mu) - alpha, lo, hi, band, (1e-3, 1e-3))
-        ga = g(a) if a in cache else -np.log(alpha)
-        gb = g(b)
-        # Illinois: an end kept in the last k > 1 steps counts 2^-(k-1)
-        for end in ("a", "b"):
-            k = len(kept) - max((i for i, e in enumerate(kept) if e != end), default=-1) - 1
-            if k > 1 and end == "a":
-                ga *= 0.5 ** (k - 1)
-            elif k > 1:
-                gb *= 0.5 ** (k - 1)
-        x = (a * gb - b * ga) / (gb - ga) if ga > gb else 0.5 * (a + b)
-        width, tol = b - a, 4e-3 * b
-        x = min(max(x, a + 0.01 * width), b - 0.01 * width)
-        if width <= tol:
-            return x
-        if kept[-1:] == ["straddled"] or kept[-3:] in (["a"] * 3, ["b"] * 3):
-            # the last straddle missed the root, or one end stays (CLs on a plateau
-            # just above or below alpha there): bisect
+        if pts[0] > lo:  # CLs = 1 at mu -> 0
+            pts = [lo, *pts]
+        curve = PchipInterpolator(pts, [g(mu) if mu in cache else -log_alpha for mu in pts])
+        x = float(brentq(curve, a, b, xtol=1e-9)) if curve(a) > 0 >= curve(b) else 0.5 * (a + b)
+        width, tol = b - a, 8e-3 * b
+        if width <= tol:  # the root is within 0.5 % of the returned mu either way
+            return min(max(x, b / 1.005), a / 0.995)
+        if straddled:  # the last straddle missed the root: bisect
             f(0.5 * (a + b))
-            kept.append("bisected")
-            continue
-        if width <= 4.0 * tol:
+            straddled = False
+        elif width <= 4.0 * tol:
             # near: one point on either side of the estimate closes the bracket
             for y in (x - 0.45 * tol, x + 0.45 * tol):
                 f(min(max(y, a + 0.01 * width), b - 0.01 * width))
-            kept.append("straddled")
-            continue
-        f(x)
-        kept.append("a" if value(cache[x]) <= alpha else "b")
+            straddled = True
+        else:  # just past the estimate, towards the farther end
+            x += tol / 3 if b - x > x - a else -tol / 3
+            f(min(max(x, a + 0.01 * width), b - 0.01 * width))
     raise LimitError(f"{band} limit: the toy CLs root was not found in 60 evaluations")
 
 
