@@ -63,10 +63,20 @@ class OneBinModel:
     b_const: float = 0.0
     sig_poly: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
     b_poly: np.ndarray = dataclasses.field(init=False, repr=False, compare=False)
+    code4: _Code4 = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sig_poly", code4_coefficients(self.sig_hi, self.sig_lo))
         object.__setattr__(self, "b_poly", code4_coefficients(self.b_hi, self.b_lo))
+        object.__setattr__(
+            self,
+            "code4",
+            _Code4.of(
+                np.r_[self.sig_hi, self.b_hi],
+                np.r_[self.sig_lo, self.b_lo],
+                np.concatenate([self.sig_poly, self.b_poly]),
+            ),
+        )
 
     @property
     def n_pars(self) -> int:
@@ -142,29 +152,70 @@ def one_bin_model(spec: dict[str, Any]) -> OneBinModel:
     )
 
 
-def _code4_parts(
-    theta: np.ndarray, hi: np.ndarray, lo: np.ndarray, poly: np.ndarray
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What log f of normsys code 4 and its derivatives share, for theta (N, K).
+@dataclass(frozen=True)
+class _Code4:
+    """Code-4 normsys of K modifiers, ready for evaluation: the polynomial's
+    coefficients c_1..c_6 and those of its first and second derivative (each a (K,) row,
+    lowest order first), and the slopes of log f outside |theta| < 1."""
 
-    Returns [c_1, ..., c_6] (each (K,)), theta clipped to [-1, 1] (the polynomial is
-    used only inside), f of the polynomial there (Horner), the mask |theta| < 1, and
-    the slope of log f outside.
-    """
-    c = [poly[..., k] for k in range(6)]
-    t = np.clip(theta, -1.0, 1.0)
-    f = c[5] * t + c[4]
-    for k in (3, 2, 1, 0):
-        f = f * t + c[k]
-    f = np.maximum(1.0 + f * t, _NU_FLOOR)
-    slope = np.where(theta >= 0, np.log(hi), -np.log(lo))
-    return c, t, f, np.abs(theta) < 1.0, slope
+    c: tuple[np.ndarray, ...]
+    c1: tuple[np.ndarray, ...]
+    c2: tuple[np.ndarray, ...]
+    log_hi: np.ndarray
+    minus_log_lo: np.ndarray
+
+    @staticmethod
+    def of(hi: np.ndarray, lo: np.ndarray, poly: np.ndarray) -> _Code4:
+        hi = np.asarray(hi, dtype=float)
+        lo = np.asarray(lo, dtype=float)
+        c = tuple(np.ascontiguousarray(poly[..., k]) for k in range(6))
+        return _Code4(
+            c=c,
+            c1=tuple((k + 1) * c[k] for k in range(6)),
+            c2=tuple((k + 2) * (k + 1) * c[k + 1] for k in range(5)),
+            log_hi=np.log(hi),
+            minus_log_lo=-np.log(lo),
+        )
+
+    def evaluate(
+        self, theta: np.ndarray, derivatives: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """log f(theta) and (``derivatives``) its first and second derivative, theta (N, K).
+
+        Inside |theta| < 1 the polynomial 1 + sum_k c_k theta^k (Horner), outside the
+        exponential's theta log hi (theta >= 1) or -theta log lo (theta <= -1).
+        """
+        t = np.minimum(np.maximum(theta, -1.0), 1.0)
+        f = self.c[5] * t
+        for k in (4, 3, 2, 1, 0):
+            f += self.c[k]
+            f *= t
+        f += 1.0
+        np.maximum(f, _NU_FLOOR, out=f)
+        inner = np.abs(theta) < 1.0
+        slope = np.where(theta >= 0, self.log_hi, self.minus_log_lo)
+        logf = np.where(inner, np.log(f), theta * slope)
+        if not derivatives:
+            return logf, None, None
+        f1 = self.c1[5] * t
+        for k in (4, 3, 2, 1):
+            f1 += self.c1[k]
+            f1 *= t
+        f1 += self.c1[0]
+        f2 = self.c2[4] * t
+        for k in (3, 2, 1):
+            f2 += self.c2[k]
+            f2 *= t
+        f2 += self.c2[0]
+        f1 /= f  # d log f = f' / f
+        f2 /= f
+        f2 -= f1 * f1  # d2 log f = f'' / f - (f' / f)^2
+        return logf, np.where(inner, f1, slope), np.where(inner, f2, 0.0)
 
 
 def _log_f(theta: np.ndarray, hi: np.ndarray, lo: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """log f(theta) of normsys code 4; theta (N, K), hi and lo (K,), poly (K, 6)."""
-    _, _, f, inner, slope = _code4_parts(theta, hi, lo, poly)
-    return np.where(inner, np.log(f), theta * slope)
+    return _Code4.of(hi, lo, poly).evaluate(theta, derivatives=False)[0]
 
 
 def _interp(
@@ -174,17 +225,8 @@ def _interp(
 
     theta (N, K); hi, lo (K,); poly (K, 6) from :func:`code4_coefficients`.
     """
-    c, t, f, inner, slope = _code4_parts(theta, hi, lo, poly)
-    f1 = 6.0 * c[5] * t + 5.0 * c[4]
-    f2 = 30.0 * c[5] * t + 20.0 * c[4]
-    for k in (3, 2, 1, 0):  # c[k] is c_(k+1)
-        f1 = f1 * t + (k + 1) * c[k]
-        if k >= 1:
-            f2 = f2 * t + (k + 1) * k * c[k]
-    r1 = f1 / f
-    logf = np.where(inner, np.log(f), theta * slope)
-    d1 = np.where(inner, r1, slope)
-    d2 = np.where(inner, f2 / f - r1 * r1, 0.0)
+    logf, d1, d2 = _Code4.of(hi, lo, poly).evaluate(theta)
+    assert d1 is not None and d2 is not None
     return logf, d1, d2
 
 
@@ -225,11 +267,10 @@ def _nu_derivs(
 
 
 def _nu(m: OneBinModel, p: np.ndarray, scale: float) -> np.ndarray:
-    ns, nb = len(m.sig_hi), len(m.b)
-    ls = _log_f(p[:, 1 : 1 + ns], m.sig_hi, m.sig_lo, m.sig_poly)
-    lb = _log_f(p[:, 1 + ns : 1 + ns + nb], m.b_hi, m.b_lo, m.b_poly)
-    return p[:, 0] * m.s * scale * np.exp(ls.sum(axis=1)) + p[:, -1] * (
-        np.exp(lb) @ m.b + m.b_const
+    ns = len(m.sig_hi)
+    logf = m.code4.evaluate(p[:, 1:-1], derivatives=False)[0]
+    return p[:, 0] * m.s * scale * np.exp(logf[:, :ns].sum(axis=1)) + p[:, -1] * (
+        np.exp(logf[:, ns:]) @ m.b + m.b_const
     )
 
 
@@ -273,6 +314,7 @@ def fit(
     mu_fixed: float | None,
     scale: float = 1.0,
     iterations: int = 40,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood fit of every toy at once.
 
@@ -282,7 +324,9 @@ def fit(
         aux: auxiliary data (N, P-1): normsys thetas then the staterror gamma.
         mu_fixed: fixed mu (conditional fit) or None (mu free in [0, inf)).
         scale: multiplies the signal (mu in units of 1/scale).
-        iterations: Newton iterations.
+        iterations: Newton iterations (at most).
+        start: starting parameters (N, P) of a conditional fit, e.g. the fit of the
+            same toys at a neighbouring mu (default: every theta at its auxiliary datum).
 
     Returns:
         (parameters (N, P), NLL (N,)).
@@ -290,91 +334,277 @@ def fit(
     reduced, keep = _without_inert(m)
     if reduced is not m:
         p_r, nll = fit(
-            reduced, n, aux[:, keep[1:] - 1], mu_fixed=mu_fixed, scale=scale, iterations=iterations
+            reduced,
+            n,
+            aux[:, keep[1:] - 1],
+            mu_fixed=mu_fixed,
+            scale=scale,
+            iterations=iterations,
+            start=None if start is None else start[:, keep],
         )
         p_full = np.empty((len(n), m.n_pars))
         p_full[:, keep] = p_r
         inert = np.setdiff1d(np.arange(m.n_pars), keep)
         p_full[:, inert] = aux[:, inert - 1]
         return p_full, nll
-    npts = len(n)
-    npar = m.n_pars
-    p = np.zeros((npts, npar))
-    p[:, -1] = 1.0
-    p[:, 0] = 0.0 if mu_fixed is None else mu_fixed
-    if mu_fixed is None:  # start at the unconstrained estimate of mu
-        b_total = m.b.sum() + m.b_const
-        p[:, 0] = np.maximum(n - b_total, 0.0) / max(m.s * scale, 1e-300)
-    free = np.ones(npar, bool)
-    if mu_fixed is not None:
-        free[0] = False
-    if m.gamma_sigma <= 0:
-        free[-1] = False
-    cinv = np.zeros(npar)
-    cinv[1:-1] = 1.0
+    if mu_fixed is None:
+        return _fit_free(m, n, aux, scale, iterations)
+    return _fit_fixed(m, n, aux, float(mu_fixed), scale, iterations, start)
+
+
+def _constraint_optimum(m: OneBinModel, aux: np.ndarray) -> np.ndarray:
+    """Parameters (N, P) at the minimum of the constraint terms: every theta at its
+    auxiliary datum, gamma at its own (not below its floor; 1 without staterror), mu 0."""
+    p = np.empty((len(aux), m.n_pars))
+    p[:, 0] = 0.0
+    p[:, 1:-1] = aux[:, :-1]
+    p[:, -1] = np.maximum(aux[:, -1], GAMMA_FLOOR) if m.gamma_sigma > 0 else 1.0
+    return p
+
+
+def _fit_free(
+    m: OneBinModel, n: np.ndarray, aux: np.ndarray, scale: float, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The unconditional fit (mu >= 0), in closed form where mu-hat >= 0.
+
+    With every theta and gamma at the minimum of their constraint terms and mu such that
+    nu = n, each term of the NLL is at its own minimum: that is the global minimum
+    whenever this mu is >= 0. The other toys (n below the background) have mu-hat = 0:
+    their fit is the conditional fit at mu = 0.
+    """
+    p = _constraint_optimum(m, aux)
+    ns = len(m.sig_hi)
+    logf = m.code4.evaluate(p[:, 1:-1], derivatives=False)[0]
+    signal = m.s * scale * np.exp(logf[:, :ns].sum(axis=1))
+    background = p[:, -1] * (np.exp(logf[:, ns:]) @ m.b + m.b_const)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu_hat = (n - background) / signal
+    closed = (signal > 0) & (mu_hat >= 0)
+    p[:, 0] = np.where(closed, mu_hat, 0.0)
+    nll = _nll(m, p, n, aux, scale)
+    at_zero = np.flatnonzero(~closed)
+    if at_zero.size:
+        p[at_zero], nll[at_zero] = _fit_fixed(
+            m, n[at_zero], aux[at_zero], 0.0, scale, iterations, None
+        )
+    return p, nll
+
+
+def _arrow_solve(
+    d_b: np.ndarray, e: np.ndarray, d_g: np.ndarray, y_b: np.ndarray, y_g: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve [[diag(d_b), e], [e^T, d_g]] [x_b; x_g] = [y_b; y_g] for every toy (Schur)."""
+    ed = e / d_b
+    x_g = (y_g - np.einsum("ij,ij->i", ed, y_b)) / (d_g - np.einsum("ij,ij->i", ed, e))
+    return (y_b - e * x_g[:, None]) / d_b, x_g
+
+
+@dataclass(frozen=True)
+class _State:
+    """The NLL of toys at parameters p and what its gradient and Hessian are made of."""
+
+    p: np.ndarray
+    dlog: np.ndarray  # d log f / d theta, (N, K)
+    d2log: np.ndarray  # d2 log f / d theta2, (N, K)
+    sig: np.ndarray  # signal events (N,)
+    eb: np.ndarray  # background events per sample without gamma (N, nb)
+    bkg: np.ndarray  # background events without gamma (N,)
+    nu: np.ndarray  # expected events (N,), at least _NU_FLOOR
+    nll: np.ndarray  # (N,)
+
+    @staticmethod
+    def at(m: OneBinModel, p: np.ndarray, n: np.ndarray, aux: np.ndarray, s_mu: float) -> _State:
+        ns = len(m.sig_hi)
+        theta = p[:, 1:-1]
+        logf, d1, d2 = m.code4.evaluate(theta)
+        assert d1 is not None and d2 is not None
+        sig = s_mu * np.exp(logf[:, :ns].sum(axis=1))
+        eb = np.exp(logf[:, ns:]) * m.b
+        bkg = eb.sum(axis=1) + m.b_const
+        # a full Newton step of a rare toy can overshoot far enough that nu overflows;
+        # its NLL is then inf or nan, never accepted, and the step is halved
+        with np.errstate(over="ignore", invalid="ignore"):
+            nu = np.maximum(sig + p[:, -1] * bkg, _NU_FLOOR)
+            nll = nu - n * np.log(nu)
+            nll += 0.5 * np.einsum("ij,ij->i", theta - aux[:, :-1], theta - aux[:, :-1])
+            if m.gamma_sigma > 0:
+                nll += 0.5 * ((p[:, -1] - aux[:, -1]) / m.gamma_sigma) ** 2
+        return _State(p, d1, d2, sig, eb, bkg, nu, nll)
+
+    def take(self, rows: np.ndarray) -> _State:
+        return _State(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
+
+    def put(self, rows: np.ndarray, other: _State) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name)[rows] = getattr(other, f.name)
+
+
+def _fit_fixed(
+    m: OneBinModel,
+    n: np.ndarray,
+    aux: np.ndarray,
+    mu: float,
+    scale: float,
+    iterations: int,
+    start: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Conditional fit at mu of every toy at once: damped, projected Newton.
+
+    The Hessian of the NLL in (signal thetas, background thetas, gamma) is a diagonal,
+    plus gamma's row and column (it multiplies every background: an arrow), plus two
+    rank-one terms (the signal thetas share the signal's factor; every parameter shares
+    nu in n / nu^2 grad nu grad nu^T). The Newton step is solved in closed form from that
+    structure (Woodbury with a 2 x 2 system per toy) in O(P) per toy instead of a
+    general P x P solve. The code-4 interpolation at the step's end serves both its
+    line search and the next step.
+    """
+    ns, nb = len(m.sig_hi), len(m.b)
+    s_mu = mu * m.s * scale
+    p = _constraint_optimum(m, aux) if start is None else np.array(start, dtype=float)
+    p[:, 0] = mu
     if m.gamma_sigma > 0:
-        cinv[-1] = 1.0 / m.gamma_sigma**2
-    cur = _nll(m, p, n, aux, scale)
-    eye = np.eye(npar)
-    act = np.arange(npts)  # toys still moving
+        p[:, -1] = np.maximum(p[:, -1], GAMMA_FLOOR)
+        inv_var = 1.0 / m.gamma_sigma**2
+    else:
+        p[:, -1] = 1.0
+        inv_var = 0.0
+    st = _State.at(m, p, n, aux, s_mu)
+    cur = st.nll.copy()
+    act = np.arange(len(n))  # toys still moving
     for _ in range(iterations):
         if act.size == 0:
             break
-        pa, na, aa, ca = p[act], n[act], aux[act], cur[act]
-        k = act.size
-        nu, dnu, d2nu = _nu_derivs(m, pa, scale)
-        nu = np.maximum(nu, _NU_FLOOR)
+        pa, na, aa, ca = st.p, n[act], aux[act], cur[act]
+        ts, tb, g = pa[:, 1 : 1 + ns], pa[:, 1 + ns : 1 + ns + nb], pa[:, -1]
+        ds, d2s = st.dlog[:, :ns], st.d2log[:, :ns]
+        db, d2b = st.dlog[:, ns:], st.d2log[:, ns:]
+        sig, eb, bkg, nu = st.sig, st.eb, st.bkg, st.nu
+        c_b = g[:, None] * eb
         r = 1.0 - na / nu
-        grad = r[:, None] * dnu
-        grad[:, 1:] += cinv[1:] * (pa[:, 1:] - aa)
         # n / nu^2 is 0 where n = 0 (nu may be exactly 0 there: no background)
-        w2 = np.where(na > 0, na / nu / nu, 0.0)
-        hess = r[:, None, None] * d2nu + w2[:, None, None] * dnu[:, :, None] * dnu[:, None, :]
-        hess += np.diag(cinv)[None]
-        # a parameter at its bound with the gradient pushing outwards stays there (active
-        # set): mu at 0, and the staterror gamma at its floor, where a toy's auxiliary
-        # gamma far below 1 (large sigma) takes it
-        mask = np.broadcast_to(free, (k, npar)).copy()
-        if mu_fixed is None:
-            mask[:, 0] &= ~((pa[:, 0] <= 0.0) & (grad[:, 0] > 0.0))
-        if m.gamma_sigma > 0:
-            mask[:, -1] &= ~((pa[:, -1] <= GAMMA_FLOOR) & (grad[:, -1] > 0.0))
-        g_m = np.where(mask, grad, 0.0)
-        h_m = (
-            np.where(mask[:, :, None] & mask[:, None, :], hess, 0.0)
-            + eye * (~mask)[:, :, None]
-            + eye * 1e-9
+        w = np.where(na > 0, na / nu / nu, 0.0)
+        rs = r * sig
+        cdb = c_b * db  # d nu / d theta_b
+        grad = np.empty_like(pa)
+        grad[:, 0] = 0.0
+        grad_s = grad[:, 1 : 1 + ns]
+        np.multiply(rs[:, None], ds, out=grad_s)
+        grad_s += ts - aa[:, :ns]
+        grad_b = grad[:, 1 + ns : 1 + ns + nb]
+        np.multiply(r[:, None], cdb, out=grad_b)
+        grad_b += tb - aa[:, ns : ns + nb]
+        if inv_var > 0:
+            grad_g = r * bkg + (g - aa[:, -1]) * inv_var
+            # gamma at its floor with the gradient pushing outwards stays there (active
+            # set): a toy's auxiliary gamma far below 1 (large sigma) takes it there
+            free_g = ~((g <= GAMMA_FLOOR) & (grad_g > 0.0))
+        else:
+            grad_g = np.zeros_like(g)
+            free_g = np.zeros(g.shape, bool)
+        grad_g = np.where(free_g, grad_g, 0.0)
+        grad[:, -1] = grad_g
+        v_g = np.where(free_g, bkg, 0.0)  # d nu / d gamma of the free gamma
+        # the diagonal part K (+1e-9 as a floor), gamma's arrow e, and the two rank-one
+        # terms V M V^T with V = [(ds, 0, 0), (0, cdb, v_g)], M = [[a, w sig], [w sig, w]]
+        k_s = 1.0 + rs[:, None] * d2s + 1e-9
+        k_b = 1.0 + r[:, None] * c_b * (db * db + d2b) + 1e-9
+        k_g = np.where(free_g, inv_var + 1e-9, 1.0)
+        e = np.where(free_g[:, None], r[:, None] * eb * db, 0.0)
+        a = rs + w * sig * sig
+        ws = w * sig
+        z_s = -grad_s / k_s
+        z1 = ds / k_s
+        (z_b, z_g), (z2_b, z2_g) = (
+            _arrow_solve(k_b, e, k_g, y_b, y_g) for y_b, y_g in ((-grad_b, -grad_g), (cdb, v_g))
         )
-        try:
-            step = -np.linalg.solve(h_m, g_m[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = -g_m
+        q11 = np.einsum("ij,ij->i", ds, z1)
+        q22 = np.einsum("ij,ij->i", cdb, z2_b) + v_g * z2_g
+        c1 = np.einsum("ij,ij->i", ds, z_s)
+        c2 = np.einsum("ij,ij->i", cdb, z_b) + v_g * z_g
+        mc1, mc2 = a * c1 + ws * c2, ws * c1 + w * c2
+        a11, a12, a21, a22 = 1.0 + a * q11, ws * q22, ws * q11, 1.0 + w * q22
+        with np.errstate(divide="ignore", invalid="ignore"):
+            det = a11 * a22 - a12 * a21
+            t1 = (a22 * mc1 - a12 * mc2) / det
+            t2 = (a11 * mc2 - a21 * mc1) / det
+        step = np.empty_like(pa)
+        step[:, 0] = 0.0
+        step[:, 1 : 1 + ns] = z_s - z1 * t1[:, None]
+        step[:, 1 + ns : 1 + ns + nb] = z_b - z2_b * t2[:, None]
+        step[:, -1] = z_g - z2_g * t2
+        decrement = -np.einsum("ij,ij->i", grad, step)
         # where the Hessian is not positive definite the Newton step may climb: take the
         # diagonally scaled gradient there instead (always downhill)
-        climbs = ~(np.sum(g_m * step, axis=1) < 0.0)
+        climbs = ~(decrement > 0.0)
         if climbs.any():
-            diag = np.abs(np.diagonal(h_m, axis1=1, axis2=2))
-            step = np.where(climbs[:, None], -g_m / np.maximum(diag, 1e-9), step)
-        t = np.ones(k)
+            diag = np.empty_like(pa)
+            diag[:, 0] = 1.0
+            diag[:, 1 : 1 + ns] = k_s + a[:, None] * ds * ds
+            diag[:, 1 + ns : 1 + ns + nb] = k_b + w[:, None] * cdb * cdb
+            diag[:, -1] = k_g + w * v_g * v_g
+            fallback = -grad / np.maximum(np.abs(diag), 1e-9)
+            step = np.where(climbs[:, None], fallback, step)
         tol = 1e-12 * (1.0 + np.abs(ca))
-        for _half in range(12):
-            trial = pa + t[:, None] * step
-            trial[:, 0] = np.maximum(trial[:, 0], 0.0) if mu_fixed is None else mu_fixed
-            trial[:, -1] = np.maximum(trial[:, -1], GAMMA_FLOOR)
-            # a full Newton step of a rare toy can overshoot far enough that nu overflows;
-            # its NLL is then inf or nan, not <= the current one, and the step is halved
+        # a Newton step from where the predicted gain (half the decrement) is below
+        # 5e-8 leaves an error orders of magnitude below that (quadratic convergence;
+        # q then differs by < 1e-12 from a fit iterated to the end): the last step, for
+        # which only the NLL at its end is needed, not the derivatives
+        last = ~climbs & (decrement < 1e-7)
+        done = np.flatnonzero(last)
+        if done.size:
+            p_end = st.p[done] + step[done]
+            p_end[:, -1] = np.maximum(p_end[:, -1], GAMMA_FLOOR)
             with np.errstate(over="ignore", invalid="ignore"):
-                new = _nll(m, trial, na, aa, scale)
-            worse = ~(new <= ca + tol)
-            if not worse.any():
-                break
-            t = np.where(worse, t * 0.5, t)
-        better = new <= ca + tol
-        gain = np.where(better, ca - new, 0.0)
-        p[act] = np.where(better[:, None], trial, pa)
-        cur[act] = np.where(better, new, ca)
-        act = act[gain > 1e-10]
+                nll_end = _nll(m, p_end, na[done], aa[done], scale)
+            lower = nll_end <= ca[done] + tol[done]
+            p[act[done[lower]]] = p_end[lower]
+            cur[act[done[lower]]] = nll_end[lower]
+        moving = np.flatnonzero(~last)
+        if moving.size == 0:
+            break
+        act, st, step, na, aa, ca, tol = (
+            act[moving], st.take(moving), step[moving], na[moving], aa[moving], ca[moving],
+            tol[moving],
+        )  # fmt: skip
+        trial = _line_search(m, st, step, na, aa, ca, s_mu)
+        better = trial.nll <= ca + tol
+        gain = np.where(better, ca - trial.nll, 0.0)
+        rows = np.flatnonzero(better)
+        p[act[rows]] = trial.p[rows]
+        cur[act[rows]] = trial.nll[rows]
+        keep = np.flatnonzero(gain > 1e-10)
+        act = act[keep]
+        st = trial.take(keep)
     return p, cur
+
+
+def _line_search(
+    m: OneBinModel,
+    st: _State,
+    step: np.ndarray,
+    na: np.ndarray,
+    aa: np.ndarray,
+    ca: np.ndarray,
+    s_mu: float,
+) -> _State:
+    """The state at the step's end, halved up to 12 times for the toys whose NLL it does
+    not lower (the last halving where none was lower)."""
+    tol = 1e-12 * (1.0 + np.abs(ca))
+    trial = st.p + step
+    trial[:, -1] = np.maximum(trial[:, -1], GAMMA_FLOOR)
+    new = _State.at(m, trial, na, aa, s_mu)
+    worse = np.flatnonzero(~(new.nll <= ca + tol))
+    t = 1.0
+    for _half in range(12):
+        if worse.size == 0:
+            break
+        t *= 0.5
+        tw = st.p[worse] + t * step[worse]
+        tw[:, -1] = np.maximum(tw[:, -1], GAMMA_FLOOR)
+        sw = _State.at(m, tw, na[worse], aa[worse], s_mu)
+        new.put(worse, sw)
+        worse = worse[~(sw.nll <= ca[worse] + tol[worse])]
+    return new
 
 
 def qmu_tilde(
@@ -385,17 +615,43 @@ def qmu_tilde(
     *,
     scale: float = 1.0,
     free: tuple[np.ndarray, np.ndarray] | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """The qmu-tilde test statistic (pyhf's ``qtilde``) for every toy, shape (N,).
 
     ``free``: the unconditional fit of these toys, ``fit(m, n, aux, mu_fixed=None)``,
-    when the caller already has it (it does not depend on mu).
+    when the caller already has it (it does not depend on mu). ``start``: starting
+    parameters of the conditional fit (:func:`fit`).
     """
-    _, nll_cond = fit(m, n, aux, mu_fixed=mu, scale=scale)
+    return _qmu_and_fit(m, mu, n, aux, scale=scale, free=free, start=start)[0]
+
+
+def _qmu_and_fit(
+    m: OneBinModel,
+    mu: float,
+    n: np.ndarray,
+    aux: np.ndarray,
+    *,
+    scale: float,
+    free: tuple[np.ndarray, np.ndarray] | None,
+    start: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """qmu-tilde and the conditional fit's parameters (N, P).
+
+    q is 0 where mu-hat > mu: those toys are not fitted at mu (their parameters are
+    left at ``start`` or the constraints' minimum).
+    """
     p_free, nll_free = fit(m, n, aux, mu_fixed=None, scale=scale) if free is None else free
-    q = 2.0 * (nll_cond - nll_free)
-    q = np.where(p_free[:, 0] > mu, 0.0, q)
-    return np.maximum(q, 0.0)
+    p_cond = _constraint_optimum(m, aux) if start is None else np.array(start, dtype=float)
+    p_cond[:, 0] = mu
+    q = np.zeros(len(n))
+    need = np.flatnonzero(~(p_free[:, 0] > mu))
+    if need.size:
+        p_cond[need], nll_cond = fit(
+            m, n[need], aux[need], mu_fixed=mu, scale=scale, start=p_cond[need]
+        )
+        q[need] = np.maximum(2.0 * (nll_cond - nll_free[need]), 0.0)
+    return q, p_cond
 
 
 def _poisson_quantile(u: np.ndarray, nu: float) -> np.ndarray:
@@ -519,8 +775,19 @@ def toy_cls(
     else:
         b_toys = memo["b_toys"]
     n_b, a_b, free_b = b_toys
-    q_sb = np.sort(qmu_tilde(m, mu, n_sb, a_sb, scale=scale))
-    q_b = np.sort(qmu_tilde(m, mu, n_b, a_b, scale=scale, free=free_b))
+    # the conditional fits of the same toys at the nearest mu of this scan start the
+    # fits at this mu (the toys are coupled across mu: a few Newton steps fewer)
+    starts = None if memo is None else memo.setdefault("conditional", {"sb": {}, "b": {}})
+    q_sb, p_sb_cond = _qmu_and_fit(
+        m, mu, n_sb, a_sb, scale=scale, free=None, start=_nearest(starts, "sb", mu)
+    )
+    q_b, p_b_cond = _qmu_and_fit(
+        m, mu, n_b, a_b, scale=scale, free=free_b, start=_nearest(starts, "b", mu)
+    )
+    if starts is not None:
+        starts["sb"][mu], starts["b"][mu] = p_sb_cond, p_b_cond
+    q_sb.sort()
+    q_b.sort()
     tol = 1e-7
 
     def cls_of(q: np.ndarray) -> np.ndarray:
@@ -535,3 +802,12 @@ def toy_cls(
         q_obs = qmu_tilde(m, mu, n_arr, aux_data, scale=scale)
         cls_obs = float(cls_of(q_obs)[0])
     return ToyCLs(mu=mu, cls_obs=cls_obs, cls_exp=cls_exp)
+
+
+def _nearest(
+    starts: dict[str, dict[float, np.ndarray]] | None, kind: str, mu: float
+) -> np.ndarray | None:
+    """The conditional fit of a scan's toys at the mu nearest to ``mu`` (None: none yet)."""
+    if not starts or not starts[kind]:
+        return None
+    return starts[kind][min(starts[kind], key=lambda x: abs(x - mu))]
