@@ -17,9 +17,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bkg.errors import OutputError
+from bkg.errors import BkgError, OutputError
 
-__all__ = ["atomic_dir", "atomic_path", "write_json", "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "inside", "write_json", "write_text"]
 
 
 def _read_umask() -> int:
@@ -30,6 +30,11 @@ def _read_umask() -> int:
 
 #: The process umask, read once (os.umask can only be read by setting it).
 _UMASK = _read_umask()
+
+
+def explain_os_error(path: str | Path, exc: OSError) -> OutputError:
+    """The one-line error of a failed write of ``path`` (full disk, permission, ...)."""
+    return _explain(Path(path), exc)
 
 
 def _explain(path: Path, exc: OSError) -> OutputError:
@@ -147,3 +152,44 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def inside(
+    folder: str | Path, name: object, *, what: str, error: type[BkgError] = BkgError
+) -> Path:
+    """``folder / name`` for a path read from a file (a MANIFEST, a provenance, a record).
+
+    The name must be a relative path without ``..`` that, symbolic links followed, stays
+    inside ``folder``: no entry of a file the tool reads makes it open, overwrite or
+    delete anything elsewhere.
+
+    Args:
+        folder: the folder the entry belongs to.
+        name: the entry as read.
+        what: where it was read, for the message (e.g. ``"samples/MANIFEST.json: files[3]"``).
+        error: the exception class to raise.
+
+    Raises:
+        ``error``: one line naming the entry and what was expected.
+    """
+    folder = Path(folder)
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise error(f"{what}: expected a file name inside {folder}, got {name!r}")
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or name.startswith("~"):
+        raise error(
+            f"{what}: {name!r} is not inside {folder} (expected a path relative to it, "
+            "without '..'); refused"
+        )
+    path = folder / rel
+    try:
+        base = folder.resolve()
+        target = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        raise error(f"{what}: {name!r} cannot be resolved ({exc}); refused") from None
+    if target != base and base not in target.parents:
+        raise error(
+            f"{what}: {name!r} leads out of {folder} (to {target}, through a symbolic link); "
+            "refused"
+        )
+    return path

@@ -228,14 +228,22 @@ def sensitivity_cmd(
 
     overlays = _overlays(overlay_files)  # a bad CSV fails before anything is computed
     cfg = _load(config_path, n_mot=n_mot)
-    result = run_sensitivity(
-        cfg,
-        out_dir=out_root / (name or cfg.name),
-        efficiency=_measured_efficiency(cfg, samples_dir),
-        overlays=overlays,
-    )
+    with _report_lock(out_root / (name or cfg.name)):
+        result = run_sensitivity(
+            cfg,
+            out_dir=out_root / (name or cfg.name),
+            efficiency=_measured_efficiency(cfg, samples_dir),
+            overlays=overlays,
+        )
     click.echo(result.summary())
     _written(", ".join(str(f) for f in result.files))
+
+
+def _report_lock(folder: Path) -> Any:
+    """The lock of a report folder, held while a stage command writes into it."""
+    from bkg import locks
+
+    return locks.hold([locks.Lock(folder, replaced=True)])
 
 
 def _written(what: str) -> None:
@@ -293,17 +301,26 @@ def samples_group(
         manifest = run_samples(
             cfg, out_dir=out, only=only or None, n_mot=n_mot, workers=workers,
             scheduler=scheduler or cfg.run.scheduler, progress=progress.advance,
+            locked=_mark_samples(cfg, out, only, n_mot),
         )  # fmt: skip
-    from bkg.report.pipeline import mark_samples_done, mark_samples_partial
-
-    if not only and n_mot in (None, cfg.samples.n_mot):
-        mark_samples_done(cfg, out, manifest)  # `bkg report` reuses a complete default set
-    else:  # not the config's production, but made for its setup
-        mark_samples_partial(cfg, out)
     for entry in manifest["files"]:
         click.echo(
             f"{out / entry['file']}: {entry['events']} events, {entry['norm_per_mot']:.3g} per MOT"
         )
+
+
+def _mark_samples(cfg: Any, out: Path, only: tuple[str, ...], n_mot: float | None) -> Any:
+    """What `bkg samples` records in the folder before its lock is released."""
+
+    def mark(manifest: dict[str, Any]) -> None:
+        from bkg.report.pipeline import mark_samples_done, mark_samples_partial
+
+        if not only and n_mot in (None, cfg.samples.n_mot):
+            mark_samples_done(cfg, out, manifest)  # `bkg report` reuses a complete default set
+        else:  # not the config's production, but made for its setup
+            mark_samples_partial(cfg, out)
+
+    return mark
 
 
 @samples_group.command("check")
@@ -336,22 +353,25 @@ def fit_cmd(
     unbinned: bool,
 ) -> None:
     """Estimate every background source with zfit tail fits -> fits/<source>.json."""
+    from bkg import locks
     from bkg.report.pipeline import check_made_for
     from bkg.sources import run_fits
 
     cfg = _load(config_path)
     samples = samples_dir or Path(cfg.samples.folder)
     check_made_for(cfg, samples, "samples")
-    estimates = run_fits(
-        cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned
-    )
-    # a Ctrl-C that a library swallowed (e.g. in a weakref callback) still stops here,
-    # before the folder is marked complete
-    interrupt.check()
-    if not only and not unbinned:
-        from bkg.report.pipeline import mark_fits_done
+    # held until the folder is marked: no other run writes between the fits and the mark
+    with locks.hold([locks.Lock(samples, exclusive=False), locks.Lock(out_dir)]):
+        estimates = run_fits(
+            cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned
+        )
+        # a Ctrl-C that a library swallowed (e.g. in a weakref callback) still stops here,
+        # before the folder is marked complete
+        interrupt.check()
+        if not only and not unbinned:
+            from bkg.report.pipeline import mark_fits_done
 
-        mark_fits_done(cfg, samples, out_dir)  # `bkg report` reuses these fits
+            mark_fits_done(cfg, samples, out_dir)  # `bkg report` reuses these fits
     for est in estimates.values():
         bound = "<= " if est.upper_bound else ""
         click.echo(f"{est.label:<32} {bound}{est.level_per_mot:.2e} per MOT  ({est.method})")
@@ -364,14 +384,16 @@ def fit_cmd(
 @REPORTS_OPTION
 def table_cmd(config_path: Path | None, fits_dir: Path, name: str | None, out_root: Path) -> None:
     """Write Table I (md, tex, csv, json) from the fits folder."""
+    from bkg import locks
     from bkg.report.pipeline import check_made_for
     from bkg.sources import read_estimates
     from bkg.sources.table import write_table
 
     cfg = _load(config_path)
     out = out_root / (name or cfg.name)
-    check_made_for(cfg, fits_dir, "fits")
-    write_table(read_estimates(fits_dir), cfg, out_dir=out)
+    with locks.hold([locks.Lock(fits_dir, exclusive=False), locks.Lock(out, replaced=True)]):
+        check_made_for(cfg, fits_dir, "fits")
+        write_table(read_estimates(fits_dir), cfg, out_dir=out)
     click.echo((out / "table1.md").read_text(), nl=False)
     _written(f"{out}/table1.{{md,tex,csv,json}}")
 
@@ -435,14 +457,15 @@ def workspace_cmd(
     cfg = _load(config_path)
     out = out_root / (name or cfg.name)
     masses, signal = _signal_inputs(cfg, samples_dir)
-    files = run_workspace(
-        cfg,
-        table1_path=out / "table1.json",
-        masses_gev=masses,
-        signal_per_mot_ref=signal,
-        out_dir=out / "workspace",
-        mass=mass,
-    )
+    with _report_lock(out):
+        files = run_workspace(
+            cfg,
+            table1_path=out / "table1.json",
+            masses_gev=masses,
+            signal_per_mot_ref=signal,
+            out_dir=out / "workspace",
+            mass=mass,
+        )
     for f in files.values():
         click.echo(str(f))
 
@@ -493,16 +516,18 @@ def limits_cmd(
     out = out_root / (name or (f"{cfg.name}-{variant}" if variant else cfg.name))
     table1 = source / "table1.json"
     masses, signal = _signal_inputs(cfg, samples_dir)
-    result = run_limits(
-        cfg, table1_path=table1, masses_gev=masses, signal_per_mot_ref=signal,
-        out_dir=out, observed=observed, preset=preset, calculator=calculator, overlays=overlays,
-        compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
-    )  # fmt: skip
-    if out != source:
-        from bkg.atomic import write_text
+    with _report_lock(out):
+        result = run_limits(
+            cfg, table1_path=table1, masses_gev=masses, signal_per_mot_ref=signal,
+            out_dir=out, observed=observed, preset=preset, calculator=calculator,
+            overlays=overlays,
+            compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
+        )  # fmt: skip
+        if out != source:
+            from bkg.atomic import write_text
 
-        # the variant folder says which Table I its limits used
-        write_text(out / "table1.json", table1.read_text(encoding="utf-8"))
+            # the variant folder says which Table I its limits used
+            write_text(out / "table1.json", table1.read_text(encoding="utf-8"))
     click.echo(result.summary())
     _written(f"{out}/limits.{{json,csv}}, sensitivity.{{png,pdf}}, reach_vs_mot.{{png,pdf}}")
 
@@ -610,8 +635,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="bkg", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("bkg: interrupted; outputs of the unfinished stage were not written", err=True)
-        raise SystemExit(130) from None
+        click.echo(interrupt.message(), err=True)
+        raise SystemExit(interrupt.exit_code()) from None
     except click.ClickException as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from None
@@ -621,16 +646,14 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"bkg: error: {one_line(exc)}", err=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        click.echo("bkg: interrupted; outputs of the unfinished stage were not written", err=True)
-        raise SystemExit(130) from None
+        click.echo(interrupt.message(), err=True)
+        raise SystemExit(interrupt.exit_code()) from None
     except Exception:
         # a Ctrl-C that reached a C extension mid-import surfaces as another error
         # (ImportError: initialization failed): it is still the user's interrupt
         if interrupt.requested() and not debug:
-            click.echo(
-                "bkg: interrupted; outputs of the unfinished stage were not written", err=True
-            )
-            raise SystemExit(130) from None
+            click.echo(interrupt.message(), err=True)
+            raise SystemExit(interrupt.exit_code()) from None
         raise
 
 

@@ -15,21 +15,39 @@ import signal
 import threading
 from types import FrameType
 
-__all__ = ["check", "install", "requested"]
+__all__ = ["check", "exit_code", "install", "message", "requested"]
 
 _requested = False
+_signum = signal.SIGINT
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
-    global _requested
+    global _requested, _signum
     _requested = True
+    _signum = signal.Signals(signum)
     raise KeyboardInterrupt
 
 
 def install() -> None:
-    """Route SIGINT through the recording handler (main thread only; elsewhere a no-op)."""
+    """Route SIGINT and SIGTERM through the recording handler (main thread only).
+
+    SIGTERM (``kill``, a batch system's time limit) is handled like Ctrl-C: the running
+    stage stops, its temporary outputs are removed, one line, exit code 143 (128 + 15).
+    """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGTERM, _on_sigint)
+
+
+def exit_code() -> int:
+    """128 + the number of the signal that interrupted the run (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + int(_signum)
+
+
+def message() -> str:
+    """The one line that says the run was interrupted, and by what."""
+    what = "terminated (SIGTERM)" if _signum == signal.SIGTERM else "interrupted"
+    return f"bkg: {what}; outputs of the unfinished stage were not written"
 
 
 def check() -> None:

@@ -632,6 +632,9 @@ def _check_entry(path: Path, i: int, entry: Any) -> None:
 
     if not isinstance(name, str) or not name.strip():
         raise bad("file", "the file name of the ntuple (a non-empty string)")
+    from bkg.atomic import inside
+
+    inside(path.parent, name, what=f"{path}: files[{i}] key 'file'", error=SampleError)
     if not isinstance(entry["sample"], str) or entry["sample"] not in SCHEMAS:
         raise bad("sample", f"one of {', '.join(SCHEMAS)}")
     if not isinstance(entry["sha256"], str):

@@ -276,9 +276,11 @@ def _efficiency_function(
     signal that the trigger keeps. Outside the simulated masses the nearest measured
     value is used (``np.interp``).
     """
+    from bkg import locks
     from bkg.sim import signal_fractions
 
-    masses, frac = signal_fractions(samples_dir, cfg)
+    with locks.hold([locks.Lock(Path(samples_dir), exclusive=False)]):
+        masses, frac = signal_fractions(samples_dir, cfg)
     eff, err = frac["selection"]
     trig, trig_err = frac["trigger"]
     box, box_err = frac["box"]
@@ -332,11 +334,6 @@ def run_report(
         progress: called with (stage, state) as stages start and finish.
         advance: called with (task, done, total) along the samples and fits stages.
     """
-    from bkg.report.claims import evaluate_claims
-    from bkg.report.html import render_index
-    from bkg.report.provenance import collect_provenance, file_hashes
-    from bkg.report.results import collect_results
-    from bkg.report.sensitivity import run_sensitivity
 
     name = name or cfg.name
     from bkg.config import check_report_name
@@ -344,6 +341,48 @@ def run_report(
     check_report_name(name, source="--name")  # a folder under out_root, never '..' or a path
     samples_dir = Path(samples_dir or cfg.samples.folder)
     fits_dir = Path(fits_dir)
+    from bkg import locks
+    from bkg.sim.run import external_samples
+
+    try:  # a production `bkg samples` did not write is only read: never locked for writing
+        external = samples_dir.is_dir() and external_samples(samples_dir)
+    except SampleError:
+        external = True
+    # every folder this run reads or writes, locked until the report is in place: another
+    # run never changes the samples or fits between the stage that makes them and the
+    # report that uses them, and never assembles the same report at the same time
+    held = [
+        locks.Lock(samples_dir, exclusive=not external),
+        locks.Lock(fits_dir),
+        locks.Lock(Path(out_root) / name, replaced=True),
+    ]
+    with locks.hold(held):
+        locks.clean_stale(Path(out_root), names=[name])  # .<name>.*.tmp of a killed run
+        locks.clean_stale(fits_dir)
+        return _run_report_locked(
+            cfg, name=name, out_root=out_root, samples_dir=samples_dir, fits_dir=fits_dir,
+            scheduler=scheduler, workers=workers, progress=progress,
+        )  # fmt: skip
+
+
+def _run_report_locked(
+    cfg: Config,
+    *,
+    name: str,
+    out_root: str | Path,
+    samples_dir: Path,
+    fits_dir: Path,
+    workers: int | None,
+    scheduler: str | None,
+    progress: Progress,
+) -> ReportResult:
+    """:func:`run_report` with the locks of its folders held."""
+    from bkg.report.claims import evaluate_claims
+    from bkg.report.html import render_index
+    from bkg.report.provenance import collect_provenance, file_hashes
+    from bkg.report.results import collect_results
+    from bkg.report.sensitivity import run_sensitivity
+
     scheduler = scheduler or cfg.run.scheduler
     stages: dict[str, str] = {}
     keys: dict[str, str] = {}

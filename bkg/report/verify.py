@@ -10,6 +10,11 @@ reference under a tolerance that depends on what the number is:
   leaves room only for last-digit differences of floating point between
   machines (BLAS, TensorFlow kernels);
 * strings and booleans (labels, verdicts): equal.
+
+Before the values, every file that a report's ``provenance.json`` lists
+(``outputs_sha256``: every output but provenance.json and index.html, the two that
+hold the time of the run) is checked against its sha256, in the reference and in the
+run: an edited table1.csv, table1.md or limits.csv fails, and is named.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from bkg.errors import BkgError
 
-__all__ = ["COMPARED", "Comparison", "compare_reports", "flatten"]
+__all__ = ["COMPARED", "Comparison", "check_files", "compare_reports", "flatten"]
 
 #: Files compared and their relative tolerance for numbers.
 COMPARED: dict[str, float] = {
@@ -121,6 +126,40 @@ def _provenance(folder: Path) -> dict[str, Any]:
     return provenance
 
 
+def check_files(folder: Path) -> tuple[int, list[str]] | None:
+    """Check every file ``folder/provenance.json`` lists by its sha256.
+
+    Returns:
+        (files checked, problems: one line per missing or changed file), or None when the
+        folder has no provenance.json (nothing says what its files should be).
+
+    Raises:
+        BkgError: provenance.json is unreadable, its list is not an object of sha256
+            digests, or it names a path outside the folder (refused, never opened).
+    """
+    from bkg.atomic import inside
+    from bkg.ntuple import sha256_file
+
+    path = folder / "provenance.json"
+    if not path.exists():
+        return None
+    provenance = _load(path)
+    listed = provenance.get("outputs_sha256") if isinstance(provenance, dict) else None
+    if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+        raise BkgError(
+            f"{path}: expected 'outputs_sha256', an object of file -> sha256 (written by "
+            "`bkg report`)"
+        )
+    problems: list[str] = []
+    for name, digest in sorted(listed.items(), key=lambda kv: _natural(kv[0])):
+        file = inside(folder, name, what=f"{path}: outputs_sha256 entry")
+        if not file.is_file():
+            problems.append(f"{folder}/{name}: missing (provenance.json lists it)")
+        elif sha256_file(file) != digest:
+            problems.append(f"{folder}/{name}: sha256 differs from provenance.json (changed)")
+    return len(listed), problems
+
+
 def compare_reports(reference: Path, run: Path, *, advance: Any = None) -> list[Comparison]:
     """Every value of the compared files of ``run`` against ``reference``
     (``advance("compare", files_done, files_total)`` after each file)."""
@@ -169,6 +208,10 @@ def _rerun(reference: Path, workdir: Path, *, progress: Any = None, advance: Any
     provenance = _provenance(reference)
     raw = dict(provenance["config"])
     raw["samples"] = {**raw["samples"], "folder": str(workdir / "samples")}
+    if isinstance(raw.get("run"), dict) and raw["run"].get("scheduler") is not None:
+        # the re-run is local: a reference never sends work (or this machine's files) to
+        # the Dask scheduler it names
+        raw["run"] = {**raw["run"], "scheduler": None}
     cfg = from_dict(raw, source=f"{reference}/provenance.json")
     if progress is not None:
         progress("re-run", f"of {reference}'s configuration (same seed) in {workdir}")
@@ -212,12 +255,14 @@ def verify(
                 f"--run {run_dir}: that is the reference itself; give another run's report, "
                 "or leave out --run to re-run the reference's configuration"
             )
+    files: list[tuple[Path, tuple[int, list[str]] | None]] = [(reference, check_files(reference))]
     with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
         run = (
             run_dir
             if run_dir is not None
             else _rerun(reference, Path(tmp), progress=progress, advance=advance)
         )
+        files.append((Path(run), check_files(Path(run))))
         rows = compare_reports(reference, run, advance=advance)
     by_file: dict[str, list[Comparison]] = {}
     for row in rows:
@@ -248,11 +293,26 @@ def verify(
         if len(shown) > 200:
             echo(f"... and {len(shown) - 200} more")
     n_bad = sum(not r.agrees for r in rows)
+    n_files_bad = 0
+    for folder, checked in files:
+        if checked is None:
+            echo(f"note: {folder} has no provenance.json: its files were not checked")
+            continue
+        n_files, problems = checked
+        n_files_bad += len(problems)
+        for line in problems[:50]:
+            echo(line)
+        if len(problems) > 50:
+            echo(f"... and {len(problems) - 50} more")
+        echo(
+            f"{folder}: {n_files - len(problems)} of {n_files} files match the sha256 of its "
+            "provenance.json"
+        )
     echo(
         f"{len(rows) - n_bad} of {len(rows)} values agree"
         + ("" if not n_bad else f"; {n_bad} differ")
     )
-    return n_bad == 0 and bool(rows)
+    return n_bad == 0 and n_files_bad == 0 and bool(rows)
 
 
 def _short(value: Any) -> str:

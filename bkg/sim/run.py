@@ -12,12 +12,16 @@ last chunk of one sample before the next sample starts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import math
+import os
 import re
-from collections.abc import Callable, Sequence
+import stat
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from bkg import ntuple
-from bkg.atomic import write_json
+from bkg.atomic import inside, write_json
 from bkg.config import Config
-from bkg.errors import SampleError
+from bkg.errors import BkgError, SampleError
 from bkg.memory import heap_policy
 
 __all__ = [
@@ -79,28 +83,46 @@ _COST_PER_EVENT_S = {
 _NORM_COST_S = {"leading_hadrons": 0.22, "dimuons": 0.08}
 
 
+def _size(cfg: Config, sample: str, n_mot: float) -> int:
+    """Events of one sample (per mass for the signal)."""
+    s = cfg.samples
+    if sample == "signal":
+        return int(s.signal_events_per_mass)
+    return int(
+        {
+            "beam": int(n_mot),
+            "hadrons": s.hadron_events,
+            "leading_hadrons": s.leading_hadron_events,
+            "dimuons": s.dimuon_events,
+        }[sample]
+    )
+
+
+def _n_tasks(cfg: Config, sample: str, n_mot: float) -> int:
+    """How many chunks (files) :func:`_tasks` yields, without making them."""
+    per = -(-_size(cfg, sample, n_mot) // cfg.samples.chunk_size)  # exact for any size
+    return per * len(cfg.samples.signal_masses_gev) if sample == "signal" else per
+
+
 def _tasks(
     cfg: Config, sample: str, n_mot: float
-) -> list[tuple[tuple[int, ...], int, float | None]]:
+) -> Iterator[tuple[tuple[int, ...], int, float | None]]:
+    """The chunk plan of a sample, one (seed key, events, mass) at a time.
+
+    A generator: a huge ``n_mot`` never builds the plan in memory (the maxima on the
+    counts are checked before any work starts).
+    """
     s = cfg.samples
     i = SAMPLES.index(sample)
-    size = {
-        "beam": int(n_mot),
-        "hadrons": s.hadron_events,
-        "leading_hadrons": s.leading_hadron_events,
-        "dimuons": s.dimuon_events,
-    }.get(sample)
-    tasks: list[tuple[tuple[int, ...], int, float | None]] = []
+    size = _size(cfg, sample, n_mot)
+    n_chunks = -(-size // s.chunk_size)
     if sample == "signal":
         for m_i, m in enumerate(s.signal_masses_gev):
-            n = s.signal_events_per_mass
-            for k in range(math.ceil(n / s.chunk_size)):
-                tasks.append(((i, m_i, k), min(s.chunk_size, n - k * s.chunk_size), float(m)))
-        return tasks
-    assert size is not None
-    for k in range(math.ceil(size / s.chunk_size)):
-        tasks.append(((i, k), min(s.chunk_size, size - k * s.chunk_size), None))
-    return tasks
+            for k in range(n_chunks):
+                yield (i, m_i, k), min(s.chunk_size, size - k * s.chunk_size), float(m)
+        return
+    for k in range(n_chunks):
+        yield (i, k), min(s.chunk_size, size - k * s.chunk_size), None
 
 
 def _norms(cfg: Config, sample: str) -> dict[str, Any]:
@@ -173,6 +195,117 @@ def external_samples(samples_dir: Path) -> bool:
     return generator != "bkg.sim"
 
 
+#: the record of the files `bkg samples` wrote in a folder: the only files it ever deletes
+WRITTEN = ".written.json"
+_CHUNK_NAME = re.compile(r"^(?:" + "|".join(SAMPLES) + r")_\d{4,}\.root$")
+
+
+def _stat_entry(path: Path) -> dict[str, int] | None:
+    """Size and mtime of a regular file (not a symbolic link), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+
+
+class _Record:
+    """What ``bkg samples`` wrote in a folder (``.written.json``), never trusted blindly.
+
+    ``files`` maps a chunk file name to the size and mtime it had when written: a file
+    is the tool's own only while it is a regular file with that size and mtime.
+    ``pending`` maps a sample to the number of chunk files a run is writing; a run that
+    dies leaves them, and the next run (holding the folder's lock) removes them.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: dict[str, dict[str, int]] = {}
+        self.pending: dict[str, int] = {}
+        self.known = False
+        try:
+            raw = json.loads((folder / WRITTEN).read_text())
+        except (OSError, ValueError):
+            return
+        if not isinstance(raw, dict):
+            return
+        self.known = True
+        files = raw.get("files")
+        pending = raw.get("pending")
+        for name, st in (files if isinstance(files, dict) else {}).items():
+            if (
+                isinstance(name, str)
+                and _CHUNK_NAME.match(name)
+                and isinstance(st, dict)
+                and all(isinstance(st.get(k), int) for k in ("size", "mtime_ns"))
+            ):
+                self.files[name] = {"size": st["size"], "mtime_ns": st["mtime_ns"]}
+        for sample, n in (pending if isinstance(pending, dict) else {}).items():
+            if sample in SAMPLES and isinstance(n, int) and n > 0:
+                self.pending[sample] = n
+
+    def adopt(self, entries: dict[str, list[dict[str, Any]]]) -> None:
+        """A folder from before the record: its MANIFEST's chunk files whose sha256 matches."""
+        for e in (e for es in entries.values() for e in es):
+            name = e.get("file")
+            if isinstance(name, str) and _CHUNK_NAME.match(name):
+                path = self.folder / name
+                st = _stat_entry(path)
+                if st is not None and ntuple.sha256_file(path) == e.get("sha256"):
+                    self.files[name] = st
+
+    def owns(self, name: str) -> bool:
+        """Whether ``name`` is a file this tool wrote here and nobody changed since."""
+        st = _stat_entry(self.folder / name)
+        return st is not None and self.files.get(name) == st
+
+    def remove(self, name: str) -> bool:
+        """Delete ``name`` if the tool wrote it (see :meth:`owns`); forget it either way."""
+        mine = self.owns(name)
+        self.files.pop(name, None)
+        if mine:
+            (self.folder / name).unlink(missing_ok=True)
+        return mine
+
+    def add(self, name: str) -> None:
+        st = _stat_entry(self.folder / name)
+        if st is not None:
+            self.files[name] = st
+
+    def save(self) -> None:
+        write_json(
+            self.folder / WRITTEN,
+            {
+                "note": "files `bkg samples` wrote here: the only ones it deletes",
+                "files": dict(sorted(self.files.items())),
+                "pending": dict(sorted(self.pending.items())),
+            },
+        )
+
+    def clean_pending(self) -> None:
+        """Remove the chunk files a run that died was writing (not yet in ``files``)."""
+        for sample, n in self.pending.items():
+            for i in range(n):
+                name = chunk_file(sample, i)
+                if name not in self.files and _stat_entry(self.folder / name) is not None:
+                    (self.folder / name).unlink(missing_ok=True)
+        self.pending = {}
+
+
+def _manifest_paths_inside(out_dir: Path) -> None:
+    """Refuse a MANIFEST whose ``file`` entries lead out of the folder (before any deletion)."""
+    path = out_dir / "MANIFEST.json"
+    try:
+        files = json.loads(path.read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return
+    for i, e in enumerate(files if isinstance(files, list) else []):
+        if isinstance(e, dict) and "file" in e:
+            inside(out_dir, e["file"], what=f"{path}: files[{i}] key 'file'", error=SampleError)
+
+
 def run_samples(
     cfg: Config,
     *,
@@ -182,6 +315,7 @@ def run_samples(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    locked: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Generate the samples: ``out_dir/<sample>_<chunk>.root`` and ``out_dir/MANIFEST.json``.
 
@@ -189,6 +323,10 @@ def run_samples(
     MANIFEST lists every file with its sample, events, seed key and sha256. The
     previous files of the requested samples are removed first; a sample enters the
     MANIFEST when all its files are written, so the folder is consistent at any time.
+
+    Only files this function wrote in ``out_dir`` (its record ``.written.json``, never the
+    MANIFEST) are ever deleted or overwritten; the folder is locked for the run
+    (:mod:`bkg.locks`), and the worker processes die with the process that started them.
 
     Args:
         cfg: configuration (seed, sizes, detector).
@@ -198,12 +336,12 @@ def run_samples(
         workers: worker processes (default ``cfg.run.workers``, 0: all cores; 1: in process).
         scheduler: Dask scheduler address; when given, chunks run on that cluster.
         progress: called as ``progress(sample, chunks_done, chunks_total)``.
+        locked: called with the manifest before the folder's lock is released (to record
+            the stage in the folder while no other run can write it).
 
     Returns:
         The manifest (dict) also written to MANIFEST.json.
     """
-    import os
-
     out_dir = Path(out_dir)
     names = list(only) if only else list(SAMPLES)
     for name in names:
@@ -224,13 +362,9 @@ def run_samples(
             f"{out_dir}: holds samples that `bkg samples` did not write (MANIFEST.json "
             "generator is not bkg.sim); they are not overwritten: choose another --out"
         )
-    args = {
-        name: [
-            (cfg, name, key, n, m, out_dir / chunk_file(name, i))
-            for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot))
-        ]
-        for name in names
-    }
+    if out_dir.is_dir():
+        _manifest_paths_inside(out_dir)
+    totals = {name: _n_tasks(cfg, name, n_mot) for name in names}
     client = _dask_client(scheduler) if scheduler else None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -238,6 +372,33 @@ def run_samples(
         if client is not None:
             client.close()
         raise SampleError(f"{out_dir}: cannot create the samples folder ({exc.strerror})") from None
+    from bkg import locks
+
+    try:
+        with locks.hold([locks.Lock(out_dir)]):
+            manifest = _run_locked(cfg, out_dir, names, n_mot, totals, workers, client, progress)
+            if locked is not None:
+                locked(manifest)
+            return manifest
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_locked(
+    cfg: Config,
+    out_dir: Path,
+    names: list[str],
+    n_mot: float,
+    totals: dict[str, int],
+    workers: int,
+    client: Any,
+    progress: Callable[[str, int, int], None] | None,
+) -> dict[str, Any]:
+    """:func:`run_samples` once the folder's lock is held."""
+    from bkg import locks
+
+    locks.clean_stale(out_dir)  # the .<chunk>.root.tmp of a killed run
     manifest_path = out_dir / "MANIFEST.json"
     entries: dict[str, list[dict[str, Any]]] = {}
     if manifest_path.exists():
@@ -246,69 +407,192 @@ def run_samples(
                 entries.setdefault(e["sample"], []).append(e)
         except SampleError:
             entries = {}
+    record = _Record(out_dir)
+    if not record.known:
+        record.adopt(entries)
+    record.clean_pending()
+    old = [e for name in names for e in entries.get(name, [])]
+    old_names = {e["file"] for e in old}
+    # a file where a chunk goes that this tool did not write here is never overwritten
+    for name in names:
+        for i in range(totals[name]):
+            target = chunk_file(name, i)
+            if os.path.lexists(out_dir / target) and not record.owns(target):
+                raise SampleError(
+                    f"{out_dir / target}: not written by `bkg samples` in this folder (not in "
+                    f"its {WRITTEN}); it is not overwritten: move it, or choose another --out"
+                )
     # the previous production of the requested samples: out of the MANIFEST, then deleted
-    old = [e for name in names for e in entries.pop(name, [])]
+    for name in names:
+        entries.pop(name, None)
     _write_manifest(manifest_path, cfg, entries)
-    for e in old:
-        (out_dir / e["file"]).unlink(missing_ok=True)
+    kept = [n for n in sorted(old_names) if not record.remove(n)]
+    if kept:
+        log.warning(
+            "%s: %d file(s) of the previous MANIFEST left in place (not written by "
+            "`bkg samples` here, or changed since), e.g. %s",
+            out_dir, len(kept), kept[0],
+        )  # fmt: skip
+    record.pending = dict(totals)
+    record.save()
+    completed: set[str] = set()
+
+    def add(name: str, written: list[dict[str, Any]], norms: dict[str, Any]) -> None:
+        for e in written:
+            record.add(e["file"])
+        record.pending.pop(name, None)
+        record.save()  # recorded before it is listed: whatever is listed can be deleted
+        _add_sample(manifest_path, cfg, entries, name, written, norms)
+        completed.add(name)
+
     pool = None
     submit: Callable[..., Any] | None = None
     if client is not None:
         submit = functools.partial(client.submit, pure=False)
     elif workers > 1:
         warm_up()  # before the fork: the workers inherit it
-        pool = ProcessPoolExecutor(max_workers=workers)
+        workers = min(workers, sum(totals.values()) + len(_NORM_COST_S))
+        pool = ProcessPoolExecutor(
+            max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
+        )
         submit = pool.submit
     try:
         if submit is None:
             for name in names:
                 written = []
-                for done, a in enumerate(args[name], 1):
-                    written.append(write_chunk(*a))
+                for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot)):
+                    written.append(write_chunk(cfg, name, key, n, m, out_dir / chunk_file(name, i)))
                     if progress is not None:
-                        progress(name, done, len(args[name]))
-                _add_sample(manifest_path, cfg, entries, name, written, _norms(cfg, name))
+                        progress(name, i + 1, totals[name])
+                add(name, written, _norms(cfg, name))
         else:
-            # one queue, the longest tasks first: a worker never idles while another
-            # finishes a sample (the results are small: the files are written by the workers)
-            jobs: list[tuple[float, str, int]] = [
-                (_COST_PER_EVENT_S[name] * a[3], name, i)
-                for name in names
-                for i, a in enumerate(args[name])
-            ]
-            # the slow normalisations are tasks too; the others take no time
-            jobs += [(_NORM_COST_S[name], name, -1) for name in names if name in _NORM_COST_S]
-            futures: dict[tuple[str, int], Any] = {}
-            for _, name, i in sorted(jobs, key=lambda j: -j[0]):
-                if i < 0:
-                    futures[name, i] = submit(_norms, cfg, name)
-                else:
-                    futures[name, i] = submit(write_chunk, *args[name][i])
-            for name in names:
-                written = []
-                for done in range(1, len(args[name]) + 1):
-                    written.append(futures[name, done - 1].result())
-                    if progress is not None:
-                        progress(name, done, len(args[name]))
-                norms = futures[name, -1].result() if (name, -1) in futures else _norms(cfg, name)
-                _add_sample(manifest_path, cfg, entries, name, written, norms)
-    except BaseException:
+            window = max(2 * workers, 4)
+            _run_queue(cfg, out_dir, names, n_mot, totals, submit, client, window, progress, add)
+    except BaseException as exc:
         # interrupted or failed: let the running chunks finish, then remove the files of
         # every sample that did not enter the MANIFEST, so that none is left unlisted
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
             pool = None
         for name in names:
-            if name not in entries:
-                for a in args[name]:
-                    a[-1].unlink(missing_ok=True)
+            if name not in completed:
+                for i in range(totals[name]):  # no other file there: checked above
+                    (out_dir / chunk_file(name, i)).unlink(missing_ok=True)
+                record.pending.pop(name, None)
+        with contextlib.suppress(BkgError):
+            record.save()
+        from concurrent.futures.process import BrokenProcessPool
+
+        if isinstance(exc, BrokenProcessPool):
+            raise SampleError(
+                f"{out_dir}: a worker process died (killed, or out of memory); the samples "
+                "it was making were removed: rerun, with fewer --workers if memory is short"
+            ) from None
         raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-        if client is not None:
-            client.close()
     return _write_manifest(manifest_path, cfg, entries)
+
+
+def _run_queue(
+    cfg: Config,
+    out_dir: Path,
+    names: list[str],
+    n_mot: float,
+    totals: dict[str, int],
+    submit: Callable[..., Any],
+    client: Any,
+    window: int,
+    progress: Callable[[str, int, int], None] | None,
+    add: Callable[[str, list[dict[str, Any]], dict[str, Any]], None],
+) -> None:
+    """Run the chunks and normalisations on the workers, at most ``window`` at a time.
+
+    One queue, the slowest tasks first (the samples whose chunks cost most, and the slow
+    normalisations among them), so that no worker idles while another finishes a sample;
+    the plan is consumed as a generator (the results are small: the workers write the files).
+    """
+    from concurrent.futures import wait as futures_wait
+
+    wait: Callable[..., Any] = futures_wait
+    if client is not None:
+        from distributed import wait as dask_wait
+
+        wait = dask_wait
+    groups: list[tuple[float, str, bool]] = [
+        (_COST_PER_EVENT_S[name] * min(cfg.samples.chunk_size, _size(cfg, name, n_mot)), name, False)
+        for name in names
+    ]  # fmt: skip
+    groups += [(_NORM_COST_S[name], name, True) for name in names if name in _NORM_COST_S]
+
+    def jobs() -> Iterator[tuple[str, int, Callable[[], Any]]]:
+        for _, name, is_norm in sorted(groups, key=lambda g: -g[0]):
+            if is_norm:
+                yield name, -1, functools.partial(submit, _norms, cfg, name)
+                continue
+            for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot)):
+                path = out_dir / chunk_file(name, i)
+                yield name, i, functools.partial(submit, write_chunk, cfg, name, key, n, m, path)
+
+    queue = jobs()
+    running: dict[Any, tuple[str, int]] = {}
+    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in names}
+    norms: dict[str, dict[str, Any]] = {}
+    left = True
+    while left or running:
+        while left and len(running) < window:
+            job = next(queue, None)
+            if job is None:
+                left = False
+                break
+            running[job[2]()] = (job[0], job[1])
+        if not running:
+            break
+        done, _ = wait(list(running), return_when="FIRST_COMPLETED")
+        for future in done:
+            name, i = running.pop(future)
+            if i < 0:
+                norms[name] = future.result()
+            else:
+                results[name][i] = future.result()
+                if progress is not None:
+                    progress(name, len(results[name]), totals[name])
+            complete = len(results[name]) == totals[name]
+            if complete and (name in norms or name not in _NORM_COST_S):
+                got = results.pop(name)
+                norm = norms[name] if name in norms else _norms(cfg, name)
+                add(name, [got[k] for k in range(totals[name])], norm)
+
+
+def _worker_init(parent: int) -> None:
+    """Make a worker process die with the process that started it (kill -9 included).
+
+    On Linux the kernel sends SIGKILL at the parent's death (``PR_SET_PDEATHSIG``);
+    elsewhere, and in case the parent died before that was set, a thread checks the
+    parent every second. SIGTERM goes back to its default: the parent handles it.
+    """
+    import signal
+    import threading
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="bkg-parent-watch", daemon=True).start()
 
 
 def _dask_client(scheduler: str) -> Any:
@@ -358,9 +642,13 @@ def write_chunk(
     try:
         with writer:
             writer.extend(chunk)
-    except BaseException:
+    except BaseException as exc:
         # whatever interrupted the writer (Ctrl-C at any instruction), no partial file
         writer.temporary_path().unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a folder made read-only: one line
+            from bkg.atomic import explain_os_error
+
+            raise explain_os_error(path, exc) from None
         raise
     return {
         "file": path.name,

@@ -70,7 +70,6 @@ def run_fits(
     Raises:
         SampleError, FitError, OutputError, ConfigError (unknown source name).
     """
-    from bkg.atomic import write_json
     from bkg.ntuple import read_manifest
 
     names = list(dict.fromkeys(only)) if only else list(REGISTRY)
@@ -95,6 +94,26 @@ def run_fits(
             len(made_with),
         )
     out_dir = Path(out_dir)
+    from bkg import locks
+
+    # the samples are read (shared), the fits folder written (exclusive) for the whole run
+    with locks.hold([locks.Lock(Path(samples_dir), exclusive=False), locks.Lock(out_dir)]):
+        locks.clean_stale(out_dir)  # temporaries of a run killed while writing
+        return _run_fits_locked(cfg, samples_dir, out_dir, names, manifest, unbinned, figures)
+
+
+def _run_fits_locked(
+    cfg: Config,
+    samples_dir: Path,
+    out_dir: Path,
+    names: list[str],
+    manifest: dict[str, Any],
+    unbinned: bool,
+    figures: bool,
+) -> dict[str, SourceEstimate]:
+    """:func:`run_fits` with the folders' locks held."""
+    from bkg.atomic import dumps_json, write_text
+
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is
     # read once for momentum_mismatch and hermeticity), made when the first one is due
@@ -123,13 +142,60 @@ def run_fits(
             progress("fits", len(out), len(names))
     # written once every source has its estimate: a fit that fails leaves the folder as
     # it was, not new files of some sources beside old ones of the others
+    texts = {name: dumps_json(est.to_dict()) for name, est in out.items()}  # all, then write
     for name, est in out.items():
-        write_json(out_dir / f"{name}.json", est.to_dict())
+        write_text(out_dir / f"{name}.json", texts[name])
         if figures:
             from bkg.sources.figures import plot_source, save_figure
 
             save_figure(plot_source(est), out_dir, name)
+    # the record of this set, written last: until it is, the folder's estimates disagree
+    # with it and read_estimates refuses them (a run killed half-way never gives a mix)
+    record_fits(cfg, Path(samples_dir), out_dir)
     return out
+
+
+def record_fits(cfg: Config, samples_dir: Path, fits_dir: Path, *, key: str | None = None) -> None:
+    """Record the sha256 of every file of ``fits_dir`` in its ``.stage.json``.
+
+    ``key`` is the stage key of a complete default run (``bkg report`` reuses such a
+    folder); without it the folder is recorded as written, not as reusable.
+    """
+    from bkg.report import cache
+    from bkg.report.pipeline import fits_config_key
+
+    outputs = [p.name for p in fits_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    cache.mark_done(fits_dir, key or "written", outputs, config_key=fits_config_key(cfg))
+
+
+def check_recorded(fits_dir: Path, paths: Mapping[str, Path]) -> None:
+    """Refuse estimates that are not the set the last `bkg fit` recorded in ``.stage.json``.
+
+    A folder without a record (estimates written by hand, by an older version) is
+    accepted as it is.
+
+    Raises:
+        SampleError: a file differs from the record, naming it.
+    """
+    import json
+
+    from bkg.errors import SampleError
+    from bkg.ntuple import sha256_file
+    from bkg.report.cache import MARKER
+
+    try:
+        record = json.loads((fits_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return
+    outputs = record.get("outputs") if isinstance(record, dict) else None
+    if not isinstance(outputs, dict):
+        return
+    for path in paths.values():
+        if outputs.get(path.name) != sha256_file(path):
+            raise SampleError(
+                f"{path}: not the estimate the last `bkg fit` recorded in {fits_dir / MARKER} "
+                "(a run was stopped while writing, or the file was changed); rerun `bkg fit`"
+            )
 
 
 def read_estimates(fits_dir: Path) -> dict[str, SourceEstimate]:
@@ -137,13 +203,21 @@ def read_estimates(fits_dir: Path) -> dict[str, SourceEstimate]:
 
     Raises:
         SampleError: no estimate found, some missing (a partial ``bkg fit --only``), or a
-            file unreadable, malformed or holding another source's estimate.
+            file unreadable, malformed or holding another source's estimate, or a set
+            that is not the one the last ``bkg fit`` recorded (:func:`check_recorded`).
     """
+    from bkg import locks
+
+    folder = Path(fits_dir)
+    with locks.hold([locks.Lock(folder, exclusive=False)]):  # no `bkg fit` writes meanwhile
+        return _read_estimates(folder)
+
+
+def _read_estimates(folder: Path) -> dict[str, SourceEstimate]:
     import json
 
     from bkg.errors import SampleError, one_line
 
-    folder = Path(fits_dir)
     if folder.exists() and not folder.is_dir():
         raise SampleError(f"{folder}: not a folder; give the fits folder written by `bkg fit`")
     paths = {name: folder / f"{name}.json" for name in REGISTRY}
@@ -178,4 +252,5 @@ def read_estimates(fits_dir: Path) -> dict[str, SourceEstimate]:
                 "rerun `bkg fit`"
             )
         out[name] = est
+    check_recorded(folder, paths)
     return out
