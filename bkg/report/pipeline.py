@@ -361,7 +361,7 @@ def run_report(
         locks.clean_stale(fits_dir)
         return _run_report_locked(
             cfg, name=name, out_root=out_root, samples_dir=samples_dir, fits_dir=fits_dir,
-            scheduler=scheduler, workers=workers, progress=progress,
+            scheduler=scheduler, workers=workers, progress=progress, advance=advance,
         )  # fmt: skip
 
 
@@ -375,6 +375,7 @@ def _run_report_locked(
     workers: int | None,
     scheduler: str | None,
     progress: Progress,
+    advance: Advance | None,
 ) -> ReportResult:
     """:func:`run_report` with the locks of its folders held."""
     from bkg.report.claims import evaluate_claims

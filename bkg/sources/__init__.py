@@ -99,7 +99,9 @@ def run_fits(
     # the samples are read (shared), the fits folder written (exclusive) for the whole run
     with locks.hold([locks.Lock(Path(samples_dir), exclusive=False), locks.Lock(out_dir)]):
         locks.clean_stale(out_dir)  # temporaries of a run killed while writing
-        return _run_fits_locked(cfg, samples_dir, out_dir, names, manifest, unbinned, figures)
+        return _run_fits_locked(
+            cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress
+        )
 
 
 def _run_fits_locked(
@@ -110,6 +112,7 @@ def _run_fits_locked(
     manifest: dict[str, Any],
     unbinned: bool,
     figures: bool,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, SourceEstimate]:
     """:func:`run_fits` with the folders' locks held."""
     from bkg.atomic import dumps_json, write_text
