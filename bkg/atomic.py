@@ -19,7 +19,7 @@ from typing import Any
 
 from bkg.errors import BkgError, OutputError
 
-__all__ = ["atomic_dir", "atomic_path", "inside", "write_json", "write_text"]
+__all__ = ["atomic_dir", "atomic_path", "inside", "recover_dir", "write_json", "write_text"]
 
 
 def _read_umask() -> int:
@@ -152,6 +152,26 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def recover_dir(path: str | Path) -> bool:
+    """Put back the previous folder that a run killed inside :func:`atomic_dir`'s swap left.
+
+    Between its two renames ``path`` is missing and the previous version is ``.<name>.old``:
+    it becomes ``path`` again (the caller holds the folder's lock).
+
+    Returns:
+        Whether a folder was put back.
+    """
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    if os.path.lexists(path) or not old.is_dir() or old.is_symlink():
+        return False
+    try:
+        os.replace(old, path)
+    except OSError:
+        return False
+    return True
 
 
 def inside(

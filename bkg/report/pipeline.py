@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bkg import interrupt
-from bkg.atomic import atomic_dir, write_json, write_text
+from bkg.atomic import atomic_dir, recover_dir, write_json, write_text
 from bkg.config import Config
 from bkg.errors import FitError, SampleError
 from bkg.report import cache
@@ -357,6 +357,7 @@ def run_report(
         locks.Lock(Path(out_root) / name, replaced=True),
     ]
     with locks.hold(held):
+        recover_dir(Path(out_root) / name)  # a run killed between the two renames of a swap
         locks.clean_stale(Path(out_root), names=[name])  # .<name>.*.tmp of a killed run
         locks.clean_stale(fits_dir)
         return _run_report_locked(

@@ -180,6 +180,45 @@ def test_a_changed_file_of_the_tool_is_not_deleted(production, tmp_path, capsys)
     assert (folder / "beam_0000.root").read_bytes() == b"the user's own file now"
 
 
+def test_a_folder_from_before_the_record_adopts_its_own_files(production, tmp_path, capsys):
+    # no .written.json (an older version wrote the folder): the MANIFEST's chunk files whose
+    # sha256 matches are the tool's; a listed file whose content differs is not
+    folder = _copy(production, tmp_path)
+    (folder / ".written.json").unlink()
+    code, err = _run_cli(
+        ["samples", "--only", "beam", "--n-mot", "2000", "--workers", "1", "--out", str(folder)],
+        capsys,
+    )
+    assert code == 0, err
+    assert set(json.loads((folder / ".written.json").read_text())["files"]) == {"beam_0000.root"}
+    (folder / ".written.json").unlink()
+    (folder / "beam_0000.root").write_bytes(b"changed by the user")
+    code, err = _run_cli(
+        ["samples", "--only", "beam", "--n-mot", "2000", "--workers", "1", "--out", str(folder)],
+        capsys,
+    )
+    assert code == 2
+    assert "beam_0000.root: not written by `bkg samples`" in _one_line(err)
+    assert (folder / "beam_0000.root").read_bytes() == b"changed by the user"
+
+
+def test_a_swap_killed_half_way_gets_the_previous_report_back(tmp_path):
+    # kill -9 between the two renames of atomic_dir: reports/<name> missing, the previous
+    # report in reports/.<name>.old and the new one complete in a temporary; the next run
+    # puts the previous one back before it removes the temporaries
+    from bkg import locks
+    from bkg.atomic import recover_dir
+
+    reports = tmp_path / "reports"
+    (reports / ".ref.old").mkdir(parents=True)
+    (reports / ".ref.old" / "table1.json").write_text("previous")
+    (reports / ".ref.k2j4h8x_.tmp").mkdir()
+    assert recover_dir(reports / "ref")
+    assert (reports / "ref" / "table1.json").read_text() == "previous"
+    assert not recover_dir(reports / "ref")  # nothing to do when the report is there
+    assert [p.name for p in locks.clean_stale(reports, names=["ref"])] == [".ref.k2j4h8x_.tmp"]
+
+
 def test_a_provenance_entry_outside_the_report_is_refused(tmp_path, capsys):
     ref = tmp_path / "reports" / "ref"
     run = tmp_path / "reports" / "run"
@@ -471,3 +510,188 @@ def test_sigterm_is_one_line_and_exit_143(tmp_path):
     assert not list(folder.glob("*.root")) and not list(folder.glob(".*.tmp"))
     assert json.loads((folder / "MANIFEST.json").read_text())["files"] == []
     assert _hashes(tmp_path, skip=(folder,)) == before
+
+
+# ---------------------------------------------------------------- 2. concurrent reports
+TINY = """\
+name: {name}
+n_mot: 1.0e10
+samples:
+  n_mot: 2.0e5
+  hadron_events: 20000
+  leading_hadron_events: 5000
+  dimuon_events: 5000
+  signal_events_per_mass: 1000
+  signal_masses_gev: [0.1, 1.0]
+signal:
+  masses_gev: {{min: 0.01, max: 1.0, points: 4}}
+statistics:
+  n_toys: 200
+"""
+
+
+def _levels(table1: Path) -> dict[str, float]:
+    return {s["name"]: s["level_per_mot"] for s in json.loads(table1.read_text())["sources"]}
+
+
+@pytest.mark.slow
+def test_two_reports_on_the_same_folders_never_mix(tmp_path):
+    # before: both exited 0 and the first report's Table I held the second config's
+    # hadron-decay level while its provenance named the first config
+    a_cfg, b_cfg = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a_cfg.write_text(TINY.format(name="conc-a"))
+    # the only difference: twice the pions (and kaons) per muon. The hadron-decay level is
+    # (pi_per_mu x the decay probability per pion), so it doubles exactly (the samples of
+    # the same seed are the same events); every other source is the same to the last bit
+    b_cfg.write_text(TINY.format(name="conc-b") + "beam:\n  pi_per_mu: 2.0e-6\n")
+    samples, fits, reports = tmp_path / "samples", tmp_path / "fits", tmp_path / "reports"
+    # temporaries left by a killed earlier run: removed by the next one that holds the lock
+    (reports / ".conc-a.k2j4h8x_.tmp").mkdir(parents=True)
+    (reports / ".conc-a.old").mkdir()
+    fits.mkdir()
+    (fits / ".hadron_decay.json.k2j4h8x_.tmp").write_text("{")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the tool's")
+    before = _hashes(tmp_path, skip=(samples, fits, reports))
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def report(cfg: Path, tag: str, **env: str) -> subprocess.Popen[str]:
+        # the output goes to files: a full pipe would stop a run that holds the locks
+        return subprocess.Popen(
+            [*BKG, "report", "--config", str(cfg), "--samples", str(samples), "--fits",
+             str(fits), "--out", str(reports), "--workers", "1"],
+            env=_env(**env), stdout=(logs / f"{tag}.out").open("w"),
+            stderr=(logs / f"{tag}.err").open("w"), text=True,
+        )  # fmt: skip
+
+    first = report(a_cfg, "a")
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (samples / ".bkg.lock").exists():
+            time.sleep(0.1)
+        time.sleep(3.0)
+        refused = report(b_cfg, "refused", BKG_LOCK_TIMEOUT="0")  # told not to wait
+        refused.wait(timeout=300)
+        err = (logs / "refused.err").read_text()
+        assert refused.returncode == 2, err
+        assert "in use by another bkg run" in _one_line(err)
+        assert first.poll() is None, "the first report ended before the second started"
+        second = report(b_cfg, "b")  # waits for the first, then makes its own samples and fits
+        second.wait(timeout=3600)
+        first.wait(timeout=3600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    err_a, err_b = (logs / "a.err").read_text(), (logs / "b.err").read_text()
+    assert first.returncode == 0, err_a
+    assert second.returncode == 0, err_b
+    assert "bkg: waiting for" in err_b
+    a, b = _levels(reports / "conc-a" / "table1.json"), _levels(reports / "conc-b" / "table1.json")
+    # the hadron-decay ratio is a ratio of two sums of the same events: equal to 2 up to
+    # rounding (1e-12); every other row is the same number
+    assert b["hadron_decay"] == pytest.approx(2 * a["hadron_decay"], rel=1e-12)
+    assert {k: v for k, v in a.items() if k != "hadron_decay"} == {
+        k: v for k, v in b.items() if k != "hadron_decay"
+    }
+    for name in ("conc-a", "conc-b"):
+        prov = json.loads((reports / name / "provenance.json").read_text())
+        assert prov["config"]["name"] == name
+    assert sorted(p.name for p in reports.glob(".*")) == [".conc-a.lock", ".conc-b.lock"]
+    assert not list(fits.glob(".*.tmp"))
+    assert _hashes(tmp_path, skip=(samples, fits, reports)) == before
+
+
+# ---------------------------------------------------------------- 3. killed `bkg fit`
+SLOW_WRITES = """\
+import sys, time
+import bkg.atomic as atomic
+write_text = atomic.write_text
+def slow(path, text):
+    out = write_text(path, text)
+    time.sleep(1.0)  # one second after every file: time to kill it between two files
+    return out
+atomic.write_text = slow
+from bkg.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_fit_never_gives_a_mixed_table(tmp_path):
+    # before: the five fits/*.json were written one by one; kill -9 in between left a mix
+    # of two configs that `bkg table` (with --config of either) accepted
+    x_cfg, y_cfg = tmp_path / "x.yaml", tmp_path / "y.yaml"
+    x_cfg.write_text(TINY.format(name="kill-x"))
+    y_cfg.write_text(TINY.format(name="kill-y") + "signal_box:\n  e_cal_max_gev: 25.0\n")
+    samples = tmp_path / "samples"
+
+    def bkg(*args: str, slow: bool = False) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-c", SLOW_WRITES] if slow else BKG
+        return subprocess.run(
+            [*cmd, *args], env=_env(), capture_output=True, text=True, timeout=1800
+        )
+
+    def table(cfg: Path, fits: Path, name: str) -> tuple[int, str, dict[str, float] | None]:
+        r = bkg("table", "--config", str(cfg), "--fits", str(fits), "--out",
+                str(tmp_path / "reports"), "--name", name)  # fmt: skip
+        path = tmp_path / "reports" / name / "table1.json"
+        return r.returncode, r.stderr, (_levels(path) if r.returncode == 0 else None)
+
+    made = bkg("samples", "--config", str(x_cfg), "--out", str(samples), "--workers", "1")
+    assert made.returncode == 0, made.stderr
+    clean = {}
+    for cfg in (x_cfg, y_cfg):
+        fits = tmp_path / f"fits-{cfg.stem}"
+        r = bkg("fit", "--config", str(cfg), "--samples", str(samples), "--out", str(fits))
+        assert r.returncode == 0, r.stderr
+        code, err, levels = table(cfg, fits, f"clean-{cfg.stem}")
+        assert code == 0, err
+        clean[cfg.stem] = levels
+    assert clean["x"] != clean["y"]
+
+    work = tmp_path / "fits"
+    outcomes = []
+    for kill_after in (None, 0.5, 1.5, 3.5, 30.0):  # s after the first new file (None: before)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(tmp_path / "fits-x", work)
+        first = work / "momentum_mismatch.json"
+        stamp = first.stat().st_mtime_ns
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SLOW_WRITES, "fit", "--config", str(y_cfg), "--samples",
+             str(samples), "--out", str(work)],
+            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            if kill_after is None:
+                time.sleep(8.0)  # importing and fitting: nothing written yet
+                assert first.stat().st_mtime_ns == stamp
+            else:
+                deadline = time.monotonic() + 600
+                while first.stat().st_mtime_ns == stamp and proc.poll() is None:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                time.sleep(kill_after)
+        finally:
+            proc.kill()
+            proc.wait()
+        for cfg in (x_cfg, y_cfg):
+            code, err, levels = table(cfg, work, f"after-{kill_after}-{cfg.stem}")
+            if code == 0:
+                assert levels in (clean["x"], clean["y"]), (kill_after, levels)
+                outcomes.append((kill_after, cfg.stem, "x" if levels == clean["x"] else "y"))
+            else:
+                assert code == 2
+                _one_line(err)
+                outcomes.append((kill_after, cfg.stem, "refused"))
+    # a kill between two files is refused, never a mix; before any file: the old set
+    assert ("0.5", "refused") in {(str(k), o) for k, _, o in outcomes}
+    assert (None, "x", "x") in outcomes
+    assert all(o in ("x", "y", "refused") for _, _, o in outcomes)
+    # a new `bkg fit` removes the temporaries a killed one left, and makes a whole set
+    (work / ".dimuon.json.k2j4h8x_.tmp").write_text("{")
+    r = bkg("fit", "--config", str(y_cfg), "--samples", str(samples), "--out", str(work))
+    assert r.returncode == 0, r.stderr
+    assert not list(work.glob(".*.tmp"))
+    assert table(y_cfg, work, "final-y")[2] == clean["y"]
