@@ -168,11 +168,18 @@ def test_sensitivity_figure_fine_grid_band_label_and_clipped_band(no_computation
     from bkg.stats.figures import FINE_POINTS, plot_reach
 
     cfg = load_config(None)
-    fig = plot_reach(_limit_results(cfg), cfg, g2_references=["2021", "2025"])
+    res = _limit_results(cfg)
+    na64_2022 = Curve("NA64mu 2022", "PRL", MASSES, np.asarray(res.g_expected)[:, 2] * 2.2, computed=True)  # fmt: skip
+    user = Curve("BaBar", "PRD", np.array([0.2, 0.5, 1.0]), np.array([1e-3, 8e-4, 7e-4]))
+    fig = plot_reach(res, cfg, g2_references=["2021", "2025"], overlays=[na64_2022, user])
     ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
     median = next(line for line in ax.get_lines() if line.get_linestyle() == "--")
-    # solved once, drawn on the fine grid (the 12 masses of the reference made it angular)
+    # solved once, drawn on the fine grid (the 12 masses of the reference made it angular);
+    # a limit computed here too, a user's curve as given
     assert len(median.get_xdata()) == FINE_POINTS
+    assert len(lines["NA64mu 2022 (PRL)"].get_xdata()) == FINE_POINTS
+    assert len(lines["BaBar (PRD)"].get_xdata()) == 3
     texts = _legend_texts(fig)
     assert any("2021, $\\pm$2$\\sigma$" in t for t in texts), texts
     # the 2025 band (Delta a_mu = 38e-11 +- 2 x 63e-11) reaches g' = 0: said on the figure
