@@ -502,17 +502,18 @@ def limits_cmd(
 ) -> None:  # fmt: skip
     """Expected (and observed) CLs limits on g' versus m_Zprime with bands.
 
-    Table I is read from reports/<name>/ (default: the config's name). A variant
-    (--preset, --observed or --calculator) writes into its own folder,
-    reports/<config name>-<variant>/, or the one --name gives, with a copy of the Table I
-    it used: never over the default report.
+    Table I is read from, and the limits written into, reports/<name>/ (default: the
+    config's name). A variant (--preset, --observed or --calculator) reads Table I from
+    the config's report, reports/<config name>/, and writes into its own folder,
+    reports/<config name>-<variant>/ or the one --name gives, with a copy of the Table I
+    it used: never over the default report unless --name names it.
     """
     from bkg.stats import run_limits
 
     overlays = _overlays(overlay_files)  # a bad CSV fails before anything is computed
     cfg = _load(config_path)
     variant = _limits_variant(preset=preset, observed=observed, calculator=calculator)
-    source = out_root / (cfg.name if variant and name is None else (name or cfg.name))
+    source = out_root / (cfg.name if variant else (name or cfg.name))
     out = out_root / (name or (f"{cfg.name}-{variant}" if variant else cfg.name))
     table1 = source / "table1.json"
     masses, signal = _signal_inputs(cfg, samples_dir)

@@ -46,7 +46,11 @@ class Curve:
 
     @property
     def legend(self) -> str:
-        return f"{self.label} ({self.citation})" if self.citation else self.label
+        """Legend text: the label and its citation (on a second line when long)."""
+        if not self.citation:
+            return self.label
+        sep = "\n" if len(self.label) + len(self.citation) > 48 else " "
+        return f"{self.label}{sep}({self.citation})"
 
 
 def read_overlays(path: str | Path) -> list[Curve]:

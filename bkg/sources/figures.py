@@ -89,9 +89,10 @@ def plot_source(est: SourceEstimate) -> Any:
     return fig
 
 
-#: the lowest y of a fit figure, below its smallest data point: 8 decades show the
-#: extrapolation's slope; a cut further down is written on the figure instead
-TAIL_DECADES = 8
+#: the lowest y of a fit figure, below its smallest data point: enough for an
+#: extrapolation to 1e-21 events per bin (non-hermeticity at 1e6 MOT) to reach its cut; one
+#: further down (1e-40, momentum mismatch) is written on the figure instead
+TAIL_DECADES = 24
 
 
 def _tail_range(

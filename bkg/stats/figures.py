@@ -111,13 +111,14 @@ def draw_g2_band(
 
 
 def draw_overlays(ax: Any, curves: Sequence[Any]) -> None:
-    """Curves from other results (user CSV) and limits computed here (black, solid)."""
+    """Curves from other results (user CSV, drawn as given) and limits computed here
+    (black, solid; on the fine mass grid, like the projection)."""
     user = 0
     for curve in curves:
         if curve.computed:
-            ax.plot(
-                curve.masses_gev, curve.g_prime, color="black", lw=2.0, label=curve.legend, zorder=4
-            )
+            mf = fine_masses(curve.masses_gev)
+            g = log_interp(mf, curve.masses_gev, curve.g_prime)
+            ax.plot(mf, g, color="black", lw=2.0, label=curve.legend, zorder=4)
         else:
             colour = OVERLAY_COLOURS[user % len(OVERLAY_COLOURS)]
             user += 1

@@ -153,8 +153,8 @@ def preset_curve(
     p = PRESETS[preset]
     return Curve(
         label=(
-            f"NA64$\\mu$ {preset.split('-')[-1]} observed: {mot_label(p['n_mot'])} MOT, "
-            f"{p['observed']:.0f} events, computed here"
+            f"NA64$\\mu$ {preset.split('-')[-1]} observed (computed here):\n"
+            f"{mot_label(p['n_mot'])} MOT, {p['observed']:.0f} events"
         ),
         citation=PRESET_CITATIONS.get(preset, ""),
         masses_gev=np.asarray(res.masses_gev)[ok],

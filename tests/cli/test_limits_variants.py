@@ -61,6 +61,14 @@ def test_a_calculator_variant_writes_its_own_folder_never_the_default(reports, c
         assert (variant / name).is_file(), name
     assert (variant / "table1.json").read_bytes() == before["table1.json"]
     assert "reference-asymptotic" in err  # the written line names the folder
+    # --name names the variant's folder; Table I still comes from the config's report
+    code, _, err = _run(
+        ["limits", "--config", CONFIG, "--observed", "2", "--calculator", "asymptotic",
+         "--name", "mine", "--out", str(reports)], capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads((reports / "mine" / "limits.json").read_text())["observed_events"] == 2
+    assert _snapshot(reports / "reference") == before
 
 
 def test_a_bad_overlay_stops_before_anything_is_written(reports, capsys):
