@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -293,6 +293,29 @@ def _efficiency_function(
     }
 
 
+def report_stage_key(stage: str, cfg: Config, keys: Mapping[str, str]) -> str:
+    """Cache key of a stage of the report (:class:`bkg.report.cache.StageCache`).
+
+    Its inputs: the whole config, the sample files' and fit files' sha256 and the code
+    of the package (``keys["inputs"]``). Every stage of the report is a deterministic
+    function of these (the toys are seeded from the config), so equal keys give
+    byte-identical outputs.
+    """
+    return cache.stage_key(f"report-{stage}", cfg.to_dict(), {"inputs": keys["inputs"]})
+
+
+def _efficiency_of_record(record: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """Signal efficiency per MOT versus mass from ``signal_efficiency.json``'s record
+    (:func:`_efficiency_function`; the record's floats are those of the arrays)."""
+    log_masses = np.log(np.asarray(record["masses_gev"], dtype=float))
+    per_mot = np.asarray(record["efficiency_per_mot"], dtype=float)
+
+    def efficiency(m: np.ndarray) -> np.ndarray:
+        return np.interp(np.log(np.asarray(m, dtype=float)), log_masses, per_mot)
+
+    return efficiency
+
+
 def run_report(
     cfg: Config,
     *,
@@ -319,7 +342,6 @@ def run_report(
     from bkg.report.claims import evaluate_claims
     from bkg.report.html import render_index
     from bkg.report.provenance import collect_provenance, file_hashes
-    from bkg.report.results import collect_results
     from bkg.report.sensitivity import run_sensitivity
 
     name = name or cfg.name
@@ -333,14 +355,19 @@ def run_report(
     keys: dict[str, str] = {}
     timings: dict[str, float] = {}
 
+    stage_cache: cache.StageCache | None = None  # set once the report folder is open
+
     def step(stage: str, func: Callable[[], Any]) -> Any:
         interrupt.check()
         t0 = time.perf_counter()
         progress(stage, "running")
-        out = func()
+        if stage_cache is None:
+            out, reused = func(), False
+        else:
+            out, reused = stage_cache.run(stage, report_stage_key(stage, cfg, keys), func)
         timings[stage] = time.perf_counter() - t0
-        stages.setdefault(stage, "ran")
-        progress(stage, f"done ({timings[stage]:.1f} s)")
+        stages.setdefault(stage, "reused" if reused else "ran")
+        progress(stage, "reused" if reused else f"done ({timings[stage]:.1f} s)")
         return out
 
     t0 = time.perf_counter()
@@ -356,42 +383,65 @@ def run_report(
     timings["fits"] = time.perf_counter() - t0
     interrupt.check()
 
+    keys["inputs"] = cache.stage_key(
+        "report-inputs",
+        {},
+        {
+            **{f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()},
+            **{f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()},
+            "code": cache.code_digest("."),
+        },
+    )
     with atomic_dir(Path(out_root) / name) as tmp:
-        from bkg.sources import read_estimates
-        from bkg.sources.table import write_table
+        stage_cache = cache.StageCache(Path(out_root) / name, tmp)
 
-        estimates = read_estimates(fits_dir)
-        table1 = step("table", lambda: write_table(estimates, cfg, out_dir=tmp))
-        efficiency, eff_record = step("efficiency", lambda: _efficiency_function(samples_dir, cfg))
-        write_json(tmp / "signal_efficiency.json", eff_record)
+        def table() -> dict[str, Any]:
+            from bkg.sources import read_estimates
+            from bkg.sources.table import write_table
+
+            return write_table(read_estimates(fits_dir), cfg, out_dir=tmp)
+
+        def efficiency_record() -> dict[str, Any]:
+            record = _efficiency_function(samples_dir, cfg)[1]
+            write_json(tmp / "signal_efficiency.json", record)
+            return record
+
+        table1 = step("table", table)
+        eff_record = step("efficiency", efficiency_record)
+        efficiency = _efficiency_of_record(eff_record)
         sens = step("sensitivity", lambda: run_sensitivity(cfg, out_dir=tmp, efficiency=efficiency))
         masses, signal_ref = sens.masses_gev, sens.yield_per_mot_ref
 
-        from bkg.stats import run_limits, run_workspace
+        def workspace() -> Any:
+            from bkg.stats import run_workspace
 
-        ws_files = step(
-            "workspace",
-            lambda: run_workspace(
+            return run_workspace(
                 cfg,
                 table1_path=tmp / "table1.json",
                 masses_gev=masses,
                 signal_per_mot_ref=signal_ref,
                 out_dir=tmp / "workspace",
-            ),
-        )
-        limits = step(
-            "limits",
-            lambda: run_limits(
+            )
+
+        def limits_stage() -> Any:
+            from bkg.stats import run_limits
+
+            return run_limits(
                 cfg,
                 table1_path=tmp / "table1.json",
                 masses_gev=masses,
                 signal_per_mot_ref=signal_ref,
                 out_dir=tmp,
-            ),
-        )
-        from bkg.sim.figures import fig2_curves
+            )
 
-        fig2 = fig2_curves(cfg)  # plotted as Fig. 2 and judged in the claims
+        def fig2_stage() -> Any:
+            from bkg.sim.figures import fig2_curves
+
+            return fig2_curves(cfg)
+
+        ws_files = step("workspace", workspace)
+        limits = step("limits", limits_stage)
+        fig2 = step("fig2", fig2_stage)  # plotted as Fig. 2 and judged in the claims
         step(
             "figures",
             lambda: _figures(
@@ -405,17 +455,24 @@ def run_report(
                 tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
             ),
         )
-        results = collect_results(
-            cfg,
-            samples_dir=samples_dir,
-            fits_dir=fits_dir,
-            table1=table1,
-            sensitivity=sens,
-            limits=limits,
-            efficiency=eff_record,
-            fig2=fig2,
-        )
-        write_json(tmp / "results.json", results)
+
+        def results_stage() -> dict[str, Any]:
+            from bkg.report.results import collect_results
+
+            out = collect_results(
+                cfg,
+                samples_dir=samples_dir,
+                fits_dir=fits_dir,
+                table1=table1,
+                sensitivity=sens,
+                limits=limits,
+                efficiency=eff_record,
+                fig2=fig2,
+            )
+            write_json(tmp / "results.json", out)
+            return out
+
+        results = step("results", results_stage)
         claims = [
             c.as_dict() for c in evaluate_claims(results, beam_energy_gev=cfg.beam.energy_gev)
         ]
@@ -430,6 +487,7 @@ def run_report(
             cfg, inputs=inputs, outputs=outputs, seeds=seeds, stages={k: v for k, v in keys.items()}
         )
         write_json(tmp / "provenance.json", provenance)
+        stage_cache.save()
         figures = sorted((tmp / "figures").glob("*.png"))
         fits = {
             p.stem: json.loads(p.read_text())
@@ -443,7 +501,6 @@ def run_report(
                 claims=claims, figures=figures, provenance=provenance, root=tmp,
             ),
         )  # fmt: skip
-        del limits
     return ReportResult(folder=Path(out_root) / name, stages=stages, claims=claims, table1=table1)
 
 
