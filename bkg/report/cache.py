@@ -212,6 +212,17 @@ class StageCache:
         self.record[stage] = old
         return True, value
 
+    def reusable(self, stage: str, key: str) -> bool:
+        """Whether :meth:`run` would reuse the stage (its record and files match)."""
+        old = self._old.get(stage)
+        if self.previous is None or not isinstance(old, dict) or old.get("key") != key:
+            return False
+        files = {**dict(old.get("outputs", {})), f".stage-{stage}.pkl": old.get("value")}
+        return all(
+            (self.previous / rel).is_file() and sha256_file(self.previous / rel) == digest
+            for rel, digest in files.items()
+        )
+
     def run(self, stage: str, key: str, func: Callable[[], T]) -> tuple[T, bool]:
         """``func()`` or its recorded value; (value, True when reused)."""
         import pickle

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -293,6 +294,71 @@ def _efficiency_function(
     }
 
 
+class _SideProcess:
+    """A function of the report run in a second process (spawned: the parent may hold
+    TensorFlow, which does not survive a fork), its result taken when needed.
+
+    Disabled (``enabled`` False: one worker, or a Dask scheduler), :meth:`start` returns
+    a call of the function in this process. On leaving the block the process is ended
+    if its result was not taken (an error or an interrupt of the report).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.procs: list[Any] = []
+
+    def __enter__(self) -> _SideProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+
+    def start(self, module: str, func: str, *args: Any, when: bool = True) -> Callable[[], Any]:
+        import importlib
+
+        def here() -> Any:
+            return getattr(importlib.import_module(module), func)(*args)
+
+        if not (self.enabled and when):
+            return here
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_side_call, args=(send, module, func, args), daemon=True)
+        proc.start()
+        send.close()
+        self.procs.append(proc)
+
+        def result() -> Any:
+            try:
+                ok, value = receive.recv()
+            except EOFError:  # the process died without an answer (killed): do it here
+                return here()
+            finally:
+                proc.join()
+            if not ok:
+                raise value
+            return value
+
+        return result
+
+
+def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None:
+    """Body of a :class:`_SideProcess`: send (True, result) or (False, the exception)."""
+    import importlib
+
+    try:
+        out = (True, getattr(importlib.import_module(module), func)(*args))
+    except BaseException as exc:  # re-raised in the report's process
+        out = (False, exc)
+    send.send(out)
+    send.close()
+
+
 def report_stage_key(stage: str, cfg: Config, keys: Mapping[str, str]) -> str:
     """Cache key of a stage of the report (:class:`bkg.report.cache.StageCache`).
 
@@ -392,8 +458,15 @@ def run_report(
             "code": cache.code_digest("."),
         },
     )
-    with atomic_dir(Path(out_root) / name) as tmp:
+    side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
+    with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
         stage_cache = cache.StageCache(Path(out_root) / name, tmp)
+        # Fig. 2's curves simulate the signal on their own (~10 s of CPU): on a second core
+        # while the stages before them run, when they are not reused
+        fig2_curves_of = side.start(
+            "bkg.sim.figures", "fig2_curves", cfg,
+            when=not stage_cache.reusable("fig2", report_stage_key("fig2", cfg, keys)),
+        )  # fmt: skip
 
         def table() -> dict[str, Any]:
             from bkg.sources import read_estimates
@@ -435,9 +508,7 @@ def run_report(
             )
 
         def fig2_stage() -> Any:
-            from bkg.sim.figures import fig2_curves
-
-            return fig2_curves(cfg)
+            return fig2_curves_of()
 
         ws_files = step("workspace", workspace)
         limits = step("limits", limits_stage)

@@ -83,3 +83,24 @@ def test_report_rerun_reuses_every_stage_with_identical_bytes(tmp_path, monkeypa
     pa.pop(TIMESTAMP_KEY)
     pb.pop(TIMESTAMP_KEY)
     assert pa == pb
+
+
+def test_side_process_returns_the_result_or_raises_the_error():
+    # Fig. 2's curves run in a spawned process while the other stages run: the result
+    # comes back whole (a 4 x 4 matrix's inverse, computed there) and an error is raised
+    # here as it was raised there
+    import numpy as np
+
+    from bkg.report.pipeline import _SideProcess
+
+    m = np.arange(16.0).reshape(4, 4) + 10 * np.eye(4)
+    with _SideProcess(True) as side:
+        inv = side.start("numpy.linalg", "inv", m)
+        bad = side.start("numpy.linalg", "inv", np.zeros((2, 3)))
+        assert len(side.procs) == 2
+        np.testing.assert_array_equal(inv(), np.linalg.inv(m))
+        with pytest.raises(np.linalg.LinAlgError):
+            bad()
+    with _SideProcess(False) as side:  # disabled: called here
+        np.testing.assert_array_equal(side.start("numpy.linalg", "inv", m)(), np.linalg.inv(m))
+        assert side.procs == []
