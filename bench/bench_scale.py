@@ -3,6 +3,7 @@ wall time of the stages at 1e7 (and optionally 1e8) MOT.
 
 Usage:
     python bench/bench_scale.py                 # 1e7 MOT
+    python bench/bench_scale.py --report-only --repeat 3   # `bkg report` fresh and cached
     python bench/bench_scale.py --big 1e8       # also `bkg report` at 1e8 MOT (~5 GB, minutes)
 
 Every figure is measured here, on this machine; nothing is a target typed in.
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,34 @@ def analysis_pass(samples: Path, step: int) -> tuple[float, float, int]:
     return ours, raw, n_ours
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (other jobs share the cores)."""
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report_times(base: Path, repeat: int) -> list[tuple[str, str]]:
+    """`bkg report` on the default in a fresh folder (samples, fits and every stage),
+    then again with nothing changed (every stage reused), ``repeat`` times each."""
+    fresh, cached = [], []
+    loads = [_load()]
+    for i in range(max(repeat, 1)):
+        where = base / f"report-{i}"
+        where.mkdir(parents=True, exist_ok=True)
+        fresh.append(_child(["report"], where)[0])
+        loads.append(_load())
+        cached.append(_child(["report"], where)[0])
+        loads.append(_load())
+
+    def stats(xs: list[float]) -> str:
+        return f"min {min(xs):.1f} s, median {statistics.median(xs):.1f} s ({len(xs)} runs)"
+
+    return [
+        (f"bkg report on the default, fresh folder ({os.cpu_count()} cores)", stats(fresh)),
+        ("bkg report again, nothing changed (every stage reused)", stats(cached)),
+        ("load average 1/5/15 min, before and after each run", ", ".join(loads)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-mot", type=float, default=1e7)
@@ -74,9 +104,21 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="1- and 2-worker sample runs (best kept)"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only `bkg report` fresh and cached (--repeat times each), with the load",
+    )
     args = parser.parse_args()
     base = args.workdir or Path(tempfile.mkdtemp(prefix="bkg-bench-"))
     rows: list[tuple[str, str]] = []
+    if args.report_only:
+        rows = report_times(base, args.repeat)
+        width = max(len(k) for k, _ in rows)
+        for key, value in rows:
+            print(f"{key:<{width}}  {value}")
+        print(json.dumps({"workdir": str(base)}))
+        return
 
     small = base / "small"
     small.mkdir(parents=True, exist_ok=True)
@@ -103,10 +145,18 @@ def main() -> None:
     rows.append(("bkg report, samples+fits reused", f"{wr:.1f} s"))
     fresh = base / "fresh"
     fresh.mkdir(exist_ok=True)
+    load_before = _load()
     wfull, rss_full = _child(["report"], fresh)
+    load_fresh = _load()
+    wcached, _ = _child(["report"], fresh)  # nothing changed: every stage reused
     rows.append(
         (f"bkg report on the default from scratch ({os.cpu_count()} cores)", f"{wfull:.1f} s")
     )
+    rows.append(("bkg report again, nothing changed (every stage reused)", f"{wcached:.1f} s"))
+    rows.append(
+        ("load average 1/5/15 min: before, after fresh, after cached",
+         f"{load_before}, {load_fresh}, {_load()}")
+    )  # fmt: skip
     rows.append(
         (
             f"peak RSS at {args.n_mot:.0e} MOT (largest stage)",

@@ -3,21 +3,25 @@
 A stage that completes writes ``.stage.json`` into its output folder with its
 key (sha256 of the config slice and the inputs' sha256) and the sha256 of every
 file it wrote. On the next run the stage is reused only if the key is the same
-and every recorded output still has its recorded hash.
+and every recorded output still has its recorded hash (re-hashed unless its size
+and modification time are those recorded with the hash). The stages of the report
+itself are reused the same way (:class:`StageCache`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bkg.atomic import write_json
 from bkg.ntuple import sha256_file
 
 __all__ = [
+    "StageCache",
     "code_digest",
     "config_slice",
     "is_fresh",
@@ -27,6 +31,8 @@ __all__ = [
 ]
 
 MARKER = ".stage.json"
+
+T = TypeVar("T")
 
 
 def config_slice(
@@ -76,6 +82,7 @@ def is_fresh(folder: str | Path, key: str) -> bool:
         return False
     if record.get("key") != key:
         return False
+    stats = record.get("stat", {})
     for name, digest in record.get("outputs", {}).items():
         from bkg.atomic import inside
         from bkg.errors import BkgError
@@ -84,9 +91,19 @@ def is_fresh(folder: str | Path, key: str) -> bool:
             path = inside(folder, name, what=str(marker))
         except BkgError:
             return False
-        if not path.is_file() or sha256_file(path) != digest:
+        if not path.is_file():
+            return False
+        if stats.get(name) == _stat(path):
+            continue  # not written since it was hashed (size and mtime as recorded)
+        if sha256_file(path) != digest:
             return False
     return True
+
+
+def _stat(path: Path) -> list[int]:
+    """Size and modification time (ns) of a file: what changes when it is written."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
 
 
 def mark_done(
@@ -110,6 +127,13 @@ def mark_done(
         Path(p).name: known.get(Path(p).name) or sha256_file(folder / Path(p).name) for p in outputs
     }
     record: dict[str, Any] = {"key": key, "outputs": dict(sorted(hashes.items()))}
+    # size and mtime of each output as hashed: a later check skips hashing the files not
+    # written since (a 1e7-MOT samples folder is ~0.5 GB, seconds of sha256). Not for a
+    # file written in the last second: a rewrite within the file system's timestamp
+    # granularity (a few ms) would keep its mtime, so those are always hashed
+    now = time.time_ns()
+    stats = {name: _stat(folder / name) for name in sorted(hashes)}
+    record["stat"] = {k: v for k, v in stats.items() if v[1] < now - 1_000_000_000}
     if config_key is not None:
         record["setup"] = config_key
     write_json(folder / MARKER, record)
@@ -131,3 +155,100 @@ def recorded_outputs(folder: str | Path) -> dict[str, str]:
         return dict(json.loads((Path(folder) / MARKER).read_text()).get("outputs", {}))
     except (OSError, ValueError):
         return {}
+
+
+#: Record of the report's stages (key, outputs, value) inside the report folder.
+STAGES_RECORD = ".stages.json"
+
+
+class StageCache:
+    """Reuse of the report's stages (table, limits, figures, ...) between runs.
+
+    Each stage run through :meth:`run` has a key (its config, its input files' sha256,
+    the code). After it runs, the files it wrote into the new report folder and its
+    return value (pickled, ``.stage-<stage>.pkl``) are recorded in ``.stages.json``
+    of that folder, which then replaces the previous report as a whole. On the next
+    run a stage whose key equals the previous report's record, and whose recorded
+    files are all there with their recorded sha256, is not run: its files are copied
+    from the previous report (byte for byte what a run would write, the stages being
+    deterministic) and its value is unpickled.
+    """
+
+    def __init__(self, previous: str | Path | None, folder: str | Path) -> None:
+        self.previous = None if previous is None else Path(previous)
+        self.folder = Path(folder)
+        self.record: dict[str, Any] = {}
+        self._old: dict[str, Any] = {}
+        if self.previous is not None:
+            try:
+                old = json.loads((self.previous / STAGES_RECORD).read_text(encoding="utf-8"))
+                self._old = old if isinstance(old, dict) else {}
+            except (OSError, ValueError):
+                self._old = {}
+
+    def _files(self) -> dict[str, tuple[int, int]]:
+        return {
+            p.relative_to(self.folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in self.folder.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        }
+
+    def _reuse(self, stage: str, key: str) -> tuple[bool, Any]:
+        import pickle
+        import shutil
+
+        old = self._old.get(stage)
+        if self.previous is None or not isinstance(old, dict) or old.get("key") != key:
+            return False, None
+        files = dict(old.get("outputs", {}))
+        pkl = f".stage-{stage}.pkl"
+        files_and_value = {**files, pkl: old.get("value")}
+        for rel, digest in files_and_value.items():
+            src = self.previous / rel
+            if not src.is_file() or sha256_file(src) != digest:
+                return False, None
+        try:
+            value = pickle.loads((self.previous / pkl).read_bytes())
+        except Exception:  # an unreadable record is a cache miss, not an error
+            return False, None
+        for rel in files_and_value:
+            dst = self.folder / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.previous / rel, dst)
+        self.record[stage] = old
+        return True, value
+
+    def reusable(self, stage: str, key: str) -> bool:
+        """Whether :meth:`run` would reuse the stage (its record and files match)."""
+        old = self._old.get(stage)
+        if self.previous is None or not isinstance(old, dict) or old.get("key") != key:
+            return False
+        files = {**dict(old.get("outputs", {})), f".stage-{stage}.pkl": old.get("value")}
+        return all(
+            (self.previous / rel).is_file() and sha256_file(self.previous / rel) == digest
+            for rel, digest in files.items()
+        )
+
+    def run(self, stage: str, key: str, func: Callable[[], T]) -> tuple[T, bool]:
+        """``func()`` or its recorded value; (value, True when reused)."""
+        import pickle
+
+        reused, value = self._reuse(stage, key)
+        if reused:
+            return value, True
+        before = self._files()
+        value = func()
+        after = self._files()
+        outputs = sorted(rel for rel, stamp in after.items() if before.get(rel) != stamp)
+        pkl = self.folder / f".stage-{stage}.pkl"
+        pkl.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        self.record[stage] = {
+            "key": key,
+            "outputs": {rel: sha256_file(self.folder / rel) for rel in outputs},
+            "value": sha256_file(pkl),
+        }
+        return value, False
+
+    def save(self) -> None:
+        """Write ``.stages.json`` into the new report folder."""
+        write_json(self.folder / STAGES_RECORD, self.record)

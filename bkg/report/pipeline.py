@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,6 +310,94 @@ def _efficiency_function(
     }
 
 
+class _SideProcess:
+    """A function of the report run in a second process (spawned: the parent may hold
+    TensorFlow, which does not survive a fork), its result taken when needed.
+
+    Disabled (``enabled`` False: one worker, or a Dask scheduler), :meth:`start` returns
+    a call of the function in this process. On leaving the block the process is ended
+    if its result was not taken (an error or an interrupt of the report).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.procs: list[Any] = []
+
+    def __enter__(self) -> _SideProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+
+    def start(self, module: str, func: str, *args: Any, when: bool = True) -> Callable[[], Any]:
+        import importlib
+
+        def here() -> Any:
+            return getattr(importlib.import_module(module), func)(*args)
+
+        if not (self.enabled and when):
+            return here
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_side_call, args=(send, module, func, args), daemon=True)
+        proc.start()
+        send.close()
+        self.procs.append(proc)
+
+        def result() -> Any:
+            try:
+                ok, value = receive.recv()
+            except EOFError:  # the process died without an answer (killed): do it here
+                return here()
+            finally:
+                proc.join()
+            if not ok:
+                raise value
+            return value
+
+        return result
+
+
+def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None:
+    """Body of a :class:`_SideProcess`: send (True, result) or (False, the exception)."""
+    import importlib
+
+    try:
+        out = (True, getattr(importlib.import_module(module), func)(*args))
+    except BaseException as exc:  # re-raised in the report's process
+        out = (False, exc)
+    send.send(out)
+    send.close()
+
+
+def report_stage_key(stage: str, cfg: Config, keys: Mapping[str, str]) -> str:
+    """Cache key of a stage of the report (:class:`bkg.report.cache.StageCache`).
+
+    Its inputs: the whole config, the sample files' and fit files' sha256 and the code
+    of the package (``keys["inputs"]``). Every stage of the report is a deterministic
+    function of these (the toys are seeded from the config), so equal keys give
+    byte-identical outputs.
+    """
+    return cache.stage_key(f"report-{stage}", cfg.to_dict(), {"inputs": keys["inputs"]})
+
+
+def _efficiency_of_record(record: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """Signal efficiency per MOT versus mass from ``signal_efficiency.json``'s record
+    (:func:`_efficiency_function`; the record's floats are those of the arrays)."""
+    log_masses = np.log(np.asarray(record["masses_gev"], dtype=float))
+    per_mot = np.asarray(record["efficiency_per_mot"], dtype=float)
+
+    def efficiency(m: np.ndarray) -> np.ndarray:
+        return np.interp(np.log(np.asarray(m, dtype=float)), log_masses, per_mot)
+
+    return efficiency
+
+
 def run_report(
     cfg: Config,
     *,
@@ -382,7 +471,6 @@ def _run_report_locked(
     from bkg.report.claims import evaluate_claims
     from bkg.report.html import render_index
     from bkg.report.provenance import collect_provenance, file_hashes
-    from bkg.report.results import collect_results
     from bkg.report.sensitivity import run_sensitivity
 
     scheduler = scheduler or cfg.run.scheduler
@@ -390,14 +478,19 @@ def _run_report_locked(
     keys: dict[str, str] = {}
     timings: dict[str, float] = {}
 
+    stage_cache: cache.StageCache | None = None  # set once the report folder is open
+
     def step(stage: str, func: Callable[[], Any]) -> Any:
         interrupt.check()
         t0 = time.perf_counter()
         progress(stage, "running")
-        out = func()
+        if stage_cache is None:
+            out, reused = func(), False
+        else:
+            out, reused = stage_cache.run(stage, report_stage_key(stage, cfg, keys), func)
         timings[stage] = time.perf_counter() - t0
-        stages.setdefault(stage, "ran")
-        progress(stage, f"done ({timings[stage]:.1f} s)")
+        stages.setdefault(stage, "reused" if reused else "ran")
+        progress(stage, "reused" if reused else f"done ({timings[stage]:.1f} s)")
         return out
 
     t0 = time.perf_counter()
@@ -414,32 +507,57 @@ def _run_report_locked(
     timings["fits"] = time.perf_counter() - t0
     interrupt.check()
 
-    with atomic_dir(Path(out_root) / name) as tmp:
-        from bkg.sources import read_estimates
-        from bkg.sources.table import write_table
+    keys["inputs"] = cache.stage_key(
+        "report-inputs",
+        {},
+        {
+            **{f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()},
+            **{f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()},
+            "code": cache.code_digest("."),
+        },
+    )
+    side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
+    with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
+        stage_cache = cache.StageCache(Path(out_root) / name, tmp)
+        # Fig. 2's curves simulate the signal on their own (~10 s of CPU): on a second core
+        # while the stages before them run, when they are not reused
+        fig2_curves_of = side.start(
+            "bkg.sim.figures", "fig2_curves", cfg,
+            when=not stage_cache.reusable("fig2", report_stage_key("fig2", cfg, keys)),
+        )  # fmt: skip
 
-        estimates = read_estimates(fits_dir)
-        table1 = step("table", lambda: write_table(estimates, cfg, out_dir=tmp))
-        efficiency, eff_record = step("efficiency", lambda: _efficiency_function(samples_dir, cfg))
-        write_json(tmp / "signal_efficiency.json", eff_record)
+        def table() -> dict[str, Any]:
+            from bkg.sources import read_estimates
+            from bkg.sources.table import write_table
+
+            return write_table(read_estimates(fits_dir), cfg, out_dir=tmp)
+
+        def efficiency_record() -> dict[str, Any]:
+            record = _efficiency_function(samples_dir, cfg)[1]
+            write_json(tmp / "signal_efficiency.json", record)
+            return record
+
+        table1 = step("table", table)
+        eff_record = step("efficiency", efficiency_record)
+        efficiency = _efficiency_of_record(eff_record)
         sens = step("sensitivity", lambda: run_sensitivity(cfg, out_dir=tmp, efficiency=efficiency))
         masses, signal_ref = sens.masses_gev, sens.yield_per_mot_ref
 
-        from bkg.stats import run_limits, run_workspace
+        def workspace() -> Any:
+            from bkg.stats import run_workspace
 
-        ws_files = step(
-            "workspace",
-            lambda: run_workspace(
+            return run_workspace(
                 cfg,
                 table1_path=tmp / "table1.json",
                 masses_gev=masses,
                 signal_per_mot_ref=signal_ref,
                 out_dir=tmp / "workspace",
-            ),
-        )
-        limits = step(
-            "limits",
-            lambda: run_limits(
+            )
+
+        def limits_stage() -> Any:
+            from bkg.stats import run_limits
+
+            return run_limits(
                 cfg,
                 table1_path=tmp / "table1.json",
                 masses_gev=masses,
@@ -447,11 +565,14 @@ def _run_report_locked(
                 out_dir=tmp,
                 # the published run, computed here with this setup's yields (its 160 GeV beam)
                 compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
-            ),
-        )
-        from bkg.sim.figures import fig2_curves
+            )
 
-        fig2 = fig2_curves(cfg)  # plotted as Fig. 2 and judged in the claims
+        def fig2_stage() -> Any:
+            return fig2_curves_of()
+
+        ws_files = step("workspace", workspace)
+        limits = step("limits", limits_stage)
+        fig2 = step("fig2", fig2_stage)  # plotted as Fig. 2 and judged in the claims
         step(
             "figures",
             lambda: _figures(
@@ -465,17 +586,24 @@ def _run_report_locked(
                 tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
             ),
         )
-        results = collect_results(
-            cfg,
-            samples_dir=samples_dir,
-            fits_dir=fits_dir,
-            table1=table1,
-            sensitivity=sens,
-            limits=limits,
-            efficiency=eff_record,
-            fig2=fig2,
-        )
-        write_json(tmp / "results.json", results)
+
+        def results_stage() -> dict[str, Any]:
+            from bkg.report.results import collect_results
+
+            out = collect_results(
+                cfg,
+                samples_dir=samples_dir,
+                fits_dir=fits_dir,
+                table1=table1,
+                sensitivity=sens,
+                limits=limits,
+                efficiency=eff_record,
+                fig2=fig2,
+            )
+            write_json(tmp / "results.json", out)
+            return out
+
+        results = step("results", results_stage)
         claims = [
             c.as_dict() for c in evaluate_claims(results, beam_energy_gev=cfg.beam.energy_gev)
         ]
@@ -490,6 +618,7 @@ def _run_report_locked(
             cfg, inputs=inputs, outputs=outputs, seeds=seeds, stages={k: v for k, v in keys.items()}
         )
         write_json(tmp / "provenance.json", provenance)
+        stage_cache.save()
         # every figure of the folder (sensitivity.png and reach_vs_mot.png are beside the JSON)
         figures = sorted(tmp.rglob("*.png"))
         fits = {
@@ -505,7 +634,6 @@ def _run_report_locked(
                 sensitivity=json.loads((tmp / "sensitivity.json").read_text()),
             ),
         )  # fmt: skip
-        del limits
     return ReportResult(folder=Path(out_root) / name, stages=stages, claims=claims, table1=table1)
 
 

@@ -1,0 +1,106 @@
+"""Reuse of the report's stages (issue 27): a rerun with nothing changed runs no stage
+again, says so, and writes the very bytes of a fresh run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bkg.report import cache
+
+
+def _stage(folder: Path, calls: list[int], text: str = "a") -> dict[str, int]:
+    calls.append(1)
+    (folder / "sub").mkdir(exist_ok=True)
+    (folder / "sub" / "x.txt").write_text(text)
+    (folder / "y.json").write_text('{"y": 1}')
+    return {"n": len(calls)}
+
+
+def _run(prev: Path | None, new: Path, key: str, calls: list[int], text: str = "a"):
+    new.mkdir()
+    (new / "before.txt").write_text("written by an earlier stage")
+    sc = cache.StageCache(prev, new)
+    value, reused = sc.run("s", key, lambda: _stage(new, calls, text))
+    sc.save()
+    return value, reused
+
+
+def test_a_stage_with_the_same_key_is_copied_not_run(tmp_path):
+    calls: list[int] = []
+    a, b, c, d = (tmp_path / x for x in "abcd")
+    value, reused = _run(None, a, "k1", calls)
+    assert (value, reused, len(calls)) == ({"n": 1}, False, 1)
+    # only the stage's own files are recorded, not those of earlier stages
+    record = json.loads((a / cache.STAGES_RECORD).read_text())
+    assert sorted(record["s"]["outputs"]) == ["sub/x.txt", "y.json"]
+    value, reused = _run(a, b, "k1", calls)
+    assert (value, reused, len(calls)) == ({"n": 1}, True, 1)
+    for rel in ("sub/x.txt", "y.json"):
+        assert (b / rel).read_bytes() == (a / rel).read_bytes()
+    # another key runs the stage again
+    _, reused = _run(b, c, "k2", calls)
+    assert not reused and len(calls) == 2
+    # an output of the previous report changed since it was recorded: run again
+    (c / "sub" / "x.txt").write_text("b")
+    _, reused = _run(c, d, "k2", calls)
+    assert not reused and len(calls) == 3
+
+
+def test_an_unreadable_record_is_a_miss(tmp_path):
+    calls: list[int] = []
+    _run(None, tmp_path / "a", "k", calls)
+    (tmp_path / "a" / ".stage-s.pkl").write_bytes(b"not a pickle")
+    _, reused = _run(tmp_path / "a", tmp_path / "b", "k", calls)
+    assert not reused and len(calls) == 2
+
+
+@pytest.mark.slow
+def test_report_rerun_reuses_every_stage_with_identical_bytes(tmp_path, monkeypatch):
+    # the reference config (1e6 MOT): the second run reuses every stage (the old code ran
+    # everything after the fits again) and writes the same bytes as the first, except the
+    # provenance's creation time (and index.html, which shows it)
+    from bkg.config import load_config
+    from bkg.report.pipeline import run_report
+    from bkg.report.provenance import TIMESTAMP_KEY, file_hashes
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(root / "tests" / "data" / "reference.yaml")
+    first = run_report(cfg, out_root="reports")
+    keep = tmp_path / "first"
+    shutil.copytree(first.folder, keep)
+    states: list[tuple[str, str]] = []
+    second = run_report(cfg, out_root="reports", progress=lambda s, st: states.append((s, st)))
+    assert set(second.stages.values()) == {"reused"}, second.stages
+    assert ("limits", "reused") in states
+    skip = ("provenance.json", "index.html")
+    assert file_hashes(second.folder, exclude=skip) == file_hashes(keep, exclude=skip)
+    pa, pb = (json.loads((d / "provenance.json").read_text()) for d in (keep, second.folder))
+    pa.pop(TIMESTAMP_KEY)
+    pb.pop(TIMESTAMP_KEY)
+    assert pa == pb
+
+
+def test_side_process_returns_the_result_or_raises_the_error():
+    # Fig. 2's curves run in a spawned process while the other stages run: the result
+    # comes back whole (a 4 x 4 matrix's inverse, computed there) and an error is raised
+    # here as it was raised there
+    import numpy as np
+
+    from bkg.report.pipeline import _SideProcess
+
+    m = np.arange(16.0).reshape(4, 4) + 10 * np.eye(4)
+    with _SideProcess(True) as side:
+        inv = side.start("numpy.linalg", "inv", m)
+        bad = side.start("numpy.linalg", "inv", np.zeros((2, 3)))
+        assert len(side.procs) == 2
+        np.testing.assert_array_equal(inv(), np.linalg.inv(m))
+        with pytest.raises(np.linalg.LinAlgError):
+            bad()
+    with _SideProcess(False) as side:  # disabled: called here
+        np.testing.assert_array_equal(side.start("numpy.linalg", "inv", m)(), np.linalg.inv(m))
+        assert side.procs == []
