@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bkg import __version__, interrupt
+from bkg import __version__, interrupt, sizes
 from bkg.errors import BkgError, SampleError, one_line
 
 log = logging.getLogger("bkg")
@@ -22,12 +22,13 @@ log = logging.getLogger("bkg")
 
 class _PositiveNumber(click.ParamType):
     """A finite number >= ``minimum``, or > 0 when ``minimum`` is 0 (click's FloatRange
-    lets nan and inf through)."""
+    lets nan and inf through), and at most ``maximum`` (:mod:`bkg.sizes`)."""
 
     name = "number"
 
-    def __init__(self, minimum: float) -> None:
+    def __init__(self, minimum: float, maximum: float = float("inf")) -> None:
         self.minimum = minimum
+        self.maximum = maximum
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -44,12 +45,23 @@ class _PositiveNumber(click.ParamType):
             ok, expected = number > 0, "a finite number > 0"
         if not (math.isfinite(number) and ok):
             self.fail(f"{value!r}: expected {expected}", param, ctx)
+        if number > self.maximum:
+            self.fail(
+                f"{value!r}: at most {self.maximum:g} (docs/guarantees.md, Limits on sizes)",
+                param,
+                ctx,
+            )
         return number
 
 
 #: event counts (at least one) and positive quantities such as a mass
 COUNT = _PositiveNumber(1.0)
 POSITIVE = _PositiveNumber(0.0)
+#: muons to simulate, muons of a projection, and simulated events of other samples
+SIMULATED_MOT = _PositiveNumber(1.0, sizes.MAX_SIMULATED_MOT)
+PROJECTION_MOT = _PositiveNumber(1.0, sizes.MAX_PROJECTION_MOT)
+SAMPLE_EVENTS = _PositiveNumber(1.0, sizes.MAX_SAMPLE_EVENTS)
+SIGNAL_EVENTS = _PositiveNumber(1.0, sizes.MAX_SIGNAL_EVENTS_PER_MASS)
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -207,7 +219,9 @@ def _overlays(files: tuple[Path, ...]) -> list[Any]:
 @cli.command("sensitivity")
 @CONFIG_OPTION
 @NAME_OPTION
-@click.option("--n-mot", type=COUNT, default=None, help="Muons on target (default: config n_mot).")
+@click.option(
+    "--n-mot", type=PROJECTION_MOT, default=None, help="Muons on target (default: config n_mot)."
+)
 @REPORTS_OPTION
 @SAMPLES_OPTION
 @OVERLAY_OPTION
@@ -272,7 +286,7 @@ SCHEDULER_OPTION = click.option(
 @CONFIG_OPTION
 @click.option(
     "--n-mot",
-    type=COUNT,
+    type=SIMULATED_MOT,
     default=None,
     help="Beam muons to simulate (default: config samples.n_mot).",
 )
@@ -477,9 +491,9 @@ def workspace_cmd(
 @SAMPLES_OPTION
 @click.option(
     "--observed",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=sizes.MAX_OBSERVED),
     default=None,
-    help="Observed events in the signal box.",
+    help=f"Observed events in the signal box (at most {sizes.MAX_OBSERVED:g}).",
 )
 @click.option(
     "--preset",
@@ -600,13 +614,25 @@ def verify_cmd(reference: Path, run_dir: Path | None, show_all: bool) -> None:
     "(default: the rows behind the default geometry).",
 )
 @click.option(
-    "--n-beam", type=COUNT, default="1e7", show_default=True, help="Beam muons per geometry."
+    "--n-beam",
+    type=SIMULATED_MOT,
+    default="1e7",
+    show_default=True,
+    help="Beam muons per geometry.",
 )
 @click.option(
-    "--n-signal", type=COUNT, default="3e4", show_default=True, help="Signal events per mass."
+    "--n-signal",
+    type=SIGNAL_EVENTS,
+    default="3e4",
+    show_default=True,
+    help="Signal events per mass.",
 )
 @click.option(
-    "--n-hadrons", type=COUNT, default="4.5e6", show_default=True, help="Hadrons per geometry."
+    "--n-hadrons",
+    type=SAMPLE_EVENTS,
+    default="4.5e6",
+    show_default=True,
+    help="Hadrons per geometry.",
 )
 @_out_dir_option("Folder of s4_scan.{md,csv,json} (default: reports/<name>-s4-scan).")
 def trigger_scan_cmd(
@@ -616,6 +642,12 @@ def trigger_scan_cmd(
     """Trigger rate, signal trigger efficiency and hadron-decay level per S4 geometry."""
     from bkg import trigger_scan as ts
 
+    if len(geometries) > sizes.MAX_GEOMETRIES:
+        raise click.BadParameter(
+            f"{len(geometries)} geometries; at most {sizes.MAX_GEOMETRIES} per scan "
+            "(each simulates --n-beam muons)",
+            param_hint="'--geometry'",
+        )
     cfg = _load(config_path)
     geos = [ts.parse_geometry(g) for g in geometries] or list(ts.DEFAULT_GEOMETRIES)
     rows = ts.scan_s4(
@@ -638,9 +670,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo(interrupt.message(), err=True)
         raise SystemExit(interrupt.exit_code()) from None
+    except click.UsageError as exc:
+        # click prints Usage / Try / blank / Error: one line instead, like every user error
+        where = exc.ctx.command_path if exc.ctx is not None else "bkg"
+        hint = f" (see `{where} --help`)" if exc.ctx is not None else ""
+        click.echo(f"bkg: error: {where}: {one_line(exc.format_message())}{hint}", err=True)
+        raise SystemExit(2) from None
     except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
+        click.echo(f"bkg: error: {one_line(exc.format_message())}", err=True)
+        raise SystemExit(2) from None
     except BkgError as exc:
         if debug:
             raise

@@ -21,6 +21,7 @@ import contextlib
 import datetime
 import functools
 import hashlib
+import logging
 import math
 import os
 import types
@@ -36,10 +37,12 @@ from bkg.errors import SampleError, one_line
 from bkg.memory import heap_policy
 
 TREE = "events"
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SCHEMAS",
     "TREE",
+    "VALID",
     "Branch",
     "NtupleWriter",
     "check_file",
@@ -175,6 +178,58 @@ SCHEMAS: dict[str, dict[str, Branch]] = {
 }
 
 
+@dataclass(frozen=True)
+class Valid:
+    """The values a branch may hold: the closed range [lo, hi] plus ``extra`` values, or
+    (with ``codes``) only those codes."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    codes: tuple[int, ...] = ()
+    extra: tuple[float, ...] = ()
+
+    def describe(self, unit: str = "1") -> str:
+        """The valid values in words (as samples/README.md states them)."""
+        if self.codes:
+            return "one of " + ", ".join(str(c) for c in self.codes)
+        text = f"[{self.lo:g}, {self.hi:g}]" + ("" if unit == "1" else f" {unit}")
+        return text + "".join(f" or {v:g}" for v in self.extra)
+
+    def outside(self, values: np.ndarray) -> np.ndarray:
+        """Mask of the values that are not valid (NaN counts as not valid)."""
+        if self.codes:
+            return ~np.isin(values, self.codes)
+        good = (values >= self.lo) & (values <= self.hi)
+        for v in self.extra:
+            good |= values == v
+        return ~good
+
+
+#: Largest energy or momentum in any ntuple (GeV): the M2 muons come from the SPS's
+#: 400 GeV protons; a value above this cannot be an NA64mu event.
+E_MAX_GEV = 1000.0
+_ENERGY = Valid(0.0, E_MAX_GEV)
+#: Value ranges and codes of the branches (``bkg samples check`` checks them); a branch
+#: not listed may hold any finite value of its dtype.
+VALID: dict[str, Valid] = {
+    **{k: _ENERGY for k in ("p_in_true", "p_in_rec", "p_out_true", "p_out_rec", "p_out_rec_ko")},
+    **{k: _ENERGY for k in ("e_ecal", "e_vhcal", "e_hcal1", "e_hcal2", "e_hcal3", "e_hcal4")},
+    **{k: _ENERGY for k in ("e_transfer", "e_hadron", "e_mu_decay", "e_gamma")},
+    **{k: _ENERGY for k in ("e_mu_plus", "e_mu_minus", "e_mu_emit")},
+    "x_cm": Valid(-1000.0, 1000.0),  # the experimental hall is a few metres wide
+    "y_cm": Valid(-1000.0, 1000.0),
+    "process": Valid(codes=tuple(range(9))),
+    "pdg": Valid(codes=(-211, -321, 130)),
+    "decay_channel": Valid(codes=(0, 1, 2)),
+    "n_mu_hcal": Valid(codes=(0, 1, 2, 3)),  # the scattered muon and the pair at most
+    "z_decay_m": Valid(0.0, 1000.0, extra=(-1.0,)),
+    "depth_lambda": Valid(0.0, 100.0),
+    "m_zprime_gev": Valid(0.0, E_MAX_GEV),
+    "x_zprime": Valid(0.0, 1.0),
+    "theta_zprime": Valid(0.0, math.pi),
+}
+
+
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     """sha256 hex digest of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -258,12 +313,32 @@ def check_file(path: str | Path, sample: str) -> list[str]:
             if n == 0:
                 problems.append(f"{path}: the tree '{TREE}' is empty (0 events)")
             else:
-                floats = [k for k, b in SCHEMAS[sample].items() if b.dtype.startswith("float")]
-                for chunk in tree.iterate(floats, step_size=1_000_000, library="np"):
+                schema = SCHEMAS[sample]
+                floats = [k for k, b in schema.items() if b.dtype.startswith("float")]
+                ranged = [k for k in schema if k in VALID]
+                nonfinite = dict.fromkeys(floats, 0)
+                outside: dict[str, list[Any]] = {k: [0, None] for k in ranged}
+                names = list(dict.fromkeys([*floats, *ranged]))
+                for chunk in tree.iterate(names, step_size=1_000_000, library="np"):
                     for name in floats:
-                        bad = int(np.count_nonzero(~np.isfinite(chunk[name])))
-                        if bad:
-                            problems.append(f"{path}: branch '{name}' has {bad} NaN/inf values")
+                        nonfinite[name] += int(np.count_nonzero(~np.isfinite(chunk[name])))
+                    for name in ranged:
+                        values = chunk[name]
+                        bad = VALID[name].outside(values) & np.isfinite(values)
+                        if bad.any():
+                            outside[name][0] += int(bad.sum())
+                            if outside[name][1] is None:
+                                outside[name][1] = values[bad][0]
+                for name, count in nonfinite.items():
+                    if count:
+                        problems.append(f"{path}: branch '{name}' has {count} NaN/inf values")
+                for name, (count, example) in outside.items():
+                    if count:
+                        valid = VALID[name].describe(schema[name].unit)
+                        problems.append(
+                            f"{path}: branch '{name}' has {count} values outside {valid} "
+                            f"(e.g. {example:.6g}; samples/README.md, Valid values)"
+                        )
         except Exception as exc:
             problems.append(
                 f"{path}: cannot read the baskets ({type(exc).__name__}: {one_line(exc)}); the file may be truncated"
@@ -306,11 +381,36 @@ def iterate(
         paths = [paths]
     heap_policy("return")  # freed chunks go back to the kernel: memory bounded by the chunk size
     jobs = _chunk_jobs([Path(p) for p in paths], sample, list(branches), step_size, nonfinite)
-    if workers <= 0:
-        for job in jobs:
-            yield job()
-    else:
-        yield from _run_ahead(jobs, workers)
+    tagged = (functools.partial(_with_path, job) for job in jobs)
+    results = (job() for job in tagged) if workers <= 0 else _run_ahead(tagged, workers)
+    current: Path | None = None
+    read = dropped = 0
+    for path, chunk in results:
+        if path != current:
+            _say_dropped(current, dropped, read)
+            current, read, dropped = path, 0, 0
+        n_dropped = int(chunk["_dropped"])
+        dropped += n_dropped
+        read += n_dropped + (len(next(iter(chunk.values()))) if len(chunk) > 1 else 0)
+        yield chunk
+    _say_dropped(current, dropped, read)
+
+
+def _with_path(job: Callable[[], dict[str, np.ndarray]]) -> tuple[Path, Any]:
+    """(the file a chunk job reads, the chunk); jobs are partials of :func:`_read_chunk`."""
+    assert isinstance(job, functools.partial)
+    return job.args[0], job()
+
+
+def _say_dropped(path: Path | None, dropped: int, read: int) -> None:
+    """Warn, per file, how many events ``samples.nonfinite: drop`` removed."""
+    if path is not None and dropped:
+        log.warning(
+            "%s: dropped %d of %d events with NaN/inf values (samples.nonfinite: drop)",
+            path,
+            dropped,
+            read,
+        )
 
 
 def _chunk_jobs(
@@ -581,10 +681,19 @@ def read_manifest(
             missing, or its sha256 differs from the recorded one.
     """
     import json
+    import stat
 
     folder = Path(samples_dir)
     path = folder / "MANIFEST.json"
     try:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_size > MAX_MANIFEST_BYTES:
+            raise SampleError(
+                f"{path}: {info.st_size / 1e6:.0f} MB, larger than the {MAX_MANIFEST_BYTES / 1e6:.0f} MB "
+                "a MANIFEST of 100000 files needs"
+            )
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            raise SampleError(f"{path}: not a regular file")  # a FIFO or a device: never read
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise SampleError(
@@ -594,11 +703,16 @@ def read_manifest(
         raise SampleError(f"{path}: cannot read it ({_os_reason(exc)})") from None
     except ValueError as exc:
         raise SampleError(f"{path}: not valid JSON ({one_line(exc)})") from None
+    except RecursionError:
+        raise SampleError(f"{path}: not a MANIFEST (nested too deep to read)") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, list):
         raise SampleError(f"{path}: expected a key 'files' with a list of entries")
     for i, entry in enumerate(files):
         _check_entry(path, i, entry)
+    _check_schema(path, manifest)
+    _check_duplicates(path, files)
+    for entry in files:
         if not check_hashes or (kinds is not None and entry["sample"] not in kinds):
             continue
         sample_path = folder / entry["file"]
@@ -610,7 +724,85 @@ def read_manifest(
                 f"{sample_path}: sha256 {digest[:12]}... does not match MANIFEST.json ({entry['sha256'][:12]}...); "
                 "the file changed since it was generated: regenerate it or update the manifest"
             )
+        _check_events(sample_path, entry)
     return manifest
+
+
+#: Largest MANIFEST.json read: 100000 entries of ~600 bytes.
+MAX_MANIFEST_BYTES = 64_000_000
+
+
+@functools.lru_cache(maxsize=1)
+def manifest_validator() -> Any:
+    """The JSON Schema validator of MANIFEST.json (``bkg/config/manifest.schema.json``)."""
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    text = resources.files("bkg.config").joinpath("manifest.schema.json").read_text("utf-8")
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+def _check_schema(path: Path, manifest: Mapping[str, Any]) -> None:
+    """Raise :class:`SampleError` with the first violation of the MANIFEST schema, located."""
+    errors = sorted(
+        manifest_validator().iter_errors(manifest), key=lambda e: [str(p) for p in e.absolute_path]
+    )
+    if not errors:
+        return
+    err = errors[0]
+    parts = list(err.absolute_path)
+    where = f"{path}:"
+    if len(parts) >= 2 and parts[0] == "files" and isinstance(parts[1], int):
+        entry = manifest["files"][parts[1]]
+        where += f" files[{parts[1]}] ({entry.get('file')})"
+        parts = parts[2:]
+    key = ".".join(str(p) for p in parts)
+    detail = err.message if len(err.message) <= 200 else err.message[:200] + "..."
+    if err.validator == "anyOf":
+        detail = f"{err.instance!r} is not a probability in [0, 1] (or one per species)"
+    raise SampleError(f"{where}" + (f" key '{key}'" if key else "") + f": {one_line(detail)}")
+
+
+def _check_duplicates(path: Path, files: list[dict[str, Any]]) -> None:
+    """No file listed twice (by name, or by content: the same sha256 under two names)."""
+    by_name: dict[str, int] = {}
+    by_hash: dict[str, int] = {}
+    for i, entry in enumerate(files):
+        name = os.path.normpath(entry["file"])
+        if name in by_name:
+            j = by_name[name]
+            raise SampleError(
+                f"{path}: files[{j}] and files[{i}] both list {entry['file']!r}; each file "
+                "once (a file listed twice would count its events twice)"
+            )
+        by_name[name] = i
+        digest = entry["sha256"].lower()
+        if digest in by_hash:
+            j = by_hash[digest]
+            raise SampleError(
+                f"{path}: files[{j}] ({files[j]['file']}) and files[{i}] ({entry['file']}) have "
+                "the same sha256: the same events listed twice would be counted twice"
+            )
+        by_hash[digest] = i
+
+
+def _check_events(sample_path: Path, entry: Mapping[str, Any]) -> None:
+    """The MANIFEST's ``events`` of a file is the number of entries of its tree."""
+    tree = _open_tree(sample_path)
+    try:
+        n = int(tree.num_entries)
+    except Exception as exc:
+        raise SampleError(_truncated(sample_path, exc)) from None
+    finally:
+        tree.file.close()
+    if n != int(entry["events"]):
+        raise SampleError(
+            f"{sample_path}: the tree '{TREE}' has {n} events, MANIFEST.json says "
+            f"{int(entry['events'])}; the per-event weights norm_per_mot / events would be "
+            "wrong: correct the MANIFEST's events"
+        )
 
 
 def _is_number(value: Any) -> bool:
@@ -646,17 +838,30 @@ def _check_entry(path: Path, i: int, entry: Any) -> None:
         raise bad("n_mot", "the muons on target simulated (a finite number > 0)")
     # the hadrons source takes its per-species rates from the config, and beam.pi_per_mu: 0
     # writes a rate of 0: there a non-negative number (or one per species) is enough
+    # a probability per MOT lies in [0, 1] (norm_per_mot: 1e300 gave a level of 5.6e287)
     hadrons = entry["sample"] == "hadrons"
     norm = entry["norm_per_mot"]
     norms = list(norm.values()) if hadrons and isinstance(norm, dict) else [norm]
-    if not all(_is_number(v) and (v > 0 or (hadrons and v == 0)) for v in norms):
-        raise bad("norm_per_mot", "a finite number " + (">= 0" if hadrons else "> 0"))
+    if not all(_is_number(v) and (v > 0 or (hadrons and v == 0)) and v <= 1 for v in norms):
+        raise bad(
+            "norm_per_mot",
+            "a probability per MOT in " + ("[0, 1]" if hadrons else "(0, 1] (1 for the beam)"),
+        )
     by_pdg = entry.get("norm_per_mot_by_pdg", {})
-    if not (isinstance(by_pdg, dict) and all(_is_number(v) and v >= 0 for v in by_pdg.values())):
-        raise bad("norm_per_mot_by_pdg", "a finite number >= 0 per species")
+    if not (
+        isinstance(by_pdg, dict) and all(_is_number(v) and 0 <= v <= 1 for v in by_pdg.values())
+    ):
+        raise bad("norm_per_mot_by_pdg", "a probability per MOT in [0, 1] per species")
     fractions = entry.get("species_fraction_generated", {})
     if not (
         isinstance(fractions, dict)
         and all(_is_number(v) and 0 < v <= 1 for v in fractions.values())
     ):
         raise bad("species_fraction_generated", "a fraction in (0, 1] per species")
+    if fractions and not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
+        raise bad("species_fraction_generated", "fractions of the generated events that sum to 1")
+    yields = entry.get("yields_per_mot", {})
+    if not (
+        isinstance(yields, dict) and all(_is_number(v) and 0 <= v <= 1 for v in yields.values())
+    ):
+        raise bad("yields_per_mot", "a probability per MOT in [0, 1] per process")

@@ -33,6 +33,11 @@ __all__ = [
     "validate_dict",
 ]
 
+#: Largest config file read (bytes): the default is 7 kB; a config only lists changes.
+MAX_CONFIG_BYTES = 1 << 20
+#: Deepest nesting of mappings and lists in a config (the default nests 5 levels).
+MAX_CONFIG_DEPTH = 32
+
 
 @dataclass(frozen=True)
 class Beam:
@@ -256,7 +261,22 @@ class _Loader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, "aliases (*name) are not supported in a config", event.start_mark
             )
-        return super().compose_node(parent, index)
+        # a deeply nested file would exhaust Python's recursion limit (a 3000-line
+        # RecursionError at 330 levels): refuse it at a depth no config needs
+        depth = getattr(self, "_bkg_depth", 0)
+        if depth >= MAX_CONFIG_DEPTH:
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested more than {MAX_CONFIG_DEPTH} levels deep (a config needs at most 5)",
+                event.start_mark,
+            )
+        self._bkg_depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._bkg_depth = depth
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -434,6 +454,18 @@ def _schema_problems(raw: Any, *, skip: Collection[str] = ()) -> list[str]:
                 if key_path not in skip:
                     problems.append(f"{key_path}: unknown key (allowed here: {allowed})")
             continue
+        if err.validator in ("maximum", "maxItems", "maxLength"):
+            limit, got = err.validator_value, err.instance
+            size = (
+                f"{got:g}"
+                if err.validator == "maximum"
+                else f"{len(got)} " + ("items" if err.validator == "maxItems" else "characters")
+            )
+            problems.append(
+                f"{where}: {size} is more than the maximum {limit:g} "
+                "(docs/guarantees.md, Limits on sizes)"
+            )
+            continue
         problems.append(f"{where}: {err.message}")
     return problems
 
@@ -451,12 +483,20 @@ def _semantic_problems(raw: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"signal_box.e_cal_max_gev: {box['e_cal_max_gev']} GeV must be below the beam energy {e0} GeV"
         )
-    for key in ("p_in_window_gev", "hcal_mip_window_gev"):
-        lo, hi = raw["selection"][key]
+    for where, (lo, hi) in _intervals(raw, _schema()):
         if not lo < hi:
-            problems.append(
-                f"selection.{key}: expected [low, high] with low < high, got [{lo}, {hi}]"
-            )
+            problems.append(f"{where}: expected [low, high] with low < high, got [{lo}, {hi}]")
+    if not raw["beam"]["halo_energy_min_gev"] < e0:
+        problems.append(
+            f"beam.halo_energy_min_gev: {raw['beam']['halo_energy_min_gev']} GeV must be below "
+            f"the beam energy beam.energy_gev = {e0} GeV"
+        )
+    vhcal = raw["detector"]["vhcal"]
+    if any(h >= w for h, w in zip(vhcal["hole_cm"], vhcal["size_cm"], strict=True)):
+        problems.append(
+            f"detector.vhcal.hole_cm: the hole {vhcal['hole_cm']} cm must be smaller than the "
+            f"detector detector.vhcal.size_cm = {vhcal['size_cm']} cm"
+        )
     lo, hi = raw["selection"]["p_in_window_gev"]
     if lo < hi and not lo <= e0 <= hi:
         problems.append(
@@ -465,7 +505,7 @@ def _semantic_problems(raw: Mapping[str, Any]) -> list[str]:
     if raw["selection"]["p_out_max_gev"] >= e0:
         problems.append(f"selection.p_out_max_gev: must be below the beam energy {e0} GeV")
     grid = raw["signal"]["masses_gev"]
-    if grid["min"] >= grid["max"] and grid["points"] > 1:
+    if grid["min"] > grid["max"] or (grid["min"] == grid["max"] and grid["points"] > 1):
         problems.append(
             f"signal.masses_gev: expected min < max, got min = {grid['min']}, max = {grid['max']}"
         )
@@ -480,6 +520,21 @@ def _semantic_problems(raw: Mapping[str, Any]) -> list[str]:
             f"g_minus_2.reference: {ref!r} is not one of g_minus_2.references ({known})"
         )
     return problems
+
+
+def _intervals(value: Any, schema: Mapping[str, Any], parts: tuple[str, ...] = ()) -> Any:
+    """(key path, [low, high]) of every key the schema marks ``"x-interval": true``."""
+    if schema.get("x-interval") is True and isinstance(value, list) and len(value) == 2:
+        yield _path(parts), value
+    if isinstance(value, Mapping):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                yield from _intervals(value[key], sub, (*parts, key))
+
+
+def interval_keys() -> list[str]:
+    """The key paths of every [low, high] interval of the config (checked low < high)."""
+    return [where for where, _ in _intervals(default_dict(), _schema())]
 
 
 def _mass_limit_problems(raw: Mapping[str, Any], e0: float) -> list[str]:
@@ -650,6 +705,48 @@ def from_dict(overlay: Mapping[str, Any] | None = None, *, source: str = "config
     return _build(validate_dict(overlay, source=source))
 
 
+def read_limited(path: Path, *, source: str, limit: int = MAX_CONFIG_BYTES) -> str:
+    """The text of a regular file of at most ``limit`` bytes, read without following a
+    device or a pipe (``/dev/zero`` or a FIFO would never end).
+
+    Raises:
+        ConfigError: missing, not a regular file, larger than ``limit``, unreadable or
+            not UTF-8 text.
+    """
+    import os
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError("file not found; give an existing YAML file", source=source) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read it ({exc.strerror})", source=source) from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ConfigError(f"{kind}; give a YAML file", source=source)
+    too_big = ConfigError(
+        f"larger than {limit // 1024} kB; a config lists only the keys it changes "
+        "(the built-in default is 7 kB)",
+        source=source,
+    )
+    if info.st_size > limit:
+        raise too_big
+    try:
+        # O_NONBLOCK: if the path became a FIFO since the stat, opening it does not wait
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read it ({exc.strerror})", source=source) from None
+    if len(data) > limit:
+        raise too_big
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("cannot read it as text (not UTF-8)", source=source) from None
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """Load a YAML config file (or the built-in default when ``path`` is None).
 
@@ -665,14 +762,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     if path is not None:
         p = Path(path)
         source = str(p)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError("file not found; give an existing YAML file", source=source) from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"cannot read it as text ({exc.__class__.__name__})", source=source
-            ) from None
+        text = read_limited(p, source=source)
         try:
             overlay = parse_yaml(text)
         except yaml.YAMLError as exc:

@@ -49,9 +49,10 @@ def _tail_from_inf(s: float, sigma: float, alpha: float, n: float) -> float:
     """Integral over x of the tail from infinity to standardised distance s >= alpha (units of x)."""
     if n == 0.0:
         return sigma / alpha * math.exp(alpha * alpha / 2.0 - alpha * s)
-    a = (n / alpha) ** n * math.exp(-alpha * alpha / 2.0)
-    b = n / alpha - alpha
-    return sigma * a / (n - 1.0) * (b + s) ** (1.0 - n)
+    # A (B + s)^(1-n) with A = (n/alpha)^n exp(-alpha^2/2), B = n/alpha - alpha, written so
+    # that (n/alpha)^n cannot overflow: exp(-alpha^2/2) n/alpha (1 + alpha (s - alpha)/n)^(1-n)
+    ratio = math.exp((1.0 - n) * math.log1p(alpha * (s - alpha) / n))
+    return sigma / (n - 1.0) * math.exp(-alpha * alpha / 2.0) * (n / alpha) * ratio
 
 
 def _half_integral(s: float, sigma: float, alpha: float, n: float) -> float:
@@ -140,17 +141,24 @@ def pdf_unnorm(x: np.ndarray, params: Mapping[str, float], *, model: str) -> np.
     """Unnormalised density at x (array), 1 at the peak (exponential: at x = 0)."""
     x = np.asarray(x, dtype=float)
     if model == "exponential":
-        return np.exp(params["lam"] * x)
+        with np.errstate(over="ignore"):  # a rising exponential far out is inf, said no warning
+            return np.exp(params["lam"] * x)
     mu = params["mu"]
     out = np.empty_like(x)
     for left, sel in ((True, x < mu), (False, x >= mu)):
         sigma, alpha, n = _side(params, model, left)
         s = np.abs(x[sel] - mu) / sigma
-        core = np.exp(-0.5 * s * s)
+        # each piece only where it applies, in a form that cannot overflow: the tail
+        # exp(alpha^2/2 - alpha s) computed in the core overflowed ("overflow encountered
+        # in exp" on stderr) for a large alpha; A (B + s)^-n = exp(-alpha^2/2) (1 + alpha
+        # (s - alpha) / n)^-n, with A = (n/alpha)^n exp(-alpha^2/2), B = n/alpha - alpha
+        core = s < alpha
+        dens = np.empty_like(s)
+        dens[core] = np.exp(-0.5 * s[core] ** 2)
+        beyond = s[~core] - alpha  # >= 0
         if n == 0.0:
-            tail = np.exp(alpha * alpha / 2.0 - alpha * s)
+            dens[~core] = np.exp(-alpha * (alpha / 2.0 + beyond))
         else:
-            a = (n / alpha) ** n * math.exp(-alpha * alpha / 2.0)
-            tail = a * (n / alpha - alpha + s) ** (-n)
-        out[sel] = np.where(s < alpha, core, tail)
+            dens[~core] = np.exp(-0.5 * alpha * alpha - n * np.log1p(alpha * beyond / n))
+        out[sel] = dens
     return out

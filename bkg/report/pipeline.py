@@ -228,11 +228,13 @@ def samples_hashes(samples_dir: Path) -> dict[str, str]:
 
 
 def _manifest_hashes(samples_dir: Path) -> dict[str, str]:
-    try:
-        files = json.loads((samples_dir / "MANIFEST.json").read_text()).get("files", [])
-        return {str(e["file"]): str(e["sha256"]) for e in files}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+    from bkg.ntuple import read_manifest
+
+    try:  # the one MANIFEST reader; a bad MANIFEST is reported by the stage that reads it
+        files = read_manifest(samples_dir, check_hashes=False)["files"]
+    except SampleError:
         return {}
+    return {str(e["file"]): str(e["sha256"]) for e in files}
 
 
 def mark_fits_done(cfg: Config, samples_dir: Path, fits_dir: Path) -> None:
@@ -638,11 +640,13 @@ def _run_report_locked(
 
 
 def _manifest_seeds(samples_dir: Path) -> dict[str, Any]:
+    from bkg.ntuple import read_manifest
+
     try:
-        manifest = json.loads((samples_dir / "MANIFEST.json").read_text())
-    except (OSError, ValueError):
+        manifest = read_manifest(samples_dir, check_hashes=False)
+    except SampleError:
         return {}
-    return {entry["file"]: entry.get("seed") for entry in manifest.get("files", [])}
+    return {entry["file"]: entry.get("seed") for entry in manifest["files"]}
 
 
 def _figures(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bkg.ntuple import SCHEMAS, TREE
+from bkg.ntuple import SCHEMAS, TREE, VALID
 
 __all__ = ["MANIFEST_FIELDS", "render_samples_readme"]
 
@@ -52,7 +52,32 @@ def render_samples_readme() -> str:
         "Weight of one event of a sample per MOT: `norm_per_mot / N`, N the events of all",
         "the sample's files (hadrons: `norm_per_mot_by_pdg[pdg] / (N * species_fraction_generated[pdg])`).",
         "",
+        "Every stage checks the MANIFEST against `bkg/config/manifest.schema.json` (JSON",
+        "Schema) and refuses it, naming the entry, unless:",
+        "",
+        "- each file is listed once (by name, and by sha256: the same events under two",
+        "  names would be counted twice);",
+        "- `events` is an integer in [1, 1e10] and equals the entries of the file's TTree;",
+        "- `norm_per_mot` is a probability per MOT in (0, 1] (hadrons: [0, 1], or one per",
+        "  species); `norm_per_mot_by_pdg` and `yields_per_mot` values lie in [0, 1];",
+        "- `species_fraction_generated` values lie in (0, 1] and sum to 1 (within 1e-6);",
+        "- `sha256` is 64 hex digits and matches the file.",
+        "",
+        "## Valid values",
+        "",
+        "`bkg samples check` refuses NaN/inf in every float branch and a value outside",
+        "these ranges or codes (branches not listed: any finite value of their dtype):",
+        "",
+        "| branch | valid values |",
+        "|---|---|",
     ]
+    units = {name: b.unit for schema in SCHEMAS.values() for name, b in schema.items()}
+    lines += [
+        f"| `{name}` | {valid.describe(units[name])} |"
+        for name, valid in VALID.items()
+        if name in units
+    ]
+    lines.append("")
     for sample, schema in SCHEMAS.items():
         lines += [
             f"## {sample} (`{sample}_*.root`)",

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bkg import ntuple
+from bkg import ntuple, sizes
 from bkg.atomic import inside, write_json
 from bkg.config import Config
 from bkg.errors import BkgError, SampleError
@@ -351,6 +351,10 @@ def run_samples(
     n_mot = float(cfg.samples.n_mot if n_mot is None else n_mot)
     if not (math.isfinite(n_mot) and n_mot >= 1):
         raise SampleError(f"--n-mot {n_mot:g}: expected a finite number of beam muons, at least 1")
+    if n_mot > sizes.MAX_SIMULATED_MOT:  # checked before the chunk plan is made
+        raise SampleError(
+            f"--n-mot {n_mot:g}: at most {sizes.MAX_SIMULATED_MOT:g} beam muons per production"
+        )
     scheduler = scheduler if scheduler is not None else cfg.run.scheduler
     if workers is None:
         workers = cfg.run.workers
@@ -365,6 +369,8 @@ def run_samples(
     if out_dir.is_dir():
         _manifest_paths_inside(out_dir)
     totals = {name: _n_tasks(cfg, name, n_mot) for name in names}
+    # a worker per chunk at most, and no more than the cores (--workers 1000 forked 975)
+    workers = max(1, min(workers, os.cpu_count() or 1, sum(totals.values())))
     client = _dask_client(scheduler) if scheduler else None
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,10 @@ its sample with the other streaming sources of that sample in :func:`run_fits`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,21 +125,22 @@ def _run_fits_locked(
     out: dict[str, SourceEstimate] = {}
     for name in names:
         source = sources[name]
-        if isinstance(source, StreamingSource) and len(source.samples) == 1:
-            kind = source.samples[0]
-            if kind not in passes:
-                group = [
-                    s
-                    for s in sources.values()
-                    if isinstance(s, StreamingSource) and s.samples == (kind,)
-                ]
-                passes[kind] = reduce_together(
-                    cfg, Path(samples_dir), manifest, group, unbinned=unbinned
-                )
-            reduced, entries = passes[kind].pop(name)
-            est = source.finish(cfg, reduced, entries, unbinned=unbinned)
-        else:
-            est = source.estimate(cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned)
+        with _naming_the_sample(Path(samples_dir), manifest, source.samples):
+            if isinstance(source, StreamingSource) and len(source.samples) == 1:
+                kind = source.samples[0]
+                if kind not in passes:
+                    group = [
+                        s
+                        for s in sources.values()
+                        if isinstance(s, StreamingSource) and s.samples == (kind,)
+                    ]
+                    passes[kind] = reduce_together(
+                        cfg, Path(samples_dir), manifest, group, unbinned=unbinned
+                    )
+                reduced, entries = passes[kind].pop(name)
+                est = source.finish(cfg, reduced, entries, unbinned=unbinned)
+            else:
+                est = source.estimate(cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned)
         log.info("%s: %.3g per MOT", name, est.level_per_mot)
         out[name] = est
         if progress is not None:
@@ -199,6 +201,26 @@ def check_recorded(fits_dir: Path, paths: Mapping[str, Path]) -> None:
                 f"{path}: not the estimate the last `bkg fit` recorded in {fits_dir / MARKER} "
                 "(a run was stopped while writing, or the file was changed); rerun `bkg fit`"
             )
+
+
+@contextlib.contextmanager
+def _naming_the_sample(
+    samples_dir: Path, manifest: Mapping[str, Any], kinds: Sequence[str]
+) -> Iterator[None]:
+    """Errors of a source's estimate that do not name a file name the sample files it read
+    (``only 0 events in the fit window`` did not say of which files)."""
+    from bkg.errors import FitError, SampleError, one_line
+
+    try:
+        yield
+    except (FitError, SampleError) as exc:
+        text = one_line(exc)
+        if str(samples_dir) in text:
+            raise
+        files = [str(e["file"]) for e in manifest.get("files", []) if e.get("sample") in kinds]
+        listed = ", ".join(files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
+        where = f"{samples_dir}/MANIFEST.json, {'/'.join(kinds)} sample ({listed or 'no file'})"
+        raise type(exc)(f"{where}: {text}") from None
 
 
 def read_estimates(fits_dir: Path) -> dict[str, SourceEstimate]:
