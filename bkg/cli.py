@@ -210,7 +210,7 @@ OVERLAY_OPTION = click.option(
 
 
 def _overlays(files: tuple[Path, ...]) -> list[Any]:
-    from bkg.report.overlays import read_overlays
+    from bkg.stats.overlays import read_overlays
 
     return [curve for f in files for curve in read_overlays(f)]
 

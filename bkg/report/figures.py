@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bkg.config import Config
-from bkg.report.style import figure_style, save_figure
+from bkg.plotting import figure_style, save_figure
 
 if TYPE_CHECKING:
     from bkg.report.sensitivity import SensitivityResult
@@ -93,7 +93,7 @@ def plot_reach(
             label=f"NA64$\\mu$ {mot_label(result.n_mot)} MOT, background free ({100 * (1 - np.exp(-result.n_signal_90)):.0f}% CL)",
         )  # fmt: skip
         draw_overlays(ax, overlays)
-        from bkg.report.sensitivity import g2_band
+        from bkg.stats.reach import g2_band
 
         lo, _, hi = g2_band(mf, cfg)
         set_coupling_range(

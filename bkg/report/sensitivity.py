@@ -18,6 +18,7 @@ import numpy as np
 
 from bkg.atomic import dumps_json, write_texts
 from bkg.config import Config
+from bkg.stats.reach import g2_band
 
 log = logging.getLogger(__name__)
 
@@ -109,22 +110,6 @@ def beam_spectrum(cfg: Config, *, n_nodes: int = 7) -> tuple[np.ndarray, np.ndar
     e0 = cfg.beam.energy_gev
     energies = e0 * (1 + cfg.beam.momentum_spread_rel * nodes)
     return energies, weights / weights.sum()
-
-
-def g2_band(
-    masses_gev: np.ndarray, cfg: Config, *, reference: str | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """g' that gives Delta a_mu at the reference value and at +- band_sigmas sigma.
-
-    Returns:
-        (low, central, high) arrays of g' (:func:`bkg.physics.zprime.g2_band_g_prime`:
-        an edge at or below Delta a_mu = 0 is g' = 0).
-    """
-    from bkg.physics.zprime import g2_band_g_prime
-
-    refs = {r.name: r for r in cfg.g_minus_2.references}
-    ref = refs[reference] if reference else cfg.g_minus_2.reference
-    return g2_band_g_prime(ref.delta_a_mu, ref.sigma, cfg.g_minus_2.band_sigmas, masses_gev)
 
 
 def compute_sensitivity(
@@ -246,7 +231,7 @@ def run_sensitivity(
     """Compute the reach and write ``sensitivity.csv``, ``sensitivity.json`` and figures.
 
     Figures (PNG + PDF in ``out_dir/figures``): ``fig4_zprime_spectra`` and
-    ``fig6_reach_background_free`` (with ``overlays``, :class:`bkg.report.overlays.Curve`).
+    ``fig6_reach_background_free`` (with ``overlays``, :class:`bkg.stats.overlays.Curve`).
     """
     from bkg.report.figures import plot_reach, plot_zprime_spectra, zprime_spectra
 

@@ -29,7 +29,7 @@ def _plt() -> Any:
 
 
 def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
-    from bkg.report.style import save_figure
+    from bkg.plotting import save_figure
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return save_figure(fig, out_dir, name)

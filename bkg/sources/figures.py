@@ -212,6 +212,6 @@ def _density_band(
 
 def save_figure(fig: Any, out_dir: Path, name: str) -> None:
     """Write <name>.png and <name>.pdf atomically (no timestamps) and close the figure."""
-    from bkg.report import style
+    from bkg import plotting as style
 
     style.save_figure(fig, out_dir, name)

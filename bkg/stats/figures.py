@@ -2,7 +2,7 @@
 
 The figures only draw: every limit they show comes in a results object
 (:class:`bkg.stats.stage.LimitResults`, :class:`bkg.stats.reach.ReachVsMot`,
-:class:`bkg.report.overlays.Curve`). The one-bin limit is solved once in signal
+:class:`bkg.stats.overlays.Curve`). The one-bin limit is solved once in signal
 events and mapped to the masses of the grid; the curves are drawn on a fine mass
 grid by interpolating log g' in log m (monotone cubic), which is exact to drawing
 precision because g' goes as the inverse square root of the smooth signal yield.
@@ -43,7 +43,7 @@ def _save(fig: Any, out_dir: str | Path | None, stem: str) -> list[Path]:
     """PNG + PDF with no timestamps (reproducible bytes); the figure stays open for the caller."""
     if out_dir is None:
         return []
-    from bkg.report.style import save_figure
+    from bkg.plotting import save_figure
 
     return save_figure(fig, out_dir, stem, close=False)
 
@@ -87,7 +87,7 @@ def draw_g2_band(
     the band is drawn down to the bottom of the axes (call :func:`set_coupling_range`
     first) and the function returns True so the caller can say so.
     """
-    from bkg.report.sensitivity import g2_band
+    from bkg.stats.reach import g2_band
 
     low, central, high = g2_band(masses_gev, cfg, reference=reference)
     name = reference or cfg.g_minus_2.reference.name
@@ -186,13 +186,13 @@ def plot_reach(
         results: a :class:`bkg.stats.stage.LimitResults` (the limits, computed).
         cfg: the configuration (g-2 references).
         out_dir: folder for sensitivity.png/.pdf (None: do not write).
-        overlays: :class:`bkg.report.overlays.Curve` to draw beside the projection.
+        overlays: :class:`bkg.stats.overlays.Curve` to draw beside the projection.
         g2_references: g-2 references to draw (default: the configured one).
 
     Returns:
         The matplotlib Figure.
     """
-    from bkg.report.style import figure_style
+    from bkg.plotting import figure_style
 
     m = np.asarray(results.masses_gev, float)
     g = np.asarray(results.g_expected, float)
@@ -212,7 +212,7 @@ def plot_reach(
             )
         draw_overlays(ax, overlays)
         ranges = [band, observed] + [in_mass_range(c, mf.min(), mf.max()) for c in overlays]
-        from bkg.report.sensitivity import g2_band
+        from bkg.stats.reach import g2_band
 
         refs = list(g2_references or [cfg.g_minus_2.reference.name])
         for name in refs:
@@ -244,7 +244,7 @@ def plot_reach_vs_mot(reach: Any, *, out_dir: str | Path | None = None) -> Any:
     Returns:
         The matplotlib Figure.
     """
-    from bkg.report.style import figure_style
+    from bkg.plotting import figure_style
 
     g = reach.g_prime
     with figure_style() as plt:

@@ -17,7 +17,14 @@ import numpy as np
 
 from bkg.stats.model import Table1
 
-__all__ = ["FIGURE_TOYS", "PRESET_CITATIONS", "ReachVsMot", "preset_curve", "reach_vs_mot"]
+__all__ = [
+    "FIGURE_TOYS",
+    "PRESET_CITATIONS",
+    "ReachVsMot",
+    "g2_band",
+    "preset_curve",
+    "reach_vs_mot",
+]
 
 #: toys per median limit of the reach-versus-N_MOT figure (limits.json uses statistics.n_toys)
 FIGURE_TOYS = 2000
@@ -135,13 +142,13 @@ def preset_curve(
     ``bkg limits --preset`` computes it with statistics.n_toys).
 
     Returns:
-        A :class:`bkg.report.overlays.Curve` marked as computed by the project.
+        A :class:`bkg.stats.overlays.Curve` marked as computed by the project.
     """
     import dataclasses
 
-    from bkg.report.overlays import Curve
     from bkg.stats.figures import mot_label
     from bkg.stats.limits import PRESETS
+    from bkg.stats.overlays import Curve
     from bkg.stats.stage import compute_limits
 
     st = dataclasses.replace(cfg.statistics, n_toys=min(cfg.statistics.n_toys, FIGURE_TOYS))
@@ -161,3 +168,19 @@ def preset_curve(
         g_prime=np.asarray(res.g_observed)[ok],
         computed=True,
     )
+
+
+def g2_band(
+    masses_gev: np.ndarray, cfg: Any, *, reference: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """g' that gives Delta a_mu at the reference value and at +- band_sigmas sigma.
+
+    Returns:
+        (low, central, high) arrays of g' (:func:`bkg.physics.zprime.g2_band_g_prime`:
+        an edge at or below Delta a_mu = 0 is g' = 0).
+    """
+    from bkg.physics.zprime import g2_band_g_prime
+
+    refs = {r.name: r for r in cfg.g_minus_2.references}
+    ref = refs[reference] if reference else cfg.g_minus_2.reference
+    return g2_band_g_prime(ref.delta_a_mu, ref.sigma, cfg.g_minus_2.band_sigmas, masses_gev)

@@ -230,7 +230,7 @@ def run_limits(
 ) -> LimitResults:
     """The ``bkg limits`` stage: compute, then write limits.csv/json and the figures.
 
-    ``overlays`` (:class:`bkg.report.overlays.Curve`) are drawn beside the projection;
+    ``overlays`` (:class:`bkg.stats.overlays.Curve`) are drawn beside the projection;
     ``compare_presets`` names published runs whose observed limit is computed here (with
     this setup's signal yields) and drawn beside it too.
     """

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bkg.config import load_config
-from bkg.report.overlays import Curve
+from bkg.stats.overlays import Curve
 
 MASSES = np.geomspace(1e-3, 1.0, 12)
 
@@ -219,7 +219,7 @@ def test_fit_figure_shows_at_most_24_decades_below_the_data():
 
 
 def test_overlay_csv_reads_curves_and_rejects_a_bad_row(tmp_path):
-    from bkg.report.overlays import OverlayError, read_overlays
+    from bkg.stats.overlays import OverlayError, read_overlays
 
     f = tmp_path / "curves.csv"
     f.write_text(
