@@ -233,6 +233,7 @@ VALID: dict[str, Valid] = {
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     """sha256 hex digest of a file, read in chunks."""
     digest = hashlib.sha256()
+    _refuse_special(Path(path))
     try:
         with open(path, "rb") as handle:
             while block := handle.read(chunk):
@@ -240,6 +241,18 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     except OSError as exc:  # a folder, no permission, an I/O error: the user's to fix
         raise SampleError(f"{path}: cannot read it ({_os_reason(exc)})") from None
     return digest.hexdigest()
+
+
+def _refuse_special(path: Path) -> None:
+    """A FIFO, socket or device is never opened: reading it would wait or never end."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # the caller's open says what is wrong
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise SampleError(f"{path}: not a regular file (a FIFO or a device); give a ROOT file")
 
 
 def _os_reason(exc: OSError) -> str:
@@ -254,6 +267,7 @@ def _open_tree(path: Path) -> Any:
         raise SampleError(
             f"{path}: file not found (run `bkg samples` or give the path of a ROOT ntuple)"
         )
+    _refuse_special(path)
     try:
         handle = uproot.open(path)
     except Exception as exc:

@@ -486,6 +486,7 @@ def _hadrons_entry(files: list[dict[str, Any]], **changes: Any) -> None:
         (lambda f: f[0].update(masses_gev=[-1.0]), "key 'masses_gev.0'"),
         (lambda f: f[0].update(events=1e11), "key 'events'"),
     ],
+    ids=lambda v: None if callable(v) else v.split("'")[1].replace(" ", "_"),
 )
 def test_impossible_normalisations_are_refused(production, capsys, edit, expected):
     _edit_manifest(production, edit)
@@ -574,6 +575,7 @@ def test_every_interval_of_the_config_is_marked_and_checked():
         "beam:\n  halo_energy_min_gev: 200.0\n",
         "detector:\n  vhcal:\n    hole_cm: [60.0, 6.0]\n",
     ],
+    ids=lambda text: "-".join(text.replace(":", "").split()[:3]),
 )
 def test_an_inverted_interval_is_refused(tmp_path, capsys, monkeypatch, yaml_text):
     monkeypatch.chdir(tmp_path)
@@ -598,6 +600,7 @@ def test_an_inverted_interval_is_refused(tmp_path, capsys, monkeypatch, yaml_tex
         (["trigger-scan", "--n-signal", "1e12"], "'1e12': at most 1e+08"),
         (["trigger-scan", "--n-hadrons", "1e12"], "'1e12': at most 1e+10"),
     ],
+    ids=lambda v: "_".join(v[:2]).replace("-", "") if isinstance(v, list) else "",
 )
 def test_absurd_counts_on_the_command_line_are_refused(tmp_path, capsys, monkeypatch, args,
                                                        expected):  # fmt: skip
@@ -626,6 +629,7 @@ def test_absurd_counts_on_the_command_line_are_refused(tmp_path, capsys, monkeyp
         ("n_mot: many\n", "limits", "n_mot: 'many' is not of type 'number'"),
         ("statistics:\n  n_toys: 1.0e9\n", "limits", "statistics.n_toys: 1e+09 is more than"),
     ],
+    ids=lambda v: v.split(":")[0].strip() if isinstance(v, str) and "\n" in v else None,
 )
 def test_absurd_counts_in_a_config_are_refused_before_any_work(
     tmp_path, capsys, monkeypatch, yaml_text, command, expected
@@ -862,3 +866,16 @@ def test_a_steep_tail_gives_no_overflow_warning(model):
             closed = math.exp(n * math.log(n / a) - a * a / 2 - n * math.log(n / a - a + s))
             assert values[x == s][0] == pytest.approx(closed, rel=1e-10)
     assert math.isfinite(tail) and tail > 0
+
+
+def test_samples_check_never_opens_a_fifo(tmp_path):
+    # before: `bkg samples check fifo.root --sample beam` waited for ever for a writer
+    import os
+
+    path = tmp_path / "beam_0000.root"
+    os.mkfifo(path)
+    done = _bkg_process(["samples", "check", str(path)], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"{path}: not a regular file (a FIFO or a device); give a ROOT file"
+    ]
