@@ -211,11 +211,16 @@ def _caption(stem: str, ctx: Mapping[str, Any]) -> str:
     if stem.startswith("fit_"):
         name = stem[4:]
         label = _e(ctx.get("fit_labels", {}).get(name, name))
-        return (
-            f"Fit diagnostic of <b>{label}</b> (fits/{_e(name)}.json): the sample, the fitted "
-            "tail model, its extrapolation into the signal region and the pulls; a counting "
-            "source shows its event counts and the method."
-        )
+        kind = ctx.get("fit_kinds", {}).get(name, "")
+        shows = {
+            "tail": "the sample, the fitted tail model, its extrapolation band into the "
+            "signal region (dashed line) and the pulls",
+            "decays": "the fraction of K<sup>&minus;</sup> decays to a muon that pass the "
+            "trigger, cuts and box versus the decay point, and the decay muons' energy",
+            "counting": "the event counts the level is computed from (log scale; a zero count "
+            "is written, not drawn) and the method",
+        }.get(kind, "the fit or the counts behind the level")
+        return f"Diagnostic of <b>{label}</b> (fits/{_e(name)}.json): {shows}."
     return _e(stem)
 
 
@@ -228,6 +233,14 @@ FIGURE_ORDER = ("fig2_trigger_efficiency", "fig3_beam", "fig4_zprime_spectra",
 def _figure_order(path: Path) -> tuple[int, str]:
     stem = path.stem
     return (FIGURE_ORDER.index(stem) if stem in FIGURE_ORDER else len(FIGURE_ORDER), stem)
+
+
+def _fit_kind(estimate: Mapping[str, Any]) -> str:
+    """What a source's figure shows (as bkg.sources.figures.plot_source decides)."""
+    fit = estimate.get("fit", {})
+    if "counts" in fit and "edges" in fit:
+        return "tail"
+    return "decays" if "k_decays" in fit else "counting"
 
 
 def _anchor(stem: str) -> str:
@@ -413,6 +426,7 @@ def render_index(
             "calculator": (limits or {}).get("calculator", ""),
             "background": (limits or {}).get("background_events", float("nan")),
             "fit_labels": {k: f.get("label", k) for k, f in fits.items()},
+            "fit_kinds": {k: _fit_kind(f) for k, f in fits.items()},
         }
         parts.append("<h2 id='figures'>Figures</h2><div class='figs'>")
         for fig in figures:

@@ -34,8 +34,6 @@ class ProgressDisplay:
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
         )
 
         self.console = Console(
@@ -43,8 +41,8 @@ class ProgressDisplay:
         )
         self.bars = Progress(
             TextColumn("  {task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>9}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, transient=False,
+            TextColumn("{task.fields[rate]:>9}"), TextColumn("{task.fields[elapsed]:>7}"),
+            TextColumn("ETA {task.fields[eta]:<7}"), console=self.console, transient=False,
             disable=not self.console.is_terminal,
         )  # fmt: skip
         self._tasks: dict[str, TaskID] = {}
@@ -55,10 +53,18 @@ class ProgressDisplay:
         """A step callback: ``done`` of ``total`` steps of ``task`` (a sample, "fits", ...)."""
         now = time.perf_counter()
         t0 = self._started.setdefault(task, self._stage_t0)
-        rate = f"{done / (now - t0):.2g}/s" if now > t0 and done else ""
+        took = now - t0
+        rate = f"{done / took:.2g}/s" if took > 0 and done else ""
+        # the time left at the rate so far (steps of one task take about the same time)
+        eta = _clock(took / done * (total - done)) if done else "?"
+        elapsed = _clock(took)
         if task not in self._tasks:
-            self._tasks[task] = self.bars.add_task(task, total=total, rate=rate)
-        self.bars.update(self._tasks[task], completed=done, total=total, rate=rate)
+            self._tasks[task] = self.bars.add_task(
+                task, total=total, rate=rate, elapsed=elapsed, eta=eta
+            )
+        self.bars.update(
+            self._tasks[task], completed=done, total=total, rate=rate, elapsed=elapsed, eta=eta
+        )
         if done >= total and not self.console.is_terminal:
             self.console.print(f"  {task:<16} {done}/{total} in {now - t0:.1f} s ({rate or '-'})")
 
@@ -70,6 +76,13 @@ class ProgressDisplay:
                 self.console.print(f"[bold]{stage}[/] running ...")
         else:
             self.console.print(f"[bold]{stage}[/] {state}")
+
+
+def _clock(seconds: float) -> str:
+    """``m:ss`` (``h:mm:ss`` from an hour)."""
+    m, sec = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 @contextlib.contextmanager

@@ -249,6 +249,9 @@ def test_report_figures_are_known_to_the_page(tmp_path):
     for stem in FIGURE_ORDER:
         assert _caption(stem, ctx) != stem  # a written caption, not the file name
     assert "fits/dimuon.json" in _caption("fit_dimuon", ctx)
+    ctx["fit_kinds"] = {"dimuon": "counting", "hermeticity": "tail"}
+    assert "counts" in _caption("fit_dimuon", ctx)
+    assert "extrapolation" in _caption("fit_hermeticity", ctx)
 
 
 def test_fine_grid_interpolation_is_exact_for_a_power_law():
