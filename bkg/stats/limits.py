@@ -12,12 +12,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.interpolate import PchipInterpolator
-from scipy.optimize import brentq
 
 from bkg.errors import LimitError
 from bkg.stats.model import Table1, model_spec, numpy_backend
-from bkg.stats.toys import one_bin_model, toy_cls
 
 __all__ = ["PRESETS", "EventLimit", "event_limit", "event_limit_asymptotic", "event_limit_toys"]
 
@@ -65,6 +62,8 @@ BANDS = ("expected -2 sigma", "expected -1 sigma", "expected median", "expected 
 
 def _solve(f: Any, lo: float, hi: float, band: str, tol: tuple[float, float]) -> float:
     """The root of CLs(mu) - alpha in [lo, hi] (tol: xtol, rtol); LimitError naming the band."""
+    from scipy.optimize import brentq  # here: a report whose limits are reused never needs it
+
     try:
         return float(brentq(f, lo, hi, xtol=tol[0], rtol=tol[1]))
     except ValueError:
@@ -155,6 +154,9 @@ def _toy_root(
     limit's own statistical error is ~1 %, and CLs(mu) has steps of ~0.3 % in mu
     (the toys' discrete counts), so a finer tolerance would chase those steps.
     """
+    from scipy.interpolate import PchipInterpolator
+    from scipy.optimize import brentq
+
     log_alpha = float(np.log(alpha))
 
     def g(mu: float) -> float:
@@ -202,6 +204,8 @@ def event_limit_toys(
 
     ``nuisance``: how the toys treat the nuisance parameters (:func:`bkg.stats.toys.toy_cls`).
     """
+    from bkg.stats.toys import one_bin_model, toy_cls
+
     alpha = 1.0 - confidence_level
     m = one_bin_model(spec)
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
