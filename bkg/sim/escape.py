@@ -80,6 +80,8 @@ DECAY = {"pion": (0.13957, 780.45, 0.9999), "kaon": (0.49368, 371.2, 0.6356)}
 M_MU = 0.1056583755
 #: the leading hadron's species (index in the biased draws)
 SPECIES = ("k_long", "neutron", "pion", "kaon")
+#: species shares of the forced simulation (k_long, neutron, pion, kaon)
+BIASED_SPECIES_SHARES = np.array([0.4, 0.4, 0.1, 0.1])
 #: an escaped energy below this (GeV) is not called an escape in the ``escape`` branch
 E_ESCAPE_MIN_GEV = 0.1
 #: the ECAL's hadronic visible fraction (as :data:`bkg.sim.detector.ECAL_HAD_VISIBLE`)
@@ -265,8 +267,9 @@ def draw_leading(
     """Leading hadron of n photonuclear interactions: species (-1 none/pi0, else index of SPECIES), z, weight.
 
     Unbiased: P(z >= Z_MIN) from D(z), the species by :func:`species_probabilities`, weight 1.
-    Biased: every event has z >= Z_MIN (z uniform) and an escaping species (equal
-    shares), weight = p_true / p_biased.
+    Biased: every event has z >= Z_MIN (z uniform) and an escaping species (shares
+    :data:`BIASED_SPECIES_SHARES`: mostly the neutral ones, whose paths reach the signal
+    box), weight = p_true / p_biased.
     """
     from bkg.sim.leading_hadrons import Z_MIN, leading_fraction_probability, sample_z
 
@@ -279,10 +282,11 @@ def draw_leading(
         species = np.where(species >= len(SPECIES), -1, species).astype(np.int64)
         z = sample_z(n, rng)
         return {"species": species, "z": z, "weight": np.ones(n)}
-    species = rng.integers(0, len(SPECIES), n)
+    species = np.searchsorted(np.cumsum(BIASED_SPECIES_SHARES), rng.random(n), side="right")
+    species = np.minimum(species, len(SPECIES) - 1)
     z = Z_MIN + (1 - Z_MIN) * rng.random(n)
     d_z = 3.0 * (1 - z) ** 2 / z  # D(z) = (a + 1)(1 - z)^a / z, a = 2
-    w = probs[species] * len(SPECIES) * d_z * (1 - Z_MIN)
+    w = probs[species] / BIASED_SPECIES_SHARES[species] * d_z * (1 - Z_MIN)
     return {"species": species, "z": z, "weight": w}
 
 
