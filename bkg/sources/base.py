@@ -48,6 +48,8 @@ class SourceEstimate:
     method: str
     inputs: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
+    #: the tail analysis of an extrapolated source (keys :data:`TAIL_KEYS`, JSON top level)
+    tails: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
@@ -56,6 +58,7 @@ class SourceEstimate:
             "stat_up": self.stat_up, "stat_down": self.stat_down, "syst_up": self.syst_up,
             "syst_down": self.syst_down, "upper_bound": self.upper_bound, "method": self.method,
             "inputs": self.inputs, "fit": self.fit,
+            **{k: self.tails[k] for k in TAIL_KEYS if k in self.tails},
         }  # fmt: skip
 
     @classmethod
@@ -87,7 +90,12 @@ class SourceEstimate:
             method=data["method"],
             inputs=dict(data.get("inputs", {})),
             fit=dict(data.get("fit", {})),
+            tails={k: data[k] for k in TAIL_KEYS if k in data},
         )
+
+
+#: top-level keys of fits/<source>.json written by the tail analysis and the closure
+TAIL_KEYS = ("tail_checks", "deviance", "tail_models", "closure_split", "closure", "level_choice")
 
 
 def _amount(value: Any) -> bool:

@@ -19,9 +19,13 @@ import numpy as np
 from bkg.config import Config
 from bkg.selection import e_cal
 from bkg.sources.base import SourceEstimate, StreamingSource, register, sha256s
-from bkg.sources.tailsource import fit_and_extrapolate, fit_record, power_law_level
+from bkg.sources.tailsource import TailCollector, core_record, tail_analysis, tail_json, tail_level
 
 NBINS = 300
+#: tail shapes of the inverse balance, the preferred first (docs/tail-extrapolation.md): the
+#: tail beyond 4 sigma is MS2 single scattering (process 6), so that law with the form
+#: factor; an exponential (escape through an absorber); a power law (the hardest)
+HERMETICITY_SHAPES = ("rutherford_ff", "exp", "power")
 
 
 def balance_window(cfg: Config) -> tuple[float, float, float]:
@@ -49,6 +53,7 @@ class _Sums:
         self.n_mot = 0
         self.n_slice = 0
         self.values: list[np.ndarray] = []
+        self.tails = TailCollector(self.edges, 0.25 * self.hi)  # beyond 2.5 sigma
 
     def add(self, ev: Mapping[str, np.ndarray]) -> None:
         box = self.cfg.signal_box
@@ -60,6 +65,7 @@ class _Sums:
         u = ev["p_in_rec"][ok].astype(float) / (ev["p_out_rec"][ok] + ecal[ok]) - 1.0
         self.n_slice += int(ok.sum())
         self.counts += np.histogram(u, bins=self.edges)[0]
+        self.tails.add(u)
         if self.unbinned:
             self.values.append(u[(u >= self.lo) & (u <= self.hi)])
 
@@ -85,45 +91,30 @@ class Hermeticity(StreamingSource[_Sums]):
         unbinned: bool,
     ) -> SourceEstimate:
         cut, _, _ = balance_window(cfg)
-        counts, edges, values = reduced.counts, reduced.edges, reduced.values
+        counts, edges = reduced.counts, reduced.edges
         n_mot, n_slice = reduced.n_mot, reduced.n_slice
-        nominal, alt, ext = fit_and_extrapolate(
-            counts,
-            edges,
-            n_total=n_mot,
-            cut=cut,
-            side="upper",
-            source=self.name,
-            alt_model=None,  # the fit-range variation: see the module docstring
-            values=np.concatenate(values) if unbinned else None,
-        )
-        fit = fit_record(
-            nominal,
-            alt,
-            ext,
-            cut=cut,
-            side="upper",
-            variable="p_in_rec/(p_out_rec + E_CAL) - 1 at E_CAL <= 20 GeV",
-            shas=sha256s(entries),
-        )
+        analysis = tail_analysis(reduced.tails, counts, n_total=n_mot, cut=cut,
+                                 shapes=HERMETICITY_SHAPES, source=self.name, seed=cfg.seed)  # fmt: skip
+        level, up, down, s_up, s_down, supported = tail_level(analysis)
+        fit = core_record(analysis, counts, edges, cut=cut,
+                          variable="p_in_rec/(p_out_rec + E_CAL) - 1 at E_CAL <= 20 GeV",
+                          shas=sha256s(entries))  # fmt: skip
         return SourceEstimate(
             self.name,
             self.label,
-            ext.level,
-            ext.stat_up,
-            ext.stat_down,
-            ext.syst_up,
-            ext.syst_down,
+            level,
+            up,
+            down,
+            s_up,
+            s_down,
             False,
-            "Gauss+exp tail fit of the inverse energy balance at E_CAL<=20 GeV into region D",
+            "tail fit of the inverse energy balance at E_CAL<=20 GeV into region D",
             {
                 "n_mot": n_mot,
                 "n_e_cal_slice": n_slice,
                 "cut_balance": cut,
-                # the same window with a power-law tail instead (not an uncertainty: README)
-                "power_law_tail_level": power_law_level(
-                    counts, edges, n_total=n_mot, cut=cut, side="upper", source=self.name
-                ),
+                "tail_level_supported": supported,
             },
             fit,
+            tail_json(analysis),
         )
