@@ -245,6 +245,12 @@ def run_fits_stage(
 
     progress("fits", "running")
     estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir)
+    from bkg.sources import read_estimates
+    from bkg.sources.closure import run_closure
+
+    progress("closure", "running")  # direct estimates by biased simulation (bkg closure)
+    if run_closure(cfg, fits_dir):
+        estimates = read_estimates(fits_dir)
     mark_fits_done(cfg, samples_dir, fits_dir)
     log.info("fitted %d sources", len(estimates))
     return "ran", key

@@ -19,7 +19,14 @@ import numpy as np
 from bkg.config import Config
 from bkg.selection import e_cal
 from bkg.sources.base import SourceEstimate, StreamingSource, register, sha256s
-from bkg.sources.tailsource import TailCollector, core_record, tail_analysis, tail_json, tail_level
+from bkg.sources.tailsource import (
+    TailCollector,
+    core_record,
+    tail_analysis,
+    tail_inputs,
+    tail_json,
+    tail_level,
+)
 
 NBINS = 300
 #: tail shapes of the inverse balance, the preferred first (docs/tail-extrapolation.md): the
@@ -114,6 +121,7 @@ class Hermeticity(StreamingSource[_Sums]):
                 "n_e_cal_slice": n_slice,
                 "cut_balance": cut,
                 "tail_level_supported": supported,
+                **tail_inputs(level, up, down, s_up, s_down),
             },
             fit,
             tail_json(analysis),

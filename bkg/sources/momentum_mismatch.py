@@ -54,7 +54,14 @@ from bkg.sources.base import (
     register,
     sha256s,
 )
-from bkg.sources.tailsource import TailCollector, core_record, tail_analysis, tail_json, tail_level
+from bkg.sources.tailsource import (
+    TailCollector,
+    core_record,
+    tail_analysis,
+    tail_inputs,
+    tail_json,
+    tail_level,
+)
 
 NBINS = 300
 #: residuals beyond this many dp/p are kept for the tail fits (thresholds from 3.5 sigma)
@@ -323,7 +330,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
         inputs = {
             "n_mot": n_mot,
             "n_muons": n_muon,
-            "tail_level": t_level,
+            **tail_inputs(t_level, t_up, t_down, t_sup, t_sdown),
             # False: no tail model passed its checks (the closure's direct estimate decides)
             "tail_level_supported": supported,
             # single-track muons whose fit took a knock-on electron's hit: knock-on part

@@ -27,6 +27,7 @@ from bkg.sources.tailsource import (
     fit_and_extrapolate,
     fit_record,
     tail_analysis,
+    tail_inputs,
     tail_json,
     tail_level,
 )
@@ -126,7 +127,7 @@ class PunchThrough(Source):
             "pt_direct": {"1": n_deep / n, "2": n_two / n},
             # hadrons too soft ever to show a shower: in the level as counted, per hadron
             "never_visible": n_never,
-            "tail_level": t_level,
+            **tail_inputs(t_level, t_up, t_down, t_sup, t_sdown, scale=scale),
             "tail_level_supported": supported,
             # the exponential window fit's own extrapolation (the attenuation's record)
             "window_fit_level": ext.level,

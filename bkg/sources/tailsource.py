@@ -316,3 +316,11 @@ def core_record(
         # the far values (beyond the first threshold): the survival-function figure's data
         "tail_values": sorted(float(v) for v in analysis["values"]),
     }
+
+
+def tail_inputs(level: float, up: float, down: float, s_up: float, s_down: float, *,
+                scale: float = 1.0) -> dict[str, float]:  # fmt: skip
+    """The tail part of a source's level (per event of its sample) and its scale to per MOT:
+    what the closure replaces when Table I takes the direct estimate."""
+    return {"tail_level": level, "tail_stat_up": up, "tail_stat_down": down,
+            "tail_syst_up": s_up, "tail_syst_down": s_down, "tail_scale": scale}  # fmt: skip
