@@ -6,11 +6,12 @@ probability density, as GEANT4's generic biasing does, so that the probability b
 the real cut is measured:
 
 * momentum mismatch: a large-angle single scattering forced in one MS2 station (uniform
-  among the six) at an angle drawn from 2 theta_b^2 / theta^3 above theta_b = q_b / p
-  (q_b: the transfer giving a residual of 0.1 at unit lever arm), on muons of the real
-  simulation's single-track population. The true density per station is that of
-  :func:`bkg.sim.tracking.measure_p_out`: 2 chi_c^2 / (p^2 theta^3) |F(p theta)|^2, so
-  w = 6 chi_c^2 |F(q)|^2 / q_b^2. Below theta_b the muon keeps the simulation's own
+  among the six) at a transfer q = p theta drawn from a mixture of 2 q_b^2 / q^3 above
+  q_b (the transfer giving a residual of 0.1 at unit lever arm) and of the form factor's
+  fall-off above the transfer the cut needs (:func:`_forced_kinks`), on muons of the
+  real simulation's single-track population. The true density per station is that of
+  :func:`bkg.sim.tracking.measure_p_out`: 2 chi_c^2 |F(q)|^2 / q^3, and w = 6 x true /
+  biased density. Below q_b the muon keeps the simulation's own
   measurement (Gaussian core and small kinks; beyond r = 0.15 their part is the Gaussian
   tail, added in closed form);
 * non-hermeticity (today's route into region D: the same mismeasurement of E'_mu, on the
@@ -44,6 +45,9 @@ __all__ = ["DIRECT", "DirectEstimate", "register_direct", "weighted_fraction"]
 
 #: residual the forced scattering starts from at unit lever arm (q_b = R_BIAS 0.3 B L)
 R_BIAS = 0.1
+#: start of the form-factor component, in units of the transfer the cut needs (r_cut 0.3 B L):
+#: below 1, for the muons whose Gaussian error already carries part of the way
+Q_C_FRACTION = 0.75
 #: biased interaction length of the hadron's first interaction (lambda_I)
 LAMBDA_BIAS = 5.0
 #: the physical one (bkg.sim.calorimeters.hadron_shower's interaction_scale)
@@ -111,21 +115,36 @@ def _beam_population(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
 
 
 def _forced_kinks(
-    cfg: Config, rng: np.random.Generator, p: np.ndarray
+    cfg: Config, rng: np.random.Generator, p: np.ndarray, *, r_cut: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(kink added to 1/p (1/GeV), weight) of one forced scattering per muon of momentum p."""
+    """(kink added to 1/p (1/GeV), weight) of one forced scattering per muon of momentum p.
+
+    q = p theta is drawn from an equal mixture of 2 q_b^2 / q^3 above q_b (the whole tail)
+    and of the form factor's own fall-off above q_c = 0.9 r_cut 0.3 B L (the transfers
+    that reach the cut: q^2 - q_c^2 exponential with the form factor's scale 3 / <r^2>),
+    so that the events beyond the cut carry nearly equal weights. The true density per
+    station is 2 chi_c^2 |F(q)|^2 / q^3; the weight is 6 stations x true / biased.
+    """
     from bkg.sim import tracking
 
     sp = cfg.detector.spectrometers
     kappa = 0.3 * sp.ms2.field_tm
     t_gcm2 = sp.ms2.tracker_material_x0 * tracking._X0
     chi2_p2 = 0.157 * tracking._Z * (tracking._Z + 1) / tracking._A * t_gcm2 * 1e-6  # GeV^2
+    r_fm = 0.82 * tracking._A ** (1 / 3) + 0.58
+    ff_scale = 3.0 * (tracking._HBARC_GEV_FM / r_fm) ** 2  # GeV^2: |F|^2 = exp(-q^2 / ff_scale)
     q_b = R_BIAS * kappa
+    q_c = max(Q_C_FRACTION * r_cut * kappa, q_b)
     station = rng.integers(0, 6, p.size)
-    q = q_b / np.sqrt(rng.random(p.size))  # q = p theta from 2 q_b^2 / q^3
+    first = rng.random(p.size) < 0.5
+    u = rng.random(p.size)
+    q = np.where(first, q_b / np.sqrt(u), np.sqrt(q_c * q_c - ff_scale * np.log(u)))
     phi = 2 * np.pi * rng.random(p.size)
     kink = (q / p) * np.cos(phi) * tracking.LEVER[station % tracking.LEVER.size] / kappa
-    weight = 6.0 * chi2_p2 / (q_b * q_b) * tracking.nuclear_form_factor2(q)
+    g1 = np.where(q >= q_b, 2 * q_b * q_b / q**3, 0.0)
+    g2 = np.where(q >= q_c, 2 * q / ff_scale * np.exp(-(q * q - q_c * q_c) / ff_scale), 0.0)
+    true = 2 * chi2_p2 / q**3 * tracking.nuclear_form_factor2(q)
+    weight = 6.0 * true / (0.5 * g1 + 0.5 * g2)
     return kink, weight
 
 
@@ -159,7 +178,7 @@ def _scattering_direct(
     idx = np.repeat(idx, k)
     p_true = ev["p_out_true"][idx].astype(float)
     p_rec = ev["p_out_rec"][idx].astype(float)
-    kink, w = _forced_kinks(cfg, rng, p_true)
+    kink, w = _forced_kinks(cfg, rng, p_true, r_cut=cut)
     # the simulation's own measurement (its Gaussian draw) with the forced kink added:
     # 1/p_rec' = (1/p + kink) smear, smear = p / p_rec for a muon without a kink of its own
     inv = 1.0 / p_rec + kink * (p_true / p_rec)
@@ -175,7 +194,7 @@ def _scattering_direct(
         )
 
         def gauss(t: float) -> float:  # the slice's own events beyond t (all of them)
-            return float(np.count_nonzero(x_base >= t)) / max(x_base.size, 1)
+            return float(np.count_nonzero(x_base >= t)) / max(int(base.sum()), 1)
 
     f_pop = float(base.sum()) / n_mot  # the population per MOT
     n = float(idx.size)
