@@ -1,6 +1,6 @@
 """Closed forms of the tail models: unnormalised densities and their integrals.
 
-Three shapes. ``exponential`` (zfit ``Exponential``): exp(lam x), the attenuation
+Four shapes (``gauss``, a plain Gaussian, is the core of :mod:`bkg.fit.tailmodel`). ``exponential`` (zfit ``Exponential``): exp(lam x), the attenuation
 law of a depth distribution beyond its core (punch-through). The other two are
 written in the standardised variable t = (x - mu) / sigma_side:
 
@@ -30,9 +30,11 @@ MODELS: dict[str, tuple[str, ...]] = {
     "gauss_exp": ("mu", "sigmal", "alphal", "sigmar", "alphar"),
     "double_cb": ("mu", "sigma", "alphal", "nl", "alphar", "nr"),
     "exponential": ("lam",),
+    "gauss": ("mu", "sigma"),
 }
 
 _SQ2 = math.sqrt(2.0)
+_GAUSS_ALPHA = 40.0
 _SQPI2 = math.sqrt(math.pi / 2.0)
 
 
@@ -42,6 +44,8 @@ def _side(p: Mapping[str, float], model: str, left: bool) -> tuple[float, float,
         return (p["sigmal"], p["alphal"], 0.0) if left else (p["sigmar"], p["alphar"], 0.0)
     if model == "double_cb":
         return (p["sigma"], p["alphal"], p["nl"]) if left else (p["sigma"], p["alphar"], p["nr"])
+    if model == "gauss":  # a Gaussian: an exponential tail beyond 40 sigma weighs e^-800 = 0
+        return (p["sigma"], _GAUSS_ALPHA, 0.0)
     raise ValueError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
 
 

@@ -132,6 +132,8 @@ def _start_values(
         return {"lam": slope * (1.0, 0.7, 1.4)[attempt % 3]}
     sigma = max(fwhm / 2.355, (edges[1] - edges[0]) / 2.0) * (1.0, 1.6, 0.7)[attempt % 3]
     alpha = (1.5, 2.5, 1.0)[attempt % 3]
+    if model == "gauss":
+        return {"mu": mu, "sigma": sigma}
     if model == "gauss_exp":
         return {"mu": mu, "sigmal": sigma, "alphal": alpha, "sigmar": sigma, "alphar": alpha}
     return {"mu": mu, "sigma": sigma, "alphal": alpha, "nl": 3.0, "alphar": alpha, "nr": 3.0}
@@ -181,6 +183,7 @@ class _ZfitModel:
             "gauss_exp": zfit.pdf.GeneralizedGaussExpTail,
             "double_cb": zfit.pdf.DoubleCB,
             "exponential": zfit.pdf.Exponential,
+            "gauss": zfit.pdf.Gauss,
         }[model]
         self.pdf = cls(obs=self.obs, **self.params)
         self.binned = binned

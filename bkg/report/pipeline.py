@@ -261,6 +261,12 @@ def run_fits_stage(
     progress("fits", "running")
     t0 = time.perf_counter()
     estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir, progress=advance)
+    from bkg.sources.closure import run_closure
+
+    progress("closure", "running")  # direct estimates by biased simulation (bkg closure)
+    t1 = time.perf_counter()
+    run_closure(cfg, fits_dir)
+    progress("closure", f"done ({time.perf_counter() - t1:.1f} s)")
     mark_fits_done(cfg, samples_dir, fits_dir)
     progress("fits", f"done ({time.perf_counter() - t0:.1f} s)")
     log.info("fitted %d sources", len(estimates))

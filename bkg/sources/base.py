@@ -48,8 +48,8 @@ class SourceEstimate:
     method: str
     inputs: dict[str, Any] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
-    #: further top-level keys of fits/<source>.json (:data:`EXTRA_KEYS`: ``by_path``, ``closure``)
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the tail analysis, closure and escape paths of a source (keys :data:`TAIL_KEYS`, JSON top level)
+    tails: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
@@ -57,7 +57,8 @@ class SourceEstimate:
             "name": self.name, "label": self.label, "level_per_mot": self.level_per_mot,
             "stat_up": self.stat_up, "stat_down": self.stat_down, "syst_up": self.syst_up,
             "syst_down": self.syst_down, "upper_bound": self.upper_bound, "method": self.method,
-            "inputs": self.inputs, "fit": self.fit, **self.extra,
+            "inputs": self.inputs, "fit": self.fit,
+            **{k: self.tails[k] for k in TAIL_KEYS if k in self.tails},
         }  # fmt: skip
 
     @classmethod
@@ -89,12 +90,20 @@ class SourceEstimate:
             method=data["method"],
             inputs=dict(data.get("inputs", {})),
             fit=dict(data.get("fit", {})),
-            extra={k: data[k] for k in EXTRA_KEYS if k in data},
+            tails={k: data[k] for k in TAIL_KEYS if k in data},
         )
 
 
-#: optional top-level keys of fits/<source>.json kept by :meth:`SourceEstimate.from_dict`
-EXTRA_KEYS = ("by_path", "closure")
+#: top-level keys of fits/<source>.json written by the tail analysis and the closure
+TAIL_KEYS = (
+    "tail_checks",
+    "deviance",
+    "tail_models",
+    "closure_split",
+    "closure",
+    "level_choice",
+    "by_path",
+)
 
 
 def _amount(value: Any) -> bool:
@@ -298,3 +307,6 @@ def count_estimate(k: int, n: float, scale: float) -> tuple[float, float, float,
         return scale * upper_bound_90(n), 0.0, 0.0, True
     down, up = poisson_interval(k)
     return scale * k / n, scale * up / n, scale * down / n, False
+
+
+Estimator = Callable[..., SourceEstimate]

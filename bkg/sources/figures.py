@@ -39,7 +39,9 @@ def plot_source(est: SourceEstimate) -> Any:
 
     plt.style.use(mplhep.style.ROOT)
     fit = est.fit
-    if "counts" in fit and "edges" in fit:
+    if "tail_models" in est.tails:
+        fig = survival_figure(est, plt)
+    elif "counts" in fit and "edges" in fit:
         counts = np.asarray(fit["counts"], float)
         edges = np.asarray(fit["edges"], float)
         fig, (ax, axp) = plt.subplots(
@@ -215,3 +217,75 @@ def save_figure(fig: Any, out_dir: Path, name: str) -> None:
     from bkg import plotting as style
 
     style.save_figure(fig, out_dir, name)
+
+
+def survival_figure(est: SourceEstimate, plt: Any) -> Any:
+    """N(> x) on a log scale: the sample with Poisson 68% bands, the nominal tail fit, the
+    envelope of the passing fits carried out to the cut, and the direct points (closure).
+    """
+    from scipy import stats
+
+    from bkg.fit.tailmodel import survival
+
+    tails = est.tails["tail_models"]
+    fit = est.fit
+    cut = float(tails["cut"])
+    n_total = float(tails["n_total"])
+    values = np.sort(np.asarray(fit.get("tail_values", []), float))
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    if values.size:
+        # N(> x) just at each event: a step down by one at every value
+        n_beyond = np.arange(values.size, 0, -1).astype(float)
+        lo = stats.chi2.ppf(0.15865, 2 * n_beyond) / 2
+        hi = stats.chi2.ppf(0.84135, 2 * n_beyond + 2) / 2
+        ax.fill_between(values, lo, hi, step="post", color="0.8", label="sample, Poisson 68%")
+        ax.step(values, n_beyond, where="post", color="k", lw=1.2, label="sample N(> x)")
+    models = [m for m in tails["models"] if m.get("passed")]
+    x0 = min((m["t0"] for m in models), default=float(values[0]) if values.size else cut / 2)
+    xs = np.linspace(x0, cut * 1.05, 300)
+    curves = []
+    for m in models:
+        mm = m["model"]
+        ok = xs >= mm["t0"]
+        y = np.full(xs.size, np.nan)
+        y[ok] = survival(xs[ok], mm)
+        curves.append(y)
+    at_cut = []
+    if curves:
+        arr = np.array(curves)
+        ax.fill_between(xs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0), color="C1", alpha=0.3,
+                        label=f"envelope of {len(models)} passing tail fits")  # fmt: skip
+        at_cut = [float(survival(cut, m["model"])[0]) for m in models]
+    nominal = tails.get("nominal")
+    if nominal is not None:
+        nm = next(m for m in models if m["shape"] == nominal["shape"] and m["t0"] == nominal["t0"])
+        ok = xs >= nm["t0"]
+        ax.plot(xs[ok], survival(xs[ok], nm["model"]), color="C0", lw=2,
+                label=f"nominal: {nm['shape']} above {nm['t0']:.3g}")  # fmt: skip
+    closure = est.tails.get("closure") or {}
+    for i, pt in enumerate(closure.get("points", [])):
+        n_pred = pt["per_event"] * n_total
+        err = pt["stat"] * n_total
+        ax.errorbar([pt["x"]], [n_pred], yerr=[[min(err, 0.9 * n_pred)], [err]], fmt="s",
+                    color="C3", ms=6, label="direct (biased simulation)" if i == 0 else None)  # fmt: skip
+    ax.axvline(cut, color="r", ls="--", label=f"cut ({cut:.3g})")
+    ax.set_yscale("log")
+    top = 3.0 * max(float(values.size), 1.0)
+    floor_candidates = [v for v in at_cut if v > 0]
+    floor_candidates += [
+        pt["per_event"] * n_total for pt in closure.get("points", []) if pt["per_event"] > 0
+    ]
+    bottom = max(min(floor_candidates, default=0.1) / 5.0, top * 1e-12)
+    ax.set_ylim(bottom, top)
+    hidden = [v for v in at_cut if v < bottom]
+    if hidden:
+        ax.annotate(f"{len(hidden)} fit(s) below the axis at the cut (down to {min(hidden):.1e} events)",
+                    (0.02, 0.03), xycoords="axes fraction", fontsize=9)  # fmt: skip
+    ax.set_ylabel(f"events beyond x (of {n_total:.2g})")
+    variable = str(fit.get("variable", "x"))
+    ax.set_xlabel(VARIABLE_LABELS.get(variable, variable), fontsize=14)
+    title = f"{est.label}: {est.level_per_mot:.2g} per MOT"
+    ax.set_title(title, fontsize=12)
+    ax.legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    return fig

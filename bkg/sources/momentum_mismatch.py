@@ -59,9 +59,22 @@ from bkg.sources.base import (
     register,
     sha256s,
 )
-from bkg.sources.tailsource import fit_and_extrapolate, fit_record, power_law_level
+from bkg.sources.tailsource import (
+    TailCollector,
+    core_record,
+    tail_analysis,
+    tail_inputs,
+    tail_json,
+    tail_level,
+)
 
 NBINS = 300
+#: residuals beyond this many dp/p are kept for the tail fits (thresholds from 3.5 sigma)
+TAIL_KEEP_SIGMAS = 2.5
+#: tail shapes of the residual, the preferred first: single scattering with the copper
+#: form factor (process 6 makes the tail beyond 4 sigma), the same without the form factor
+#: (a point-like target: the hardest tail the process allows), and an exponential
+MISMATCH_SHAPES = ("rutherford_ff", "power", "exp")
 #: bins of p_out_true (GeV) for the check of the knock-on factorisation
 P_BIN_GEV = 10.0
 HALF_WIDTH_SIGMAS = 10.0
@@ -183,6 +196,12 @@ class _Sums:
         self.counts = np.zeros(NBINS)
         self.n_mot = 0
         self.n_muon = 0
+        # the tail fits' values (beyond the core) and the single-track muons whose fit took
+        # a knock-on electron's hit: counted by the knock-on part, so not in the residuals
+        self.tails = TailCollector(
+            self.edges, TAIL_KEEP_SIGMAS * cfg.detector.spectrometers.ms2.resolution_rel
+        )
+        self.n_ko_excluded = 0
         self.n_cand = self.n_poor = self.n_rest = self.n_ref = 0
         self.n_cand_without_chi2 = 0  # knock-on candidates before the track chi^2 cut
         self.n_cand_s4 = self.n_cand_s4_no_v1 = 0
@@ -226,9 +245,17 @@ class _Sums:
         if sel.single_track:
             ok &= single_track(ev)
         ok &= good_track(ev, cfg)
+        # a single-track muon with an electron hit: the fit took the electron's (its own hit
+        # in that station was lost). That is the knock-on part's population, counted there
+        # with every candidate weighted by the inefficiency: it is left out of the residuals
+        # here, so that the tail model and the knock-on part never count an event twice
+        ko_taken = ok & (ev["p_out_rec_ko"] > 0)
+        self.n_ko_excluded += int(np.count_nonzero(ko_taken))
+        ok &= ~ko_taken
         r = ev["p_out_true"][ok].astype(float) / ev["p_out_rec"][ok] - 1.0
         self.n_muon += int(ok.sum())
         self.counts += np.histogram(r, bins=self.edges)[0]
+        self.tails.add(r)
         if self.unbinned:
             self.values.append(r[(r >= self.lo) & (r <= self.hi)])
         # knock-on factors: a muon that kept more than p_out_max whose fit, taking the
@@ -289,20 +316,13 @@ class MomentumMismatch(StreamingSource[_Sums]):
         unbinned: bool,
     ) -> SourceEstimate:
         cut = residual_cut(cfg)
-        counts, edges, values = reduced.counts, reduced.edges, reduced.values
+        counts, edges = reduced.counts, reduced.edges
         n_mot, n_muon = reduced.n_mot, reduced.n_muon
         n_cand, n_rest, n_ref = reduced.n_cand, reduced.n_rest, reduced.n_ref
         shas = sha256s(entries)
-        nominal, alt, ext = fit_and_extrapolate(
-            counts,
-            edges,
-            n_total=n_mot,
-            cut=cut,
-            side="upper",
-            source=self.name,
-            alt_model=None,  # the fit-range variation: see the module docstring
-            values=np.concatenate(values) if unbinned else None,
-        )
+        analysis = tail_analysis(reduced.tails, counts, n_total=n_mot, cut=cut,
+                                 shapes=MISMATCH_SHAPES, source=self.name, seed=cfg.seed)  # fmt: skip
+        t_level, t_up, t_down, t_sup, t_sdown, supported = tail_level(analysis)
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
         k_level, k_up, k_down, k_bound = reduced.knock_on()
@@ -315,24 +335,23 @@ class MomentumMismatch(StreamingSource[_Sums]):
             sigma_m=hit_sigma_m(sp.ms2.resolution_rel, sp.ms2.field_tm, cfg.beam.energy_gev),
         )
         # a factor without events makes the knock-on part, and so the row, a 90% CL bound
-        level = ext.level + k_level + qe["total_after_chi2"]
+        level = t_level + k_level + qe["total_after_chi2"]
         k_alt = k_level * two_station_fraction(
             reduced.cand_by_station.tolist(), sp.micromegas_inefficiency
         )
         # the factorisation's systematic, upward: P(rest) at the candidates' momenta
         rest_at_cand = _rest_at_candidate_momenta(reduced)
         k_fact_up = 0.0 if k_bound else k_level * factorisation_excess(rest_at_cand, n_rest, n_ref)
-        fit = fit_record(
-            nominal, alt, ext, cut=cut, side="upper", variable="p_out_true/p_out_rec - 1", shas=shas
-        )
+        fit = core_record(analysis, counts, edges, cut=cut, variable="p_out_true/p_out_rec - 1",
+                          shas=shas)  # fmt: skip
         inputs = {
             "n_mot": n_mot,
             "n_muons": n_muon,
-            "tail_level": ext.level,
-            # the same window with a power-law tail instead (not an uncertainty: README)
-            "power_law_tail_level": power_law_level(
-                counts, edges, n_total=n_mot, cut=cut, side="upper", source=self.name
-            ),
+            **tail_inputs(t_level, t_up, t_down, t_sup, t_sdown),
+            # False: no tail model passed its checks (the closure's direct estimate decides)
+            "tail_level_supported": supported,
+            # single-track muons whose fit took a knock-on electron's hit: knock-on part
+            "knock_on_excluded_from_residuals": reduced.n_ko_excluded,
             # the knock-on part per MOT: the estimate, or its 90% CL bound (a factor had no event)
             "knock_on_per_mot": k_level,
             "knock_on_upper_bound": k_bound,
@@ -375,12 +394,14 @@ class MomentumMismatch(StreamingSource[_Sums]):
             self.name,
             self.label,
             level,
-            float(np.hypot(ext.stat_up, k_up)),
-            float(np.hypot(ext.stat_down, k_down)),
-            float(np.hypot(ext.syst_up, k_fact_up)),
-            float(np.hypot(ext.syst_down, k_level - k_alt)),
+            float(np.hypot(t_up, k_up)),
+            float(np.hypot(t_down, k_down)),
+            float(np.hypot(t_sup, k_fact_up)),
+            float(np.hypot(t_sdown, k_level - k_alt)),
             k_bound,
-            "Gauss+exp tail fit of MS2 curvature residuals to p<=80 GeV + knock-on (factorised) x MM ineff^(n+1)",
+            "tail fit (single scattering) of MS2 curvature residuals to p<=80 GeV + knock-on "
+            "(factorised) x MM ineff^(n+1)",
             inputs,
             fit,
+            tail_json(analysis),
         )

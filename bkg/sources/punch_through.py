@@ -12,6 +12,7 @@ from bkg.config import Config
 from bkg.errors import FitError
 from bkg.fit import extrapolate
 from bkg.selection import BRANCHES, cut_flow
+from bkg.sim.calorimeters import NEVER_VISIBLE_LAMBDA
 from bkg.sources.base import (
     Source,
     SourceEstimate,
@@ -21,7 +22,15 @@ from bkg.sources.base import (
     sha256s,
     stream,
 )
-from bkg.sources.tailsource import fit_and_extrapolate, fit_record
+from bkg.sources.tailsource import (
+    TailCollector,
+    fit_and_extrapolate,
+    fit_record,
+    tail_analysis,
+    tail_inputs,
+    tail_json,
+    tail_level,
+)
 
 MODULES = (1, 2, 3, 4)
 
@@ -31,6 +40,11 @@ DEPTH_WINDOW = (2.0, 13.0)
 #: Start of the alternative fit (the far half of the window): a bend of the attenuation
 #: with depth shows up as a different slope there (model systematic).
 ALT_FROM_LAMBDA = 6.0
+#: thresholds of the tail fits (lambda_I): from the end of the ECAL's own showers outwards
+PT_THRESHOLDS = (2.0, 3.0, 4.0, 5.0)
+#: tail shapes of the depth, the preferred first: the exponential attenuation of the first
+#: interaction point (lambda_h = 1.2 lambda_I) that the deep showers follow, and a power law
+PT_SHAPES = ("exp", "power")
 
 
 @register
@@ -48,10 +62,16 @@ class PunchThrough(Source):
         mod_lambda = cfg.detector.hcal.module_lambda
         edges = np.linspace(DEPTH_WINDOW[0], DEPTH_WINDOW[1], 301)
         counts = np.zeros(len(edges) - 1)
-        n = n_deep = n_mu_deep = n_two = 0
+        n = n_deep = n_mu_deep = n_two = n_never = 0
+        # the depths beyond 1.5 lambda_I for the tail fits; a hadron too soft ever to become
+        # visible (NEVER_VISIBLE_LAMBDA) is not in the depth's tail: counted, not extrapolated
+        tails = TailCollector(edges, 1.5)
         for ev in stream(cfg, samples_dir, entries, "leading_hadrons", [*BRANCHES, "depth_lambda"]):
             n += len(ev["p_out_rec"])
             counts += np.histogram(ev["depth_lambda"], bins=edges)[0]
+            never = ev["depth_lambda"] >= NEVER_VISIBLE_LAMBDA
+            n_never += int(never.sum())
+            tails.add(ev["depth_lambda"][~never])
             # muon side (trigger, (i), (ii), ECAL part of the box) among hadrons that reach
             # beyond one module: keeps the correlation between the two sides
             deep = ev["depth_lambda"] > mod_lambda
@@ -68,14 +88,28 @@ class PunchThrough(Source):
             counts, edges, n_total=n, cut=m * mod_lambda, side="upper", source=self.name,
             model="exponential", alt_model="exponential", alt_from=ALT_FROM_LAMBDA,
         )  # fmt: skip
-        pt = {
-            str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level for k in (1, 2, 4)
-        }
+        # the level: the tail fits above 2-5 lambda_I judged on the tail (bkg.fit.tailmodel),
+        # plus the never-visible hadrons, counted
+        cut = m * mod_lambda
+        analysis = tail_analysis(tails, counts, n_total=n, cut=cut, shapes=PT_SHAPES,
+                                 source=self.name, core=False, thresholds=PT_THRESHOLDS,
+                                 x_ref=0.0, seed=cfg.seed)  # fmt: skip
+        t_level, t_up, t_down, t_sup, t_sdown, supported = tail_level(analysis)
+        p_never = n_never / n
+        p_level = t_level + p_never
+        pt = {str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level + p_never
+              for k in (1, 2, 4)}  # fmt: skip
+        scan = analysis["scan"]
+        if scan.nominal is not None:
+            from bkg.fit.tailmodel import survival
+
+            pt = {str(k): float(survival(k * mod_lambda, scan.nominal.model)[0]) / n + p_never
+                  for k in (1, 2, 4)}  # fmt: skip
         scale = norm * f_mu
         rel_mu = (0.0, 0.0) if mu_bound else (f_up / f_mu, f_dn / f_mu)
-        level = scale * ext.level
-        up = level * float(np.hypot(ext.stat_up / ext.level, rel_mu[0]))
-        down = min(level * float(np.hypot(ext.stat_down / ext.level, rel_mu[1])), level)
+        level = scale * p_level
+        up = level * float(np.hypot(t_up / p_level, rel_mu[0]))
+        down = min(level * float(np.hypot(t_down / p_level, rel_mu[1])), level)
         fit = fit_record(
             nominal, alt, ext, cut=m * mod_lambda, side="upper",
             variable="hadron visibility depth behind the ECAL (lambda_I)", shas=sha256s(entries),
@@ -91,6 +125,12 @@ class PunchThrough(Source):
             "pt_probability": pt,
             # counted on every event (the fit's histogram ends at 13 lambda_I)
             "pt_direct": {"1": n_deep / n, "2": n_two / n},
+            # hadrons too soft ever to show a shower: in the level as counted, per hadron
+            "never_visible": n_never,
+            **tail_inputs(t_level, t_up, t_down, t_sup, t_sdown, scale=scale),
+            "tail_level_supported": supported,
+            # the exponential window fit's own extrapolation (the attenuation's record)
+            "window_fit_level": ext.level,
         }  # fmt: skip
         return SourceEstimate(
             self.name,
@@ -98,10 +138,11 @@ class PunchThrough(Source):
             level,
             up,
             down,
-            scale * ext.syst_up,
-            scale * ext.syst_down,
+            scale * t_sup,
+            scale * t_sdown,
             mu_bound,
-            "P(leading h) x P(mu side) x PT from the exponential attenuation of the visibility depth",
+            "P(leading h) x P(mu side) x PT from tail fits of the visibility depth + never-visible hadrons (counted)",
             inputs,
             fit,
+            tail_json(analysis),
         )

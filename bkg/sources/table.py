@@ -26,6 +26,21 @@ def background_free_n_mot(total_per_mot: float, events: float) -> float:
     return math.inf if total_per_mot <= 0 else events / total_per_mot
 
 
+def _level_columns(est: SourceEstimate) -> dict[str, Any]:
+    """How the level was obtained: counted, extrapolated or direct (biased simulation),
+    the extrapolated and direct levels of the tail part (per MOT) and their agreement."""
+    choice = est.tails.get("level_choice")
+    if not choice:
+        how = "extrapolated (no closure)" if "tail_models" in est.tails else "counted"
+        return {"level_method": how, "extrapolated": None, "direct": None, "agreement": None}
+    pull = choice.get("agreement")
+    agree = "no direct event" if pull is None else f"{pull:+.1f} sigma"
+    if choice["method"].startswith("direct"):
+        agree += f"; direct used: {choice.get('reason', '')}"
+    return {"level_method": choice["method"], "extrapolated": choice.get("extrapolated"),
+            "direct": choice.get("direct"), "agreement": agree}  # fmt: skip
+
+
 def table_data(estimates: Mapping[str, SourceEstimate], cfg: Config) -> dict[str, Any]:
     """The JSON content of Table I (see :func:`write_table`)."""
     n_mot = float(cfg.n_mot)
@@ -36,6 +51,7 @@ def table_data(estimates: Mapping[str, SourceEstimate], cfg: Config) -> dict[str
             "stat_up": est.stat_up, "stat_down": est.stat_down, "syst_up": est.syst_up,
             "syst_down": est.syst_down, "upper_bound": est.upper_bound, "method": est.method,
             "expected_events": est.level_per_mot * n_mot,
+            **_level_columns(est),
         })  # fmt: skip
     level = sum(r["level_per_mot"] for r in rows)
     bound = any(r["upper_bound"] for r in rows)
@@ -120,13 +136,19 @@ def write_table(
     rows = [*data["sources"], data["total"]]
     n_mot = data["n_mot"]
     md = [
-        f"| Source | Level per MOT | Expected events at {n_mot:.1e} MOT | Method | Upper bound |",
-        "|---|---|---|---|---|",
+        f"| Source | Level per MOT | Expected events at {n_mot:.1e} MOT | Method | Upper bound "
+        "| Level from | Extrapolated tail | Direct tail | Agreement |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def opt(v: Any) -> str:
+        return "" if v is None else f"{v:.2g}"
+
     for r in rows:
         md.append(
             f"| {r['label']} | {_fmt(r, latex=False)} | {_events(r, latex=False)} | "
-            f"{r['method']} | {'yes' if r['upper_bound'] else 'no'} |"
+            f"{r['method']} | {'yes' if r['upper_bound'] else 'no'} | {r.get('level_method', '')} | "
+            f"{opt(r.get('extrapolated'))} | {opt(r.get('direct'))} | {r.get('agreement') or ''} |"
         )
     bf = data["background_free_n_mot"]
     md.append("")
@@ -166,6 +188,10 @@ def write_table(
         "upper_bound",
         "expected_events",
         "method",
+        "level_method",
+        "extrapolated",
+        "direct",
+        "agreement",
     ]
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

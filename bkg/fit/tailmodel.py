@@ -1,0 +1,748 @@
+"""Tail models judged on the tail: extended zfit fits above a threshold, tail checks, closure.
+
+A distribution x (a residual, a balance, a depth) has a core and a tail on its signal
+side. The level beyond the cut is not read off a core model continued outwards: the
+tail alone is fitted above a threshold t0 with an extended unbinned likelihood (zfit,
+:class:`bkg.fit.compiled.CompiledMinuit`), t0 scanned from the core's edge outwards,
+for every tail shape of the source. Above t0 the expected density is
+
+    nu(x) = G(x) + N_t f(d; theta) / int_{t0}^{cut} f,    d = x - x_ref,
+
+with G the Gaussian core fitted to the window's centre (fixed: millions of events), or
+zero for a distribution without one (the punch-through depth), and N_t, theta free.
+The shapes (:data:`SHAPES`) follow the processes that populate the tails (the
+sample's ``process`` branch, docs/tail-extrapolation.md):
+
+* ``rutherford_ff``: single large-angle scattering, d^-3 exp(-d^2 / q^2): the
+  Rutherford law of the kink angle, cut off by the nuclear form factor
+  exp(-q^2 <r^2> / 3) (Gaussian in the momentum transfer, which the residual is
+  proportional to);
+* ``power``: d^-n, n free: the same scattering without a form factor (a point-like
+  target), the hardest shape the processes allow;
+* ``exp``: exp(-d / s): an attenuation (a hadron shower's start, escape through an
+  absorber) or radiative losses.
+
+Every fit is judged on its tail (:func:`tail_checks`: observed and predicted counts
+beyond thresholds from t0 to the last observed event, two-sided Poisson p-values) and
+by the Poisson deviance of its binned tail with a toy p-value (toys refitted). The fits
+that pass make the level's envelope; a level that no passing fit supports is not given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from bkg.errors import FitError
+
+__all__ = [
+    "SHAPES",
+    "Core",
+    "TailModelFit",
+    "TailScan",
+    "closure_split",
+    "fit_core",
+    "fit_tail_model",
+    "poisson_two_sided",
+    "scan_tail",
+    "survival",
+    "tail_checks",
+]
+
+#: tail shapes: name -> (parameter, what it is)
+SHAPES: dict[str, tuple[str, str]] = {
+    "rutherford_ff": ("q", "d^-3 exp(-d^2/q^2): single scattering with a nuclear form factor"),
+    "power": ("n", "d^-n: single scattering on a point-like target (no form factor)"),
+    "exp": ("s", "exp(-d/s): attenuation / radiative losses"),
+}
+
+#: a fit passes when every tail check and its deviance have p >= this
+P_MIN = 0.01
+#: toys of the deviance p-value (each refitted), a batch: more batches while p is small
+N_TOYS = 20
+#: bootstrap replicas of the split-sample closure's prediction
+N_BOOT = 40
+#: bins of the tail's binned deviance (log-spaced in d from t0 to the cut)
+N_DEV_BINS = 12
+#: nodes of the normalisation integral (Simpson in ln d) inside the fit
+_N_NODES = 257
+
+
+def poisson_two_sided(observed: int, predicted: float) -> float:
+    """Two-sided Poisson p-value: 2 min(P(N <= k), P(N >= k)), at most 1.
+
+    Example:
+        >>> round(poisson_two_sided(0, 1.0), 4)
+        0.7358
+        >>> poisson_two_sided(5, 5.0)
+        1.0
+    """
+    k, mu = int(observed), max(float(predicted), 1e-300)
+    lower = float(stats.poisson.cdf(k, mu))
+    upper = float(stats.poisson.sf(k - 1, mu))
+    return float(min(1.0, 2.0 * min(lower, upper)))
+
+
+# ---------------------------------------------------------------------------------------
+# closed forms (numpy) of the shapes: density and the integral from d to infinity
+# ---------------------------------------------------------------------------------------
+
+
+def _log_gamma_m1(u: np.ndarray) -> np.ndarray:
+    """ln Gamma(-1, u) for u > 0 without cancellation (series beyond u = 50)."""
+    u = np.asarray(u, dtype=float)
+    out = np.empty_like(u)
+    small = u <= 50.0
+    us = u[small]
+    # Gamma(-1, u) = e^-u / u - E1(u) = e^-u (1/u - e^u E1(u))
+    h = 1.0 / us - special.exp1(us) * np.exp(us)
+    out[small] = -us + np.log(np.maximum(h, 1e-300))
+    ub = u[~small]
+    # e^u Gamma(-1, u) ~ 1/u^2 - 2/u^3 + 6/u^4 - 24/u^5 + 120/u^6
+    series = 1 / ub**2 - 2 / ub**3 + 6 / ub**4 - 24 / ub**5 + 120 / ub**6
+    out[~small] = -ub + np.log(series)
+    return out
+
+
+def shape_density(d: np.ndarray, shape: str, theta: float) -> np.ndarray:
+    """Unnormalised density f(d) of a tail shape (d > 0)."""
+    d = np.asarray(d, dtype=float)
+    if shape == "exp":
+        return np.exp(-d / theta)
+    if shape == "power":
+        return d ** (-theta)
+    if shape == "rutherford_ff":
+        return d**-3.0 * np.exp(-((d / theta) ** 2))
+    raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
+
+
+def log_shape_survival(d: float | np.ndarray, shape: str, theta: float) -> np.ndarray:
+    """ln of int_d^inf f: closed forms, finite far out (ln, not the value: 1e-300 and below)."""
+    d = np.asarray(d, dtype=float)
+    if shape == "exp":
+        return np.log(theta) - d / theta
+    if shape == "power":
+        if theta <= 1.0:
+            return np.full(np.shape(d), np.inf)
+        return (1.0 - theta) * np.log(d) - np.log(theta - 1.0)
+    if shape == "rutherford_ff":
+        # int d^-3 exp(-d^2/q^2) dd = Gamma(-1, d^2/q^2) / (2 q^2)
+        return _log_gamma_m1((d / theta) ** 2) - np.log(2.0 * theta * theta)
+    raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
+
+
+def shape_integral(a: float, b: float, shape: str, theta: float) -> float:
+    """int_a^b f (a < b; b may be inf)."""
+    la = float(log_shape_survival(a, shape, theta))
+    if math.isinf(b):
+        return math.exp(la) if la < 700 else math.inf
+    if shape == "power" and theta <= 1.0:  # finite on a finite range, divergent beyond
+        return (
+            (b ** (1 - theta) - a ** (1 - theta)) / (1 - theta) if theta != 1.0 else math.log(b / a)
+        )
+    lb = float(log_shape_survival(b, shape, theta))
+    return math.exp(la) * -math.expm1(lb - la) if la < 700 else math.inf
+
+
+def survival(x: float | np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """Expected events of a fitted model at or beyond x (x >= its t0), to infinity.
+
+    ``params``: the ``model`` dict of a :class:`TailModelFit` (shape, theta, n_tail, t0,
+    cut, x_ref and the core's mu, sigma, n_core).
+    """
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    shape, theta = params["shape"], float(params["theta"])
+    ref = float(params["x_ref"])
+    d0, dc = float(params["t0"]) - ref, float(params["cut"]) - ref
+    norm = shape_integral(d0, dc, shape, theta)
+    lt = log_shape_survival(np.maximum(x - ref, d0), shape, theta)
+    tail = float(params["n_tail"]) * np.exp(lt - math.log(norm))
+    return tail + _core_survival(x, params)
+
+
+def _core_survival(x: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    n_core = float(params.get("n_core", 0.0))
+    if n_core <= 0:
+        return np.zeros_like(x)
+    z = (x - float(params["mu"])) / float(params["sigma"])
+    return n_core * 0.5 * special.erfc(z / math.sqrt(2.0))
+
+
+def expected_between(lo: float, hi: float, params: Mapping[str, Any]) -> float:
+    """Expected events in [lo, hi) of a fitted model (lo >= its t0)."""
+    s = survival(np.array([lo, hi]), params)
+    return float(max(s[0] - s[1], 0.0))
+
+
+# ---------------------------------------------------------------------------------------
+# the core
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Core:
+    """Gaussian core of a distribution: mean, width, events it holds (all of it)."""
+
+    mu: float
+    sigma: float
+    n: float
+
+    def edge(self, k: float) -> float:
+        """mu + k sigma."""
+        return self.mu + k * self.sigma
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mu": self.mu, "sigma": self.sigma, "n_core": self.n}
+
+
+def fit_core(
+    counts: np.ndarray, edges: np.ndarray, *, source: str, half_sigmas: float = 2.5
+) -> Core:
+    """Gaussian core from the histogram's centre, |x - mu| < 2.5 sigma (zfit binned fit).
+
+    Start from the truncated moments, fit a Gaussian (zfit, Poisson binned likelihood) to
+    the bins within ``half_sigmas`` of the mean, and scale its events in that range to the
+    whole Gaussian.
+    """
+    from bkg.fit.tailfit import fit_tail
+
+    counts = np.asarray(counts, float)
+    edges = np.asarray(edges, float)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    if counts.sum() < 50:
+        raise FitError(f"{source}: {counts.sum():.0f} events in the window, too few for a core")
+    mu = float(np.average(centres, weights=counts))
+    sigma = float(np.sqrt(np.average((centres - mu) ** 2, weights=counts)))
+    for _ in range(2):  # truncated moments: the tails pull the plain rms out
+        sel = np.abs(centres - mu) < 2.5 * sigma
+        mu = float(np.average(centres[sel], weights=counts[sel]))
+        sigma = float(np.sqrt(np.average((centres[sel] - mu) ** 2, weights=counts[sel]))) / 0.8617
+    a = int(np.searchsorted(edges, mu - half_sigmas * sigma))
+    b = int(np.searchsorted(edges, mu + half_sigmas * sigma))
+    a, b = max(a, 0), min(b, len(counts))
+    fit = fit_tail(counts[a:b], edges[a : b + 1], n_total=int(counts.sum()), model="gauss",
+                   source=source)  # fmt: skip
+    mu, sigma = float(fit.params["mu"]), float(fit.params["sigma"])
+    lo, hi = float(edges[a]), float(edges[b])
+    inside = 0.5 * (
+        special.erf((hi - mu) / sigma / math.sqrt(2))
+        - special.erf((lo - mu) / sigma / math.sqrt(2))
+    )
+    return Core(mu, sigma, float(counts[a:b].sum()) / float(inside))
+
+
+# ---------------------------------------------------------------------------------------
+# the extended zfit fit of the tail above t0
+# ---------------------------------------------------------------------------------------
+
+
+class _TailLoss:
+    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable."""
+
+    def __init__(self, shape: str) -> None:
+        from bkg.fit._zfit import load_zfit
+
+        load_zfit()
+        # isort: off
+        import zfit
+        import tensorflow as tf
+
+        # isort: on
+        from bkg.fit.compiled import CompiledMinuit
+
+        self.shape = shape
+        uid = f"{shape}_{id(self)}"
+        # fitted in canonical units: d / d0 (d0 = t0 - x_ref), tail counts free
+        self.theta = zfit.Parameter(f"theta_{uid}", 1.0, 1e-4, 1e4)
+        self.n_tail = zfit.Parameter(f"ntail_{uid}", 10.0, 0.0, 1e9)
+        f64 = tf.float64
+        self.data = tf.Variable(
+            np.ones(1), dtype=f64, shape=tf.TensorShape([None]), trainable=False
+        )
+        self.nodes = tf.Variable(np.ones(_N_NODES), dtype=f64, trainable=False)  # d/d0 nodes
+        self.weights = tf.Variable(np.ones(_N_NODES), dtype=f64, trainable=False)  # Simpson x d
+        self.core_data = tf.Variable(
+            np.ones(1), dtype=f64, shape=tf.TensorShape([None]), trainable=False
+        )
+        self.core_total = tf.Variable(0.0, dtype=f64, trainable=False)
+        data, nodes, weights, core_data, core_total = (
+            self.data, self.nodes, self.weights, self.core_data, self.core_total
+        )  # fmt: skip
+        theta, n_tail = self.theta, self.n_tail
+
+        def f(u: Any) -> Any:
+            if shape == "exp":
+                return tf.exp(-(u - 1.0) / theta)
+            if shape == "power":
+                return tf.exp(-theta * tf.math.log(u))
+            return tf.exp(-3.0 * tf.math.log(u) - (u * u - 1.0) / (theta * theta))
+
+        def nll() -> Any:
+            norm = tf.reduce_sum(weights * f(nodes))
+            dens = core_data + n_tail * f(data) / norm
+            return core_total + n_tail - tf.reduce_sum(tf.math.log(tf.maximum(dens, 1e-300)))
+
+        graph = tf.function(nll, autograph=False)
+        self.loss = zfit.loss.SimpleLoss(lambda params=None: graph(), params=[self.theta, self.n_tail],
+                                         errordef=0.5, jit=False)  # fmt: skip
+        self.minimizer = CompiledMinuit(gradient=True, tol=1e-4)
+        self.minimizer.compile_loss(self.loss, graph)
+
+    def set_range(self, d0: float, dc: float) -> None:
+        """Integration nodes of the normalisation over [1, dc/d0] (Simpson in ln u)."""
+        s = np.linspace(0.0, math.log(dc / d0), _N_NODES)
+        h = s[1] - s[0]
+        w = np.ones(_N_NODES)
+        w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+        self.nodes.assign(np.exp(s))
+        self.weights.assign(w * h / 3.0 * np.exp(s))
+
+    def set_data(self, u: np.ndarray, core_density: np.ndarray, core_total: float) -> None:
+        self.data.assign(np.asarray(u, float))
+        self.core_data.assign(np.asarray(core_density, float))
+        self.core_total.assign(float(core_total))
+
+    def minimise(self, start: Sequence[tuple[float, float]]) -> tuple[Any, str]:
+        reason = "not run"
+        for theta0, n0 in start:
+            self.theta.set_value(theta0)
+            self.n_tail.set_value(n0)
+            try:
+                result = self.minimizer.minimize(self.loss)
+            except Exception as exc:  # the minimiser's own failure
+                reason = f"{type(exc).__name__}: {exc}"
+                continue
+            if result.valid and result.converged:
+                return result, ""
+            reason = f"valid={result.valid}, converged={result.converged}"
+        return None, reason
+
+
+_LOSSES: dict[str, _TailLoss] = {}
+
+
+def _loss_for(shape: str) -> _TailLoss:
+    if shape not in SHAPES:
+        raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
+    if shape not in _LOSSES:
+        _LOSSES[shape] = _TailLoss(shape)
+    return _LOSSES[shape]
+
+
+#: start values of theta in units of d0 (q, n, s)
+_STARTS = {"rutherford_ff": (1.0, 0.5, 2.0), "power": (5.0, 3.0, 10.0), "exp": (0.3, 0.1, 1.0)}
+
+
+@dataclass
+class TailModelFit:
+    """One extended fit of a tail shape above t0, with its checks and its extrapolation."""
+
+    shape: str
+    t0: float
+    model: dict[str, Any]
+    covariance: list[list[float]]
+    n_fit: int
+    level: float
+    stat_up: float
+    stat_down: float
+    tail_checks: list[dict[str, float]] = field(default_factory=list)
+    deviance: dict[str, float] = field(default_factory=dict)
+    passed: bool = False
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": self.shape,
+            "t0": self.t0,
+            "parameters": {
+                SHAPES[self.shape][0]: self.model["theta"],
+                "n_tail": self.model["n_tail"],
+            },
+            "model": self.model,
+            "covariance": self.covariance,
+            "n_fit": self.n_fit,
+            "level": self.level,
+            "stat_up": self.stat_up,
+            "stat_down": self.stat_down,
+            "tail_checks": self.tail_checks,
+            "deviance": self.deviance,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+
+def _core_density(x: np.ndarray, core: Core | None) -> np.ndarray:
+    if core is None:
+        return np.zeros_like(x)
+    z = (x - core.mu) / core.sigma
+    return core.n * np.exp(-0.5 * z * z) / (core.sigma * math.sqrt(2 * math.pi))
+
+
+def _model_dict(shape: str, theta: float, n_tail: float, t0: float, cut: float, x_ref: float,
+                core: Core | None) -> dict[str, Any]:  # fmt: skip
+    out: dict[str, Any] = {"shape": shape, "theta": theta, "n_tail": n_tail, "t0": t0, "cut": cut,
+                           "x_ref": x_ref}  # fmt: skip
+    if core is not None:
+        out.update(core.to_dict())
+    return out
+
+
+def fit_tail_model(
+    values: np.ndarray,
+    *,
+    shape: str,
+    t0: float,
+    cut: float,
+    x_ref: float,
+    core: Core | None,
+    source: str = "fit",
+    hesse: bool = True,
+) -> tuple[dict[str, Any], np.ndarray, Any]:
+    """Extended unbinned zfit fit of ``shape`` (+ the fixed core) to the values in [t0, cut).
+
+    Returns:
+        (model dict, covariance of (theta, n_tail) in the variable's units, zfit result).
+
+    Raises:
+        FitError: fewer than 3 events above t0, or no valid fit.
+    """
+    x = np.asarray(values, float)
+    x = x[(x >= t0) & (x < cut)]
+    if x.size < 3:
+        raise FitError(
+            f"{source}: {shape}: {x.size} events above t0 = {t0:.4g}, too few for a tail fit"
+        )
+    d0, dc = t0 - x_ref, cut - x_ref
+    if not d0 > 0:
+        raise FitError(f"{source}: t0 = {t0:.4g} is not beyond the reference {x_ref:.4g}")
+    loss = _loss_for(shape)
+    loss.set_range(d0, dc)
+    core_in = 0.0
+    if core is not None:
+        z0, zc = (t0 - core.mu) / core.sigma, (cut - core.mu) / core.sigma
+        core_in = core.n * 0.5 * (special.erfc(z0 / math.sqrt(2)) - special.erfc(zc / math.sqrt(2)))
+    # canonical units: u = d / d0, densities per unit of u
+    loss.set_data((x - x_ref) / d0, _core_density(x, core) * d0, core_in)
+    n0 = max(x.size - core_in, 1.0)
+    result, reason = loss.minimise([(s, n0) for s in _STARTS[shape]])
+    if result is None:
+        raise FitError(f"{source}: {shape} tail fit above {t0:.4g} failed: {reason}")
+    cov = np.zeros((2, 2))
+    if hesse:
+        try:
+            cov = np.asarray(result.covariance(params=[loss.theta, loss.n_tail]), float)
+        except Exception as exc:
+            raise FitError(f"{source}: {shape}: Hesse failed ({type(exc).__name__})") from None
+        if not np.all(np.isfinite(cov)):
+            raise FitError(f"{source}: {shape}: covariance not finite")
+    theta_u, n_tail = float(loss.theta.value()), float(loss.n_tail.value())
+    scale = 1.0 if shape == "power" else d0  # q and s are lengths, n is a number
+    cov = cov * np.outer([scale, 1.0], [scale, 1.0])
+    model = _model_dict(shape, theta_u * scale, n_tail, t0, cut, x_ref, core)
+    return model, cov, result
+
+
+def _level_draws(model: Mapping[str, Any], cov: np.ndarray, n_total: float, rng: np.random.Generator,
+                 n: int = 1000) -> tuple[float, float]:  # fmt: skip
+    """(up, down) 68% half-widths of the level from (theta, n_tail) drawn from the covariance."""
+    p0 = np.array([model["theta"], model["n_tail"]])
+    draws = rng.multivariate_normal(p0, cov, size=n, method="eigh")
+    level = float(survival(model["cut"], model)[0]) / n_total
+    vals = []
+    for theta, n_tail in draws:
+        if theta <= 0 or n_tail < 0 or (model["shape"] == "power" and theta <= 1.0):
+            continue
+        m = dict(model, theta=float(theta), n_tail=float(n_tail))
+        v = float(survival(m["cut"], m)[0]) / n_total
+        if math.isfinite(v):
+            vals.append(v)
+    if len(vals) < 50:
+        return level, level
+    q16, q84 = np.quantile(vals, [0.15865, 0.84135])
+    return max(float(q84) - level, 0.0), max(level - float(q16), 0.0)
+
+
+def check_thresholds(t0: float, x_last: float, n: int = 5) -> np.ndarray:
+    """n thresholds from t0 to the last observed event (fewer when they coincide)."""
+    if not x_last > t0:
+        return np.array([t0])
+    return np.linspace(t0, x_last, n)
+
+
+def tail_checks(values: np.ndarray, model: Mapping[str, Any], thresholds: Sequence[float],
+                *, cut: float) -> list[dict[str, float]]:  # fmt: skip
+    """Observed and predicted events in [threshold, cut) and their two-sided Poisson p-value."""
+    x = np.asarray(values, float)
+    out = []
+    for th in thresholds:
+        obs = int(np.count_nonzero((x >= th) & (x < cut)))
+        pred = expected_between(float(th), cut, model)
+        out.append({"threshold": float(th), "observed": obs, "predicted": pred,
+                    "p_value": poisson_two_sided(obs, pred)})  # fmt: skip
+    return out
+
+
+def _dev_edges(model: Mapping[str, Any]) -> np.ndarray:
+    d0, dc = model["t0"] - model["x_ref"], model["cut"] - model["x_ref"]
+    return model["x_ref"] + np.geomspace(d0, dc, N_DEV_BINS + 1)
+
+
+def deviance(counts: np.ndarray, expected: np.ndarray) -> float:
+    """Poisson deviance (saturated likelihood ratio) 2 sum(nu - n + n ln(n/nu))."""
+    n = np.asarray(counts, float)
+    nu = np.maximum(np.asarray(expected, float), 1e-300)
+    term = np.where(n > 0, n * np.log(np.where(n > 0, n, 1.0) / nu), 0.0)
+    return float(2.0 * np.sum(nu - n + term))
+
+
+def _binned_expected(model: Mapping[str, Any], edges: np.ndarray) -> np.ndarray:
+    s = survival(edges, model)
+    return np.maximum(-np.diff(s), 0.0)
+
+
+def _sample_model(model: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """Events of a fitted model in [t0, cut): Poisson count, inverse CDF on a fine grid."""
+    d0, dc = model["t0"] - model["x_ref"], model["cut"] - model["x_ref"]
+    grid = model["x_ref"] + np.geomspace(d0, dc, 4001)
+    s = survival(grid, model)
+    cum = s[0] - s
+    total = float(cum[-1])
+    k = int(rng.poisson(total))
+    u = rng.random(k) * total
+    return np.interp(u, cum, grid)
+
+
+def deviance_test(values: np.ndarray, model: Mapping[str, Any], *, source: str,
+                  rng: np.random.Generator, n_toys: int = N_TOYS) -> dict[str, float]:  # fmt: skip
+    """Binned Poisson deviance of the tail in [t0, cut) and its p-value from refitted toys."""
+    edges = _dev_edges(model)
+    x = np.asarray(values, float)
+    obs = np.histogram(x[(x >= model["t0"]) & (x < model["cut"])], bins=edges)[0]
+    d_obs = deviance(obs, _binned_expected(model, edges))
+    core = None
+    if model.get("n_core", 0) > 0:
+        core = Core(model["mu"], model["sigma"], model["n_core"])
+    toys: list[float] = []
+    # batches of n_toys, more while the p-value is small and poorly known (fewer than 3
+    # toys above the data), up to 8 batches: p can then go below P_MIN = 0.01
+    for i in range(8 * n_toys):
+        if i and i % n_toys == 0 and sum(t >= d_obs for t in toys) >= 3:
+            break
+        xs = _sample_model(model, rng)
+        try:
+            m, _c, _r = fit_tail_model(xs, shape=model["shape"], t0=model["t0"], cut=model["cut"],
+                                       x_ref=model["x_ref"], core=core, source=source,
+                                       hesse=False)  # fmt: skip
+        except FitError:
+            continue
+        counts = np.histogram(xs, bins=edges)[0]
+        toys.append(deviance(counts, _binned_expected(m, edges)))
+    p = (1 + sum(t >= d_obs for t in toys)) / (1 + len(toys)) if toys else 0.0
+    return {"deviance": d_obs, "bins": N_DEV_BINS, "toys": len(toys), "p_value": float(p)}
+
+
+# ---------------------------------------------------------------------------------------
+# the scan over thresholds and shapes, the envelope
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class TailScan:
+    """Every (t0, shape) fit, the nominal one and the envelope of the passing ones."""
+
+    fits: list[TailModelFit]
+    nominal: TailModelFit | None
+    level: float | None
+    stat_up: float
+    stat_down: float
+    syst_up: float
+    syst_down: float
+    x_last: float
+    n_total: float
+    cut: float
+    core: Core | None
+    counted: float = 0.0  # events beyond the cut counted, not extrapolated (in the level)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "stat_up": self.stat_up,
+            "stat_down": self.stat_down,
+            "syst_up": self.syst_up,
+            "syst_down": self.syst_down,
+            "nominal": (
+                None
+                if self.nominal is None
+                else {"shape": self.nominal.shape, "t0": self.nominal.t0}
+            ),
+            "last_observed": self.x_last,
+            "n_total": self.n_total,
+            "cut": self.cut,
+            "core": None if self.core is None else self.core.to_dict(),
+            "models": [f.to_dict() for f in self.fits],
+            "passing": sum(f.passed for f in self.fits),
+        }
+
+
+def scan_tail(
+    values: np.ndarray,
+    *,
+    n_total: float,
+    cut: float,
+    shapes: Sequence[str],
+    thresholds: Sequence[float],
+    x_ref: float,
+    core: Core | None,
+    source: str,
+    seed: int = 0,
+    n_toys: int = N_TOYS,
+) -> TailScan:
+    """Fit every shape above every t0, check each on its tail, and take the envelope.
+
+    The nominal fit is the passing one at the lowest t0 (the most events), the first of
+    ``shapes`` (the physically preferred) at that t0; the model systematic is the
+    envelope of the levels of every passing fit. No passing fit: ``level`` is None.
+    """
+    x = np.asarray(values, float)
+    below = x[x < cut]
+    x_last = float(below.max()) if below.size else float("nan")
+    rng = np.random.default_rng(seed)
+    fits: list[TailModelFit] = []
+    for t0 in thresholds:
+        for shape in shapes:
+            try:
+                model, cov, _ = fit_tail_model(x, shape=shape, t0=float(t0), cut=cut, x_ref=x_ref,
+                                               core=core, source=source)  # fmt: skip
+            except FitError as exc:
+                fits.append(
+                    TailModelFit(shape, float(t0), {}, [], 0, math.nan, 0, 0, reason=str(exc))
+                )
+                continue
+            level = float(survival(cut, model)[0]) / n_total
+            up, down = _level_draws(model, cov, n_total, rng)
+            n_fit = int(np.count_nonzero((x >= t0) & (x < cut)))
+            checks = tail_checks(x, model, check_thresholds(float(t0), x_last).tolist(), cut=cut)
+            ok = all(c["p_value"] >= P_MIN for c in checks)
+            # the toys only for a fit its checks have not rejected already
+            dev = deviance_test(x, model, source=source, rng=rng, n_toys=n_toys if ok else 0)
+            ok = ok and dev["p_value"] >= P_MIN
+            ok = ok and math.isfinite(level)
+            reason = (
+                ""
+                if ok
+                else "a tail check or the deviance has p < 0.01"
+                if math.isfinite(level)
+                else "no finite level"
+            )
+            fits.append(TailModelFit(shape, float(t0), model, cov.tolist(), n_fit, level, up, down,
+                                     checks, dev, ok, reason))  # fmt: skip
+    passing = [f for f in fits if f.passed]
+    if not passing:
+        return TailScan(fits, None, None, 0.0, 0.0, 0.0, 0.0, x_last, n_total, cut, core)
+    t_min = min(f.t0 for f in passing)
+    at_min = [f for f in passing if f.t0 == t_min]
+    nominal = min(at_min, key=lambda f: list(shapes).index(f.shape))
+    levels = [f.level for f in passing]
+    return TailScan(
+        fits, nominal, nominal.level, nominal.stat_up, nominal.stat_down,
+        max(max(levels) - nominal.level, 0.0), max(nominal.level - min(levels), 0.0),
+        x_last, n_total, cut, core,
+    )  # fmt: skip
+
+
+def predictive_p_value(observed: int, predictions: np.ndarray) -> float:
+    """Two-sided p-value of a count under a Poisson mixed over sampled predictions.
+
+    The predictions are the model's count drawn from its fitted parameters' covariance:
+    the posterior predictive distribution of the count, so a prediction known only
+    roughly is not taken for a sharp one.
+    """
+    pred = np.maximum(np.asarray(predictions, float), 1e-300)
+    k = int(observed)
+    lower = float(np.mean(stats.poisson.cdf(k, pred)))
+    upper = float(np.mean(stats.poisson.sf(k - 1, pred)))
+    return float(min(1.0, 2.0 * min(lower, upper)))
+
+
+def closure_split(
+    values: np.ndarray,
+    in_fit: np.ndarray,
+    *,
+    fraction: float,
+    t0: float,
+    t1_list: Sequence[float],
+    cut: float,
+    shape: str,
+    x_ref: float,
+    core_fit: Core | None,
+    source: str,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Fit the ``fraction`` of the events (``in_fit``) in [t0, t1), predict [t1, cut) in the rest.
+
+    ``core_fit`` is the Gaussian core of the fitted fraction (its events in that part).
+    The prediction for the rest is the fitted part's count beyond t1 times
+    (1 - fraction) / fraction; ``p_value`` is two-sided, Poisson mixed over the
+    prediction's own uncertainty (:func:`predictive_p_value` over the predictions of
+    Poisson bootstrap replicas of the fitted events), ``predicted_band`` its 68% interval.
+    """
+    x = np.asarray(values, float)
+    sel = np.asarray(in_fit, bool)
+    rng = np.random.default_rng(seed)
+    scale = (1.0 - fraction) / fraction
+    out = []
+    for t1 in t1_list:
+        # the fit window ends at t1: its normalisation range [t0, t1)
+        fit_x = x[sel & (x < t1)]
+        model, _cov, _ = fit_tail_model(fit_x, shape=shape, t0=t0, cut=t1, x_ref=x_ref,
+                                        core=core_fit, source=source, hesse=False)  # fmt: skip
+        d0, d1, dc = t0 - x_ref, t1 - x_ref, cut - x_ref
+        core_beyond = 0.0
+        if core_fit is not None:
+            z1, zc = (t1 - core_fit.mu) / core_fit.sigma, (cut - core_fit.mu) / core_fit.sigma
+            core_beyond = (
+                core_fit.n
+                * 0.5
+                * float(special.erfc(z1 / math.sqrt(2)) - special.erfc(zc / math.sqrt(2)))
+            )
+
+        def beyond(
+            theta: float,
+            n_tail: float,
+            d0: float = d0,
+            d1: float = d1,
+            dc: float = dc,
+            core_beyond: float = core_beyond,
+        ) -> float:
+            # the same model continued beyond t1 (its normalisation is over [t0, t1))
+            norm = shape_integral(d0, d1, shape, theta)
+            if not norm > 0:
+                return math.nan
+            return (n_tail * shape_integral(d1, dc, shape, theta) / norm + core_beyond) * scale
+
+        pred = beyond(model["theta"], model["n_tail"])
+        # the prediction's spread: the fit repeated on Poisson bootstrap replicas of the
+        # fitted events (a covariance at a steep best fit understates the upper side)
+        preds_list = [pred]
+        for _ in range(N_BOOT):
+            rep = np.repeat(fit_x, rng.poisson(1.0, fit_x.size))
+            try:
+                m, _c, _r = fit_tail_model(rep, shape=shape, t0=t0, cut=t1, x_ref=x_ref,
+                                           core=core_fit, source=source, hesse=False)  # fmt: skip
+            except FitError:
+                continue
+            preds_list.append(beyond(m["theta"], m["n_tail"]))
+        preds = np.array(preds_list)
+        preds = preds[np.isfinite(preds)]
+        obs = int(np.count_nonzero(~sel & (x >= t1) & (x < cut)))
+        band = np.quantile(preds, [0.15865, 0.84135])
+        out.append({"fraction": fraction, "t0": t0, "threshold": float(t1), "shape": shape,
+                    "predicted": float(pred), "predicted_band": [float(band[0]), float(band[1])],
+                    "observed": obs, "p_value": predictive_p_value(obs, preds),
+                    "p_value_poisson": poisson_two_sided(obs, pred)})  # fmt: skip
+    return out

@@ -1,0 +1,108 @@
+"""Tail models judged on the tail (bkg.fit.tailmodel): closed forms, checks, scan, split closure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from bkg.fit import tailmodel as tm
+
+
+@pytest.mark.parametrize(
+    ("shape", "theta", "d"),
+    [
+        ("exp", 0.05, 0.2),
+        ("power", 4.5, 0.15),
+        ("rutherford_ff", 0.2, 0.12),
+        ("rutherford_ff", 0.1, 0.9),
+    ],
+)
+def test_shape_survival_matches_quadrature(shape, theta, d):
+    # the closed forms (Gamma(-1, u) for the form-factor law) against adaptive quadrature
+    # of the density; tolerance 1e-7 relative: quad's own accuracy on these smooth tails
+    num = integrate.quad(lambda t: float(tm.shape_density(np.array(t), shape, theta)), d, np.inf,
+                         epsabs=0, epsrel=1e-10, limit=200)[0]  # fmt: skip
+    assert math.exp(float(tm.log_shape_survival(d, shape, theta))) == pytest.approx(num, rel=1e-7)
+
+
+def test_form_factor_tail_keeps_its_digits_far_out():
+    # at u = d^2/q^2 = 400 the value is e^-400 / 400^2 (1 - 2/u + ...): the series, not a
+    # difference of nearly equal numbers; the leading term alone is within 2/u = 0.5%
+    u = 400.0
+    ln = float(tm.log_shape_survival(20.0, "rutherford_ff", 1.0))
+    assert ln == pytest.approx(-u - 2 * math.log(u) - math.log(2.0), abs=0.006)
+
+
+def test_two_sided_poisson_p_value_is_twice_the_smaller_tail():
+    # independent: the smaller of P(N <= 3) and P(N >= 3) for a mean of 9, doubled
+    assert tm.poisson_two_sided(3, 9.0) == pytest.approx(2 * stats.poisson.cdf(3, 9.0))
+    assert tm.poisson_two_sided(15, 9.0) == pytest.approx(2 * stats.poisson.sf(14, 9.0))
+    assert tm.poisson_two_sided(9, 9.0) == 1.0
+
+
+def _sample(rng, n_core, n_tail, scale, *, sigma=0.03):
+    """A Gaussian core of n_core and an exponential tail from 3.5 sigma of n_tail events."""
+    core = rng.normal(0.0, sigma, n_core)
+    tail = 3.5 * sigma + rng.exponential(scale, n_tail)
+    return np.concatenate([core, tail])
+
+
+@pytest.fixture(scope="module")
+def exp_tail_scan():
+    rng = np.random.default_rng(11)
+    x = _sample(rng, 2_000_000, 400, 0.03)
+    edges = np.linspace(-0.3, 0.3, 301)
+    core = tm.fit_core(np.histogram(x, edges)[0], edges, source="toy")
+    far = x[x > core.edge(3.0)]
+    scan = tm.scan_tail(far, n_total=x.size, cut=0.6, shapes=("exp", "rutherford_ff"),
+                        thresholds=[core.edge(k) for k in (3.5, 4.5)], x_ref=core.mu, core=core,
+                        source="toy", n_toys=10)  # fmt: skip
+    return x, core, scan
+
+
+@pytest.mark.slow
+def test_scan_recovers_an_exponential_tail_beyond_the_cut(exp_tail_scan):
+    # truth: 400 events of exp(-(x - 0.105)/0.03) beyond 0.105, so beyond 0.6:
+    # 400 exp(-0.495/0.03) per 2.0004e6 events; tolerance: 3 of the nominal's stat errors
+    x, _, scan = exp_tail_scan
+    truth = 400 * math.exp(-(0.6 - 0.105) / 0.03) / x.size
+    nominal = next(f for f in scan.fits if f.shape == "exp" and f.passed)
+    err = nominal.stat_up if nominal.level < truth else nominal.stat_down
+    assert abs(nominal.level - truth) < 3 * err
+    assert len(nominal.tail_checks) >= 4
+    assert all(c["p_value"] >= 0.01 for c in nominal.tail_checks)
+
+
+@pytest.mark.slow
+def test_a_tail_the_shape_cannot_follow_fails_its_checks():
+    # a flat population (a knock-on-like plateau, 60 events uniform in 0.3-0.9) beside a
+    # steep exponential tail: the exponential fitted from 3.5 sigma follows the steep part
+    # and predicts far fewer than the 60 events beyond 0.3, so its checks must fail there
+    rng = np.random.default_rng(3)
+    x = np.concatenate([_sample(rng, 1_000_000, 300, 0.015), rng.uniform(0.3, 0.9, 60)])
+    core = tm.Core(0.0, 0.03, 1_000_000)
+    fit_exp = tm.scan_tail(x[x > 0.09], n_total=x.size, cut=1.0, shapes=("exp",),
+                           thresholds=[0.105], x_ref=0.0, core=core, source="toy", n_toys=10)  # fmt: skip
+    assert not fit_exp.fits[0].passed and fit_exp.level is None
+    assert min(c["p_value"] for c in fit_exp.fits[0].tail_checks) < 0.01
+
+
+@pytest.mark.slow
+def test_split_closure_predicts_the_rest(exp_tail_scan):
+    x, _, _ = exp_tail_scan
+    tag = np.arange(x.size) % 10 == 0
+    edges = np.linspace(-0.3, 0.3, 301)
+    core10 = tm.fit_core(np.histogram(x[tag], edges)[0], edges, source="toy")
+    far = x > 0.09
+    out = tm.closure_split(x[far], tag[far], fraction=0.1, t0=0.105, t1_list=[0.13, 0.16],
+                           cut=0.6, shape="exp", x_ref=core10.mu, core_fit=core10, source="toy")  # fmt: skip
+    assert [o["threshold"] for o in out] == [0.13, 0.16]
+    for o in out:
+        # truth for the 90%: 360 exp(-(t1 - 0.105)/0.03) + the Gaussian beyond t1
+        gauss = 0.9 * 2e6 * stats.norm.sf(o["threshold"] / 0.03)
+        truth = 360 * math.exp(-(o["threshold"] - 0.105) / 0.03) + gauss
+        assert o["p_value"] >= 0.01
+        assert o["predicted_band"][0] < truth * 1.5 and o["predicted_band"][1] > truth / 1.5
