@@ -652,43 +652,55 @@ def test_a_killed_fit_never_gives_a_mixed_table(tmp_path):
     assert clean["x"] != clean["y"]
 
     work = tmp_path / "fits"
-    outcomes = []
-    for kill_after in (None, 0.5, 1.5, 3.5, 30.0):  # s after the first new file (None: before)
+    outcomes: dict[str, dict[str, str]] = {}
+    # kill -9 before the first new file, right after the first, second and fourth file
+    # (momentum_mismatch, hermeticity, hadron_decay, punch_through, dimuon, then the record;
+    # each write is followed by a second's sleep, so the kill lands before the next file),
+    # and not at all
+    for moment in ("before", "momentum_mismatch", "hermeticity", "punch_through", "never"):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(tmp_path / "fits-x", work)
-        first = work / "momentum_mismatch.json"
-        stamp = first.stat().st_mtime_ns
+        watched = work / f"{moment}.json"
+        stamp = watched.stat().st_mtime_ns if watched.exists() else 0
+        untouched = (work / "momentum_mismatch.json").stat().st_mtime_ns
         proc = subprocess.Popen(
             [sys.executable, "-c", SLOW_WRITES, "fit", "--config", str(y_cfg), "--samples",
              str(samples), "--out", str(work)],
             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            if kill_after is None:
+            if moment == "before":
                 time.sleep(8.0)  # importing and fitting: nothing written yet
-                assert first.stat().st_mtime_ns == stamp
+                assert (work / "momentum_mismatch.json").stat().st_mtime_ns == untouched
+            elif moment == "never":
+                assert proc.wait(timeout=1800) == 0
             else:
-                deadline = time.monotonic() + 600
-                while first.stat().st_mtime_ns == stamp and proc.poll() is None:
+                deadline = time.monotonic() + 900
+                while watched.stat().st_mtime_ns == stamp and proc.poll() is None:
                     assert time.monotonic() < deadline
-                    time.sleep(0.05)
-                time.sleep(kill_after)
+                    time.sleep(0.02)
         finally:
             proc.kill()
             proc.wait()
+        outcomes[moment] = {}
         for cfg in (x_cfg, y_cfg):
-            code, err, levels = table(cfg, work, f"after-{kill_after}-{cfg.stem}")
-            if code == 0:
-                assert levels in (clean["x"], clean["y"]), (kill_after, levels)
-                outcomes.append((kill_after, cfg.stem, "x" if levels == clean["x"] else "y"))
+            code, err, levels = table(cfg, work, f"after-{moment}-{cfg.stem}")
+            if code == 0:  # the whole set of one of the two clean runs, never a mix
+                assert levels in (clean["x"], clean["y"]), (moment, cfg.stem, levels)
+                outcomes[moment][cfg.stem] = "x" if levels == clean["x"] else "y"
             else:
-                assert code == 2
+                assert code == 2, err
                 _one_line(err)
-                outcomes.append((kill_after, cfg.stem, "refused"))
-    # a kill between two files is refused, never a mix; before any file: the old set
-    assert ("0.5", "refused") in {(str(k), o) for k, _, o in outcomes}
-    assert (None, "x", "x") in outcomes
-    assert all(o in ("x", "y", "refused") for _, _, o in outcomes)
+                outcomes[moment][cfg.stem] = "refused"
+    # before any new file, and after a first file identical for x and y: the old set
+    # (config y is another setup: refused); after the whole set and its record: the new
+    # one; once a file that differs (hermeticity, punch_through) is written and the record
+    # is not: refused for both configs
+    assert outcomes["before"] == {"x": "x", "y": "refused"}, outcomes
+    assert outcomes["momentum_mismatch"] == {"x": "x", "y": "refused"}, outcomes
+    assert outcomes["hermeticity"] == {"x": "refused", "y": "refused"}, outcomes
+    assert outcomes["punch_through"] == {"x": "refused", "y": "refused"}, outcomes
+    assert outcomes["never"] == {"x": "refused", "y": "y"}, outcomes
     # a new `bkg fit` removes the temporaries a killed one left, and makes a whole set
     (work / ".dimuon.json.k2j4h8x_.tmp").write_text("{")
     r = bkg("fit", "--config", str(y_cfg), "--samples", str(samples), "--out", str(work))
