@@ -151,11 +151,10 @@ class Hermeticity(StreamingSource[_Sums]):
             level = float(-np.log(0.1)) * reg["total"]["level"] / max(reg["total"]["events"], 1)
             stat = 0.0
         neutral = sum(by_path[p]["level"] for p in ("hcal_back", "hcal_side", "vhcal_hole"))
-        d, ds = reg["total"]["level"], reg["total"]["stat"]
+        direct_d = escape.closure_direct(cfg)
+        d, ds = direct_d["direct"], direct_d["direct_stat"]
         closure = {
-            "direct": d,
-            "direct_stat": ds,
-            "effective_events": reg["total"]["effective_events"],
+            **direct_d,
             "extrapolated": ext.level,
             "ratio": ext.level / d if d > 0 else None,
             "pull": (ext.level - d) / float(np.hypot(ds, ext.stat_up)) if ds > 0 else None,
