@@ -52,6 +52,8 @@ from bkg.config import Config
 __all__ = [
     "PATHS",
     "EscapeConfig",
+    "closure_direct",
+    "direct_estimate",
     "escape_config",
     "forced_sample",
     "lateral_inside",
@@ -655,3 +657,13 @@ def _direct_estimate(cfg: Config, n: int, biased: bool) -> dict[str, Any]:
         out[k] = {"total": record(sums[k].sum(axis=0))}
         out[k]["by_path"] = {names[i]: record(sums[k][i]) for i in range(N_PATHS + 1)}
     return out
+
+
+def closure_direct(cfg: Config, *, n: int | None = None) -> dict[str, float]:
+    """The direct estimate of region D for the closure: ``{direct, direct_stat, effective_events}`` per MOT."""
+    total = direct_estimate(cfg, n=n)["region_d"]["total"]
+    return {
+        "direct": total["level"],
+        "direct_stat": total["stat"],
+        "effective_events": total["effective_events"],
+    }

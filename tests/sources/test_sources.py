@@ -41,6 +41,25 @@ def test_every_source_writes_json_and_figures(fitted):
         assert data["fit"]["sample_sha256"]
 
 
+def test_hermeticity_json_gives_the_level_by_escape_path_and_the_closure(fitted, default_config):
+    # the row is the sum over the escape paths of the forced simulation (computed on the
+    # default configuration, whatever the synthetic beam sample); the closure's direct
+    # value is region D from the same simulation; relative tolerance 1e-12 (float sums)
+    from bkg.sim import escape
+
+    out, est = fitted
+    data = json.loads((out / "hermeticity.json").read_text())
+    assert set(data["by_path"]) == set(escape.PATHS)
+    total = sum(v["level"] for v in data["by_path"].values())
+    assert data["level_per_mot"] == pytest.approx(total, rel=1e-12)
+    assert est["hermeticity"].level_per_mot == pytest.approx(total, rel=1e-12)
+    direct = escape.closure_direct(default_config)
+    for key in ("direct", "direct_stat", "effective_events"):
+        assert data["closure"][key] == pytest.approx(direct[key], rel=1e-12)
+    assert data["closure"]["direct"] > 0 and data["closure"]["effective_events"] > 10
+    assert {"extrapolated", "ratio", "pull"} <= set(data["closure"])
+
+
 def test_fitted_sources_record_core_tail_models_and_checks(fitted):
     out, _ = fitted
     for name in ("momentum_mismatch", "hermeticity", "punch_through"):
@@ -242,7 +261,7 @@ def test_a_failing_fit_leaves_the_folder_as_it_was(default_config, tmp_path, syn
             )
     finally:
         REGISTRY.pop("failing_test")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dimuon.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".bkg.lock") == ["dimuon.json"]
     assert (tmp_path / "dimuon.json").read_text() == "old"
 
 
