@@ -10,8 +10,8 @@ parameters (+ the staterror gamma):
 * the largest |q~_mu - pyhf's q~_mu| over toys with fluctuated auxiliary data (pyhf's
   own SLSQP fits; ``tests/stats/test_toys.py`` asserts it below 2e-6);
 * the toy CLs band at one mu against pyhf's ToyCalculator (``--pyhf-toys`` toys in its
-  Python loop) with the binomial error of pyhf's estimate
-  (``test_toy_cls_matches_pyhf_toycalculator`` asserts it within toy statistics);
+  Python loop) on the model of ``test_toy_cls_matches_pyhf_toycalculator``, which
+  asserts it within toy statistics;
 * the asymptotic mass scan (solve once in signal events, map to masses) against a
   naive loop of pyhf ``toms748_scan`` per mass (``--masses 0`` skips it).
 """
@@ -107,7 +107,16 @@ def qmu_agreement(n_toys: int = 40) -> float:
 
 
 def cls_agreement(pyhf_toys: int) -> None:
-    spec = bench_spec()
+    """Toy CLs against pyhf's ToyCalculator on the model and toys of
+    ``test_toy_cls_matches_pyhf_toycalculator`` (one background of 2 events, 30 % syst,
+    10 % stat; mu = 3 events), which asserts -1..+1 sigma within 0.06 absolute."""
+    from bkg.stats.model import model_spec
+
+    src = BackgroundSource("bkg", "bkg", 2.0, 0.2, 0.2, 0.6, 0.6, False, "")
+    spec = model_spec(
+        Table1(n_mot=1.0, sources=(src,)), n_mot=1.0, signal_events=[1.0],
+        mot_uncertainty=0.01, signal_efficiency_uncertainty=0.1, poi_upper=50.0,
+    )  # fmt: skip
     mu = 3.0
     with numpy_backend() as pyhf:
         model = pyhf.Workspace(spec).model()
@@ -123,13 +132,12 @@ def cls_agreement(pyhf_toys: int) -> None:
     t0 = time.perf_counter()
     ours = toy_cls(one_bin_model(spec), mu, n_toys=20000, seed=5).cls_exp
     t_ours = time.perf_counter() - t0
-    err = np.sqrt(ref * (1 - ref) / pyhf_toys)
-    print(f"toy CLs at mu = {mu} events, expected -2..+2 sigma:")
+    print(f"toy CLs at mu = {mu} events (b = 2, one background), expected -2..+2 sigma:")
     print(f"  pyhf ToyCalculator ({pyhf_toys} toys, {t_pyhf:.1f} s): {np.round(ref, 4).tolist()}")
     print(f"  ours (20000 toys, {t_ours:.2f} s): {np.round(ours, 4).tolist()}")
     print(
-        f"  difference / binomial error of pyhf's: "
-        f"{np.round((ours - ref) / np.maximum(err, 1e-12), 2).tolist()}"
+        f"  |difference| at -1..+1 sigma: {np.round(np.abs(ours - ref)[1:4], 4).tolist()} "
+        "(test: < 0.06, the spread of pyhf's 300-toy quantiles)"
     )
 
 
