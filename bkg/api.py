@@ -168,13 +168,13 @@ def sensitivity(cfg: Config, samples: Samples | str | Path | None = None) -> Sen
     With ``samples`` the signal efficiency comes from the signal sample; without, the
     configuration's constant efficiency is used.
     """
-    from bkg.report.pipeline import _efficiency_function
+    from bkg.report.pipeline import efficiency_function
     from bkg.report.sensitivity import compute_sensitivity
 
     efficiency = None
     if samples is not None:
         folder = samples.folder if isinstance(samples, Samples) else Path(samples)
-        efficiency, _ = _efficiency_function(folder, cfg)
+        efficiency, _ = efficiency_function(folder, cfg)
     return compute_sensitivity(cfg, efficiency=efficiency)
 
 

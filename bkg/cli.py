@@ -465,7 +465,7 @@ def _has_sample(folder: Path, sample: str) -> bool:
 def _measured_efficiency(cfg: Any, samples_dir: Path | None) -> Any:
     """The signal efficiency versus mass measured on the signal sample, or None without one
     (then ``signal.efficiency`` of the config applies), as ``bkg report`` uses it."""
-    from bkg.report.pipeline import _efficiency_function, check_made_for
+    from bkg.report.pipeline import check_made_for, efficiency_function
 
     folder = samples_dir or Path(cfg.samples.folder)
     check_made_for(cfg, folder, "samples")
@@ -476,7 +476,7 @@ def _measured_efficiency(cfg: Any, samples_dir: Path | None) -> Any:
                 "signal files); leave out --samples to use signal.efficiency of the config"
             )
         return None
-    return _efficiency_function(folder, cfg)[0]
+    return efficiency_function(folder, cfg)[0]
 
 
 def _signal_inputs(cfg: Any, samples_dir: Path | None) -> tuple[Any, Any]:

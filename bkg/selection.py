@@ -16,6 +16,7 @@ from bkg.config import Config
 
 __all__ = [
     "BRANCHES",
+    "balance_cut",
     "cut_flow",
     "e_cal",
     "good_track",
@@ -25,6 +26,7 @@ __all__ = [
     "no_vhcal_deposit",
     "passes_selection",
     "passes_trigger",
+    "residual_cut",
     "single_track",
 ]
 
@@ -126,3 +128,17 @@ def in_signal_box(ev: Chunk, cfg: Config) -> np.ndarray:
     """Signal box: E_CAL <= 20 GeV and E'_mu <= 80 GeV (defaults), on top of nothing else."""
     box = cfg.signal_box
     return (e_cal(ev) <= box.e_cal_max_gev) & (ev["p_out_rec"] <= box.e_mu_out_max_gev)
+
+
+def residual_cut(cfg: Config) -> float:
+    """r = p_out_true / p_out_rec - 1 at which a muon of E0 is reconstructed at p_out_max (1.0 by default)."""
+    return cfg.beam.energy_gev / cfg.selection.p_out_max_gev - 1.0
+
+
+def balance_cut(cfg: Config) -> float:
+    """Inverse energy balance p_in / (E'_mu + E_CAL) - 1 at the edge of region D.
+
+    Region D is E_CAL <= 20 and E'_mu <= 80 GeV: the balance above E0 / (80 + 20) - 1.
+    """
+    box = cfg.signal_box
+    return cfg.beam.energy_gev / (box.e_mu_out_max_gev + box.e_cal_max_gev) - 1.0

@@ -237,7 +237,7 @@ def scan_s4(
     differences between rows are the geometry's, not statistical fluctuations.
     """
     from bkg.selection import passes_trigger
-    from bkg.sim.run import _tasks, generate_chunk
+    from bkg.sim.run import chunk_plan, generate_chunk
     from bkg.sources.hadron_decay import SPECIES, species_norm, tally_species
     from bkg.sources.momentum_mismatch import MomentumMismatch
 
@@ -252,18 +252,18 @@ def scan_s4(
             progress(geo.label)
         triggers = 0
         sums = MomentumMismatch().reducer(c, unbinned=False)
-        for key, n, _ in _tasks(c, "beam", n_beam):
+        for key, n, _ in chunk_plan(c, "beam", n_beam):
             ev = generate_chunk(c, "beam", key, n)
             triggers += int(passes_trigger(ev, c).sum())
             sums.add(ev)
         knock_on = sums.knock_on()[0]
         passing = [0] * len(masses)
-        for key, n, mass in _tasks(c, "signal", n_beam):
+        for key, n, mass in chunk_plan(c, "signal", n_beam):
             ev = generate_chunk(c, "signal", key, n, mass)
             passing[key[1]] += int(passes_trigger(ev, c).sum())
         seen = {p: 0 for p in SPECIES}
         passed = {p: 0 for p in SPECIES}
-        for key, n, _ in _tasks(c, "hadrons", n_beam):
+        for key, n, _ in chunk_plan(c, "hadrons", n_beam):
             tally_species(generate_chunk(c, "hadrons", key, n), c, seen, passed)
         level = sum(species_norm(c, p) * passed[p] / seen[p] for p in SPECIES if seen[p])
         rows.append(

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bkg"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors", "atomic", "interrupt", "memory", "locks", "sizes"}),
     frozenset({"physics", "config"}),
-    frozenset({"ntuple", "fit", "plotting", "selection"}),
+    frozenset({"ntuple", "fit", "plotting", "selection", "cache"}),
     frozenset({"sim"}),
     frozenset({"sources"}),
     frozenset({"stats"}),
@@ -74,3 +74,18 @@ def _violations() -> list[str]:
 
 def test_imports_only_run_down_the_layers():
     assert _violations() == []
+
+
+def test_no_module_imports_another_modules_private_name():
+    # a name with a leading underscore is its module's own: another module that needs it
+    # gets a public name for it (the private names of bkg's own package are checked here)
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bkg"):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        rel = path.relative_to(PACKAGE)
+                        bad.append(f"bkg/{rel}:{node.lineno} imports {node.module}.{alias.name}")
+    assert bad == []

@@ -3,7 +3,7 @@
 samples -> fits -> table -> sensitivity -> workspace -> limits -> figures ->
 HEPData -> claims -> provenance -> index.html. The samples and fits stages
 write to their own folders and are skipped when their config slice and inputs
-are unchanged (:mod:`bkg.report.cache`); the report itself is assembled in a
+are unchanged (:mod:`bkg.cache`); the report itself is assembled in a
 temporary folder that replaces ``reports/<name>/`` only when complete, so an
 interrupted run leaves the previous report intact.
 """
@@ -22,11 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bkg import interrupt
+from bkg import cache, interrupt
 from bkg.atomic import atomic_dir, recover_dir, write_json, write_text
+from bkg.cache import (
+    FITS_INDEPENDENT,
+    SAMPLES_INDEPENDENT,
+    fits_config_key,
+    samples_config_key,
+)
 from bkg.config import Config
 from bkg.errors import FitError, SampleError
-from bkg.report import cache
 from bkg.report.claims import none_applicable
 
 if TYPE_CHECKING:
@@ -34,16 +39,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ReportResult", "run_fits_stage", "run_report", "run_samples_stage"]
+__all__ = [
+    "ReportResult",
+    "efficiency_function",
+    "run_fits_stage",
+    "run_report",
+    "run_samples_stage",
+]
 
 Progress = Callable[[str, str], None]
 #: ``advance(task, done, total)``: a step of a long stage (sample chunks, fitted sources)
 Advance = Callable[[str, int, int], None]
-
-#: Config keys the samples do not depend on.
-SAMPLES_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal_box", "selection")
-#: Config keys the fits do not depend on.
-FITS_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal")
 
 
 @dataclass(frozen=True)
@@ -136,22 +142,6 @@ def samples_key(cfg: Config) -> str:
     return cache.stage_key(
         "samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT), code
     )
-
-
-#: Config sections that decide what a sample holds (sizes, seeds and folders aside).
-SAMPLES_SETUP = ("beam", "detector")
-#: Config sections that decide what a fit estimates from given samples.
-FITS_SETUP = ("beam", "detector", "selection", "signal_box")
-
-
-def samples_config_key(cfg: Config) -> str:
-    """The setup the samples simulate (recorded beside the stage key; no sizes or seeds)."""
-    return cache.stage_key("samples-setup", cache.config_slice(cfg.to_dict(), keep=SAMPLES_SETUP))
-
-
-def fits_config_key(cfg: Config) -> str:
-    """The setup and selection the fits assume (recorded beside the stage key)."""
-    return cache.stage_key("fits-setup", cache.config_slice(cfg.to_dict(), keep=FITS_SETUP))
 
 
 def check_made_for(cfg: Config, folder: Path, stage: str) -> None:
@@ -273,7 +263,7 @@ def run_fits_stage(
     return "ran", key
 
 
-def _efficiency_function(
+def efficiency_function(
     samples_dir: Path, cfg: Config
 ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """Signal efficiency per MOT versus mass, from the signal sample (log-mass interpolation).
@@ -384,7 +374,7 @@ def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None
 
 
 def report_stage_key(stage: str, cfg: Config, keys: Mapping[str, str]) -> str:
-    """Cache key of a stage of the report (:class:`bkg.report.cache.StageCache`).
+    """Cache key of a stage of the report (:class:`bkg.cache.StageCache`).
 
     Its inputs: the whole config, the sample files' and fit files' sha256 and the code
     of the package (``keys["inputs"]``). Every stage of the report is a deterministic
@@ -396,7 +386,7 @@ def report_stage_key(stage: str, cfg: Config, keys: Mapping[str, str]) -> str:
 
 def _efficiency_of_record(record: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     """Signal efficiency per MOT versus mass from ``signal_efficiency.json``'s record
-    (:func:`_efficiency_function`; the record's floats are those of the arrays)."""
+    (:func:`efficiency_function`; the record's floats are those of the arrays)."""
     log_masses = np.log(np.asarray(record["masses_gev"], dtype=float))
     per_mot = np.asarray(record["efficiency_per_mot"], dtype=float)
 
@@ -541,7 +531,7 @@ def _run_report_locked(
             return write_table(read_estimates(fits_dir), cfg, out_dir=tmp)
 
         def efficiency_record() -> dict[str, Any]:
-            record = _efficiency_function(samples_dir, cfg)[1]
+            record = efficiency_function(samples_dir, cfg)[1]
             write_json(tmp / "signal_efficiency.json", record)
             return record
 

@@ -151,9 +151,7 @@ def _scattering_direct(
     cfg: Config, n_events: int, seed: int, *, source: str, variable: str
 ) -> DirectEstimate:
     """Forced tracker scattering on the real simulation's population of ``source``."""
-    from bkg.selection import e_cal, single_track
-    from bkg.sources.hermeticity import balance_window
-    from bkg.sources.momentum_mismatch import residual_cut
+    from bkg.selection import balance_cut, e_cal, residual_cut, single_track
 
     t_start = time.perf_counter()
     rng = np.random.default_rng([seed, 22, 1 if source == "momentum_mismatch" else 2])
@@ -171,7 +169,7 @@ def _scattering_direct(
         cut = residual_cut(cfg)
     else:
         base &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
-        cut = balance_window(cfg)[0]
+        cut = balance_cut(cfg)
     idx = np.flatnonzero(base)
     k = max(n_events // max(idx.size, 1), 1)
     idx = np.repeat(idx, k)

@@ -35,7 +35,7 @@ from bkg.errors import BkgError, SampleError
 from bkg.memory import heap_policy
 
 __all__ = [
-    "SAMPLES", "check_samples", "generate_chunk", "run_samples", "signal_efficiency",
+    "SAMPLES", "check_samples", "chunk_plan", "generate_chunk", "run_samples", "signal_efficiency",
     "trigger_efficiency", "warm_up",
 ]  # fmt: skip
 
@@ -99,12 +99,12 @@ def _size(cfg: Config, sample: str, n_mot: float) -> int:
 
 
 def _n_tasks(cfg: Config, sample: str, n_mot: float) -> int:
-    """How many chunks (files) :func:`_tasks` yields, without making them."""
+    """How many chunks (files) :func:`chunk_plan` yields, without making them."""
     per = -(-_size(cfg, sample, n_mot) // cfg.samples.chunk_size)  # exact for any size
     return per * len(cfg.samples.signal_masses_gev) if sample == "signal" else per
 
 
-def _tasks(
+def chunk_plan(
     cfg: Config, sample: str, n_mot: float
 ) -> Iterator[tuple[tuple[int, ...], int, float | None]]:
     """The chunk plan of a sample, one (seed key, events, mass) at a time.
@@ -466,7 +466,7 @@ def _run_locked(
         if submit is None:
             for name in names:
                 written = []
-                for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot)):
+                for i, (key, n, m) in enumerate(chunk_plan(cfg, name, n_mot)):
                     written.append(write_chunk(cfg, name, key, n, m, out_dir / chunk_file(name, i)))
                     if progress is not None:
                         progress(name, i + 1, totals[name])
@@ -537,7 +537,7 @@ def _run_queue(
             if is_norm:
                 yield name, -1, functools.partial(submit, _norms, cfg, name)
                 continue
-            for i, (key, n, m) in enumerate(_tasks(cfg, name, n_mot)):
+            for i, (key, n, m) in enumerate(chunk_plan(cfg, name, n_mot)):
                 path = out_dir / chunk_file(name, i)
                 yield name, i, functools.partial(submit, write_chunk, cfg, name, key, n, m, path)
 

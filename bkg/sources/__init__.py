@@ -166,11 +166,10 @@ def record_fits(cfg: Config, samples_dir: Path, fits_dir: Path, *, key: str | No
     ``key`` is the stage key of a complete default run (``bkg report`` reuses such a
     folder); without it the folder is recorded as written, not as reusable.
     """
-    from bkg.report import cache
-    from bkg.report.pipeline import fits_config_key
+    from bkg import cache
 
     outputs = [p.name for p in fits_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
-    cache.mark_done(fits_dir, key or "written", outputs, config_key=fits_config_key(cfg))
+    cache.mark_done(fits_dir, key or "written", outputs, config_key=cache.fits_config_key(cfg))
 
 
 def check_recorded(fits_dir: Path, paths: Mapping[str, Path]) -> None:
@@ -184,9 +183,9 @@ def check_recorded(fits_dir: Path, paths: Mapping[str, Path]) -> None:
     """
     import json
 
+    from bkg.cache import MARKER
     from bkg.errors import SampleError
     from bkg.ntuple import sha256_file
-    from bkg.report.cache import MARKER
 
     try:
         record = json.loads((fits_dir / MARKER).read_text())

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bkg.config import Config
-from bkg.selection import BRANCHES, e_cal
+from bkg.selection import BRANCHES, balance_cut, e_cal
 from bkg.sim import escape
 from bkg.sources.base import SourceEstimate, StreamingSource, register, sha256s
 from bkg.sources.tailsource import (
@@ -48,10 +48,7 @@ HERMETICITY_SHAPES = ("rutherford_ff", "exp", "power")
 
 def balance_window(cfg: Config) -> tuple[float, float, float]:
     """(cut, lo, hi) of the inverse balance: the cut into region D and the fit window."""
-    box = cfg.signal_box
-    e0 = cfg.beam.energy_gev
-    # region D: E_CAL <= 20 and E'_mu <= 80 -> inverse balance above E0/(80 + 20) - 1
-    cut = e0 / (box.e_mu_out_max_gev + box.e_cal_max_gev) - 1.0
+    cut = balance_cut(cfg)
     half = 10.0 * np.hypot(
         cfg.detector.spectrometers.ms2.resolution_rel,
         cfg.detector.spectrometers.ms1.resolution_rel,

@@ -49,6 +49,7 @@ from bkg.selection import (
     hcal_one_mip,
     next_station_on_same_side,
     no_vhcal_deposit,
+    residual_cut,
     single_track,
 )
 from bkg.sim.tracking import hit_sigma_m, quasi_elastic_kink_probability
@@ -78,11 +79,6 @@ MISMATCH_SHAPES = ("rutherford_ff", "power", "exp")
 #: bins of p_out_true (GeV) for the check of the knock-on factorisation
 P_BIN_GEV = 10.0
 HALF_WIDTH_SIGMAS = 10.0
-
-
-def residual_cut(cfg: Config) -> float:
-    """r = p_out_true / p_out_rec - 1 at which a muon of E0 is reconstructed at p_out_max (1.0 by default)."""
-    return cfg.beam.energy_gev / cfg.selection.p_out_max_gev - 1.0
 
 
 def residual_window(cfg: Config) -> tuple[float, float]:

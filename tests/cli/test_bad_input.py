@@ -314,8 +314,8 @@ def test_an_interrupt_that_surfaces_as_another_error_is_still_an_interrupt(monke
 def test_stage_commands_refuse_samples_and_fits_of_another_config(tmp_path, capsys, monkeypatch):
     # the README's 100 GeV example writes samples/ and fits/ that the default config's
     # `bkg table`, `bkg sensitivity` and `bkg fit` must not take as their own
+    from bkg import cache
     from bkg.config import from_dict, load_config
-    from bkg.report import cache
     from bkg.report.pipeline import fits_config_key, samples_config_key
 
     monkeypatch.chdir(tmp_path)
@@ -355,8 +355,8 @@ def test_partial_and_external_sample_folders_pass_the_setup_check(tmp_path, caps
     # even when an old fast-simulation record lies beside it
     import json
 
+    from bkg import cache
     from bkg.config import from_dict
-    from bkg.report import cache
     from bkg.report.pipeline import check_made_for, samples_config_key
 
     small = tmp_path / "small.yaml"

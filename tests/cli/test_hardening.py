@@ -281,18 +281,18 @@ def test_the_chunk_plan_is_a_generator(default_config):
 
     # 1e30 beam muons are 1e24 chunks: the plan must be consumed lazily (the count is
     # computed, the list never built); the maximum itself is checked by the config
-    plan = run._tasks(default_config, "beam", 1e30)
+    plan = run.chunk_plan(default_config, "beam", 1e30)
     assert inspect.isgenerator(plan)
     first = list(itertools.islice(plan, 3))
     size = default_config.samples.chunk_size
     assert first == [((0, 0), size, None), ((0, 1), size, None), ((0, 2), size, None)]
     assert run._n_tasks(default_config, "beam", 1e30) == -(-int(1e30) // size)
     # the same plan as before for a small count: every event once, in chunk order
-    tasks = list(run._tasks(default_config, "beam", 2.5 * size))
+    tasks = list(run.chunk_plan(default_config, "beam", 2.5 * size))
     assert [n for _, n, _ in tasks] == [size, size, size // 2]
     assert len(tasks) == run._n_tasks(default_config, "beam", 2.5 * size)
     masses = default_config.samples.signal_masses_gev
-    signal = list(run._tasks(default_config, "signal", 1))
+    signal = list(run.chunk_plan(default_config, "signal", 1))
     assert len(signal) == run._n_tasks(default_config, "signal", 1) >= len(masses)
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bkg.report import cache
+from bkg import cache
 from bkg.report.claims import Claim, evaluate_claims, load_claims
 from bkg.report.verify import compare_reports, flatten, verify
 

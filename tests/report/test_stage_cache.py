@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bkg.report import cache
+from bkg import cache
 
 
 def _stage(folder: Path, calls: list[int], text: str = "a") -> dict[str, int]:

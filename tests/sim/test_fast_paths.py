@@ -95,7 +95,7 @@ def test_hadron_chunk_in_blocks_keeps_its_schema(cfg):
 def test_stage_marker_uses_the_workers_hashes(cfg, tmp_path):
     # `bkg samples` records the MANIFEST's sha256 in the stage marker instead of re-reading
     # the files: they must be the files' true hashes, so the folder counts as fresh
-    from bkg.report import cache
+    from bkg import cache
     from bkg.report.pipeline import mark_samples_done, samples_key
 
     small = cfg.replace(

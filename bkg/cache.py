@@ -50,7 +50,7 @@ def code_digest(*modules: str) -> str:
     outputs made by the old code (the package version alone does not change
     between commits).
     """
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parent  # the bkg package
     digest = hashlib.sha256()
     for name in modules:
         path = root / name
@@ -252,3 +252,26 @@ class StageCache:
     def save(self) -> None:
         """Write ``.stages.json`` into the new report folder."""
         write_json(self.folder / STAGES_RECORD, self.record)
+
+
+# What each stage depends on, declared once: the config sections (top-level keys) that
+# decide a stage's outputs, by what they leave out or by what they keep.
+
+#: Config keys the samples do not depend on.
+SAMPLES_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal_box", "selection")
+#: Config keys the fits do not depend on.
+FITS_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal")
+#: Config sections that decide what a sample holds (sizes, seeds and folders aside).
+SAMPLES_SETUP = ("beam", "detector")
+#: Config sections that decide what a fit estimates from given samples.
+FITS_SETUP = ("beam", "detector", "selection", "signal_box")
+
+
+def samples_config_key(cfg: Any) -> str:
+    """The setup the samples simulate (recorded beside the stage key; no sizes or seeds)."""
+    return stage_key("samples-setup", config_slice(cfg.to_dict(), keep=SAMPLES_SETUP))
+
+
+def fits_config_key(cfg: Any) -> str:
+    """The setup and selection the fits assume (recorded beside the stage key)."""
+    return stage_key("fits-setup", config_slice(cfg.to_dict(), keep=FITS_SETUP))
