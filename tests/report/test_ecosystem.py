@@ -109,7 +109,7 @@ def test_pyhf_inspect_runs_on_a_patched_workspace_as_docs_say(tmp_path):
     """docs/likelihood.md: BkgOnly.json declares the POI only a patch adds (pyhf issue 514)."""
     import pyhf
     from click.testing import CliRunner
-    from pyhf.cli import cli as pyhf_cli
+    from pyhf.cli import cli as pyhf_cli  # the `pyhf` command group
 
     bkg_only = json.loads((REFERENCE / "workspace" / "BkgOnly.json").read_text())
     assert bkg_only["measurements"][0]["config"]["poi"] == "mu"
@@ -117,7 +117,7 @@ def test_pyhf_inspect_runs_on_a_patched_workspace_as_docs_say(tmp_path):
         pyhf.Workspace(bkg_only).model()
     spec, _ = _patched()
     (tmp_path / "ws.json").write_text(json.dumps(spec))
-    out = CliRunner().invoke(pyhf_cli.pyhf, ["inspect", str(tmp_path / "ws.json")])
+    out = CliRunner().invoke(pyhf_cli, ["inspect", str(tmp_path / "ws.json")])
     assert out.exit_code == 0, out.output
     assert "signal_box" in out.output and "mu" in out.output
     docs = (Path(__file__).resolve().parents[2] / "docs" / "likelihood.md").read_text()
