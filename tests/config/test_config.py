@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bkg.config import check_report_name, default_dict, from_dict, load_config
@@ -130,7 +130,7 @@ _keys = st.sampled_from([*default_dict().keys(), "bogus", "energy_gev", "n_mot"]
 
 
 @pytest.mark.bad_input
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         _keys, st.one_of(_leaf, st.dictionaries(st.text(max_size=8), _leaf, max_size=3)), max_size=4
