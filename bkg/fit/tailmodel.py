@@ -220,6 +220,8 @@ def fit_core(
     sigma = float(np.sqrt(np.average((centres - mu) ** 2, weights=counts)))
     for _ in range(2):  # truncated moments: the tails pull the plain rms out
         sel = np.abs(centres - mu) < 2.5 * sigma
+        if counts[sel].sum() < 50 or not sigma > 0:
+            raise FitError(f"{source}: no Gaussian core in the window (all events in one bin?)")
         mu = float(np.average(centres[sel], weights=counts[sel]))
         sigma = float(np.sqrt(np.average((centres[sel] - mu) ** 2, weights=counts[sel]))) / 0.8617
     a = int(np.searchsorted(edges, mu - half_sigmas * sigma))
