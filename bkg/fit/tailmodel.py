@@ -220,6 +220,8 @@ def fit_core(
     sigma = float(np.sqrt(np.average((centres - mu) ** 2, weights=counts)))
     for _ in range(2):  # truncated moments: the tails pull the plain rms out
         sel = np.abs(centres - mu) < 2.5 * sigma
+        if counts[sel].sum() < 50 or not sigma > 0:
+            raise FitError(f"{source}: no Gaussian core in the window (all events in one bin?)")
         mu = float(np.average(centres[sel], weights=counts[sel]))
         sigma = float(np.sqrt(np.average((centres[sel] - mu) ** 2, weights=counts[sel]))) / 0.8617
     a = int(np.searchsorted(edges, mu - half_sigmas * sigma))
@@ -604,8 +606,8 @@ def scan_tail(
 ) -> TailScan:
     """Fit every shape above every t0, check each on its tail, and take the envelope.
 
-    The nominal fit is the passing one at the lowest t0 (the most events), the first of
-    ``shapes`` (the physically preferred) at that t0; the model systematic is the
+    The nominal fit is that of the first of ``shapes`` (the physically preferred) with a
+    passing fit, from the lowest t0 where it passes (the most events); the model systematic is the
     envelope of the levels of every passing fit. No passing fit: ``level`` is None.
     """
     x = np.asarray(values, float)
@@ -644,9 +646,9 @@ def scan_tail(
     passing = [f for f in fits if f.passed]
     if not passing:
         return TailScan(fits, None, None, 0.0, 0.0, 0.0, 0.0, x_last, n_total, cut, core)
-    t_min = min(f.t0 for f in passing)
-    at_min = [f for f in passing if f.t0 == t_min]
-    nominal = min(at_min, key=lambda f: list(shapes).index(f.shape))
+    # the preferred shape (the first with any passing fit) from the lowest t0 where it passes
+    shape = min((f.shape for f in passing), key=list(shapes).index)
+    nominal = min((f for f in passing if f.shape == shape), key=lambda f: f.t0)
     levels = [f.level for f in passing]
     return TailScan(
         fits, nominal, nominal.level, nominal.stat_up, nominal.stat_down,

@@ -275,13 +275,18 @@ def survival_figure(est: SourceEstimate, plt: Any) -> Any:
     floor_candidates += [
         pt["per_event"] * n_total for pt in closure.get("points", []) if pt["per_event"] > 0
     ]
-    bottom = max(min(floor_candidates, default=0.1) / 5.0, top * 1e-12)
+    bottom = max(min(floor_candidates, default=0.1) / 5.0, top * 1e-15)
     ax.set_ylim(bottom, top)
     hidden = [v for v in at_cut if v < bottom]
     if hidden:
         ax.annotate(f"{len(hidden)} fit(s) below the axis at the cut (down to {min(hidden):.1e} events)",
                     (0.02, 0.03), xycoords="axes fraction", fontsize=9)  # fmt: skip
-    ax.set_ylabel(f"events beyond x (of {n_total:.2g})")
+    if closure:
+        ax.annotate(f"at the cut: direct {closure['direct'] * n_total:.2g} events, extrapolated "
+                    f"{(closure['extrapolated'] or 0.0) * n_total:.2g}; Table I: "
+                    f"{est.tails.get('level_choice', {}).get('method', '')}",
+                    (0.02, 0.08), xycoords="axes fraction", fontsize=9)  # fmt: skip
+    ax.set_ylabel(f"events beyond x (of {n_total:.2g})", fontsize=14)
     variable = str(fit.get("variable", "x"))
     ax.set_xlabel(VARIABLE_LABELS.get(variable, variable), fontsize=14)
     title = f"{est.label}: {est.level_per_mot:.2g} per MOT"

@@ -8,14 +8,14 @@ large-angle scattering) on both sides. The residual of p itself,
 1 / (1 + r) - 1, is skewed, and a Gaussian core (even with two widths) leaves
 chi2/ndf of about 7 on 1e7 MOT; the curvature residual fits with about 0.75.
 
-Model systematic: the exponential tails (the paper's method) refitted with the
-tail side of the window cut to half its reach (a fit-range variation). A
-power-law tail (double-CB) fits the window as well; carried over 30 sigma to
-r = 1 it gives 4.5e-8 per MOT on the default sample, recorded as
-``power_law_tail_level`` but not used, since no process of the sample follows a
-power law there: single scattering ends at the nuclear form factor of the
-tracker material (q below about 70 MeV, r below about 0.2 at 160 GeV), and the
-large transfers (knock-on electrons) are counted directly, not extrapolated.
+Tail: the residuals beyond the core are fitted alone above thresholds from 3.5 sigma out
+(:mod:`bkg.fit.tailmodel`, docs/tail-extrapolation.md): single scattering with the
+copper form factor (preferred), a power law and an exponential; the model systematic is
+the envelope of the fits that pass their tail checks. A single-track muon whose fit took
+a knock-on electron's hit is left out of the residuals: the knock-on part counts it.
+Far below the data (r = 1 is about 10 decades below the last residual on 1e7 MOT) the
+closure step puts the direct biased-simulation estimate in its place
+(:mod:`bkg.sources.closure`).
 The knock-on part has its own model systematics: downward, the level had every
 electron also crossed the station after the one it hits (:func:`two_station_fraction`);
 upward, the factorisation's: P(rest) taken at the candidates' muon momenta (10 GeV

@@ -97,10 +97,10 @@ class PunchThrough(Source):
         t_level, t_up, t_down, t_sup, t_sdown, supported = tail_level(analysis)
         p_never = n_never / n
         p_level = t_level + p_never
+        scan = analysis["scan"]
         pt = {str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level + p_never
               for k in (1, 2, 4)}  # fmt: skip
-        scan = analysis["scan"]
-        if scan.nominal is not None:
+        if scan.nominal is not None:  # the nominal tail fit where one passes
             from bkg.fit.tailmodel import survival
 
             pt = {str(k): float(survival(k * mod_lambda, scan.nominal.model)[0]) / n + p_never
