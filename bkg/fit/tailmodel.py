@@ -149,6 +149,20 @@ def shape_integral(a: float, b: float, shape: str, theta: float) -> float:
     return math.exp(la) * -math.expm1(lb - la) if la < 700 else math.inf
 
 
+def log_shape_integral(a: float, b: float, shape: str, theta: float) -> float:
+    """ln int_a^b f (a < b), in log space: finite where the integral underflows a float."""
+    la = float(log_shape_survival(a, shape, theta))
+    if math.isinf(b):
+        return la
+    if shape == "power" and theta <= 1.0:
+        value = shape_integral(a, b, shape, theta)
+        return math.log(value) if value > 0 else -math.inf
+    lb = float(log_shape_survival(b, shape, theta))
+    if not lb < la:
+        return -math.inf
+    return la + math.log(-math.expm1(lb - la))
+
+
 def survival(x: float | np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
     """Expected events of a fitted model at or beyond x (x >= its t0), to infinity.
 
@@ -159,9 +173,12 @@ def survival(x: float | np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
     shape, theta = params["shape"], float(params["theta"])
     ref = float(params["x_ref"])
     d0, dc = float(params["t0"]) - ref, float(params["cut"]) - ref
-    norm = shape_integral(d0, dc, shape, theta)
+    log_norm = log_shape_integral(d0, dc, shape, theta)
     lt = log_shape_survival(np.maximum(x - ref, d0), shape, theta)
-    tail = float(params["n_tail"]) * np.exp(lt - math.log(norm))
+    if not math.isfinite(log_norm):  # a shape with no weight in the window: no tail
+        tail = np.zeros_like(x)
+    else:
+        tail = float(params["n_tail"]) * np.exp(lt - log_norm)
     return tail + _core_survival(x, params)
 
 
