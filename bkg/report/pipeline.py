@@ -251,6 +251,7 @@ def run_fits_stage(
     progress("closure", "running")  # direct estimates by biased simulation (bkg closure)
     if run_closure(cfg, fits_dir):
         estimates = read_estimates(fits_dir)
+    progress("closure", "done")
     mark_fits_done(cfg, samples_dir, fits_dir)
     log.info("fitted %d sources", len(estimates))
     return "ran", key
