@@ -247,6 +247,48 @@ def _anchor(stem: str) -> str:
     return "fig-" + "".join(ch if ch.isalnum() else "-" for ch in stem)
 
 
+def _closure_section(fits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The closure table: each extrapolated tail against its direct (biased-simulation) estimate."""
+    rows = []
+    for name, f in fits.items():
+        c = f.get("closure")
+        if not c:
+            continue
+        choice = f.get("level_choice", {})
+        pull = c.get("pull")
+        rows.append(
+            [
+                _e(f.get("label", name)),
+                _num(c.get("extrapolated")),
+                f"{_num(c.get('direct'))} &plusmn; {_num(c.get('direct_stat'))}",
+                _num(c.get("effective_events")),
+                "-" if pull is None else f"{pull:+.1f}",
+                _e(choice.get("method", "-")),
+                _e(choice.get("reason", "")),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "<h2 id='closure'>Closure: extrapolated tails against direct estimates</h2>",
+        "<p>Each tail fit's prediction at the cut against the same probability measured by "
+        "biased simulation (weights p_true/p_biased; docs/tail-extrapolation.md). Per event "
+        "of the fitted sample; the level Table I uses says which one it rests on.</p>",
+        _table(
+            [
+                "Source",
+                "Extrapolated",
+                "Direct",
+                "Effective events",
+                "Pull (sigma)",
+                "Level from",
+                "Why",
+            ],
+            rows,
+        ),
+    ]
+
+
 def render_index(
     *,
     title: str,
@@ -282,6 +324,7 @@ def render_index(
         parts.append("</dl>")
     toc = [("table1", "Table I", bool(table1)), ("limits", "Limits", bool(limits)),
            ("claims", "Claims", bool(claims)), ("fits", "Fit summaries", bool(fits)),
+           ("closure", "Closure", any("closure" in f for f in fits.values())),
            ("figures", "Figures", bool(figures)), ("provenance", "Provenance", True)]  # fmt: skip
     parts.append(
         "<nav class='toc'>Contents: "
@@ -420,6 +463,7 @@ def render_index(
         parts.append(
             _table(["Source", "Model", "Level per MOT", "Quality", "Method"], rows, left=2)
         )
+    parts += _closure_section(fits)
     if figures:
         ctx: dict[str, Any] = {
             "n_mot": (limits or table1 or {}).get("n_mot"),

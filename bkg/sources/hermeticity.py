@@ -148,7 +148,9 @@ class Hermeticity(StreamingSource[_Sums]):
             level = float(-np.log(0.1)) * reg["total"]["level"] / max(reg["total"]["events"], 1)
             stat = 0.0
         neutral = sum(by_path[p]["level"] for p in ("hcal_back", "hcal_side", "vhcal_hole"))
-        closure, choice = _closure(reg["total"], t_level, t_up, t_down, t_sup, t_sdown, supported)
+        closure, choice = _closure(
+            reg["total"], cut, t_level, t_up, t_down, t_sup, t_sdown, supported
+        )
         return SourceEstimate(
             self.name,
             self.label,
@@ -179,6 +181,7 @@ class Hermeticity(StreamingSource[_Sums]):
 
 def _closure(
     region_d: Mapping[str, Any],
+    cut: float,
     ext: float,
     up: float,
     down: float,
@@ -203,7 +206,7 @@ def _closure(
     closure = {
         "direct": d, "direct_stat": ds, "effective_events": region_d["effective_events"],
         "extrapolated": ext, "extrapolated_up": ext_up, "extrapolated_down": ext_down,
-        "ratio": ratio, "pull": pull, "n_beyond": int(region_d["events"]),
+        "ratio": ratio, "pull": pull, "n_beyond": int(region_d["events"]), "cut": cut,
         "method": "escape paths forced (bkg.sim.escape), region D of the balance",
     }  # fmt: skip
     agrees = pull is not None and abs(pull) <= 2 and supported

@@ -115,3 +115,29 @@ def test_page_opens_with_a_summary_and_a_table_of_contents(tmp_path):
     n_ok = sum(c["verdict"] == "agrees" for c in claims)
     assert f"{n_ok} of {len(claims)}</b> reproduced" in summary
     assert text.index("class='summary'") < text.index("class='toc'") < text.index("id='table1'")
+
+
+def test_page_shows_the_closure_table_of_the_extrapolated_sources(tmp_path):
+    # every fits entry with a `closure` gets a row: extrapolated, direct +- stat, the pull
+    # and which one the level rests on (issue 22: the report has the closure table)
+    fits = {
+        "punch_through": {
+            "label": "Hadron punch-through",
+            "closure": {"extrapolated": 2.77e-6, "direct": 2.96e-6, "direct_stat": 2e-8,
+                        "effective_events": 37332.0, "pull": -0.3},
+            "level_choice": {"method": "extrapolated", "reason": "extrapolation supported and closes"},
+        },
+        "dimuon": {"label": "Dimuon production"},
+    }  # fmt: skip
+    provenance = json.loads((REFERENCE / "provenance.json").read_text())
+    text = render_index(
+        title="t", table1={}, limits={}, fits=fits, claims=[], figures=[], provenance=provenance,
+        root=tmp_path,
+    )  # fmt: skip
+    page = Page()
+    page.feed(text)
+    assert "closure" in page.ids and "#closure" in page.links
+    section = text[text.index("<h2 id='closure'>") :]
+    assert "Hadron punch-through" in section and "Dimuon production" not in section
+    assert "2.77e-06" in section and "2.96e-06 &plusmn; 2.00e-08" in section
+    assert "-0.3" in section and "extrapolated" in section
