@@ -55,8 +55,13 @@ def _tail_from_inf(s: float, sigma: float, alpha: float, n: float) -> float:
         return sigma / alpha * math.exp(alpha * alpha / 2.0 - alpha * s)
     # A (B + s)^(1-n) with A = (n/alpha)^n exp(-alpha^2/2), B = n/alpha - alpha, written so
     # that (n/alpha)^n cannot overflow: exp(-alpha^2/2) n/alpha (1 + alpha (s - alpha)/n)^(1-n)
-    ratio = math.exp((1.0 - n) * math.log1p(alpha * (s - alpha) / n))
-    return sigma / (n - 1.0) * math.exp(-alpha * alpha / 2.0) * (n / alpha) * ratio
+    b = n / alpha - alpha
+    try:
+        a = (n / alpha) ** n * math.exp(-alpha * alpha / 2.0)
+    except OverflowError:
+        ratio = math.exp((1.0 - n) * math.log1p(alpha * (s - alpha) / n))
+        return sigma / (n - 1.0) * math.exp(-alpha * alpha / 2.0) * (n / alpha) * ratio
+    return sigma * a / (n - 1.0) * (b + s) ** (1.0 - n)
 
 
 def _half_integral(s: float, sigma: float, alpha: float, n: float) -> float:
@@ -159,10 +164,16 @@ def pdf_unnorm(x: np.ndarray, params: Mapping[str, float], *, model: str) -> np.
         core = s < alpha
         dens = np.empty_like(s)
         dens[core] = np.exp(-0.5 * s[core] ** 2)
-        beyond = s[~core] - alpha  # >= 0
+        tail = s[~core]  # >= alpha: the exponent alpha^2/2 - alpha s is <= -alpha^2/2
         if n == 0.0:
-            dens[~core] = np.exp(-alpha * (alpha / 2.0 + beyond))
+            dens[~core] = np.exp(alpha * alpha / 2.0 - alpha * tail)
         else:
-            dens[~core] = np.exp(-0.5 * alpha * alpha - n * np.log1p(alpha * beyond / n))
+            try:  # A (B + s)^-n as the fits always computed it (the same rounding) ...
+                a = (n / alpha) ** n * math.exp(-alpha * alpha / 2.0)
+                dens[~core] = a * (n / alpha - alpha + tail) ** (-n)
+            except OverflowError:  # ... or, where A overflows, in logarithms
+                dens[~core] = np.exp(
+                    -0.5 * alpha * alpha - n * np.log1p(alpha * (tail - alpha) / n)
+                )
         out[sel] = dens
     return out
