@@ -212,18 +212,26 @@ _ENERGY = Valid(0.0, E_MAX_GEV)
 #: Value ranges and codes of the branches (``bkg samples check`` checks them); a branch
 #: not listed may hold any finite value of its dtype.
 VALID: dict[str, Valid] = {
-    **{k: _ENERGY for k in ("p_in_true", "p_in_rec", "p_out_true", "p_out_rec", "p_out_rec_ko")},
+    **{k: _ENERGY for k in ("p_in_true", "p_in_rec", "p_out_true")},
+    # a measured momentum: the track fit caps a straight track's at 1e4 GeV (a bend of
+    # 1e-4 of a 1 GeV muon's), as it does for a knock-on electron's hit taken on the axis
+    **{k: Valid(0.0, 1e4) for k in ("p_out_rec", "p_out_rec_ko")},
     **{k: _ENERGY for k in ("e_ecal", "e_vhcal", "e_hcal1", "e_hcal2", "e_hcal3", "e_hcal4")},
     **{k: _ENERGY for k in ("e_transfer", "e_hadron", "e_mu_decay", "e_gamma")},
-    **{k: _ENERGY for k in ("e_mu_plus", "e_mu_minus", "e_mu_emit")},
+    **{k: _ENERGY for k in ("e_mu_plus", "e_mu_minus", "e_mu_emit", "e_escape")},
     "x_cm": Valid(-1000.0, 1000.0),  # the experimental hall is a few metres wide
     "y_cm": Valid(-1000.0, 1000.0),
-    "process": Valid(codes=tuple(range(9))),
+    "process": Valid(codes=tuple(range(10))),  # 0-9 as the branch's description lists them
+    "escape": Valid(codes=tuple(range(7))),  # 0 none, 1-6 the escape paths
+    "track_chi2": Valid(0.0, 1e12),  # a chi2 is never negative
+    "track_chi2_ko": Valid(0.0, 1e12),
     "pdg": Valid(codes=(-211, -321, 130)),
     "decay_channel": Valid(codes=(0, 1, 2)),
     "n_mu_hcal": Valid(codes=(0, 1, 2, 3)),  # the scattered muon and the pair at most
     "z_decay_m": Valid(0.0, 1000.0, extra=(-1.0,)),
-    "depth_lambda": Valid(0.0, 100.0),
+    # visibility depth; a hadron too soft ever to leave the MIP window is put at 1000
+    # lambda_I (bkg.sim.calorimeters.NEVER_VISIBLE_LAMBDA) from its interaction point
+    "depth_lambda": Valid(0.0, 1000.0),
     "m_zprime_gev": Valid(0.0, E_MAX_GEV),
     "x_zprime": Valid(0.0, 1.0),
     "theta_zprime": Valid(0.0, math.pi),

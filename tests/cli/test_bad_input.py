@@ -525,7 +525,11 @@ def _rewritten(source: Path, target: Path, **values: Any) -> Path:
     [
         ("p_in_rec", -1e30, "branch 'p_in_rec' has 1 values outside [0, 1000] GeV (e.g. -1e+30"),
         ("p_out_rec", 5e3, "branch 'p_out_rec' has 1 values outside [0, 1000] GeV"),
-        ("process", 99, "branch 'process' has 1 values outside one of 0, 1, 2, 3, 4, 5, 6, 7, 8"),
+        (
+            "process",
+            99,
+            "branch 'process' has 1 values outside one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9",
+        ),
         ("x_cm", -1e9, "branch 'x_cm' has 1 values outside [-1000, 1000] cm"),
     ],
 )

@@ -301,3 +301,19 @@ def test_rntuple_events_reported(tmp_path):
     assert len(problems) == 1 and problems[0].startswith(expected)
     with pytest.raises(SampleError, match="is an RNTuple; expected a TTree"):
         next(iterate(path, "beam", ["e_ecal"]))
+
+
+def test_valid_ranges_admit_what_the_simulation_writes():
+    # the generator's own sentinels pass `bkg samples check`: a never-visible hadron at
+    # NEVER_VISIBLE_LAMBDA behind its interaction point, the track fit's 1e4 GeV cap on a
+    # straight track (both were flagged in a 1e7-MOT default production)
+    import numpy as np
+
+    from bkg.ntuple import VALID
+    from bkg.sim.calorimeters import NEVER_VISIBLE_LAMBDA
+
+    assert not VALID["depth_lambda"].outside(np.array([NEVER_VISIBLE_LAMBDA - 0.58])).any()
+    assert not VALID["p_out_rec_ko"].outside(np.array([1e4])).any()
+    assert VALID["p_out_rec_ko"].outside(np.array([-1.0, 2e4])).all()
+    assert not VALID["process"].outside(np.arange(10)).any()  # 9: quasi-elastic (tracker)
+    assert not VALID["escape"].outside(np.arange(7)).any()
