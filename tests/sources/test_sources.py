@@ -261,6 +261,7 @@ def test_a_failing_fit_leaves_the_folder_as_it_was(default_config, tmp_path, syn
             )
     finally:
         REGISTRY.pop("failing_test")
+    # the folder's lock file (bkg.locks) aside, nothing new
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".bkg.lock") == ["dimuon.json"]
     assert (tmp_path / "dimuon.json").read_text() == "old"
 
