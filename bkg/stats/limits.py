@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from bkg.errors import LimitError
+from bkg.errors import LimitError, one_line
 from bkg.stats.model import Table1, model_spec, numpy_backend
 
 __all__ = ["PRESETS", "EventLimit", "event_limit", "event_limit_asymptotic", "event_limit_toys"]
@@ -106,9 +106,18 @@ def event_limit_asymptotic(
             # at a tiny mu both q_mu and its Asimov value are ~0 and pyhf's CLs is 0/0:
             # no sensitivity there, i.e. CLs = 1
             with np.errstate(divide="ignore", invalid="ignore"):
-                obs, exp = pyhf.infer.hypotest(
-                    mu, data, model, test_stat="qtilde", return_expected_set=True
-                )
+                try:
+                    obs, exp = pyhf.infer.hypotest(
+                        mu, data, model, test_stat="qtilde", return_expected_set=True
+                    )
+                except pyhf.exceptions.FailedMinimization as exc:
+                    # scipy's SLSQP can stop on a model whose constraints it cannot meet
+                    # (seen with a large background and large source uncertainties)
+                    raise LimitError(
+                        f"pyhf's fit failed at mu = {mu:.4g} ({one_line(exc)}); the "
+                        "asymptotic limit cannot be computed for this model: try "
+                        "--calculator toys"
+                    ) from None
             values = np.nan_to_num(np.array([obs, *np.ravel(exp)], dtype=float), nan=1.0)
             return float(values[0]), values[1:]
 

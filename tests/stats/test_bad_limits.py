@@ -53,3 +53,22 @@ def test_huge_background_still_brackets():
     )  # fmt: skip
     assert np.all(np.isfinite(lim.expected))
     assert np.all(np.diff(lim.expected) > 0)
+
+
+def test_a_failed_pyhf_fit_is_one_line_not_a_traceback(monkeypatch):
+    # a pyhf FailedMinimization (scipy's "Inequality constraints incompatible", seen on a
+    # small report with pi_per_mu = 3e-6) reached the user as a traceback; now a LimitError
+    import pyhf
+
+    def failing(*args, **kwargs):
+        raise pyhf.exceptions.FailedMinimization(
+            type("R", (), {"message": "Inequality constraints incompatible"})()
+        )
+
+    monkeypatch.setattr(pyhf.infer, "hypotest", failing)
+    with pytest.raises(LimitError, match=r"pyhf's fit failed at mu = .*--calculator toys") as err:
+        event_limit(
+            one_source(6.0, syst=0.3), n_mot=1.0, confidence_level=0.9, mot_uncertainty=0.0,
+            signal_efficiency_uncertainty=0.0, calculator="asymptotic",
+        )  # fmt: skip
+    assert "\n" not in str(err.value)
