@@ -105,24 +105,50 @@ def estimate_backgrounds(
     *,
     fits_folder: str | Path | None = None,
     only: Sequence[str] | None = None,
+    closure: bool = True,
 ) -> Backgrounds:
-    """Fit and extrapolate every background source of Table I.
+    """Fit and extrapolate every background source of Table I, as `bkg fit` does.
 
     Args:
         cfg: the configuration.
         samples: the result of :func:`simulate`, or a folder with a MANIFEST.json.
         fits_folder: also write fits/<source>.json and figures there (default: nothing kept).
         only: a subset of the sources (default: all registered).
+        closure: measure each extrapolated tail at its cut by biased simulation and let
+            the level follow the closure (Table I's rule; docs/tail-extrapolation.md).
     """
-    from bkg.sources import run_fits
-
     folder = samples.folder if isinstance(samples, Samples) else Path(samples)
     if fits_folder is not None:
-        est = run_fits(cfg, samples_dir=folder, out_dir=Path(fits_folder), only=only)
+        est = _fit(cfg, folder, Path(fits_folder), only=only, closure=closure, figures=True)
     else:
         with tempfile.TemporaryDirectory(prefix="bkg-fits-") as tmp:
-            est = run_fits(cfg, samples_dir=folder, out_dir=Path(tmp), only=only, figures=False)
-    return Backgrounds(estimates=dict(est))
+            est = _fit(cfg, folder, Path(tmp), only=only, closure=closure, figures=False)
+    return Backgrounds(estimates=est)
+
+
+def _fit(
+    cfg: Config,
+    samples_dir: Path,
+    fits_dir: Path,
+    *,
+    only: Sequence[str] | None,
+    closure: bool,
+    figures: bool,
+) -> dict[str, SourceEstimate]:
+    import json
+
+    from bkg.sources import record_fits, run_fits
+    from bkg.sources.base import SourceEstimate
+    from bkg.sources.closure import run_closure
+
+    est = dict(run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir, only=only, figures=figures))
+    if closure:
+        for name in run_closure(cfg, fits_dir, only=list(only) if only else None):
+            est[name] = SourceEstimate.from_dict(
+                json.loads((fits_dir / f"{name}.json").read_text(encoding="utf-8"))
+            )
+        record_fits(cfg, samples_dir, fits_dir)  # the closure rewrote estimates
+    return est
 
 
 @dataclass(frozen=True)

@@ -378,14 +378,17 @@ class TailModelFit:
         return {
             "shape": self.shape,
             "t0": self.t0,
+            # a fit that failed (its reason says why) has no parameters
             "parameters": {
                 SHAPES[self.shape][0]: self.model["theta"],
                 "n_tail": self.model["n_tail"],
-            },
+            }
+            if self.model
+            else {},
             "model": self.model,
             "covariance": self.covariance,
             "n_fit": self.n_fit,
-            "level": self.level,
+            "level": self.level if math.isfinite(self.level) else None,  # None: not fitted
             "stat_up": self.stat_up,
             "stat_down": self.stat_down,
             "tail_checks": self.tail_checks,

@@ -106,3 +106,16 @@ def test_split_closure_predicts_the_rest(exp_tail_scan):
         truth = 360 * math.exp(-(o["threshold"] - 0.105) / 0.03) + gauss
         assert o["p_value"] >= 0.01
         assert o["predicted_band"][0] < truth * 1.5 and o["predicted_band"][1] > truth / 1.5
+
+
+def test_a_failed_fit_serialises_with_its_reason():
+    # a shape that could not be fitted (its model is empty) must not break the JSON of
+    # the scan: on a 2e5-MOT sample that raised KeyError: 'theta' in bkg fit
+    from bkg.fit.tailmodel import TailModelFit
+
+    fit = TailModelFit("exp", 0.2, {}, [], 0, float("nan"), 0, 0, reason="too few events")
+    data = fit.to_dict()
+    assert data["parameters"] == {} and data["reason"] == "too few events"
+    import json
+
+    json.dumps(data, allow_nan=False)  # strict JSON, as fits/<source>.json is written
