@@ -618,6 +618,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.acceptance
 @pytest.mark.slow
 def test_a_killed_fit_never_gives_a_mixed_table(tmp_path):
     # before: the five fits/*.json were written one by one; kill -9 in between left a mix

@@ -19,6 +19,7 @@ SOURCES = ("momentum_mismatch", "hermeticity", "punch_through")
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance
 @pytest.mark.parametrize("seed", [None, 1, 2])
 def test_tail_checks_split_and_closure_on_three_seeds(seed, tmp_path):
     from bkg.sim.run import run_samples
