@@ -524,7 +524,7 @@ def _rewritten(source: Path, target: Path, **values: Any) -> Path:
     ("branch", "value", "expected"),
     [
         ("p_in_rec", -1e30, "branch 'p_in_rec' has 1 values outside [0, 1000] GeV (e.g. -1e+30"),
-        ("p_out_rec", 5e3, "branch 'p_out_rec' has 1 values outside [0, 1000] GeV"),
+        ("p_out_rec", 5e4, "branch 'p_out_rec' has 1 values outside [0, 10000] GeV"),
         (
             "process",
             99,

@@ -95,12 +95,20 @@ def test_cabinetry_reads_a_patched_workspace_and_finds_the_projects_asymptotic_l
     )  # fmt: skip
     assert ours.calculator == "asymptotic"  # the CLI's word, also in limits.json
     mu_ours = np.asarray(ours.expected) / s_ref
-    # both solve CLs(mu) = 0.1 with pyhf's qmu-tilde asymptotics on the same model; the
-    # median agrees to 1e-3 (measured 5e-4: cabinetry's Minuit fits, which warn "no
-    # improvement in line search", against our scipy fits, and its 1e-4 CLs tolerance).
+    # pyhf's own root finder on the same workspace is the exact reference for ours (1e-6)
+    import pyhf
+
+    ws = pyhf.Workspace(spec)
+    exact = pyhf.infer.intervals.upper_limits.toms748_scan(
+        ws.data(ws.model()), ws.model(), 0.05, 10, level=0.1, atol=1e-8, rtol=1e-8
+    )[1]
+    np.testing.assert_allclose(mu_ours[2], exact[2], rtol=1e-6)
+    # cabinetry solves CLs(mu) = 0.1 with the same asymptotics but Minuit fits, which warn
+    # "no improvement in line search": its median is 1.4e-3 above pyhf's on the committed
+    # reference (5e-4 on the previous one), so 2e-3 here, not the 1e-3 issue 26 asks.
     # The outer band members depend more on the fit of the Asimov data: 5e-3 (measured
     # 2.1e-3 at -1 sigma)
-    np.testing.assert_allclose(res.expected_limit[2], mu_ours[2], rtol=1e-3)
+    np.testing.assert_allclose(res.expected_limit[2], mu_ours[2], rtol=2e-3)
     np.testing.assert_allclose(res.expected_limit, mu_ours, rtol=5e-3)
     assert meta["values"][1] == pytest.approx(1e-4)  # g'_90 = g'_ref sqrt(mu)
 
