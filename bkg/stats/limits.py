@@ -197,7 +197,9 @@ def _toy_root(
         else:  # just past the estimate, towards the farther end
             x += tol / 3 if b - x > x - a else -tol / 3
             f(min(max(x, a + 0.01 * width), b - 0.01 * width))
-    raise LimitError(f"{band} limit: the toy CLs root was not found in 60 evaluations")
+    # the interpolation did not close the bracket (a CLs with large steps, e.g. a few
+    # toy counts): the whole range, bisected, as for a non-monotone curve
+    return _solve(lambda mu: f(mu) - alpha, lo, hi, band, (1e-3, 1e-3))
 
 
 def event_limit_toys(
