@@ -1,6 +1,6 @@
 """Muon passage through the lead ECAL (active target): energy loss and its truth.
 
-Model (DESIGN.md, "Muon energy loss in lead"): -dE/dX = a(E) + b(E) E with
+Model (docs/physics-conventions.md): -dE/dX = a(E) + b(E) E with
 X in g/cm2. Ionisation is continuous with Landau-like fluctuations (a
 Moyal-distributed deposit scaled to the Bethe mean). Radiative losses are
 split into soft losses (v < ``V_CUT``, continuous) and catastrophic
