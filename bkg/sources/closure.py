@@ -63,12 +63,13 @@ def choose_level(
     if decades_below > MAX_DECADES:
         reasons.append(f"extrapolation {decades_below:.1f} decades below the last observed event")
     use_direct = bool(reasons)
+    # no wall time in here: fits/*.json must be byte-reproducible
     closure = {
         "direct": d, "direct_stat": d_stat, "effective_events": direct.effective_events,
         "extrapolated": ext, "extrapolated_up": ext_up, "extrapolated_down": ext_down,
         "ratio": ratio, "pull": pull, "n_generated": direct.n_generated, "n_beyond": direct.n_beyond,
         "bound_90": direct.bound_90, "points": direct.points, "method": direct.method,
-        "seconds": direct.seconds, "cut": direct.cut,
+        "cut": direct.cut,
     }  # fmt: skip
     t_level = float(inputs.get("tail_level", ext or 0.0))
     t_stat = (float(inputs.get("tail_stat_up", 0.0)), float(inputs.get("tail_stat_down", 0.0)))
