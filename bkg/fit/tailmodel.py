@@ -414,6 +414,48 @@ def _model_dict(shape: str, theta: float, n_tail: float, t0: float, cut: float, 
     return out
 
 
+def _shape_numpy(shape: str, u: np.ndarray, theta: float) -> np.ndarray:
+    """The tail shape f(u; theta) of :class:`_TailLoss` in numpy (u = d / d0 >= 1)."""
+    if shape == "exp":
+        return np.exp(-(u - 1.0) / theta)
+    if shape == "power":
+        return np.exp(-theta * np.log(u))
+    return np.exp(-3.0 * np.log(u) - (u * u - 1.0) / (theta * theta))
+
+
+def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: float,
+                    d0: float, dc: float, n0: float) -> tuple[float, float] | None:  # fmt: skip
+    """The same extended NLL as :class:`_TailLoss`, minimised by iminuit on numpy arrays.
+
+    For the toy and bootstrap refits (hundreds per source, no covariance needed): the
+    same likelihood, normalisation nodes and start values as the zfit fit, without
+    TensorFlow's per-call cost (about 20x faster on a few hundred events). Returns
+    (theta in units of d0, n_tail), or None when no start converges.
+    """
+    from iminuit import Minuit
+
+    s = np.linspace(0.0, math.log(dc / d0), _N_NODES)
+    w = np.ones(_N_NODES)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    nodes, weights = np.exp(s), w * (s[1] - s[0]) / 3.0 * np.exp(s)
+
+    def nll(theta: float, n_tail: float) -> float:
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            norm = float(np.sum(weights * _shape_numpy(shape, nodes, theta)))
+            dens = core_u + n_tail * _shape_numpy(shape, u, theta) / norm
+            value = core_total + n_tail - float(np.sum(np.log(np.maximum(dens, 1e-300))))
+        return value if math.isfinite(value) else 1e300
+
+    for theta0 in _STARTS[shape]:
+        m = Minuit(nll, theta=theta0, n_tail=n0)
+        m.errordef = Minuit.LIKELIHOOD
+        m.limits = [(1e-4, 1e4), (0.0, 1e9)]
+        m.migrad()
+        if m.valid:
+            return float(m.values["theta"]), float(m.values["n_tail"])
+    return None
+
+
 def fit_tail_model(
     values: np.ndarray,
     *,
@@ -424,8 +466,12 @@ def fit_tail_model(
     core: Core | None,
     source: str = "fit",
     hesse: bool = True,
+    engine: str = "zfit",
 ) -> tuple[dict[str, Any], np.ndarray, Any]:
     """Extended unbinned zfit fit of ``shape`` (+ the fixed core) to the values in [t0, cut).
+
+    ``engine="numpy"`` minimises the same likelihood with iminuit directly (no covariance,
+    no zfit result): the refits of toys and bootstrap replicas.
 
     Returns:
         (model dict, covariance of (theta, n_tail) in the variable's units, zfit result).
@@ -442,15 +488,25 @@ def fit_tail_model(
     d0, dc = t0 - x_ref, cut - x_ref
     if not d0 > 0:
         raise FitError(f"{source}: t0 = {t0:.4g} is not beyond the reference {x_ref:.4g}")
-    loss = _loss_for(shape)
-    loss.set_range(d0, dc)
+    if shape not in SHAPES:
+        raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
     core_in = 0.0
     if core is not None:
         z0, zc = (t0 - core.mu) / core.sigma, (cut - core.mu) / core.sigma
         core_in = core.n * 0.5 * (special.erfc(z0 / math.sqrt(2)) - special.erfc(zc / math.sqrt(2)))
     # canonical units: u = d / d0, densities per unit of u
-    loss.set_data((x - x_ref) / d0, _core_density(x, core) * d0, core_in)
+    u, core_u = (x - x_ref) / d0, _core_density(x, core) * d0
     n0 = max(x.size - core_in, 1.0)
+    scale = 1.0 if shape == "power" else d0  # q and s are lengths, n is a number
+    if engine == "numpy":
+        found = _minimise_numpy(shape, u, core_u, core_in, d0, dc, n0)
+        if found is None:
+            raise FitError(f"{source}: {shape} tail fit above {t0:.4g} failed (iminuit)")
+        model = _model_dict(shape, found[0] * scale, found[1], t0, cut, x_ref, core)
+        return model, np.zeros((2, 2)), None
+    loss = _loss_for(shape)
+    loss.set_range(d0, dc)
+    loss.set_data(u, core_u, core_in)
     result, reason = loss.minimise([(s, n0) for s in _STARTS[shape]])
     if result is None:
         raise FitError(f"{source}: {shape} tail fit above {t0:.4g} failed: {reason}")
@@ -463,7 +519,6 @@ def fit_tail_model(
         if not np.all(np.isfinite(cov)):
             raise FitError(f"{source}: {shape}: covariance not finite")
     theta_u, n_tail = float(loss.theta.value()), float(loss.n_tail.value())
-    scale = 1.0 if shape == "power" else d0  # q and s are lengths, n is a number
     cov = cov * np.outer([scale, 1.0], [scale, 1.0])
     model = _model_dict(shape, theta_u * scale, n_tail, t0, cut, x_ref, core)
     return model, cov, result
@@ -559,7 +614,7 @@ def deviance_test(values: np.ndarray, model: Mapping[str, Any], *, source: str,
         try:
             m, _c, _r = fit_tail_model(xs, shape=model["shape"], t0=model["t0"], cut=model["cut"],
                                        x_ref=model["x_ref"], core=core, source=source,
-                                       hesse=False)  # fmt: skip
+                                       hesse=False, engine="numpy")  # fmt: skip
         except FitError:
             continue
         counts = np.histogram(xs, bins=edges)[0]
@@ -755,7 +810,8 @@ def closure_split(
             rep = np.repeat(fit_x, rng.poisson(1.0, fit_x.size))
             try:
                 m, _c, _r = fit_tail_model(rep, shape=shape, t0=t0, cut=t1, x_ref=x_ref,
-                                           core=core_fit, source=source, hesse=False)  # fmt: skip
+                                           core=core_fit, source=source, hesse=False,
+                                           engine="numpy")  # fmt: skip
             except FitError:
                 continue
             preds_list.append(beyond(m["theta"], m["n_tail"]))
