@@ -139,7 +139,11 @@ def _projections() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.n
     with z ~ N(0, 1_4) has covariance theta0^2 K + sigma^2 S^2, the exact law of the fit's
     view of the Gaussian part, for any theta0: 4 normals per plane.
 
-    Returns (Q_x^T, Q_y^T, S A for x, lam for x, A for y, lam for y).
+    With w = sqrt(theta0^2 lam + sigma^2) z, the bend is |BEND_ROW| A_0 . w_x and, A being
+    orthogonal, chi^2 sigma^2 = |w_x|^2 - (A_0 . w_x)^2 + |w_y|^2: no residual vector is
+    needed unless a rare kink or hit adds to it.
+
+    Returns (Q_x^T, Q_y^T, A for x, lam for x, A for y, lam for y).
     """
     ax, ay = _design()
     qx, qy = _residual_basis(ax).T, _residual_basis(ay).T
@@ -148,10 +152,11 @@ def _projections() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.n
     s = np.array([np.sqrt(np.sum(BEND_ROW**2)), 1.0, 1.0, 1.0])
     lam_x, a_x = np.linalg.eigh((mx @ mx.T) / np.outer(s, s))
     lam_y, a_y = np.linalg.eigh(my @ my.T)
-    return qx, qy, s[:, None] * a_x, np.maximum(lam_x, 0.0), a_y, np.maximum(lam_y, 0.0)
+    return qx, qy, a_x, np.maximum(lam_x, 0.0), a_y, np.maximum(lam_y, 0.0)
 
 
 _QX, _QY, _MIX_X, _LAM_X, _MIX_Y, _LAM_Y = _projections()
+_BEND_NORM = float(np.sqrt(np.sum(BEND_ROW**2)))
 
 
 def kink_chi2_per_rad2(station: int) -> tuple[float, float]:
@@ -685,30 +690,33 @@ def _fit_hits(
     bend = kappa / np.maximum(tr.p_bend, 0.05) * tr.has
     t2 = (theta0 * theta0).astype(np.float32)
     s2 = np.float32(sigma * sigma)
-    for i in range(4):  # z scaled to sqrt(theta0^2 lam + sigma^2), in place
-        g[i] *= np.sqrt(t2 * np.float32(_LAM_X[i]) + s2)
-        g[4 + i] *= np.sqrt(t2 * np.float32(_LAM_Y[i]) + s2)
-    phi_fit = bend + _MIX_X[0] @ g[:4]
-    rx = _MIX_X[1:].astype(np.float32) @ g[:4]
-    ry = _MIX_Y.astype(np.float32) @ g[4:]
+    w = g  # z scaled to w = sqrt(theta0^2 lam + sigma^2) z, in place
+    for i in range(4):
+        w[i] *= np.sqrt(t2 * np.float32(_LAM_X[i]) + s2)
+        w[4 + i] *= np.sqrt(t2 * np.float32(_LAM_Y[i]) + s2)
+    c = _MIX_X[0].astype(np.float32) @ w[:4]
+    phi_fit = bend + _BEND_NORM * c
+    chi2 = np.einsum("ij,ij->j", w, w)
+    chi2 -= c * c
     ev, dx, dy = _rare_displacements(tr, ko["ko_ev"])
-    if ev.size:
+    if ev.size:  # the few tracks whose residuals move: their residual vectors
         phi_fit[ev] += BEND_ROW @ dx
-        rx[:, ev] += (_QX @ dx).astype(np.float32)
-        ry[:, ev] += (_QY @ dy).astype(np.float32)
-    chi2 = (np.einsum("ij,ij->j", rx, rx) + np.einsum("ij,ij->j", ry, ry)) / np.float32(
-        sigma * sigma
-    )
+        rx = _MIX_X[1:] @ w[:4, ev] + _QX @ dx
+        ry = _MIX_Y @ w[4:, ev] + _QY @ dy
+        chi2[ev] = np.sum(rx * rx, axis=0) + np.sum(ry * ry, axis=0)
+    np.maximum(chi2, 0.0, out=chi2)
+    chi2 /= s2
     p_rec = kappa / np.maximum(phi_fit, kappa * 1e-4)
     p_rec[~tr.has] = 0.0
     chi2[~tr.has] = 0.0
     p_rec_ko = np.zeros(n)  # knock-ons come only from muons (the thinning above)
     chi2_ko = np.zeros(n, dtype=np.float32)
     ko_ev = ko["ko_ev"]
-    if ko_ev.size:
+    if ko_ev.size:  # every ko event is among ev
+        at = np.searchsorted(ev, ko_ev)
         phi_ko = phi_fit[ko_ev] + BEND_ROW @ ko["dx_ko"]
-        rxk = rx[:, ko_ev] + _QX @ ko["dx_ko"]
-        ryk = ry[:, ko_ev] + _QY @ ko["dy_ko"]
+        rxk = rx[:, at] + _QX @ ko["dx_ko"]
+        ryk = ry[:, at] + _QY @ ko["dy_ko"]
         p_rec_ko[ko_ev] = kappa / np.maximum(phi_ko, kappa * 1e-4)
         chi2_ko[ko_ev] = (np.sum(rxk * rxk, axis=0) + np.sum(ryk * ryk, axis=0)) / sigma**2
     return {"p_rec": p_rec, "chi2": chi2, "p_rec_ko": p_rec_ko, "chi2_ko": chi2_ko}
