@@ -155,8 +155,9 @@ def _profile(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 def path_of(lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(escape code, total escaped GeV) from the energies lost by path, shape (n, N_PATHS)."""
     total = lost.sum(axis=1)
-    code = (np.argmax(lost, axis=1) + 1).astype(np.int8)
-    code[total < E_ESCAPE_MIN_GEV] = 0
+    code = np.zeros(total.size, dtype=np.int8)
+    rows = np.flatnonzero(total >= E_ESCAPE_MIN_GEV)  # rare: the argmax only there
+    code[rows] = np.argmax(lost[rows], axis=1) + 1
     return code, total
 
 
