@@ -8,7 +8,8 @@ are steady-state throughput; each is the best of ``--repeat`` runs (the machine
 may be shared). A chunk runs on one core: events/s/core is events over the
 chunk's wall time (``wall``) and over the process's CPU time (``cpu``, less
 sensitive to other jobs on a shared machine). The load average (1 min) is
-printed next to every figure.
+printed next to every figure, and the peak RSS so far after each sample (the
+samples run in the order of the table, beam first).
 
 Usage: python bench/bench_sim.py [--scale X] [--repeat R] [--only SAMPLE ...]
 """
@@ -41,6 +42,11 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far (MB): after a sample, the peak up to it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -56,7 +62,7 @@ def main() -> None:
     print(f"+ sha256 of one chunk (bkg.sim.run.write_chunk), best of {args.repeat} runs")
     print(
         f"{'sample':16s} {'events':>9s} {'best s':>7s} {'median s':>8s} {'cpu s':>6s}"
-        f" {'events/s/core':>13s} {'(cpu)':>9s} {'load':>5s}"
+        f" {'events/s/core':>13s} {'(cpu)':>9s} {'load':>5s} {'RSS MB':>7s}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for sample, n in SIZES.items():
@@ -75,10 +81,9 @@ def main() -> None:
             best, cpu = min(walls), min(cpus)
             print(
                 f"{sample:16s} {n:9d} {best:7.3f} {statistics.median(walls):8.3f} {cpu:6.3f}"
-                f" {n / best:13.3g} {n / cpu:9.3g} {statistics.median(loads):5.2f}"
+                f" {n / best:13.3g} {n / cpu:9.3g} {statistics.median(loads):5.2f} {_rss_mb():7.0f}"
             )
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss_mb:.0f} MB; load average now {_load():.2f} on {os.cpu_count()} cores")
+    print(f"peak RSS: {_rss_mb():.0f} MB; load average now {_load():.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
