@@ -387,8 +387,9 @@ def measure_p_out(
 ) -> dict[str, Any]:
     """MS2 reconstruction of the outgoing muon: hits in every station and the track fit.
 
-    The momentum chain (hits, 1/p) is float64: the relative residual p_rec / p_true - 1
-    is extrapolated far into its tails.
+    The fitted bend and 1/p are float64 (the relative residual p_rec / p_true - 1 is
+    extrapolated far into its tails); its Gaussian part is drawn in float32 where the fit
+    sees it (:func:`_fit_hits`), chi^2 in float32 (the branch's dtype).
 
     Args:
         p_true: true momentum behind the ECAL (GeV), 0 when there is no muon.
