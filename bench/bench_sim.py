@@ -5,14 +5,19 @@ production worker: generation, ROOT write (compression included) and the
 file's sha256. Every sample type is first run once untimed (imports, cached
 tables, the signal's cross-section grid of the benchmarked mass), so the figures
 are steady-state throughput; each is the best of ``--repeat`` runs (the machine
-may be shared).
+may be shared). A chunk runs on one core: events/s/core is events over the
+chunk's wall time (``wall``) and over the process's CPU time (``cpu``, less
+sensitive to other jobs on a shared machine). The load average (1 min) is
+printed next to every figure, and the peak RSS so far after each sample (the
+samples run in the order of the table, beam first).
 
-Usage: python bench/bench_sim.py [--scale X] [--repeat R]
+Usage: python bench/bench_sim.py [--scale X] [--repeat R] [--only SAMPLE ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import tempfile
@@ -32,33 +37,53 @@ SIZES = {
 SIGNAL_MASS_GEV = 0.1
 
 
+def _load() -> float:
+    """The 1-minute load average."""
+    return os.getloadavg()[0]
+
+
+def _rss_mb() -> float:
+    """Peak resident set size of this process so far (MB): after a sample, the peak up to it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply the default event counts"
     )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per sample (best kept)")
+    parser.add_argument(
+        "--only", action="append", choices=list(SIZES), help="only this sample (repeatable)"
+    )
     args = parser.parse_args()
     cfg = load_config()
     print("steady state: one untimed warm-up chunk per sample first; generation + ROOT write")
     print(f"+ sha256 of one chunk (bkg.sim.run.write_chunk), best of {args.repeat} runs")
-    print(f"{'sample':18s} {'events':>10s} {'best s':>8s} {'median s':>9s} {'events/s/core':>14s}")
+    print(
+        f"{'sample':16s} {'events':>9s} {'best s':>7s} {'median s':>8s} {'cpu s':>6s}"
+        f" {'events/s/core':>13s} {'(cpu)':>9s} {'load':>5s} {'RSS MB':>7s}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for sample, n in SIZES.items():
+            if args.only and sample not in args.only:
+                continue
             n = int(n * args.scale)
             mass = SIGNAL_MASS_GEV if sample == "signal" else None
             write_chunk(cfg, sample, (99, 0), min(n, 20_000), mass, Path(tmp) / "warm.root")
-            times = []
+            walls, cpus, loads = [], [], []
             for rep in range(args.repeat):
-                t0 = time.perf_counter()
+                loads.append(_load())
+                t0, c0 = time.perf_counter(), time.process_time()
                 write_chunk(cfg, sample, (99, 1 + rep), n, mass, Path(tmp) / f"{sample}.root")
-                times.append(time.perf_counter() - t0)
-            best = min(times)
+                walls.append(time.perf_counter() - t0)
+                cpus.append(time.process_time() - c0)
+            best, cpu = min(walls), min(cpus)
             print(
-                f"{sample:18s} {n:10d} {best:8.3f} {statistics.median(times):9.3f} {n / best:14.3g}"
+                f"{sample:16s} {n:9d} {best:7.3f} {statistics.median(walls):8.3f} {cpu:6.3f}"
+                f" {n / best:13.3g} {n / cpu:9.3g} {statistics.median(loads):5.2f} {_rss_mb():7.0f}"
             )
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss_mb:.0f} MB")
+    print(f"peak RSS: {_rss_mb():.0f} MB; load average now {_load():.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

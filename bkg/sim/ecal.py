@@ -478,12 +478,53 @@ def pass_ecal(
     e_in = np.asarray(e_in, dtype=np.float64)
     n = e_in.size
     ion_scale = _pass_constants(float(mip_visible_gev), float(total_depth_g_cm2), knock_on)
-    tables = _energy_tables()
     depth_arr = np.asarray(depth_g_cm2, dtype=np.float64)
-    scalar_depth = depth_arr.ndim == 0
-    depth: np.ndarray | float = float(depth_arr) if scalar_depth else depth_arr
-    # continuous part, evaluated at the entry energy (the loss is ~1%)
+    depth: np.ndarray | float = float(depth_arr) if depth_arr.ndim == 0 else depth_arr
     log_e = np.log(np.maximum(e_in, 0.2))
+    ion, soft = _continuous_loss(rng, e_in, log_e, depth, knock_on)
+    st = _MuonState(
+        e_out=e_in - ion - soft,
+        e_em=soft,
+        e_had=np.zeros(n),
+        process=np.zeros(n, dtype=np.int8),
+        e_transfer=np.zeros(n),
+        depth_int=np.full(n, -1.0),
+    )
+    _catastrophic(rng, st, log_e, depth_arr)
+    if knock_on:
+        _knock_ons(rng, st, e_in, depth_arr)
+    np.maximum(st.e_out, 0.0, out=st.e_out)
+    return {
+        "e_out": st.e_out,
+        "e_dep_ion": (ion * ion_scale).astype(np.float32),
+        "e_dep_em": st.e_em,
+        "e_had": st.e_had,
+        "process": st.process,
+        "e_transfer": st.e_transfer,
+        "depth_int": st.depth_int,
+    }
+
+
+class _MuonState(NamedTuple):
+    """The arrays :func:`pass_ecal` updates in place (one entry per muon)."""
+
+    e_out: np.ndarray
+    e_em: np.ndarray
+    e_had: np.ndarray
+    process: np.ndarray
+    e_transfer: np.ndarray
+    depth_int: np.ndarray
+
+
+def _continuous_loss(
+    rng: np.random.Generator,
+    e_in: np.ndarray,
+    log_e: np.ndarray,
+    depth: np.ndarray | float,
+    knock_on: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ionisation, soft radiative loss) in GeV, evaluated at the entry energy (the loss is ~1%)."""
+    n = e_in.size
     # restricted loss: the knock-ons above the cut are drawn below, not continuous
     mean_ion = (_dedx_at(log_e) - (_knock_on_mean_loss(e_in) if knock_on else 0.0)) * depth
     # Landau-like fluctuation: Moyal variate with the PDG width xi = (K/2) (Z/A) x / beta^2
@@ -493,13 +534,21 @@ def pass_ecal(
     moyal = np.minimum(-2.0 * np.log(np.maximum(g, np.float32(1e-6))), np.float32(40.0))
     ion = np.maximum(mean_ion + xi * (moyal - 1.27), 0.2 * mean_ion)
     soft = _soft_b_at(log_e) * e_in * depth
-    e_out = e_in - ion - soft
-    e_em = soft
-    e_had = np.zeros(n)
-    process = np.zeros(n, dtype=np.int8)
-    e_transfer = np.zeros(n)
-    depth_int = np.full(n, -1.0)
-    depth_max = depth if scalar_depth else float(np.max(depth_arr, initial=0.0))
+    return ion, soft
+
+
+def _catastrophic(
+    rng: np.random.Generator, st: _MuonState, log_e: np.ndarray, depth_arr: np.ndarray
+) -> None:
+    """Radiative interactions with v >= V_CUT of every process, applied to ``st`` in place.
+
+    Drawn as one Poisson process over all muons at the largest rate (the highest energy
+    and depth), then thinned to each muon's own rate.
+    """
+    n = log_e.size
+    tables = _energy_tables()
+    scalar_depth = depth_arr.ndim == 0
+    depth_max = float(depth_arr) if scalar_depth else float(np.max(depth_arr, initial=0.0))
     # the rate cells the muons span (the radiative tables start at 1 GeV)
     lo_cell, hi_cell = (
         (int(_scale_cell(log_e.min())[0]), int(_scale_cell(log_e.max())[0]) + 2) if n else (0, 0)
@@ -523,30 +572,31 @@ def pass_ecal(
         for k in np.unique(node):
             at = np.flatnonzero(node == k)
             v[at] = sample_v(p, at.size, rng, node=int(k))
+        z = rng.random(idx.size) * (depth_max if scalar_depth else depth_arr[idx])
+        deposit = st.e_had if p == "nucl" else st.e_em
+        _apply_losses(idx, v, z, pid, st.e_out, deposit, st.process, st.e_transfer, st.depth_int)
+
+
+def _knock_ons(
+    rng: np.random.Generator, st: _MuonState, e_in: np.ndarray, depth_arr: np.ndarray
+) -> None:
+    """Hard knock-on electrons (T above V_CUT E), applied to ``st`` in place.
+
+    One Poisson number per muon (their rate falls with E, as T_cut rises), T from 1/T^2
+    thinned by the spin-1/2 factor; each electron showers in the ECAL like a
+    bremsstrahlung photon.
+    """
+    n = e_in.size
+    scalar_depth = depth_arr.ndim == 0
+    depth: np.ndarray | float = float(depth_arr) if scalar_depth else depth_arr
+    rate = _knock_on_rate(e_in) * depth
+    count = rng.poisson(rate) if n else np.zeros(0, dtype=np.int64)
+    idx = np.repeat(np.arange(n), count)
+    if idx.size:
+        t = _draw_knock_on_t(rng, e_in[idx])
         z = rng.random(idx.size) * (depth if scalar_depth else depth_arr[idx])
+        # the electron takes T itself: as a fraction of the energy the muon has left
+        v = np.minimum(t / np.maximum(st.e_out[idx], 1e-9), 1.0)
         _apply_losses(
-            idx, v, z, pid, e_out, e_had if p == "nucl" else e_em, process, e_transfer, depth_int
+            idx, v, z, KNOCK_ON_ID, st.e_out, st.e_em, st.process, st.e_transfer, st.depth_int
         )
-    if knock_on:
-        # hard knock-on electrons (T above V_CUT E): drawn one Poisson number per muon
-        # (their rate falls with E, as T_cut rises), T from 1/T^2 thinned by the spin-1/2
-        # factor; each electron showers in the ECAL like a bremsstrahlung photon
-        rate = _knock_on_rate(e_in) * depth
-        count = rng.poisson(rate) if n else np.zeros(0, dtype=np.int64)
-        idx = np.repeat(np.arange(n), count)
-        if idx.size:
-            t = _draw_knock_on_t(rng, e_in[idx])
-            z = rng.random(idx.size) * (depth if scalar_depth else depth_arr[idx])
-            # the electron takes T itself: as a fraction of the energy the muon has left
-            v = np.minimum(t / np.maximum(e_out[idx], 1e-9), 1.0)
-            _apply_losses(idx, v, z, KNOCK_ON_ID, e_out, e_em, process, e_transfer, depth_int)
-    np.maximum(e_out, 0.0, out=e_out)
-    return {
-        "e_out": e_out,
-        "e_dep_ion": (ion * ion_scale).astype(np.float32),
-        "e_dep_em": e_em,
-        "e_had": e_had,
-        "process": process,
-        "e_transfer": e_transfer,
-        "depth_int": depth_int,
-    }

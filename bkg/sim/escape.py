@@ -155,8 +155,9 @@ def _profile(a: np.ndarray, t: np.ndarray) -> np.ndarray:
 def path_of(lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(escape code, total escaped GeV) from the energies lost by path, shape (n, N_PATHS)."""
     total = lost.sum(axis=1)
-    code = (np.argmax(lost, axis=1) + 1).astype(np.int8)
-    code[total < E_ESCAPE_MIN_GEV] = 0
+    code = np.zeros(total.size, dtype=np.int8)
+    rows = np.flatnonzero(total >= E_ESCAPE_MIN_GEV)  # rare: the argmax only there
+    code[rows] = np.argmax(lost[rows], axis=1) + 1
     return code, total
 
 
@@ -321,27 +322,9 @@ def hadronic_escape(
     species, z, w = lead["species"], lead["z"], lead["weight"].copy()
     e_h = z * nu
     rem = (detector.ECAL_DEPTH_G_CM2 - depth_g_cm2) / 199.6
-    # direction: the muon's, plus p_T / E_h at a uniform azimuth; dN/dpT ~ pT exp(-b pT)
-    # biased: a defensive mixture, half from the true law and half from one 3x harder,
-    # so that the weight p / (p/2 + q/2) stays below 2
-    b = 2.0 / ec.pt_mean_gev
-    hard = rng.random(n) < 0.5 if biased else np.zeros(n, dtype=bool)
-    pt = rng.gamma(2.0, 1.0 / np.where(hard, b / 3.0, b), n)
-    if biased:
-        q_over_p = np.exp(2.0 * b / 3.0 * pt) / 9.0  # (b/3)^2 e^(-b pT/3) / (b^2 e^(-b pT))
-        w /= 0.5 + 0.5 * q_over_p
-    phi = 2 * np.pi * rng.random(n)
-    txh = tx + pt * np.cos(phi) / np.maximum(e_h, 1e-3)
-    tyh = ty + pt * np.sin(phi) / np.maximum(e_h, 1e-3)
-    scale = np.array([INTERACTION_SCALE[s] for s in SPECIES])[np.maximum(species, 0)]
-    # first interaction: Exp(scale); biased for the neutral ones (punch-through): a mixture
-    # of the true law and one 5x longer, weight p / (p/2 + q/2) <= 2
+    txh, tyh = _hadron_direction(ec, rng, e_h, tx, ty, w, biased)
     neutral = (species == 0) | (species == 1)
-    long_draw = neutral & (rng.random(n) < 0.5) if biased else np.zeros(n, dtype=bool)
-    t0 = rng.exponential(1.0, n) * scale * np.where(long_draw, 5.0, 1.0)
-    if biased:
-        q_over_p = np.exp(t0 / scale - t0 / (5.0 * scale)) / 5.0
-        w /= np.where(neutral, 0.5 + 0.5 * q_over_p, 1.0)
+    t0 = _first_interaction(rng, species, neutral, w, biased)
     out: dict[str, Any] = {
         k: np.zeros(n) for k in ("e_split", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2")
     }
@@ -364,24 +347,7 @@ def hadronic_escape(
         for key in ("e_ecal", "e_vhcal", "e_hcal1", "e_hcal2"):
             out[key][k] = nh[key]
         lost[k] = nh["lost"]
-    c = np.flatnonzero((species == 2) | (species == 3))
-    u = rng.random(n)
-    if c.size:
-        z_h = _hcal_geometry(cfg)[0]
-        p_dec = decay_probability(e_h[c], species[c], rem[c], t0[c], z_h)
-        if biased:  # forced decay, weight P(decay)
-            dec = np.ones(c.size, dtype=bool)
-            w[c] *= p_dec
-        else:
-            dec = u[c] < p_dec
-        cd = c[dec]
-        if ec.on("shower_muon"):
-            out["e_split"][cd] = e_h[cd]
-            lost[cd, PATHS["shower_muon"] - 1] = e_h[cd]
-            # the decay muon leaves the ECAL forward (its energy >= (m_mu/m_h)^2 E_h) and
-            # crosses MS2 beside the beam muon: one more track
-            out["extra_tracks"] = np.zeros(n, dtype=np.int64)
-            out["extra_tracks"][cd] = 1
+    _charged_decays(cfg, ec, rng, out, lost, e_h, species, rem, t0, w, biased)
     # switched-off paths: deposited where the energy would have gone
     for name, code in PATHS.items():
         if ec.on(name) or name in ("em_gap", "shower_muon"):
@@ -393,6 +359,94 @@ def hadronic_escape(
     out["weight"] = w
     out["species"] = species
     return out
+
+
+def _hadron_direction(
+    ec: EscapeConfig,
+    rng: np.random.Generator,
+    e_h: np.ndarray,
+    tx: np.ndarray,
+    ty: np.ndarray,
+    w: np.ndarray,
+    biased: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes of the leading hadron: the muon's, plus p_T / E_h at a uniform azimuth.
+
+    dN/dpT ~ pT exp(-b pT). Biased: a defensive mixture, half from the true law and half
+    from one 3x harder, so that the weight p / (p/2 + q/2) stays below 2 (``w`` in place).
+    """
+    n = e_h.size
+    b = 2.0 / ec.pt_mean_gev
+    hard = rng.random(n) < 0.5 if biased else np.zeros(n, dtype=bool)
+    pt = rng.gamma(2.0, 1.0 / np.where(hard, b / 3.0, b), n)
+    if biased:
+        q_over_p = np.exp(2.0 * b / 3.0 * pt) / 9.0  # (b/3)^2 e^(-b pT/3) / (b^2 e^(-b pT))
+        w /= 0.5 + 0.5 * q_over_p
+    phi = 2 * np.pi * rng.random(n)
+    txh = tx + pt * np.cos(phi) / np.maximum(e_h, 1e-3)
+    tyh = ty + pt * np.sin(phi) / np.maximum(e_h, 1e-3)
+    return txh, tyh
+
+
+def _first_interaction(
+    rng: np.random.Generator,
+    species: np.ndarray,
+    neutral: np.ndarray,
+    w: np.ndarray,
+    biased: bool,
+) -> np.ndarray:
+    """First interaction depth (lambda_I): Exp(scale of the species).
+
+    Biased for the neutral ones (punch-through): a mixture of the true law and one 5x
+    longer, weight p / (p/2 + q/2) <= 2 (``w`` in place).
+    """
+    n = species.size
+    scale = np.array([INTERACTION_SCALE[s] for s in SPECIES])[np.maximum(species, 0)]
+    long_draw = neutral & (rng.random(n) < 0.5) if biased else np.zeros(n, dtype=bool)
+    t0 = rng.exponential(1.0, n) * scale * np.where(long_draw, 5.0, 1.0)
+    if biased:
+        q_over_p = np.exp(t0 / scale - t0 / (5.0 * scale)) / 5.0
+        w /= np.where(neutral, 0.5 + 0.5 * q_over_p, 1.0)
+    return t0
+
+
+def _charged_decays(
+    cfg: Config,
+    ec: EscapeConfig,
+    rng: np.random.Generator,
+    out: dict[str, Any],
+    lost: np.ndarray,
+    e_h: np.ndarray,
+    species: np.ndarray,
+    rem: np.ndarray,
+    t0: np.ndarray,
+    w: np.ndarray,
+    biased: bool,
+) -> None:
+    """Charged leading hadrons decaying to mu nu before they interact (``out``, ``lost``, ``w`` in place).
+
+    Biased: the decay is forced, with the weight P(decay).
+    """
+    n = e_h.size
+    c = np.flatnonzero((species == 2) | (species == 3))
+    u = rng.random(n)
+    if not c.size:
+        return
+    z_h = _hcal_geometry(cfg)[0]
+    p_dec = decay_probability(e_h[c], species[c], rem[c], t0[c], z_h)
+    if biased:  # forced decay, weight P(decay)
+        dec = np.ones(c.size, dtype=bool)
+        w[c] *= p_dec
+    else:
+        dec = u[c] < p_dec
+    cd = c[dec]
+    if ec.on("shower_muon"):
+        out["e_split"][cd] = e_h[cd]
+        lost[cd, PATHS["shower_muon"] - 1] = e_h[cd]
+        # the decay muon leaves the ECAL forward (its energy >= (m_mu/m_h)^2 E_h) and
+        # crosses MS2 beside the beam muon: one more track
+        out["extra_tracks"] = np.zeros(n, dtype=np.int64)
+        out["extra_tracks"][cd] = 1
 
 
 def em_gap(

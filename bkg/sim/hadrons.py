@@ -375,6 +375,31 @@ def _region_decays(
     }
 
 
+def _species_decays(
+    rng: np.random.Generator,
+    pdg: np.ndarray,
+    e_h: np.ndarray,
+    length_m: float,
+    region: int | None,
+    forced: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """The decays in flight of every hadron (:func:`decay_muons` per species; ``forced``
+    for the species of ``region``), merged over species."""
+    n = pdg.size
+    out = {
+        "decayed": np.zeros(n, dtype=bool),
+        "channel": np.zeros(n, dtype=np.int8),
+        "z_m": np.full(n, -1.0),
+        **{k: np.zeros(n) for k in ("e_mu", "theta", "pi_e", "pi_theta", "pi_dphi")},
+    }
+    for s in SPECIES:
+        k = np.nonzero(pdg == s)[0]
+        d = forced if region == s else decay_muons(s, e_h[k], rng, length_m=length_m)
+        for key, array in out.items():
+            array[k] = d[key]
+    return out
+
+
 def generate_hadrons(
     cfg: Config, rng: np.random.Generator, n: int, *, region: int | None = None
 ) -> dict[str, np.ndarray]:
@@ -387,6 +412,7 @@ def generate_hadrons(
     (the decay was forced); the region's probability is :func:`region_acceptance`.
     """
     b = cfg.beam
+    forced: dict[str, np.ndarray] = {}
     if region is None:
         pdg = np.array(SPECIES, dtype=np.int32)[rng.integers(0, len(SPECIES), n)]
         e_h = b.energy_gev * (1.0 + b.momentum_spread_rel * rng.standard_normal(n))
@@ -397,18 +423,9 @@ def generate_hadrons(
     y = b.spot_sigma_y_cm * rng.standard_normal(n)
     tx = 1e-3 * b.divergence_x_mrad * rng.standard_normal(n)
     ty = 1e-3 * b.divergence_y_mrad * rng.standard_normal(n)
-    decayed = np.zeros(n, dtype=bool)
-    channel = np.zeros(n, dtype=np.int8)
-    z = np.full(n, -1.0)
-    e_mu = np.zeros(n)
-    theta = np.zeros(n)
-    pi_e, pi_theta, pi_dphi = np.zeros(n), np.zeros(n), np.zeros(n)
-    for s in SPECIES:
-        k = np.nonzero(pdg == s)[0]
-        d = forced if region == s else decay_muons(s, e_h[k], rng, length_m=b.decay_length_m)
-        decayed[k], z[k], e_mu[k], theta[k] = d["decayed"], d["z_m"], d["e_mu"], d["theta"]
-        channel[k] = d["channel"]
-        pi_e[k], pi_theta[k], pi_dphi[k] = d["pi_e"], d["pi_theta"], d["pi_dphi"]
+    dec = _species_decays(rng, pdg, e_h, b.decay_length_m, region, forced)
+    decayed, z, e_mu, theta = dec["decayed"], dec["z_m"], dec["e_mu"], dec["theta"]
+    channel, pi_e, pi_theta, pi_dphi = dec["channel"], dec["pi_e"], dec["pi_theta"], dec["pi_dphi"]
     # decay muon: displaced at the target by its angle over the remaining path
     phi = 2 * np.pi * rng.random(n)
     drift_cm = 100.0 * np.where(decayed, b.decay_length_m - z, 0.0)

@@ -56,7 +56,7 @@ knock-on electron coming from the station before and per extra charged track.
 from __future__ import annotations
 
 import functools
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -117,6 +117,46 @@ _DISPLACE = np.stack([kink_displacement(j) for j in range(STATION_Z_M.size)], ax
 
 #: lever arm of a kink in station j on the fitted bend (d phi_fit / d theta_x)
 LEVER = np.round([float(BEND_ROW @ kink_displacement(j)) for j in range(STATION_Z_M.size)], 12)
+
+
+def _residual_basis(design: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (n_stations, n_stations - parameters) of the fit's residual space."""
+    q = np.linalg.qr(design, mode="complete")[0]
+    return q[:, design.shape[1] :]
+
+
+def _projections() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the track fit sees of Gaussian hit noise and Gaussian kinks.
+
+    The fit is linear: the bend is BEND_ROW @ x and chi^2 sigma^2 = |Q_x^T x|^2 +
+    |Q_y^T y|^2 (Q: orthonormal bases of the residual spaces, RESID = Q Q^T). Hit noise
+    sigma g gives u_x = (BEND_ROW @ g, Q_x^T g) sigma with covariance sigma^2 S^2,
+    S = diag(|BEND_ROW|, 1, 1, 1) (the bend row lies in the design's column space), and
+    u_y = Q_y^T g sigma ~ N(0, sigma^2 1_4); kinks theta0 k in every station
+    (k ~ N(0, 1_6)) give theta0 M_x D k, M_x = (BEND_ROW; Q_x^T), and theta0 Q_y^T D k,
+    covariances theta0^2 K. Both covariances of a plane are diagonal in one basis
+    (S^-1 K S^-1 = A diag(lam) A^T, A orthogonal): u = S A (sqrt(theta0^2 lam + sigma^2) z)
+    with z ~ N(0, 1_4) has covariance theta0^2 K + sigma^2 S^2, the exact law of the fit's
+    view of the Gaussian part, for any theta0: 4 normals per plane.
+
+    With w = sqrt(theta0^2 lam + sigma^2) z, the bend is |BEND_ROW| A_0 . w_x and, A being
+    orthogonal, chi^2 sigma^2 = |w_x|^2 - (A_0 . w_x)^2 + |w_y|^2: no residual vector is
+    needed unless a rare kink or hit adds to it.
+
+    Returns (Q_x^T, Q_y^T, A for x, lam for x, A for y, lam for y).
+    """
+    ax, ay = _design()
+    qx, qy = _residual_basis(ax).T, _residual_basis(ay).T
+    mx = np.vstack([BEND_ROW, qx]) @ _DISPLACE
+    my = qy @ _DISPLACE
+    s = np.array([np.sqrt(np.sum(BEND_ROW**2)), 1.0, 1.0, 1.0])
+    lam_x, a_x = np.linalg.eigh((mx @ mx.T) / np.outer(s, s))
+    lam_y, a_y = np.linalg.eigh(my @ my.T)
+    return qx, qy, a_x, np.maximum(lam_x, 0.0), a_y, np.maximum(lam_y, 0.0)
+
+
+_QX, _QY, _MIX_X, _LAM_X, _MIX_Y, _LAM_Y = _projections()
+_BEND_NORM = float(np.sqrt(np.sum(BEND_ROW**2)))
 
 
 def kink_chi2_per_rad2(station: int) -> tuple[float, float]:
@@ -257,54 +297,62 @@ def quasi_elastic_kink_probability(
         ``{"total": P, "per_station": [...], "q_needed_gev": [...]}``, plus
         ``total_after_chi2`` and ``per_station_after_chi2`` when ``chi2_max`` is given.
     """
-    from scipy import integrate
-
     kappa = 0.3 * field_tm
-
-    def dsigma_dq(q: float) -> float:
-        return float(qe_dsigma_dq(np.asarray(q), station_x0))
-
     dp = kappa * (1 / p_cut_gev - 1 / p_gev)  # the bend the kink must add (rad)
-    per, need = [], []
-    for w in LEVER:
-        if w <= 0:  # a kink there does not move the fitted bend
-            per.append(0.0)
-            need.append(float("inf"))
-            continue
-        q_min = p_gev * dp / w
-
-        def integrand(log_q: float, q_min: float = q_min) -> float:  # over ln q: q^-3 spans decades
-            q = float(np.exp(log_q))
-            return q * dsigma_dq(q) * np.arccos(min(q_min / q, 1.0)) / np.pi
-
-        val = integrate.quad(integrand, np.log(q_min), np.log(50.0), limit=200, epsrel=1e-6)[0]
-        per.append(float(val))
-        need.append(float(q_min))
+    need = [p_gev * dp / w if w > 0 else float("inf") for w in LEVER]
+    per = [_qe_kink_integral(p_gev, q_min, station_x0) for q_min in need]
     out: dict[str, Any] = {"total": float(sum(per)), "per_station": per, "q_needed_gev": need}
     if chi2_max is None or sigma_m is None:
         return out
-    from scipy import stats
-
-    after = []
-    for j, (w, q_min) in enumerate(zip(LEVER, need, strict=True)):
-        if w <= 0:
-            after.append(0.0)
-            continue
-        cx, cy = kink_chi2_per_rad2(j)
-
-        def kept(log_q: float, q_min: float = q_min, cx: float = cx, cy: float = cy) -> float:
-            q = float(np.exp(log_q))
-            top = float(np.arccos(min(q_min / q, 1.0)))
-            phi = np.linspace(0.0, top, 65)
-            lam = (q / p_gev) ** 2 * (cx * np.cos(phi) ** 2 + cy * np.sin(phi) ** 2) / sigma_m**2
-            surv = stats.ncx2.cdf(chi2_max, TRACK_NDF, lam)
-            return q * dsigma_dq(q) * float(integrate.trapezoid(surv, phi)) / np.pi
-
-        val = integrate.quad(kept, np.log(q_min), np.log(50.0), limit=200)[0]
-        after.append(float(val))
+    after = [
+        _qe_kink_kept(p_gev, j, q_min, station_x0, chi2_max, sigma_m)
+        for j, q_min in enumerate(need)
+    ]
     out["per_station_after_chi2"] = after
     out["total_after_chi2"] = float(sum(after))
     return out
+
+
+def _qe_kink_integral(p_gev: float, q_min: float, station_x0: float) -> float:
+    """Quasi-elastic kinks per muon in one station with q cos(phi) >= q_min (0 for q_min = inf).
+
+    The integral over ln q (q^-3 spans decades) of dN/dq times the azimuth's share
+    arccos(q_min/q)/pi.
+    """
+    from scipy import integrate
+
+    if not np.isfinite(q_min):  # a kink there does not move the fitted bend
+        return 0.0
+
+    def integrand(log_q: float) -> float:
+        q = float(np.exp(log_q))
+        dsigma = float(qe_dsigma_dq(np.asarray(q), station_x0))
+        return q * dsigma * np.arccos(min(q_min / q, 1.0)) / np.pi
+
+    val = integrate.quad(integrand, np.log(q_min), np.log(50.0), limit=200, epsrel=1e-6)[0]
+    return float(val)
+
+
+def _qe_kink_kept(
+    p_gev: float, station: int, q_min: float, station_x0: float, chi2_max: float, sigma_m: float
+) -> float:
+    """:func:`_qe_kink_integral` weighted with P(chi^2 <= chi2_max) of the kinked track."""
+    from scipy import integrate, stats
+
+    if not np.isfinite(q_min):
+        return 0.0
+    cx, cy = kink_chi2_per_rad2(station)
+
+    def kept(log_q: float) -> float:
+        q = float(np.exp(log_q))
+        top = float(np.arccos(min(q_min / q, 1.0)))
+        phi = np.linspace(0.0, top, 65)
+        lam = (q / p_gev) ** 2 * (cx * np.cos(phi) ** 2 + cy * np.sin(phi) ** 2) / sigma_m**2
+        surv = stats.ncx2.cdf(chi2_max, TRACK_NDF, lam)
+        dsigma = float(qe_dsigma_dq(np.asarray(q), station_x0))
+        return q * dsigma * float(integrate.trapezoid(surv, phi)) / np.pi
+
+    return float(integrate.quad(kept, np.log(q_min), np.log(50.0), limit=200)[0])
 
 
 def measure_p_in(
@@ -339,8 +387,9 @@ def measure_p_out(
 ) -> dict[str, Any]:
     """MS2 reconstruction of the outgoing muon: hits in every station and the track fit.
 
-    The momentum chain (hits, 1/p) is float64: the relative residual p_rec / p_true - 1
-    is extrapolated far into its tails.
+    The fitted bend and 1/p are float64 (the relative residual p_rec / p_true - 1 is
+    extrapolated far into its tails); its Gaussian part is drawn in float32 where the fit
+    sees it (:func:`_fit_hits`), chi^2 in float32 (the branch's dtype).
 
     Args:
         p_true: true momentum behind the ECAL (GeV), 0 when there is no muon.
@@ -371,171 +420,326 @@ def measure_p_out(
     p_true = np.asarray(p_true, dtype=np.float64)
     n = p_true.size
     has = p_true > 0.05
-    p = np.where(has, p_true, 1.0)
-    kappa = 0.3 * field_tm
-    z = STATION_Z_M
-    sigma = hit_sigma_m(resolution_rel, field_tm, p_ref_gev)
-    t_gcm2 = station_x0 * _X0
-    process = np.zeros(n, dtype=np.int8)
-    e_transfer = np.zeros(n)
-    hits = np.ones((n_stations, n), dtype=np.uint8)  # station-major: hits[j] is contiguous
+    tr = _new_tracks(p_true, n_stations)
     lost_ev, lost_st = _sparse_positions(rng, n, n_stations, inefficiency)
-    hits[lost_st, lost_ev] = 0
-    # kinks of the muon in each station (rad), station-major, bend plane x and y
-    kx = np.zeros((n_stations, n))
-    ky = np.zeros((n_stations, n))
-    # single large-angle scattering: only angles above the core-equivalent cut theta_c
+    tr.hits[lost_st, lost_ev] = 0
+    t_gcm2 = station_x0 * _X0
+    _single_scatters(rng, tr, t_gcm2, resolution_rel * 0.3 * field_tm)
+    _quasi_elastic(rng, tr, station_x0)
+    ev, st, t = _knock_ons(rng, tr, p_true, t_gcm2)
+    ko = _knock_on_fits(rng, tr, ev, st, t, 0.3 * field_tm)
+    if extra_tracks is not None:
+        extra = np.minimum(extra_tracks, 250).astype(np.uint8)
+        np.add(tr.hits, extra, out=tr.hits)
+    fit = _fit_hits(rng, tr, ko, station_x0, field_tm, resolution_rel, p_ref_gev)
+    if extra_tracks is None:
+        np.multiply(tr.hits, has, out=tr.hits)
+    else:
+        np.copyto(tr.hits, extra, where=~has)
+    return {
+        **fit,
+        "hits": tr.hits.T,
+        "p_after": np.maximum(tr.p_after, 0.0),
+        "p_bend": np.maximum(tr.p_bend, 0.0),
+        "process": tr.process,
+        "e_transfer": tr.e_transfer,
+        "electrons": ko["electrons"],
+    }
+
+
+class _Tracks(NamedTuple):
+    """The arrays of :func:`measure_p_out`, updated in place (station-major (6, n) or (n,))."""
+
+    p: np.ndarray
+    has: np.ndarray
+    process: np.ndarray
+    e_transfer: np.ndarray
+    hits: np.ndarray
+    p_after: np.ndarray
+    p_bend: np.ndarray
+    #: rare kinks beside the Gaussian scattering: (event, station, theta_x, theta_y) arrays
+    kinks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    #: rare hit displacements (m, electron hits taken for lost muon hits): (event, station, dx, dy)
+    shifts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+    @property
+    def n_stations(self) -> int:
+        return int(self.hits.shape[0])
+
+
+def _new_tracks(p_true: np.ndarray, n_stations: int) -> _Tracks:
+    """Tracks without kinks, losses or lost hits (one hit per station)."""
+    n = p_true.size
+    has = p_true > 0.05
+    return _Tracks(
+        p=np.where(has, p_true, 1.0),
+        has=has,
+        process=np.zeros(n, dtype=np.int8),
+        e_transfer=np.zeros(n),
+        hits=np.ones((n_stations, n), dtype=np.uint8),  # station-major: hits[j] is contiguous
+        p_after=p_true.copy(),
+        p_bend=p_true.copy(),
+        kinks=[],
+        shifts=[],
+    )
+
+
+def _add_kinks(
+    rng: np.random.Generator,
+    tr: _Tracks,
+    ev: np.ndarray,
+    st: np.ndarray,
+    theta: np.ndarray,
+    process: int,
+) -> None:
+    """Kinks of polar angle ``theta`` at a uniform azimuth in (station ``st``, event ``ev``)."""
+    phi = 2 * np.pi * rng.random(ev.size)
+    tr.kinks.append((ev, st, theta * np.cos(phi), theta * np.sin(phi)))
+    tr.process[ev] = process
+    tr.e_transfer[ev] = 0.0
+
+
+def _single_scatters(
+    rng: np.random.Generator, tr: _Tracks, t_gcm2: float, theta_c_p: float
+) -> None:
+    """Single large-angle scattering (process 6): only angles above the core-equivalent cut
+    theta_c = ``theta_c_p`` / p, Rutherford thinned by the nuclear form factor."""
+    n_stations, n = tr.hits.shape
     chi2_p2 = 0.157 * _Z * (_Z + 1) / _A * t_gcm2 * 1e-6  # GeV^2 rad^2
-    theta_c_p = resolution_rel * kappa  # GeV rad
     mu = chi2_p2 / theta_c_p**2
     ev, st = _sparse_positions(rng, n, n_stations, mu)
-    keep = has[ev]
+    keep = tr.has[ev]
     ev, st = ev[keep], st[keep]
     if ev.size:
+        p = tr.p
         theta = theta_c_p / p[ev] / np.sqrt(rng.random(ev.size))
         ok = rng.random(ev.size) < nuclear_form_factor2(p[ev] * theta)
-        ev, st, theta = ev[ok], st[ok], theta[ok]
-        phi = 2 * np.pi * rng.random(ev.size)
-        np.add.at(kx, (st, ev), theta * np.cos(phi))
-        np.add.at(ky, (st, ev), theta * np.sin(phi))
-        process[ev] = 6
-        e_transfer[ev] = 0.0
-    # quasi-elastic scattering on one nucleon, q >= Q_QE_MIN_GEV (process 9)
+        _add_kinks(rng, tr, ev[ok], st[ok], theta[ok], 6)
+
+
+def _quasi_elastic(rng: np.random.Generator, tr: _Tracks, station_x0: float) -> None:
+    """Quasi-elastic scattering on one nucleon, q >= Q_QE_MIN_GEV (process 9)."""
+    n_stations, n = tr.hits.shape
     ev, st = _sparse_positions(rng, n, n_stations, quasi_elastic_rate(station_x0))
-    keep = has[ev]
+    keep = tr.has[ev]
     ev, st = ev[keep], st[keep]
     if ev.size:
-        theta = sample_qe_q(rng, ev.size, station_x0) / p[ev]
-        phi = 2 * np.pi * rng.random(ev.size)
-        np.add.at(kx, (st, ev), theta * np.cos(phi))
-        np.add.at(ky, (st, ev), theta * np.sin(phi))
-        process[ev] = 9
-        e_transfer[ev] = 0.0
-    # knock-on electrons above T_KNOCK_MIN_GEV: drawn at the largest rate (that of the
-    # fastest muon, T_max rising with p), then thinned to each muon's own rate
+        theta = sample_qe_q(rng, ev.size, station_x0) / tr.p[ev]
+        _add_kinks(rng, tr, ev, st, theta, 9)
+
+
+def _knock_ons(
+    rng: np.random.Generator, tr: _Tracks, p_true: np.ndarray, t_gcm2: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(event, station, T in GeV) of the knock-on electrons above T_KNOCK_MIN_GEV.
+
+    Drawn at the largest rate (that of the fastest muon, T_max rising with p), thinned
+    to each muon's own rate; T from 1/T^2 thinned by the spin-1/2 factor of mu e -> mu e,
+    1 - beta^2 T/T_max + T^2/(2 E^2) <= 1 (PDG, Passage of particles through matter,
+    eq. 34.5).
+    """
+    n_stations, n = tr.hits.shape
+    p = tr.p
     k_const = 0.307075e-3 / 2 * (_Z / _A) * t_gcm2  # GeV
     p_max = float(np.max(p_true, initial=0.0))
     mean_max = 0.0
     if p_max > 0.05:
         mean_max = k_const * max(1 / T_KNOCK_MIN_GEV - 1 / float(t_max_gev(p_max)), 0.0)
     ev, st = _sparse_positions(rng, n, n_stations, mean_max)
-    tm = np.zeros(0)
-    if ev.size:
-        tm = t_max_gev(p[ev])
-        mean = k_const * np.clip(1 / T_KNOCK_MIN_GEV - 1 / tm, 0, None) * has[ev]
-        keep = rng.random(ev.size) * mean_max < mean  # thinning to the per-muon rate
-        ev, st, tm = ev[keep], st[keep], tm[keep]
-    p_after = p_true.copy()
-    p_bend = p_true.copy()
-    # displacements (m) of the hits the fit takes from a knock-on electron: where the
-    # muon's hit is lost (the measured fit), and wherever the electron has one (the ko fit)
-    dx_lost = np.zeros((n_stations, n))
-    dy_lost = np.zeros((n_stations, n))
-    ko_ev = np.zeros(0, dtype=np.intp)
-    dx_ko = dy_ko = np.zeros((n_stations, 0))
+    if not ev.size:
+        return ev, st, np.zeros(0)
+    tm = t_max_gev(p[ev])
+    mean = k_const * np.clip(1 / T_KNOCK_MIN_GEV - 1 / tm, 0, None) * tr.has[ev]
+    keep = rng.random(ev.size) * mean_max < mean  # thinning to the per-muon rate
+    ev, st, tm = ev[keep], st[keep], tm[keep]
+    if not ev.size:
+        return ev, st, np.zeros(0)
+    u = rng.random(ev.size)
+    t = 1.0 / (1 / T_KNOCK_MIN_GEV - u * (1 / T_KNOCK_MIN_GEV - 1 / tm))
+    e_mu = np.sqrt(p[ev] ** 2 + M_MU**2)
+    spin = 1.0 - (p[ev] / e_mu) ** 2 * t / tm + t * t / (2.0 * e_mu * e_mu)
+    keep = rng.random(ev.size) < spin
+    return ev[keep], st[keep], t[keep]
+
+
+def _knock_on_fits(
+    rng: np.random.Generator,
+    tr: _Tracks,
+    ev: np.ndarray,
+    st: np.ndarray,
+    t: np.ndarray,
+    kappa: float,
+) -> dict[str, Any]:
+    """The knock-on electrons' losses, second hits and flight toward the counters.
+
+    Updates ``tr`` in place (momenta, hits, the displacements of lost muon hits, truth);
+    returns ``ko_ev`` (events with an electron hit), ``dx_ko``, ``dy_ko`` (the hit
+    displacements of the fit that takes every electron hit, (n_stations, ko_ev.size))
+    and ``electrons`` (see :func:`measure_p_out`).
+    """
+    n_stations = tr.n_stations
     electrons = {
         "event": np.zeros(0, dtype=np.intp),
         "station": np.zeros(0, dtype=np.intp),
         **{k: np.zeros(0) for k in ("tx", "ty", "t_gev")},
     }
-    if ev.size:
-        u = rng.random(ev.size)
-        t = 1.0 / (1 / T_KNOCK_MIN_GEV - u * (1 / T_KNOCK_MIN_GEV - 1 / tm))
-        # the spin-1/2 factor of mu e -> mu e, 1 - beta^2 T/T_max + T^2/(2 E^2) <= 1
-        # (PDG, Passage of particles through matter, eq. 34.5), by thinning the 1/T^2 draws
-        e_mu = np.sqrt(p[ev] ** 2 + M_MU**2)
-        spin = 1.0 - (p[ev] / e_mu) ** 2 * t / tm + t * t / (2.0 * e_mu * e_mu)
-        keep = rng.random(ev.size) < spin
-        ev, st, tm, t = ev[keep], st[keep], tm[keep], t[keep]
-    if ev.size:
-        np.subtract.at(p_after, ev, t)
-        # the magnet measures the momentum the muon has between MM3 and MM4: a loss in a
-        # station in front of it is in the measured bend, one behind it is not
-        front = st < n_stations // 2
-        np.subtract.at(p_bend, ev[front], t[front])
-        # The electron starts on the muon's track (one merged cluster in station st) and
-        # leaves its own hit, displaced by theta_e (z_next - z_st), in the next station on
-        # the same side of the magnet (the field sweeps a T << p electron away). Where the
-        # muon's hit there was lost (inefficiency, drawn above) the fit takes the electron's.
-        nxt = next_station_on_same_side(st, n_stations)
-        e_ev, e_st = ev[nxt], st[nxt] + 1
-        lost = hits[e_st, e_ev] == 0
-        hits[e_st, e_ev] += 1
-        theta_e = knock_on_angle(p[ev], t)
-        phi = np.empty(ev.size)
-        phi[nxt] = 2 * np.pi * rng.random(e_ev.size)
-        arm = z[e_st] - z[e_st - 1]
-        ddx = theta_e[nxt] * np.cos(phi[nxt]) * arm
-        ddy = theta_e[nxt] * np.sin(phi[nxt]) * arm
-        np.add.at(dx_lost, (e_st, e_ev), np.where(lost, ddx, 0.0))
-        np.add.at(dy_lost, (e_st, e_ev), np.where(lost, ddy, 0.0))
-        # the fit that takes every electron hit, whether the muon's beside it was lost or not
-        ko_ev, where = np.unique(e_ev, return_inverse=True)
-        dx_ko = np.zeros((n_stations, ko_ev.size))
-        dy_ko = np.zeros((n_stations, ko_ev.size))
-        np.add.at(dx_ko, (e_st, where), np.where(lost, 0.0, ddx))
-        np.add.at(dy_ko, (e_st, where), np.where(lost, 0.0, ddy))
-        big = t > e_transfer[ev]
-        process[ev[big]] = 5
-        e_transfer[ev[big]] = t[big]
-        # every electron flies on toward S4, V1 and the HCAL: from a station behind the
-        # magnet straight, from one in front of it through the magnet, which bends it by
-        # 0.3 B L / p_e against the muon's 0.3 B L / p (a hard one, T of tens of GeV,
-        # lands in V1 or the HCAL; a soft one is swept far out). Those of the last station
-        # on each side drew no azimuth above and take one from a child of the generator's
-        # seed, so that the draws above are unchanged
-        own = ~nxt
-        if own.any():
-            seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
-            child = np.random.default_rng(seq.spawn(1)[0])
-            phi[own] = 2 * np.pi * child.random(int(own.sum()))
-        p_e = np.sqrt(t * (t + 2 * M_E))
-        extra_bend = np.where(front, kappa / p_e - kappa / np.maximum(p_bend[ev], 0.05), 0.0)
-        electrons = {
-            "event": ev,
-            "station": st,
-            "tx": theta_e * np.cos(phi) + extra_bend,
-            "ty": theta_e * np.sin(phi),
-            "t_gev": t,
-        }
-    if extra_tracks is not None:
-        extra = np.minimum(extra_tracks, 250).astype(np.uint8)
-        hits += extra
-    # Gaussian multiple scattering in each station (Highland) as kinks, then the hits:
-    # the bend kappa / p_bend behind the magnet, the kinks' displacements, the resolution
-    x0 = max(station_x0, 1e-6)
-    theta0 = 0.0136 * np.sqrt(x0) * (1 + 0.038 * np.log(x0)) / p
-    g = normal32(rng, 4 * n_stations * n).reshape(4 * n_stations, n)
-    kx += theta0 * g[:n_stations]
-    ky += theta0 * g[n_stations : 2 * n_stations]
-    bend = kappa / np.maximum(p_bend, 0.05) * has
-    x = _DISPLACE @ kx + np.maximum(z, 0.0)[:, None] * bend
-    y = _DISPLACE @ ky
-    x += sigma * g[2 * n_stations : 3 * n_stations] + dx_lost
-    y += sigma * g[3 * n_stations :] + dy_lost
-    phi_fit, chi2 = fit_tracks(x, y, sigma)
-    p_rec = kappa / np.maximum(phi_fit, kappa * 1e-4)
-    p_rec[~has] = 0.0
-    chi2[~has] = 0.0
-    p_rec_ko = np.zeros(n)  # knock-ons come only from muons (the thinning above)
-    chi2_ko = np.zeros(n)
-    if ko_ev.size:
-        phi_ko, c_ko = fit_tracks(x[:, ko_ev] + dx_ko, y[:, ko_ev] + dy_ko, sigma)
-        p_rec_ko[ko_ev] = kappa / np.maximum(phi_ko, kappa * 1e-4)
-        chi2_ko[ko_ev] = c_ko
-    if extra_tracks is None:
-        hits *= has
-    else:
-        np.copyto(hits, extra, where=~has)
-    return {
-        "p_rec": p_rec,
-        "chi2": chi2,
-        "p_rec_ko": p_rec_ko,
-        "chi2_ko": chi2_ko,
-        "hits": hits.T,
-        "p_after": np.maximum(p_after, 0.0),
-        "p_bend": np.maximum(p_bend, 0.0),
-        "process": process,
-        "e_transfer": e_transfer,
+    out: dict[str, Any] = {
+        "ko_ev": np.zeros(0, dtype=np.intp),
+        "dx_ko": np.zeros((n_stations, 0)),
+        "dy_ko": np.zeros((n_stations, 0)),
         "electrons": electrons,
     }
+    if not ev.size:
+        return out
+    z = STATION_Z_M
+    p = tr.p
+    np.subtract.at(tr.p_after, ev, t)
+    # the magnet measures the momentum the muon has between MM3 and MM4: a loss in a
+    # station in front of it is in the measured bend, one behind it is not
+    front = st < n_stations // 2
+    np.subtract.at(tr.p_bend, ev[front], t[front])
+    # The electron starts on the muon's track (one merged cluster in station st) and
+    # leaves its own hit, displaced by theta_e (z_next - z_st), in the next station on
+    # the same side of the magnet (the field sweeps a T << p electron away). Where the
+    # muon's hit there was lost (inefficiency, drawn above) the fit takes the electron's.
+    nxt = next_station_on_same_side(st, n_stations)
+    e_ev, e_st = ev[nxt], st[nxt] + 1
+    lost = tr.hits[e_st, e_ev] == 0
+    tr.hits[e_st, e_ev] += 1
+    theta_e = knock_on_angle(p[ev], t)
+    phi = np.empty(ev.size)
+    phi[nxt] = 2 * np.pi * rng.random(e_ev.size)
+    arm = z[e_st] - z[e_st - 1]
+    ddx = theta_e[nxt] * np.cos(phi[nxt]) * arm
+    ddy = theta_e[nxt] * np.sin(phi[nxt]) * arm
+    tr.shifts.append((e_ev[lost], e_st[lost], ddx[lost], ddy[lost]))
+    # the fit that takes every electron hit, whether the muon's beside it was lost or not
+    ko_ev, where = np.unique(e_ev, return_inverse=True)
+    dx_ko = np.zeros((n_stations, ko_ev.size))
+    dy_ko = np.zeros((n_stations, ko_ev.size))
+    np.add.at(dx_ko, (e_st, where), np.where(lost, 0.0, ddx))
+    np.add.at(dy_ko, (e_st, where), np.where(lost, 0.0, ddy))
+    big = t > tr.e_transfer[ev]
+    tr.process[ev[big]] = 5
+    tr.e_transfer[ev[big]] = t[big]
+    out["electrons"] = _electron_flight(rng, tr, ev, st, t, theta_e, phi, nxt, kappa)
+    out.update(ko_ev=ko_ev, dx_ko=dx_ko, dy_ko=dy_ko)
+    return out
+
+
+def _electron_flight(
+    rng: np.random.Generator,
+    tr: _Tracks,
+    ev: np.ndarray,
+    st: np.ndarray,
+    t: np.ndarray,
+    theta_e: np.ndarray,
+    phi: np.ndarray,
+    nxt: np.ndarray,
+    kappa: float,
+) -> dict[str, np.ndarray]:
+    """The knock-on electrons flying on toward S4, V1 and the HCAL (``electrons``).
+
+    From a station behind the magnet straight, from one in front of it through the
+    magnet, which bends it by 0.3 B L / p_e against the muon's 0.3 B L / p (a hard one,
+    T of tens of GeV, lands in V1 or the HCAL; a soft one is swept far out). Those of
+    the last station on each side drew no azimuth (``phi`` set where ``nxt``) and take
+    one from a child of the generator's seed, so that the earlier draws are unchanged.
+    """
+    own = ~nxt
+    if own.any():
+        seq = cast(np.random.SeedSequence, rng.bit_generator.seed_seq)
+        child = np.random.default_rng(seq.spawn(1)[0])
+        phi[own] = 2 * np.pi * child.random(int(own.sum()))
+    front = st < tr.n_stations // 2
+    p_e = np.sqrt(t * (t + 2 * M_E))
+    extra_bend = np.where(front, kappa / p_e - kappa / np.maximum(tr.p_bend[ev], 0.05), 0.0)
+    return {
+        "event": ev,
+        "station": st,
+        "tx": theta_e * np.cos(phi) + extra_bend,
+        "ty": theta_e * np.sin(phi),
+        "t_gev": t,
+    }
+
+
+def _fit_hits(
+    rng: np.random.Generator,
+    tr: _Tracks,
+    ko: dict[str, Any],
+    station_x0: float,
+    field_tm: float,
+    resolution_rel: float,
+    p_ref_gev: float,
+) -> dict[str, np.ndarray]:
+    """The track fits: ``p_rec``, ``chi2``, ``p_rec_ko``, ``chi2_ko``.
+
+    The hits are the bend kappa / p_bend behind the magnet, the displacements of the
+    kinks (Gaussian multiple scattering in each station, Highland, and the rare ones),
+    the electron hits and the resolution. The fit being linear, its Gaussian part is
+    drawn where the fit sees it (:func:`_projections`): the fitted bend and the 3 + 4
+    residual coordinates, 8 normals per track instead of 24 hit-level ones, with the
+    same joint law of (bend, chi^2). The rare kinks and shifts are added to the few
+    tracks that have them through the same projections.
+    """
+    n = tr.p.size
+    kappa = 0.3 * field_tm
+    sigma = hit_sigma_m(resolution_rel, field_tm, p_ref_gev)
+    x0 = max(station_x0, 1e-6)
+    theta0 = 0.0136 * np.sqrt(x0) * (1 + 0.038 * np.log(x0)) / tr.p
+    g = normal32(rng, 8 * n).reshape(8, n)
+    bend = kappa / np.maximum(tr.p_bend, 0.05) * tr.has
+    t2 = (theta0 * theta0).astype(np.float32)
+    s2 = np.float32(sigma * sigma)
+    w = g  # z scaled to w = sqrt(theta0^2 lam + sigma^2) z, in place
+    for i in range(4):
+        w[i] *= np.sqrt(t2 * np.float32(_LAM_X[i]) + s2)
+        w[4 + i] *= np.sqrt(t2 * np.float32(_LAM_Y[i]) + s2)
+    c = _MIX_X[0].astype(np.float32) @ w[:4]
+    phi_fit = bend + _BEND_NORM * c
+    chi2 = np.einsum("ij,ij->j", w, w)
+    chi2 -= c * c
+    ev, dx, dy = _rare_displacements(tr, ko["ko_ev"])
+    if ev.size:  # the few tracks whose residuals move: their residual vectors
+        phi_fit[ev] += BEND_ROW @ dx
+        rx = _MIX_X[1:] @ w[:4, ev] + _QX @ dx
+        ry = _MIX_Y @ w[4:, ev] + _QY @ dy
+        chi2[ev] = np.sum(rx * rx, axis=0) + np.sum(ry * ry, axis=0)
+    np.maximum(chi2, 0.0, out=chi2)
+    chi2 /= s2
+    p_rec = kappa / np.maximum(phi_fit, kappa * 1e-4)
+    p_rec[~tr.has] = 0.0
+    chi2[~tr.has] = 0.0
+    p_rec_ko = np.zeros(n)  # knock-ons come only from muons (the thinning above)
+    chi2_ko = np.zeros(n, dtype=np.float32)
+    ko_ev = ko["ko_ev"]
+    if ko_ev.size:  # every ko event is among ev
+        at = np.searchsorted(ev, ko_ev)
+        phi_ko = phi_fit[ko_ev] + BEND_ROW @ ko["dx_ko"]
+        rxk = rx[:, at] + _QX @ ko["dx_ko"]
+        ryk = ry[:, at] + _QY @ ko["dy_ko"]
+        p_rec_ko[ko_ev] = kappa / np.maximum(phi_ko, kappa * 1e-4)
+        chi2_ko[ko_ev] = (np.sum(rxk * rxk, axis=0) + np.sum(ryk * ryk, axis=0)) / sigma**2
+    return {"p_rec": p_rec, "chi2": chi2, "p_rec_ko": p_rec_ko, "chi2_ko": chi2_ko}
+
+
+def _rare_displacements(tr: _Tracks, also: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(events, dx, dy): the hit displacements (m, (n_stations, events)) of the rare kinks
+    and shifts, for the sorted events that have one or are in ``also``."""
+    parts = [k[0] for k in tr.kinks] + [s[0] for s in tr.shifts] + [also]
+    ev = np.unique(np.concatenate(parts))
+    if not ev.size:
+        return ev, np.zeros((tr.n_stations, 0)), np.zeros((tr.n_stations, 0))
+    kx = np.zeros((tr.n_stations, ev.size))
+    ky = np.zeros((tr.n_stations, ev.size))
+    for e, st, tx, ty in tr.kinks:
+        col = np.searchsorted(ev, e)
+        np.add.at(kx, (st, col), tx)
+        np.add.at(ky, (st, col), ty)
+    dx = _DISPLACE @ kx
+    dy = _DISPLACE @ ky
+    for e, st, sx, sy in tr.shifts:
+        col = np.searchsorted(ev, e)
+        np.add.at(dx, (st, col), sx)
+        np.add.at(dy, (st, col), sy)
+    return ev, dx, dy

@@ -134,3 +134,45 @@ def test_quasi_elastic_mismatch_after_the_cut_is_computed():
         160.0, station_x0=0.003, field_tm=FIELD, p_cut_gev=150.0, chi2_max=CUT, sigma_m=SIGMA
     )
     assert 0.3 < small["total_after_chi2"] / small["total"] < 1.0
+
+
+def _hit_level(p, n, x0, seed):
+    """The Gaussian part of MS2 made hit by hit (kinks in every station, resolution) and
+    fitted with fit_tracks: the definition the simulation's projected draws must follow."""
+    rng = np.random.default_rng(seed)
+    theta0 = 0.0136 * np.sqrt(x0) * (1 + 0.038 * np.log(x0)) / p
+    z = tracking.STATION_Z_M
+    disp = np.stack([tracking.kink_displacement(j) for j in range(z.size)], axis=1)
+    kx = theta0 * rng.standard_normal((z.size, n))
+    ky = theta0 * rng.standard_normal((z.size, n))
+    bend = 0.3 * FIELD / p
+    x = disp @ kx + np.maximum(z, 0.0)[:, None] * bend + SIGMA * rng.standard_normal((z.size, n))
+    y = disp @ ky + SIGMA * rng.standard_normal((z.size, n))
+    phi, chi2 = tracking.fit_tracks(x, y, SIGMA)
+    return 0.3 * FIELD / phi, chi2
+
+
+@pytest.mark.parametrize("p", [20.0, 160.0])
+def test_projected_gaussian_draws_follow_the_hit_level_fit(p):
+    # measure_p_out draws the fit's view of the Gaussian kinks and hit noise (8 normals),
+    # not the 24 hits: the law of (1/p_rec, chi2) must be the hit-level one. Stations of
+    # 0.1 X0 (scattering comparable to the resolution at 20 GeV, 4x below it at 160 GeV);
+    # no inefficiency; the tracks with a single-scattering, quasi-elastic or knock-on
+    # kink (``process`` != 0, independent of the Gaussian part) left out. P(X <= x_q) at
+    # the hit-level deciles of 1/p_rec, of chi2, and of chi2 within the central 80% of
+    # 1/p_rec (their joint law); 2e5 tracks per side, the difference of two proportions
+    # within 5 of its sigma sqrt(q (1 - q) (1/n1 + 1/n2))
+    n, x0 = 200_000, 0.1
+    out = _measure(p, n, x0, 0.0, 11)
+    ref_p, ref_c = _hit_level(p, n, x0, 12)
+    plain = out["process"] == 0
+    ours = {"inv_p": 1 / out["p_rec"][plain], "chi2": out["chi2"][plain]}
+    ref = {"inv_p": 1 / ref_p, "chi2": ref_c}
+    lo, hi = np.quantile(ref["inv_p"], [0.1, 0.9])
+    ours["chi2_core"] = ours["chi2"][(ours["inv_p"] > lo) & (ours["inv_p"] < hi)]
+    ref["chi2_core"] = ref["chi2"][(ref["inv_p"] > lo) & (ref["inv_p"] < hi)]
+    for key in ours:
+        for q in (0.1, 0.3, 0.5, 0.7, 0.9):
+            x_q = np.quantile(ref[key], q)
+            sigma = np.sqrt(q * (1 - q) * (1 / ours[key].size + 1 / ref[key].size))
+            assert np.mean(ours[key] <= x_q) == pytest.approx(q, abs=5 * sigma), (key, q)
