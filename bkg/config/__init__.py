@@ -617,11 +617,49 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return (value[0], value[1])
 
 
-def _build(raw: Mapping[str, Any]) -> Config:
-    det = raw["detector"]
+def _detector(det: Mapping[str, Any]) -> Detector:
+    """The ``detector`` section: calorimeters, spectrometers and counters."""
     sp = det["spectrometers"]
     ct = det["counters"]
-    g2 = raw["g_minus_2"]
+    return Detector(
+        ecal=Ecal(**{**det["ecal"], "cells": _pair(det["ecal"]["cells"])}),
+        vhcal=Vhcal(
+            **{
+                **det["vhcal"],
+                "cells": _pair(det["vhcal"]["cells"]),
+                "hole_cm": _pair(det["vhcal"]["hole_cm"]),
+                "size_cm": _pair(det["vhcal"]["size_cm"]),
+            }
+        ),
+        hcal=Hcal(
+            **{
+                **det["hcal"],
+                "cells": _pair(det["hcal"]["cells"]),
+                "size_cm": _pair(det["hcal"]["size_cm"]),
+                "mip_window_gev": _pair(det["hcal"]["mip_window_gev"]),
+            }
+        ),
+        spectrometers=Spectrometers(
+            ms1=Ms1(**sp["ms1"]),
+            ms2=Ms2(**sp["ms2"]),
+            micromegas_inefficiency=sp["micromegas_inefficiency"],
+            extra_trackers=sp["extra_trackers"],
+        ),
+        counters=Counters(
+            s0_radius_cm=ct["s0"]["radius_cm"],
+            s1_radius_cm=ct["s1"]["radius_cm"],
+            s_mu_size_cm=_pair(ct["s_mu"]["size_cm"]),
+            s4_offset_cm=ct["s4"]["offset_cm"],
+            s4_size_cm=_pair(ct["s4"]["size_cm"]),
+            s4_z_from_ms2_m=ct["s4"]["z_from_ms2_m"],
+            v1_size_cm=_pair(ct["v1"]["size_cm"]),
+            vm_threshold_gev=ct["vm"]["threshold_gev"],
+        ),
+    )
+
+
+def _g_minus_2(g2: Mapping[str, Any]) -> GMinus2:
+    """The ``g_minus_2`` section: the references and the chosen one."""
     refs = tuple(
         GMinus2Reference(
             name=str(k),
@@ -632,13 +670,29 @@ def _build(raw: Mapping[str, Any]) -> Config:
         for k, v in g2["references"].items()
     )
     ref = next(r for r in refs if r.name == g2["reference"])
+    return GMinus2(reference=ref, references=refs, band_sigmas=g2["band_sigmas"])
+
+
+def _signal(sig: Mapping[str, Any]) -> Signal:
+    """The ``signal`` section: the mass grid and the signal model's constants."""
+    return Signal(
+        mass_min_gev=sig["masses_gev"]["min"],
+        mass_max_gev=sig["masses_gev"]["max"],
+        mass_points=sig["masses_gev"]["points"],
+        cross_section=sig["cross_section"],
+        efficiency=sig["efficiency"],
+        g_prime_ref=sig["g_prime_ref"],
+    )
+
+
+def _build(raw: Mapping[str, Any]) -> Config:
+    g2 = _g_minus_2(raw["g_minus_2"])
     beam = dict(raw["beam"])
     beam["momentum_window_gev"] = _pair(beam["momentum_window_gev"])
     beam["energy_gev"] = float(beam["energy_gev"])
     sel = dict(raw["selection"])
     sel["p_in_window_gev"] = _pair(sel["p_in_window_gev"])
     sel["hcal_mip_window_gev"] = _pair(sel["hcal_mip_window_gev"])
-    sig = raw["signal"]
     smp = dict(raw["samples"])
     smp["signal_masses_gev"] = tuple(float(m) for m in smp["signal_masses_gev"])
     smp["n_mot"] = float(smp["n_mot"])
@@ -647,53 +701,12 @@ def _build(raw: Mapping[str, Any]) -> Config:
         seed=int(raw["seed"]),
         n_mot=float(raw["n_mot"]),
         beam=Beam(**beam),
-        detector=Detector(
-            ecal=Ecal(**{**det["ecal"], "cells": _pair(det["ecal"]["cells"])}),
-            vhcal=Vhcal(
-                **{
-                    **det["vhcal"],
-                    "cells": _pair(det["vhcal"]["cells"]),
-                    "hole_cm": _pair(det["vhcal"]["hole_cm"]),
-                    "size_cm": _pair(det["vhcal"]["size_cm"]),
-                }
-            ),
-            hcal=Hcal(
-                **{
-                    **det["hcal"],
-                    "cells": _pair(det["hcal"]["cells"]),
-                    "size_cm": _pair(det["hcal"]["size_cm"]),
-                    "mip_window_gev": _pair(det["hcal"]["mip_window_gev"]),
-                }
-            ),
-            spectrometers=Spectrometers(
-                ms1=Ms1(**sp["ms1"]),
-                ms2=Ms2(**sp["ms2"]),
-                micromegas_inefficiency=sp["micromegas_inefficiency"],
-                extra_trackers=sp["extra_trackers"],
-            ),
-            counters=Counters(
-                s0_radius_cm=ct["s0"]["radius_cm"],
-                s1_radius_cm=ct["s1"]["radius_cm"],
-                s_mu_size_cm=_pair(ct["s_mu"]["size_cm"]),
-                s4_offset_cm=ct["s4"]["offset_cm"],
-                s4_size_cm=_pair(ct["s4"]["size_cm"]),
-                s4_z_from_ms2_m=ct["s4"]["z_from_ms2_m"],
-                v1_size_cm=_pair(ct["v1"]["size_cm"]),
-                vm_threshold_gev=ct["vm"]["threshold_gev"],
-            ),
-        ),
+        detector=_detector(raw["detector"]),
         selection=Selection(**sel),
         signal_box=SignalBox(**raw["signal_box"]),
-        signal=Signal(
-            mass_min_gev=sig["masses_gev"]["min"],
-            mass_max_gev=sig["masses_gev"]["max"],
-            mass_points=sig["masses_gev"]["points"],
-            cross_section=sig["cross_section"],
-            efficiency=sig["efficiency"],
-            g_prime_ref=sig["g_prime_ref"],
-        ),
+        signal=_signal(raw["signal"]),
         statistics=Statistics(**raw["statistics"]),
-        g_minus_2=GMinus2(reference=ref, references=refs, band_sigmas=g2["band_sigmas"]),
+        g_minus_2=g2,
         samples=Samples(**smp),
         run=Run(**raw["run"]),
         raw=raw,

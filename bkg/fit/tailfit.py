@@ -319,6 +319,27 @@ def fit_tail(
     """
     counts = np.asarray(counts, dtype=float)
     edges = np.asarray(edges, dtype=float)
+    binned = values is None
+    _check_histogram(counts, edges, binned=binned, source=source, model=model)
+    c, h = 0.5 * (edges[0] + edges[-1]), 0.5 * (edges[-1] - edges[0])
+    zm = _model_for(model, len(counts), binned)
+    loss = zm.set_data(counts, None if binned else (np.asarray(values, float) - c) / h)
+    reason = "not run"
+    for attempt in range(retries + 1):
+        _set_start(zm, _to_canonical(_start_values(counts, edges, model, attempt), c, h))
+        outcome = _minimise(zm, loss, model, source=source, attempt=attempt)
+        if isinstance(outcome, str):
+            reason = outcome
+            continue
+        result, ucov = outcome
+        return _tail_fit(zm, result, ucov, counts, edges, model, n_total, attempt)
+    raise FitError(f"{source}: {model} fit failed after {retries + 1} starts: {reason}")
+
+
+def _check_histogram(
+    counts: np.ndarray, edges: np.ndarray, *, binned: bool, source: str, model: str
+) -> None:
+    """Raise FitError unless the histogram can be fitted (matching, finite, >= 20 events)."""
     if counts.ndim != 1 or len(edges) != len(counts) + 1 or not np.all(np.diff(edges) > 0):
         raise FitError(f"{source}: {model}: histogram edges/counts do not match")
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
@@ -326,74 +347,86 @@ def fit_tail(
     n_window = round(counts.sum())
     if n_window < 20:
         raise FitError(f"{source}: {model}: only {n_window} events in the fit window (need >= 20)")
-    binned = values is None
     widths = np.diff(edges)
     if binned and not np.allclose(widths, widths[0], rtol=1e-6):
         raise FitError(f"{source}: {model}: the fit needs regular bins")
-    c, h = 0.5 * (edges[0] + edges[-1]), 0.5 * (edges[-1] - edges[0])
-    uedges = (edges - c) / h
-    zm = _model_for(model, len(counts), binned)
-    loss = zm.set_data(counts, None if binned else (np.asarray(values, float) - c) / h)
+
+
+def _set_start(zm: _ZfitModel, start: Mapping[str, float]) -> None:
+    """Set the canonical start values, kept just inside each parameter's limits."""
+    for name, value in start.items():
+        p = zm.params[name]
+        p.set_value(float(np.clip(value, p.lower + 1e-9, p.upper - 1e-9)))
+
+
+def _minimise(
+    zm: _ZfitModel, loss: Any, model: str, *, source: str, attempt: int
+) -> tuple[Any, np.ndarray] | str:
+    """One minimisation: (result, canonical covariance), or the one-line reason it failed
+    (an exception, not valid or not converged, a failed Hesse or a bad covariance)."""
+    try:
+        result = zm.minimizer.minimize(loss)
+    except Exception as exc:  # the minimiser's own failure (NaN in the loss, ...)
+        return f"{type(exc).__name__}: {one_line(exc)}"
+    if not (result.valid and result.converged):
+        reason = _minimizer_reason(result)
+        log.info("%s: %s fit attempt %d failed: %s", source, model, attempt, reason)
+        return reason
+    plist = [zm.params[n] for n in shapes.MODELS[model]]
+    try:
+        ucov = np.asarray(result.covariance(params=plist), dtype=float)
+    except Exception as exc:
+        return f"Hesse failed ({type(exc).__name__}: {exc})"
+    try:
+        _check_cov(ucov, source, model)
+    except FitError as exc:
+        return str(exc)
+    return result, ucov
+
+
+def _tail_fit(
+    zm: _ZfitModel,
+    result: Any,
+    ucov: np.ndarray,
+    counts: np.ndarray,
+    edges: np.ndarray,
+    model: str,
+    n_total: int,
+    attempt: int,
+) -> TailFit:
+    """The :class:`TailFit` of a good minimisation, back in the fitted variable's units."""
     names = shapes.MODELS[model]
+    c, h = 0.5 * (edges[0] + edges[-1]), 0.5 * (edges[-1] - edges[0])
     scale = _scale_vector(names, h)
-    reason = "not run"
-    for attempt in range(retries + 1):
-        start = _to_canonical(_start_values(counts, edges, model, attempt), c, h)
-        for name, value in start.items():
-            p = zm.params[name]
-            p.set_value(float(np.clip(value, p.lower + 1e-9, p.upper - 1e-9)))
-        try:
-            result = zm.minimizer.minimize(loss)
-        except Exception as exc:  # the minimiser's own failure (NaN in the loss, ...)
-            reason = f"{type(exc).__name__}: {one_line(exc)}"
-            continue
-        if not (result.valid and result.converged):
-            reason = _minimizer_reason(result)
-            log.info("%s: %s fit attempt %d failed: %s", source, model, attempt, reason)
-            continue
-        plist = [zm.params[n] for n in names]
-        try:
-            ucov = np.asarray(result.covariance(params=plist), dtype=float)
-        except Exception as exc:
-            reason = f"Hesse failed ({type(exc).__name__}: {exc})"
-            continue
-        try:
-            _check_cov(ucov, source, model)
-        except FitError as exc:
-            reason = str(exc)
-            continue
-        cov = ucov * np.outer(scale, scale)
-        uparams = {n: float(zm.params[n].value()) for n in names}
-        params = {n: (c + h * v if n == "mu" else _scale(n, h) * v) for n, v in uparams.items()}
-        at_limit = [
-            n
-            for n in names
-            if min(abs(uparams[n] - zm.params[n].lower), abs(uparams[n] - zm.params[n].upper))
-            < 1e-6
-        ]
-        quality = {
-            "fmin": float(result.fmin),
-            "edm": float(result.edm),
-            "valid": bool(result.valid),
-            "converged": bool(result.converged),
-            "binned": binned,
-            "attempts": attempt + 1,
-            "at_limit": at_limit,
-            **_chi2(counts, edges, params, model),
-        }
-        _ = uedges
-        return TailFit(
-            model,
-            (float(edges[0]), float(edges[-1])),
-            params,
-            cov.tolist(),
-            quality,
-            n_window,
-            int(n_total),
-            counts,
-            edges,
-        )
-    raise FitError(f"{source}: {model} fit failed after {retries + 1} starts: {reason}")
+    cov = ucov * np.outer(scale, scale)
+    uparams = {n: float(zm.params[n].value()) for n in names}
+    params = {n: (c + h * v if n == "mu" else _scale(n, h) * v) for n, v in uparams.items()}
+    at_limit = [
+        n
+        for n in names
+        if min(abs(uparams[n] - zm.params[n].lower), abs(uparams[n] - zm.params[n].upper)) < 1e-6
+    ]
+    quality = {
+        "fmin": float(result.fmin),
+        "edm": float(result.edm),
+        "valid": bool(result.valid),
+        "converged": bool(result.converged),
+        "binned": zm.binned,
+        "attempts": attempt + 1,
+        "at_limit": at_limit,
+        **_chi2(counts, edges, params, model),
+    }
+    return TailFit(
+        model,
+        (float(edges[0]), float(edges[-1])),
+        params,
+        cov.tolist(),
+        quality,
+        round(counts.sum()),
+        int(n_total),
+        counts,
+        edges,
+    )
 
 
 def expected_counts(

@@ -113,42 +113,9 @@ def _summary(
             )
         )
     if limits:
-        cl = 100 * limits["confidence_level"]
-        for m in (0.01, 0.1):
-            g = _at_mass(limits["masses_gev"], limits.get("g_prime_expected"), m)
-            free = _at_mass(
-                (sensitivity or {}).get("masses_gev", []), (sensitivity or {}).get("g_prime_90"), m
-            )
-            text = f"<b>{_num(g)}</b> expected median, CLs ({_e(limits['calculator'])})"
-            if free is not None:
-                text += f"; {free:.2e} background free"
-            rows.append((f"g'<sub>{cl:.0f}</sub> at {1e3 * m:.0f} MeV", text))
+        rows += _summary_limits(limits, sensitivity)
     if sensitivity:
-        low = sensitivity.get("g2_band_low") or []
-        name = f"(g&minus;2)<sub>&mu;</sub> {_e(sensitivity['g2_reference'])} &plusmn;{sensitivity['g2_band_sigmas']:g}&sigma;"
-        if any(v is not None and v <= 0 for v in low):
-            text = f"{name} band reaches g' = 0: no limit covers it"
-        else:
-            parts = []
-            if limits:
-                cov = _covered_up_to(limits["masses_gev"], limits["g_prime_expected"], low)
-                whole = cov and cov >= max(limits["masses_gev"])
-                parts.append(
-                    "not covered by the expected CLs median"
-                    if not cov
-                    else f"covered over the whole mass grid (to {1e3 * cov:.0f} MeV) by the expected CLs median"
-                    if whole
-                    else f"covered up to m<sub>Z'</sub> = {1e3 * cov:.0f} MeV by the expected CLs median"
-                )
-            free = float(sensitivity.get("covered_up_to_gev") or 0.0)
-            parts.append(
-                f"up to {1e3 * free:.0f} MeV by the background-free reach"
-                if free
-                else "not covered by the background-free reach"
-            )
-            verdict = "covered" if parts and "not" not in parts[0] else "not covered"
-            text = f"<b>{verdict}</b>: {name} band " + "; ".join(parts)
-        rows.append(("g&minus;2 band", text))
+        rows.append(("g&minus;2 band", _summary_g2(limits, sensitivity)))
     if claims:
         n_ok = sum(c["verdict"] == "agrees" for c in claims)
         rows.append(
@@ -161,6 +128,51 @@ def _summary(
             )
         )
     return rows
+
+
+def _summary_limits(
+    limits: Mapping[str, Any], sensitivity: Mapping[str, Any] | None
+) -> list[tuple[str, str]]:
+    """Summary rows: the expected g' limit (and the background-free reach) at 10 and 100 MeV."""
+    rows = []
+    cl = 100 * limits["confidence_level"]
+    for m in (0.01, 0.1):
+        g = _at_mass(limits["masses_gev"], limits.get("g_prime_expected"), m)
+        free = _at_mass(
+            (sensitivity or {}).get("masses_gev", []), (sensitivity or {}).get("g_prime_90"), m
+        )
+        text = f"<b>{_num(g)}</b> expected median, CLs ({_e(limits['calculator'])})"
+        if free is not None:
+            text += f"; {free:.2e} background free"
+        rows.append((f"g'<sub>{cl:.0f}</sub> at {1e3 * m:.0f} MeV", text))
+    return rows
+
+
+def _summary_g2(limits: Mapping[str, Any] | None, sensitivity: Mapping[str, Any]) -> str:
+    """Summary text: how far the expected limit and the background-free reach cover g-2."""
+    low = sensitivity.get("g2_band_low") or []
+    name = f"(g&minus;2)<sub>&mu;</sub> {_e(sensitivity['g2_reference'])} &plusmn;{sensitivity['g2_band_sigmas']:g}&sigma;"
+    if any(v is not None and v <= 0 for v in low):
+        return f"{name} band reaches g' = 0: no limit covers it"
+    parts = []
+    if limits:
+        cov = _covered_up_to(limits["masses_gev"], limits["g_prime_expected"], low)
+        whole = cov and cov >= max(limits["masses_gev"])
+        parts.append(
+            "not covered by the expected CLs median"
+            if not cov
+            else f"covered over the whole mass grid (to {1e3 * cov:.0f} MeV) by the expected CLs median"
+            if whole
+            else f"covered up to m<sub>Z'</sub> = {1e3 * cov:.0f} MeV by the expected CLs median"
+        )
+    free = float(sensitivity.get("covered_up_to_gev") or 0.0)
+    parts.append(
+        f"up to {1e3 * free:.0f} MeV by the background-free reach"
+        if free
+        else "not covered by the background-free reach"
+    )
+    verdict = "covered" if parts and "not" not in parts[0] else "not covered"
+    return f"<b>{verdict}</b>: {name} band " + "; ".join(parts)
 
 
 def _caption(stem: str, ctx: Mapping[str, Any]) -> str:
@@ -307,189 +319,221 @@ def render_index(
     band, the claims) and a table of contents; every figure in ``figures`` is shown with
     a caption saying what it shows and from which inputs.
     """
-    parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-    ]
-    parts.append(f"<h1>{_e(title)}</h1>")
-    parts.append(
+    figures = sorted(figures, key=_figure_order)
+    parts = _head_section(title, provenance)
+    parts += _summary_section(_summary(table1, limits, sensitivity, claims))
+    parts += _contents_section(table1, limits, fits, claims, figures)
+    parts += _table1_section(table1) if table1 else []
+    parts += _limits_section(limits) if limits else []
+    parts += _claims_section(claims) if claims else []
+    parts += _fits_section(fits) if fits else []
+    parts += _closure_section(fits)
+    parts += _figures_section(figures, table1, limits, fits, root) if figures else []
+    parts += _provenance_section(provenance)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _head_section(title: str, provenance: Mapping[str, Any]) -> list[str]:
+    """The document head, the title and the line of versions, hash, seed and commit."""
+    return [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
         f"<p class='muted'>na64mu-bkg {_e(provenance['package']['version'])} &middot; config sha256 "
         f"{_e(provenance['config_hash'][:16])} &middot; seed {_e(provenance['config']['seed'])} &middot; "
-        f"git {_e(provenance.get('git_commit') or 'n/a')}</p>"
-    )
-    figures = sorted(figures, key=_figure_order)
-    summary = _summary(table1, limits, sensitivity, claims)
-    if summary:
-        parts.append("<dl class='summary' id='summary'>")
-        parts += [f"<dt>{term}</dt><dd>{text}</dd>" for term, text in summary]
-        parts.append("</dl>")
+        f"git {_e(provenance.get('git_commit') or 'n/a')}</p>",
+    ]
+
+
+def _summary_section(summary: Sequence[tuple[str, str]]) -> list[str]:
+    """The summary box (nothing when there is no row)."""
+    if not summary:
+        return []
+    return [
+        "<dl class='summary' id='summary'>",
+        *(f"<dt>{term}</dt><dd>{text}</dd>" for term, text in summary),
+        "</dl>",
+    ]
+
+
+def _contents_section(
+    table1: Mapping[str, Any] | None,
+    limits: Mapping[str, Any] | None,
+    fits: Mapping[str, Mapping[str, Any]],
+    claims: Sequence[Mapping[str, Any]],
+    figures: Sequence[Path],
+) -> list[str]:
+    """The tables of contents: the sections shown, then the figures."""
     toc = [("table1", "Table I", bool(table1)), ("limits", "Limits", bool(limits)),
            ("claims", "Claims", bool(claims)), ("fits", "Fit summaries", bool(fits)),
            ("closure", "Closure", any("closure" in f for f in fits.values())),
            ("figures", "Figures", bool(figures)), ("provenance", "Provenance", True)]  # fmt: skip
-    parts.append(
+    parts = [
         "<nav class='toc'>Contents: "
         + " ".join(f"<a href='#{a}'>{t}</a>" for a, t, shown in toc if shown)
         + "</nav>"
-    )
+    ]
     if figures:
         parts.append(
             "<nav class='toc'>Figures: "
             + " ".join(f"<a href='#{_anchor(f.stem)}'>{_e(f.stem)}</a>" for f in figures)
             + "</nav>"
         )
-    if table1:
-        parts.append("<h2 id='table1'>Table I: background levels per MOT</h2>")
-        rows = []
+    return parts
 
-        def unc(s: dict[str, Any]) -> str:
-            return (
-                f"+{s['stat_up']:.1e}/&minus;{s['stat_down']:.1e} (stat) "
-                f"+{s['syst_up']:.1e}/&minus;{s['syst_down']:.1e} (syst)"
-            )
 
-        for s in table1["sources"]:
-            level = ("&le; " if s.get("upper_bound") else "") + f"{s['level_per_mot']:.2e}"
-            rows.append(
-                [_e(s["label"]), level, unc(s), f"{s['expected_events']:.3g}", _e(s["method"])]
-            )
-        t = table1["total"]
+def _uncertainty(s: Mapping[str, Any]) -> str:
+    """A Table I level's stat and syst uncertainties (markup)."""
+    return (
+        f"+{s['stat_up']:.1e}/&minus;{s['stat_down']:.1e} (stat) "
+        f"+{s['syst_up']:.1e}/&minus;{s['syst_down']:.1e} (syst)"
+    )
+
+
+def _table1_section(table1: Mapping[str, Any]) -> list[str]:
+    """Table I: each source's level, its uncertainties and events, then the total."""
+    rows = []
+    for s in table1["sources"]:
+        level = ("&le; " if s.get("upper_bound") else "") + f"{s['level_per_mot']:.2e}"
+        rows.append(
+            [_e(s["label"]), level, _uncertainty(s), f"{s['expected_events']:.3g}", _e(s["method"])]
+        )
+    t = table1["total"]
+    rows.append(
+        [
+            "<b>Total</b>",
+            f"<b>{t['level_per_mot']:.2e}</b>",
+            _uncertainty(t) if "stat_up" in t else "",
+            f"<b>{t['expected_events']:.3g}</b>",
+            _e(t.get("method", "")),
+        ]
+    )
+    head = [
+        "Source",
+        "Level per MOT",
+        "Uncertainty",
+        f"Events at {table1['n_mot']:.0e} MOT",
+        "Method",
+    ]
+    parts = [
+        "<h2 id='table1'>Table I: background levels per MOT</h2>",
+        _table(head, rows, classes=None),
+    ]
+    bf = table1.get("background_free_n_mot", {})
+    if bf:
+        parts.append(
+            "<p>Background free (expected background below 0.1 / 1 event) up to N<sub>MOT</sub> = "
+            f"{bf.get('0.1', float('nan')):.2e} / {bf.get('1', float('nan')):.2e}.</p>"
+        )
+    return parts
+
+
+def _limits_section(limits: Mapping[str, Any]) -> list[str]:
+    """The expected limits with their bands (about a dozen masses of a long grid)."""
+    rows = []
+    for i, m in enumerate(limits["masses_gev"]):
+        if len(limits["masses_gev"]) > 16 and i % max(1, len(limits["masses_gev"]) // 12):
+            continue
+        obs = limits.get("g_prime_observed")
+        g = [limits[f"g_prime_{b}"][i] for b in ("minus2", "minus1", "expected", "plus1", "plus2")]
+        cells = [_num(v) for v in g]
+        cells[2] = f"<b>{cells[2]}</b>"
+        rows.append([f"{1e3 * m:.3g}", *cells, _num(obs[i]) if obs else "-"])
+    head = [
+        "m<sub>Z'</sub> [MeV]",
+        "&minus;2&sigma;",
+        "&minus;1&sigma;",
+        "median",
+        "+1&sigma;",
+        "+2&sigma;",
+        "observed",
+    ]
+    return [
+        f"<h2 id='limits'>Expected {100 * limits['confidence_level']:.0f}% CL limits on g'</h2>",
+        f"<p class='muted'>{_e(limits.get('description', ''))}</p>",
+        _table(head, rows),
+        "<p class='muted'>Full grid in limits.csv / limits.json; likelihood in workspace/.</p>",
+    ]
+
+
+def _claims_section(claims: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The paper's claims, each with its reproduced value and verdict."""
+    n_ok = sum(c["verdict"] == "agrees" for c in claims)
+    if none_applicable(claims):
+        heading = "<h2 id='claims'>Claims of the paper: not applicable (its 160 GeV beam)</h2>"
+    else:
+        heading = f"<h2 id='claims'>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>"
+    rows = []
+    for c in claims:
+        cls = {"agrees": "ok", "disagrees": "bad"}.get(c["verdict"], "na")
         rows.append(
             [
-                "<b>Total</b>",
-                f"<b>{t['level_per_mot']:.2e}</b>",
-                unc(t) if "stat_up" in t else "",
-                f"<b>{t['expected_events']:.3g}</b>",
-                _e(t.get("method", "")),
+                _e(c["statement"]),
+                _e(c["section"]),
+                _e(_fmt(c["paper"])),
+                _e(_fmt(c["reproduced"])),
+                _e(c["criterion"]),
+                f"<span class='{cls}'>{_e(c['verdict'])}</span>",
             ]
         )
-        parts.append(
-            _table(
-                [
-                    "Source",
-                    "Level per MOT",
-                    "Uncertainty",
-                    f"Events at {table1['n_mot']:.0e} MOT",
-                    "Method",
-                ],
-                rows,
-                classes=None,
-            )
-        )
-        bf = table1.get("background_free_n_mot", {})
-        if bf:
-            parts.append(
-                "<p>Background free (expected background below 0.1 / 1 event) up to N<sub>MOT</sub> = "
-                f"{bf.get('0.1', float('nan')):.2e} / {bf.get('1', float('nan')):.2e}.</p>"
-            )
-    if limits:
-        parts.append(
-            f"<h2 id='limits'>Expected {100 * limits['confidence_level']:.0f}% CL limits on g'</h2>"
-        )
-        parts.append(f"<p class='muted'>{_e(limits.get('description', ''))}</p>")
-        rows = []
-        for i, m in enumerate(limits["masses_gev"]):
-            if len(limits["masses_gev"]) > 16 and i % max(1, len(limits["masses_gev"]) // 12):
-                continue
-            obs = limits.get("g_prime_observed")
-            g = [
-                limits[f"g_prime_{b}"][i]
-                for b in ("minus2", "minus1", "expected", "plus1", "plus2")
+    head = ["Statement", "Section", "Paper", "Reproduced", "Criterion", "Verdict"]
+    return [heading, _table(head, rows, left=2)]
+
+
+def _fits_section(fits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One row per source: its fit model, level, fit quality and method."""
+    rows = []
+    for name, f in fits.items():
+        quality = f.get("fit", {}).get("quality", {})
+        rows.append(
+            [
+                _e(f.get("label", name)),
+                _e(f.get("fit", {}).get("model", "-")),
+                f"{f.get('level_per_mot', float('nan')):.2e}",
+                _e(", ".join(f"{k}={_fmt(v)}" for k, v in quality.items())) or "-",
+                _e(f.get("method", "")),
             ]
-            cells = [_num(v) for v in g]
-            cells[2] = f"<b>{cells[2]}</b>"
-            rows.append([f"{1e3 * m:.3g}", *cells, _num(obs[i]) if obs else "-"])
-        parts.append(
-            _table(
-                [
-                    "m<sub>Z'</sub> [MeV]",
-                    "&minus;2&sigma;",
-                    "&minus;1&sigma;",
-                    "median",
-                    "+1&sigma;",
-                    "+2&sigma;",
-                    "observed",
-                ],
-                rows,
-            )
         )
+    return [
+        "<h2 id='fits'>Fit summaries</h2>",
+        _table(["Source", "Model", "Level per MOT", "Quality", "Method"], rows, left=2),
+    ]
+
+
+def _figures_section(
+    figures: Sequence[Path],
+    table1: Mapping[str, Any] | None,
+    limits: Mapping[str, Any] | None,
+    fits: Mapping[str, Mapping[str, Any]],
+    root: Path,
+) -> list[str]:
+    """Every figure with its caption and, where there is one, a link to its PDF."""
+    ctx: dict[str, Any] = {
+        "n_mot": (limits or table1 or {}).get("n_mot"),
+        "calculator": (limits or {}).get("calculator", ""),
+        "background": (limits or {}).get("background_events", float("nan")),
+        "fit_labels": {k: f.get("label", k) for k, f in fits.items()},
+        "fit_kinds": {k: _fit_kind(f) for k, f in fits.items()},
+    }
+    parts = ["<h2 id='figures'>Figures</h2><div class='figs'>"]
+    for fig in figures:
+        rel = fig.relative_to(root).as_posix()
+        pdf = rel[:-4] + ".pdf"
+        pdf_link = f" (<a href='{_e(pdf)}'>PDF</a>)" if (root / pdf).exists() else ""
         parts.append(
-            "<p class='muted'>Full grid in limits.csv / limits.json; likelihood in workspace/.</p>"
+            f"<figure id='{_anchor(fig.stem)}'><a href='{_e(rel)}'><img src='{_e(rel)}' "
+            f"alt='{_e(fig.stem)}'></a><figcaption><b>{_e(fig.stem)}</b>: "
+            f"{_caption(fig.stem, ctx)}{pdf_link}</figcaption></figure>"
         )
-    if claims:
-        n_ok = sum(c["verdict"] == "agrees" for c in claims)
-        if none_applicable(claims):
-            parts.append(
-                "<h2 id='claims'>Claims of the paper: not applicable (its 160 GeV beam)</h2>"
-            )
-        else:
-            parts.append(
-                f"<h2 id='claims'>Claims of the paper: {n_ok} of {len(claims)} reproduced</h2>"
-            )
-        rows, classes = [], []
-        for c in claims:
-            cls = {"agrees": "ok", "disagrees": "bad"}.get(c["verdict"], "na")
-            rows.append(
-                [
-                    _e(c["statement"]),
-                    _e(c["section"]),
-                    _e(_fmt(c["paper"])),
-                    _e(_fmt(c["reproduced"])),
-                    _e(c["criterion"]),
-                    f"<span class='{cls}'>{_e(c['verdict'])}</span>",
-                ]
-            )
-            classes.append("")
-        parts.append(
-            _table(
-                ["Statement", "Section", "Paper", "Reproduced", "Criterion", "Verdict"],
-                rows,
-                left=2,
-            )
-        )
-    if fits:
-        parts.append("<h2 id='fits'>Fit summaries</h2>")
-        rows = []
-        for name, f in fits.items():
-            quality = f.get("fit", {}).get("quality", {})
-            rows.append(
-                [
-                    _e(f.get("label", name)),
-                    _e(f.get("fit", {}).get("model", "-")),
-                    f"{f.get('level_per_mot', float('nan')):.2e}",
-                    _e(", ".join(f"{k}={_fmt(v)}" for k, v in quality.items())) or "-",
-                    _e(f.get("method", "")),
-                ]
-            )
-        parts.append(
-            _table(["Source", "Model", "Level per MOT", "Quality", "Method"], rows, left=2)
-        )
-    parts += _closure_section(fits)
-    if figures:
-        ctx: dict[str, Any] = {
-            "n_mot": (limits or table1 or {}).get("n_mot"),
-            "calculator": (limits or {}).get("calculator", ""),
-            "background": (limits or {}).get("background_events", float("nan")),
-            "fit_labels": {k: f.get("label", k) for k, f in fits.items()},
-            "fit_kinds": {k: _fit_kind(f) for k, f in fits.items()},
-        }
-        parts.append("<h2 id='figures'>Figures</h2><div class='figs'>")
-        for fig in figures:
-            rel = fig.relative_to(root).as_posix()
-            pdf = rel[:-4] + ".pdf"
-            pdf_link = f" (<a href='{_e(pdf)}'>PDF</a>)" if (root / pdf).exists() else ""
-            parts.append(
-                f"<figure id='{_anchor(fig.stem)}'><a href='{_e(rel)}'><img src='{_e(rel)}' "
-                f"alt='{_e(fig.stem)}'></a><figcaption><b>{_e(fig.stem)}</b>: "
-                f"{_caption(fig.stem, ctx)}{pdf_link}</figcaption></figure>"
-            )
-        parts.append("</div>")
-    parts.append("<h2 id='provenance'>Provenance</h2>")
+    parts.append("</div>")
+    return parts
+
+
+def _provenance_section(provenance: Mapping[str, Any]) -> list[str]:
+    """Python, platform and dependency versions, and the pointer to provenance.json."""
     deps = ", ".join(f"{k} {v}" for k, v in provenance["dependencies"].items() if v)
-    parts.append(
-        f"<p class='muted'>Python {_e(provenance['python'])} on {_e(provenance['platform']['system'])} {_e(provenance['platform']['machine'])}; {_e(deps)}</p>"
-    )
-    parts.append(
-        "<p class='muted'>Every input and output with its sha256, the seeds and the full effective configuration: <a href='provenance.json'>provenance.json</a>.</p>"
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return [
+        "<h2 id='provenance'>Provenance</h2>",
+        f"<p class='muted'>Python {_e(provenance['python'])} on {_e(provenance['platform']['system'])} {_e(provenance['platform']['machine'])}; {_e(deps)}</p>",
+        "<p class='muted'>Every input and output with its sha256, the seeds and the full effective configuration: <a href='provenance.json'>provenance.json</a>.</p>",
+    ]

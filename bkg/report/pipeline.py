@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -466,46 +466,120 @@ def _run_report_locked(
     advance: Advance | None,
 ) -> ReportResult:
     """:func:`run_report` with the locks of its folders held."""
-    from bkg.report.claims import evaluate_claims
-    from bkg.report.html import render_index
-    from bkg.report.provenance import collect_provenance, file_hashes
-    from bkg.report.sensitivity import run_sensitivity
-
     scheduler = scheduler or cfg.run.scheduler
-    stages: dict[str, str] = {}
-    keys: dict[str, str] = {}
-    timings: dict[str, float] = {}
-
-    stage_cache: cache.StageCache | None = None  # set once the report folder is open
-
-    def step(stage: str, func: Callable[[], Any]) -> Any:
-        interrupt.check()
-        t0 = time.perf_counter()
-        progress(stage, "running")
-        if stage_cache is None:
-            out, reused = func(), False
-        else:
-            out, reused = stage_cache.run(stage, report_stage_key(stage, cfg, keys), func)
-        timings[stage] = time.perf_counter() - t0
-        stages.setdefault(stage, "reused" if reused else "ran")
-        progress(stage, "reused" if reused else f"done ({timings[stage]:.1f} s)")
-        return out
-
-    t0 = time.perf_counter()
-    stages["samples"], keys["samples"] = run_samples_stage(
-        cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler, progress=progress,
+    run = _StageRunner(cfg, progress)
+    _input_stages(
+        run, samples_dir=samples_dir, fits_dir=fits_dir, workers=workers, scheduler=scheduler,
         advance=advance,
     )  # fmt: skip
-    timings["samples"] = time.perf_counter() - t0
+    side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
+    with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
+        run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
+        # Fig. 2's curves simulate the signal on their own (~10 s of CPU): on a second core
+        # while the stages before them run, when they are not reused
+        fig2_curves_of = side.start(
+            "bkg.sim.figures", "fig2_curves", cfg,
+            when=not run.stage_cache.reusable("fig2", report_stage_key("fig2", cfg, run.keys)),
+        )  # fmt: skip
+        table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
+        eff_record = run.step(
+            "efficiency", lambda: _efficiency_stage(cfg, samples_dir=samples_dir, tmp=tmp)
+        )
+        efficiency = _efficiency_of_record(eff_record)
+        sens = run.step("sensitivity", lambda: _sensitivity_stage(cfg, tmp, efficiency))
+        ws_files = run.step("workspace", lambda: _workspace_stage(cfg, tmp, sens))
+        limits = run.step("limits", lambda: _limits_stage(cfg, tmp, sens))
+        fig2 = run.step("fig2", fig2_curves_of)  # plotted as Fig. 2 and judged in the claims
+        run.step(
+            "figures",
+            lambda: _figures(
+                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures", fig2=fig2
+            ),
+        )
+        limits_json = json.loads((tmp / "limits.json").read_text())
+        run.step(
+            "hepdata",
+            lambda: _hepdata(
+                tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
+            ),
+        )
+        results = run.step(
+            "results",
+            lambda: _results_stage(
+                cfg, samples_dir=samples_dir, fits_dir=fits_dir, tmp=tmp, table1=table1,
+                sens=sens, limits=limits, eff_record=eff_record, fig2=fig2,
+            ),
+        )  # fmt: skip
+        claims = _write_claims(cfg, tmp, results)
+        provenance = _write_provenance(
+            cfg, tmp, samples_dir=samples_dir, fits_dir=fits_dir, keys=run.keys
+        )
+        run.stage_cache.save()
+        _write_index(
+            name, tmp, fits_dir=fits_dir, table1=table1, limits_json=limits_json, claims=claims,
+            provenance=provenance,
+        )  # fmt: skip
+    return ReportResult(
+        folder=Path(out_root) / name, stages=run.stages, claims=claims, table1=table1
+    )
+
+
+@dataclass
+class _StageRunner:
+    """Runs a report's stages in turn: each one's state, cache key and wall time.
+
+    Until ``stage_cache`` is set (the report folder is open), a stage always runs; after,
+    a stage whose key is unchanged is reused from the previous report.
+    """
+
+    cfg: Config
+    progress: Progress
+    stages: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    stage_cache: cache.StageCache | None = None
+
+    def step(self, stage: str, func: Callable[[], Any]) -> Any:
+        """``func()`` (or its recorded value) as the stage ``stage``, with its progress lines."""
+        interrupt.check()
+        t0 = time.perf_counter()
+        self.progress(stage, "running")
+        if self.stage_cache is None:
+            out, reused = func(), False
+        else:
+            key = report_stage_key(stage, self.cfg, self.keys)
+            out, reused = self.stage_cache.run(stage, key, func)
+        self.timings[stage] = time.perf_counter() - t0
+        self.stages.setdefault(stage, "reused" if reused else "ran")
+        self.progress(stage, "reused" if reused else f"done ({self.timings[stage]:.1f} s)")
+        return out
+
+
+def _input_stages(
+    run: _StageRunner,
+    *,
+    samples_dir: Path,
+    fits_dir: Path,
+    workers: int | None,
+    scheduler: str | None,
+    advance: Advance | None,
+) -> None:
+    """The samples and fits stages (in their own folders), then the key of their outputs."""
+    cfg = run.cfg
+    t0 = time.perf_counter()
+    run.stages["samples"], run.keys["samples"] = run_samples_stage(
+        cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler,
+        progress=run.progress, advance=advance,
+    )  # fmt: skip
+    run.timings["samples"] = time.perf_counter() - t0
     interrupt.check()
     t0 = time.perf_counter()
-    stages["fits"], keys["fits"] = run_fits_stage(
-        cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=progress, advance=advance
+    run.stages["fits"], run.keys["fits"] = run_fits_stage(
+        cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=run.progress, advance=advance
     )
-    timings["fits"] = time.perf_counter() - t0
+    run.timings["fits"] = time.perf_counter() - t0
     interrupt.check()
-
-    keys["inputs"] = cache.stage_key(
+    run.keys["inputs"] = cache.stage_key(
         "report-inputs",
         {},
         {
@@ -514,125 +588,144 @@ def _run_report_locked(
             "code": cache.code_digest("."),
         },
     )
-    side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
-    with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
-        stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-        # Fig. 2's curves simulate the signal on their own (~10 s of CPU): on a second core
-        # while the stages before them run, when they are not reused
-        fig2_curves_of = side.start(
-            "bkg.sim.figures", "fig2_curves", cfg,
-            when=not stage_cache.reusable("fig2", report_stage_key("fig2", cfg, keys)),
-        )  # fmt: skip
 
-        def table() -> dict[str, Any]:
-            from bkg.sources import read_estimates
-            from bkg.sources.table import write_table
 
-            return write_table(read_estimates(fits_dir), cfg, out_dir=tmp)
+def _table_stage(cfg: Config, *, fits_dir: Path, tmp: Path) -> dict[str, Any]:
+    """Table I from the fitted sources (table1.json, .csv, .md, .tex)."""
+    from bkg.sources import read_estimates
+    from bkg.sources.table import write_table
 
-        def efficiency_record() -> dict[str, Any]:
-            record = efficiency_function(samples_dir, cfg)[1]
-            write_json(tmp / "signal_efficiency.json", record)
-            return record
+    return write_table(read_estimates(fits_dir), cfg, out_dir=tmp)
 
-        table1 = step("table", table)
-        eff_record = step("efficiency", efficiency_record)
-        efficiency = _efficiency_of_record(eff_record)
-        sens = step("sensitivity", lambda: run_sensitivity(cfg, out_dir=tmp, efficiency=efficiency))
-        masses, signal_ref = sens.masses_gev, sens.yield_per_mot_ref
 
-        def workspace() -> Any:
-            from bkg.stats import run_workspace
+def _efficiency_stage(cfg: Config, *, samples_dir: Path, tmp: Path) -> dict[str, Any]:
+    """The measured signal efficiency (signal_efficiency.json)."""
+    record = efficiency_function(samples_dir, cfg)[1]
+    write_json(tmp / "signal_efficiency.json", record)
+    return record
 
-            return run_workspace(
-                cfg,
-                table1_path=tmp / "table1.json",
-                masses_gev=masses,
-                signal_per_mot_ref=signal_ref,
-                out_dir=tmp / "workspace",
-            )
 
-        def limits_stage() -> Any:
-            from bkg.stats import run_limits
+def _sensitivity_stage(
+    cfg: Config, tmp: Path, efficiency: Callable[[np.ndarray], np.ndarray]
+) -> Any:
+    """The background-free reach and the signal yields (sensitivity.json and plots)."""
+    from bkg.report.sensitivity import run_sensitivity
 
-            return run_limits(
-                cfg,
-                table1_path=tmp / "table1.json",
-                masses_gev=masses,
-                signal_per_mot_ref=signal_ref,
-                out_dir=tmp,
-                # the published run, computed here with this setup's yields (its 160 GeV beam)
-                compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
-            )
+    return run_sensitivity(cfg, out_dir=tmp, efficiency=efficiency)
 
-        def fig2_stage() -> Any:
-            return fig2_curves_of()
 
-        ws_files = step("workspace", workspace)
-        limits = step("limits", limits_stage)
-        fig2 = step("fig2", fig2_stage)  # plotted as Fig. 2 and judged in the claims
-        step(
-            "figures",
-            lambda: _figures(
-                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures", fig2=fig2
-            ),
-        )
-        limits_json = json.loads((tmp / "limits.json").read_text())
-        step(
-            "hepdata",
-            lambda: _hepdata(
-                tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
-            ),
-        )
+def _workspace_stage(cfg: Config, tmp: Path, sens: Any) -> Any:
+    """The pyhf workspace and its patchset of masses (workspace/)."""
+    from bkg.stats import run_workspace
 
-        def results_stage() -> dict[str, Any]:
-            from bkg.report.results import collect_results
+    return run_workspace(
+        cfg,
+        table1_path=tmp / "table1.json",
+        masses_gev=sens.masses_gev,
+        signal_per_mot_ref=sens.yield_per_mot_ref,
+        out_dir=tmp / "workspace",
+    )
 
-            out = collect_results(
-                cfg,
-                samples_dir=samples_dir,
-                fits_dir=fits_dir,
-                table1=table1,
-                sensitivity=sens,
-                limits=limits,
-                efficiency=eff_record,
-                fig2=fig2,
-            )
-            write_json(tmp / "results.json", out)
-            return out
 
-        results = step("results", results_stage)
-        claims = [
-            c.as_dict() for c in evaluate_claims(results, beam_energy_gev=cfg.beam.energy_gev)
-        ]
-        write_json(tmp / "claims.json", {"claims": claims})
-        write_text(tmp / "claims.md", _claims_markdown(claims))
+def _limits_stage(cfg: Config, tmp: Path, sens: Any) -> Any:
+    """The CLs limits on g' (limits.json, limits.csv)."""
+    from bkg.stats import run_limits
 
-        inputs = {f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()}
-        inputs.update({f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()})
-        seeds = {"root": cfg.seed, "samples": _manifest_seeds(samples_dir), "toys": cfg.seed}
-        outputs = file_hashes(tmp, exclude=("provenance.json", "index.html"))
-        provenance = collect_provenance(
-            cfg, inputs=inputs, outputs=outputs, seeds=seeds, stages={k: v for k, v in keys.items()}
-        )
-        write_json(tmp / "provenance.json", provenance)
-        stage_cache.save()
-        # every figure of the folder (sensitivity.png and reach_vs_mot.png are beside the JSON)
-        figures = sorted(tmp.rglob("*.png"))
-        fits = {
-            p.stem: json.loads(p.read_text())
-            for p in sorted(fits_dir.glob("*.json"))
-            if not p.name.startswith(".")
-        }
-        write_text(
-            tmp / "index.html",
-            render_index(
-                title=f"na64mu-bkg report: {name}", table1=table1, limits=limits_json, fits=fits,
-                claims=claims, figures=figures, provenance=provenance, root=tmp,
-                sensitivity=json.loads((tmp / "sensitivity.json").read_text()),
-            ),
-        )  # fmt: skip
-    return ReportResult(folder=Path(out_root) / name, stages=stages, claims=claims, table1=table1)
+    return run_limits(
+        cfg,
+        table1_path=tmp / "table1.json",
+        masses_gev=sens.masses_gev,
+        signal_per_mot_ref=sens.yield_per_mot_ref,
+        out_dir=tmp,
+        # the published run, computed here with this setup's yields (its 160 GeV beam)
+        compare_presets=("na64mu-2022",) if cfg.beam.energy_gev == 160.0 else (),
+    )
+
+
+def _results_stage(
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    fits_dir: Path,
+    tmp: Path,
+    table1: dict[str, Any],
+    sens: Any,
+    limits: Any,
+    eff_record: dict[str, Any],
+    fig2: Any,
+) -> dict[str, Any]:
+    """Every computed number the claims are judged on (results.json)."""
+    from bkg.report.results import collect_results
+
+    out = collect_results(
+        cfg,
+        samples_dir=samples_dir,
+        fits_dir=fits_dir,
+        table1=table1,
+        sensitivity=sens,
+        limits=limits,
+        efficiency=eff_record,
+        fig2=fig2,
+    )
+    write_json(tmp / "results.json", out)
+    return out
+
+
+def _write_claims(cfg: Config, tmp: Path, results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The paper's claims judged on the results (claims.json, claims.md)."""
+    from bkg.report.claims import evaluate_claims
+
+    claims = [c.as_dict() for c in evaluate_claims(results, beam_energy_gev=cfg.beam.energy_gev)]
+    write_json(tmp / "claims.json", {"claims": claims})
+    write_text(tmp / "claims.md", _claims_markdown(claims))
+    return claims
+
+
+def _write_provenance(
+    cfg: Config, tmp: Path, *, samples_dir: Path, fits_dir: Path, keys: Mapping[str, str]
+) -> dict[str, Any]:
+    """Every input and output with its sha256, the seeds and the stage keys (provenance.json)."""
+    from bkg.report.provenance import collect_provenance, file_hashes
+
+    inputs = {f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()}
+    inputs.update({f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()})
+    seeds = {"root": cfg.seed, "samples": _manifest_seeds(samples_dir), "toys": cfg.seed}
+    outputs = file_hashes(tmp, exclude=("provenance.json", "index.html"))
+    provenance = collect_provenance(
+        cfg, inputs=inputs, outputs=outputs, seeds=seeds, stages={k: v for k, v in keys.items()}
+    )
+    write_json(tmp / "provenance.json", provenance)
+    return provenance
+
+
+def _write_index(
+    name: str,
+    tmp: Path,
+    *,
+    fits_dir: Path,
+    table1: Mapping[str, Any],
+    limits_json: Mapping[str, Any],
+    claims: Sequence[Mapping[str, Any]],
+    provenance: Mapping[str, Any],
+) -> None:
+    """The report page (index.html) showing every figure of the folder."""
+    from bkg.report.html import render_index
+
+    # every figure of the folder (sensitivity.png and reach_vs_mot.png are beside the JSON)
+    figures = sorted(tmp.rglob("*.png"))
+    fits = {
+        p.stem: json.loads(p.read_text())
+        for p in sorted(fits_dir.glob("*.json"))
+        if not p.name.startswith(".")
+    }
+    write_text(
+        tmp / "index.html",
+        render_index(
+            title=f"na64mu-bkg report: {name}", table1=table1, limits=limits_json, fits=fits,
+            claims=claims, figures=figures, provenance=provenance, root=tmp,
+            sensitivity=json.loads((tmp / "sensitivity.json").read_text()),
+        ),
+    )  # fmt: skip
 
 
 def _manifest_seeds(samples_dir: Path) -> dict[str, Any]:

@@ -247,14 +247,7 @@ def verify(
     """
     import tempfile
 
-    _check_report(reference)
-    if run_dir is not None:
-        _check_report(run_dir)
-        if Path(run_dir).resolve() == Path(reference).resolve():
-            raise BkgError(
-                f"--run {run_dir}: that is the reference itself; give another run's report, "
-                "or leave out --run to re-run the reference's configuration"
-            )
+    _check_inputs(reference, run_dir)
     files: list[tuple[Path, tuple[int, list[str]] | None]] = [(reference, check_files(reference))]
     with tempfile.TemporaryDirectory(prefix="bkg-verify-") as tmp:
         run = (
@@ -264,9 +257,6 @@ def verify(
         )
         files.append((Path(run), check_files(Path(run))))
         rows = compare_reports(reference, run, advance=advance)
-    by_file: dict[str, list[Comparison]] = {}
-    for row in rows:
-        by_file.setdefault(row.file, []).append(row)
     echo(f"comparing {run} with the reference {reference}")
     differ = _config_difference(reference, Path(run)) if run_dir is not None else []
     if differ:
@@ -274,25 +264,61 @@ def verify(
             f"note: the two runs have different configurations ({', '.join(differ)} differ): "
             "their numbers are not expected to agree"
         )
+    _echo_files_table(rows, echo)
+    _echo_values(rows, show_all=show_all, echo=echo)
+    n_bad = sum(not r.agrees for r in rows)
+    n_files_bad = _echo_file_checks(files, echo)
+    echo(
+        f"{len(rows) - n_bad} of {len(rows)} values agree"
+        + ("" if not n_bad else f"; {n_bad} differ")
+    )
+    return n_bad == 0 and n_files_bad == 0 and bool(rows)
+
+
+def _check_inputs(reference: Path, run_dir: Path | None) -> None:
+    """Both folders are reports (BkgError otherwise), and not the same one."""
+    _check_report(reference)
+    if run_dir is not None:
+        _check_report(run_dir)
+        if Path(run_dir).resolve() == Path(reference).resolve():
+            raise BkgError(
+                f"--run {run_dir}: that is the reference itself; give another run's report, "
+                "or leave out --run to re-run the reference's configuration"
+            )
+
+
+def _echo_files_table(rows: list[Comparison], echo: Any) -> None:
+    """One line per compared file: its values, how many agree and differ, its tolerance."""
+    by_file: dict[str, list[Comparison]] = {}
+    for row in rows:
+        by_file.setdefault(row.file, []).append(row)
     echo(f"{'file':<26} {'values':>7} {'agree':>7} {'differ':>7} {'tolerance':>10}")
     for name, group in by_file.items():
         n_bad = sum(not r.agrees for r in group)
         echo(
             f"{name:<26} {len(group):>7} {len(group) - n_bad:>7} {n_bad:>7} {'rel ' + format(group[0].tolerance, '.0e'):>10}"
         )
+
+
+def _echo_values(rows: list[Comparison], *, show_all: bool, echo: Any) -> None:
+    """The values that differ (every value with ``show_all``), at most 200 lines of them."""
     shown = [r for r in rows if show_all or not r.agrees]
-    if shown:
-        echo("")
-        echo(f"{'file':<24} {'key':<44} {'reference':>14} {'run':>14} {'rel diff':>9}  verdict")
-        for r in shown[:200]:
-            rd = r.rel_diff
-            echo(
-                f"{r.file:<24} {r.key[:44]:<44} {_short(r.reference):>14} {_short(r.run):>14} "
-                f"{format(rd, '.1e') if rd is not None else '-':>9}  {'agrees' if r.agrees else 'DIFFERS'}"
-            )
-        if len(shown) > 200:
-            echo(f"... and {len(shown) - 200} more")
-    n_bad = sum(not r.agrees for r in rows)
+    if not shown:
+        return
+    echo("")
+    echo(f"{'file':<24} {'key':<44} {'reference':>14} {'run':>14} {'rel diff':>9}  verdict")
+    for r in shown[:200]:
+        rd = r.rel_diff
+        echo(
+            f"{r.file:<24} {r.key[:44]:<44} {_short(r.reference):>14} {_short(r.run):>14} "
+            f"{format(rd, '.1e') if rd is not None else '-':>9}  {'agrees' if r.agrees else 'DIFFERS'}"
+        )
+    if len(shown) > 200:
+        echo(f"... and {len(shown) - 200} more")
+
+
+def _echo_file_checks(files: list[tuple[Path, tuple[int, list[str]] | None]], echo: Any) -> int:
+    """Each folder's files against its provenance.json's sha256; returns the problems' count."""
     n_files_bad = 0
     for folder, checked in files:
         if checked is None:
@@ -308,11 +334,7 @@ def verify(
             f"{folder}: {n_files - len(problems)} of {n_files} files match the sha256 of its "
             "provenance.json"
         )
-    echo(
-        f"{len(rows) - n_bad} of {len(rows)} values agree"
-        + ("" if not n_bad else f"; {n_bad} differ")
-    )
-    return n_bad == 0 and n_files_bad == 0 and bool(rows)
+    return n_files_bad
 
 
 def _short(value: Any) -> str:

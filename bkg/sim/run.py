@@ -343,31 +343,13 @@ def run_samples(
         The manifest (dict) also written to MANIFEST.json.
     """
     out_dir = Path(out_dir)
-    names = list(only) if only else list(SAMPLES)
-    for name in names:
-        if name not in SAMPLES:
-            raise SampleError(f"unknown sample {name!r} (known: {', '.join(SAMPLES)})")
-    names = [s for s in SAMPLES if s in names]  # each once, in the MANIFEST's order
-    n_mot = float(cfg.samples.n_mot if n_mot is None else n_mot)
-    if not (math.isfinite(n_mot) and n_mot >= 1):
-        raise SampleError(f"--n-mot {n_mot:g}: expected a finite number of beam muons, at least 1")
-    if n_mot > sizes.MAX_SIMULATED_MOT:  # checked before the chunk plan is made
-        raise SampleError(
-            f"--n-mot {n_mot:g}: at most {sizes.MAX_SIMULATED_MOT:g} beam muons per production"
-        )
+    names, n_mot = _check_request(cfg, only, n_mot)
     scheduler = scheduler if scheduler is not None else cfg.run.scheduler
     if workers is None:
         workers = cfg.run.workers
     if not workers:
         workers = os.cpu_count() or 1
-    # everything that can fail on the user's input fails here, before a file is touched
-    if out_dir.is_dir() and external_samples(out_dir):
-        raise SampleError(
-            f"{out_dir}: holds samples that `bkg samples` did not write (MANIFEST.json "
-            "generator is not bkg.sim); they are not overwritten: choose another --out"
-        )
-    if out_dir.is_dir():
-        _manifest_paths_inside(out_dir)
+    _check_folder(out_dir)
     totals = {name: _n_tasks(cfg, name, n_mot) for name in names}
     # a worker per chunk at most, and no more than the cores (--workers 1000 forked 975)
     workers = max(1, min(workers, os.cpu_count() or 1, sum(totals.values())))
@@ -391,6 +373,36 @@ def run_samples(
             client.close()
 
 
+def _check_request(
+    cfg: Config, only: Sequence[str] | None, n_mot: float | None
+) -> tuple[list[str], float]:
+    """The samples asked for (each once, in the MANIFEST's order) and the beam muons."""
+    names = list(only) if only else list(SAMPLES)
+    for name in names:
+        if name not in SAMPLES:
+            raise SampleError(f"unknown sample {name!r} (known: {', '.join(SAMPLES)})")
+    names = [s for s in SAMPLES if s in names]  # each once, in the MANIFEST's order
+    n_mot = float(cfg.samples.n_mot if n_mot is None else n_mot)
+    if not (math.isfinite(n_mot) and n_mot >= 1):
+        raise SampleError(f"--n-mot {n_mot:g}: expected a finite number of beam muons, at least 1")
+    if n_mot > sizes.MAX_SIMULATED_MOT:  # checked before the chunk plan is made
+        raise SampleError(
+            f"--n-mot {n_mot:g}: at most {sizes.MAX_SIMULATED_MOT:g} beam muons per production"
+        )
+    return names, n_mot
+
+
+def _check_folder(out_dir: Path) -> None:
+    """Everything about the folder that can fail on the user's input, before a file is touched."""
+    if out_dir.is_dir() and external_samples(out_dir):
+        raise SampleError(
+            f"{out_dir}: holds samples that `bkg samples` did not write (MANIFEST.json "
+            "generator is not bkg.sim); they are not overwritten: choose another --out"
+        )
+    if out_dir.is_dir():
+        _manifest_paths_inside(out_dir)
+
+
 def _run_locked(
     cfg: Config,
     out_dir: Path,
@@ -406,87 +418,32 @@ def _run_locked(
 
     locks.clean_stale(out_dir)  # the .<chunk>.root.tmp of a killed run
     manifest_path = out_dir / "MANIFEST.json"
-    entries: dict[str, list[dict[str, Any]]] = {}
-    if manifest_path.exists():
-        try:
-            for e in ntuple.read_manifest(out_dir, check_hashes=False)["files"]:
-                entries.setdefault(e["sample"], []).append(e)
-        except SampleError:
-            entries = {}
+    entries = _listed_entries(out_dir, manifest_path)
     record = _Record(out_dir)
     if not record.known:
         record.adopt(entries)
     record.clean_pending()
-    old = [e for name in names for e in entries.get(name, [])]
-    old_names = {e["file"] for e in old}
-    # a file where a chunk goes that this tool did not write here is never overwritten
-    for name in names:
-        for i in range(totals[name]):
-            target = chunk_file(name, i)
-            if os.path.lexists(out_dir / target) and not record.owns(target):
-                raise SampleError(
-                    f"{out_dir / target}: not written by `bkg samples` in this folder (not in "
-                    f"its {WRITTEN}); it is not overwritten: move it, or choose another --out"
-                )
-    # the previous production of the requested samples: out of the MANIFEST, then deleted
-    for name in names:
-        entries.pop(name, None)
-    _write_manifest(manifest_path, cfg, entries)
-    kept = [n for n in sorted(old_names) if not record.remove(n)]
-    if kept:
-        log.warning(
-            "%s: %d file(s) of the previous MANIFEST left in place (not written by "
-            "`bkg samples` here, or changed since), e.g. %s",
-            out_dir, len(kept), kept[0],
-        )  # fmt: skip
+    _check_targets(out_dir, names, totals, record)
+    _retire_previous(cfg, manifest_path, names, entries, record)
     record.pending = dict(totals)
     record.save()
-    completed: set[str] = set()
-
-    def add(name: str, written: list[dict[str, Any]], norms: dict[str, Any]) -> None:
-        for e in written:
-            record.add(e["file"])
-        record.pending.pop(name, None)
-        record.save()  # recorded before it is listed: whatever is listed can be deleted
-        _add_sample(manifest_path, cfg, entries, name, written, norms)
-        completed.add(name)
-
-    pool = None
-    submit: Callable[..., Any] | None = None
-    if client is not None:
-        submit = functools.partial(client.submit, pure=False)
-    elif workers > 1:
-        warm_up()  # before the fork: the workers inherit it
-        workers = min(workers, sum(totals.values()) + len(_NORM_COST_S))
-        pool = ProcessPoolExecutor(
-            max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
-        )
-        submit = pool.submit
+    recorder = _ManifestRecorder(cfg, manifest_path, entries, record)
+    pool, submit, workers = _executor(client, workers, totals)
     try:
         if submit is None:
-            for name in names:
-                written = []
-                for i, (key, n, m) in enumerate(chunk_plan(cfg, name, n_mot)):
-                    written.append(write_chunk(cfg, name, key, n, m, out_dir / chunk_file(name, i)))
-                    if progress is not None:
-                        progress(name, i + 1, totals[name])
-                add(name, written, _norms(cfg, name))
+            _run_serial(cfg, out_dir, names, n_mot, totals, progress, recorder.add)
         else:
             window = max(2 * workers, 4)
-            _run_queue(cfg, out_dir, names, n_mot, totals, submit, client, window, progress, add)
+            _run_queue(
+                cfg, out_dir, names, n_mot, totals, submit, client, window, progress, recorder.add
+            )
     except BaseException as exc:
         # interrupted or failed: let the running chunks finish, then remove the files of
         # every sample that did not enter the MANIFEST, so that none is left unlisted
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
             pool = None
-        for name in names:
-            if name not in completed:
-                for i in range(totals[name]):  # no other file there: checked above
-                    (out_dir / chunk_file(name, i)).unlink(missing_ok=True)
-                record.pending.pop(name, None)
-        with contextlib.suppress(BkgError):
-            record.save()
+        _remove_incomplete(out_dir, names, totals, recorder.completed, record)
         from concurrent.futures.process import BrokenProcessPool
 
         if isinstance(exc, BrokenProcessPool):
@@ -499,6 +456,131 @@ def _run_locked(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return _write_manifest(manifest_path, cfg, entries)
+
+
+def _listed_entries(out_dir: Path, manifest_path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The MANIFEST's file entries by sample (none when there is no readable MANIFEST)."""
+    entries: dict[str, list[dict[str, Any]]] = {}
+    if manifest_path.exists():
+        try:
+            for e in ntuple.read_manifest(out_dir, check_hashes=False)["files"]:
+                entries.setdefault(e["sample"], []).append(e)
+        except SampleError:
+            entries = {}
+    return entries
+
+
+def _check_targets(
+    out_dir: Path, names: list[str], totals: dict[str, int], record: _Record
+) -> None:
+    """A file where a chunk goes that this tool did not write here is never overwritten."""
+    for name in names:
+        for i in range(totals[name]):
+            target = chunk_file(name, i)
+            if os.path.lexists(out_dir / target) and not record.owns(target):
+                raise SampleError(
+                    f"{out_dir / target}: not written by `bkg samples` in this folder (not in "
+                    f"its {WRITTEN}); it is not overwritten: move it, or choose another --out"
+                )
+
+
+def _retire_previous(
+    cfg: Config,
+    manifest_path: Path,
+    names: list[str],
+    entries: dict[str, list[dict[str, Any]]],
+    record: _Record,
+) -> None:
+    """The previous production of the requested samples: out of the MANIFEST, then deleted."""
+    old_names = {e["file"] for name in names for e in entries.get(name, [])}
+    for name in names:
+        entries.pop(name, None)
+    _write_manifest(manifest_path, cfg, entries)
+    kept = [n for n in sorted(old_names) if not record.remove(n)]
+    if kept:
+        log.warning(
+            "%s: %d file(s) of the previous MANIFEST left in place (not written by "
+            "`bkg samples` here, or changed since), e.g. %s",
+            manifest_path.parent, len(kept), kept[0],
+        )  # fmt: skip
+
+
+class _ManifestRecorder:
+    """Lists a finished sample: its files into the record first, then into the MANIFEST."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        manifest_path: Path,
+        entries: dict[str, list[dict[str, Any]]],
+        record: _Record,
+    ) -> None:
+        self.cfg = cfg
+        self.manifest_path = manifest_path
+        self.entries = entries
+        self.record = record
+        self.completed: set[str] = set()
+
+    def add(self, name: str, written: list[dict[str, Any]], norms: dict[str, Any]) -> None:
+        """Record the sample ``name`` (its written chunk entries and its normalisations)."""
+        for e in written:
+            self.record.add(e["file"])
+        self.record.pending.pop(name, None)
+        self.record.save()  # recorded before it is listed: whatever is listed can be deleted
+        _add_sample(self.manifest_path, self.cfg, self.entries, name, written, norms)
+        self.completed.add(name)
+
+
+def _executor(
+    client: Any, workers: int, totals: dict[str, int]
+) -> tuple[ProcessPoolExecutor | None, Callable[..., Any] | None, int]:
+    """Where the tasks run: (process pool or None, its ``submit`` or None to run here, workers).
+
+    A Dask client submits to its cluster; more than one worker, to a process pool (warmed
+    up before the fork); otherwise ``submit`` is None and the chunks run in this process.
+    """
+    if client is not None:
+        return None, functools.partial(client.submit, pure=False), workers
+    if workers <= 1:
+        return None, None, workers
+    warm_up()  # before the fork: the workers inherit it
+    workers = min(workers, sum(totals.values()) + len(_NORM_COST_S))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    return pool, pool.submit, workers
+
+
+def _run_serial(
+    cfg: Config,
+    out_dir: Path,
+    names: list[str],
+    n_mot: float,
+    totals: dict[str, int],
+    progress: Callable[[str, int, int], None] | None,
+    add: Callable[[str, list[dict[str, Any]], dict[str, Any]], None],
+) -> None:
+    """Every chunk and normalisation in this process, sample after sample."""
+    for name in names:
+        written = []
+        for i, (key, n, m) in enumerate(chunk_plan(cfg, name, n_mot)):
+            written.append(write_chunk(cfg, name, key, n, m, out_dir / chunk_file(name, i)))
+            if progress is not None:
+                progress(name, i + 1, totals[name])
+        add(name, written, _norms(cfg, name))
+
+
+def _remove_incomplete(
+    out_dir: Path, names: list[str], totals: dict[str, int], completed: set[str], record: _Record
+) -> None:
+    """Remove the chunk files of every requested sample that did not enter the MANIFEST."""
+    for name in names:
+        if name not in completed:
+            for i in range(totals[name]):  # no other file there: checked above
+                (out_dir / chunk_file(name, i)).unlink(missing_ok=True)
+            record.pending.pop(name, None)
+    with contextlib.suppress(BkgError):
+        record.save()
 
 
 def _run_queue(

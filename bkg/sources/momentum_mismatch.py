@@ -291,6 +291,57 @@ class _Sums:
         self.p_rest += self._p_counts(ev["p_out_true"][kept & rest])
 
 
+def _quasi_elastic(cfg: Config) -> dict[str, Any]:
+    """Quasi-elastic kinks on single nucleons of the MS2 stations (bkg.sim.tracking)."""
+    sp = cfg.detector.spectrometers
+    return quasi_elastic_kink_probability(
+        cfg.beam.energy_gev,
+        station_x0=sp.ms2.tracker_material_x0,
+        field_tm=sp.ms2.field_tm,
+        p_cut_gev=cfg.selection.p_out_max_gev,
+        chi2_max=cfg.selection.track_chi2_max,
+        sigma_m=hit_sigma_m(sp.ms2.resolution_rel, sp.ms2.field_tm, cfg.beam.energy_gev),
+    )
+
+
+def _knock_on_record(
+    reduced: _Sums,
+    cfg: Config,
+    k_level: float,
+    k_bound: bool,
+    rest_at_cand: float | None,
+    k_alt: float,
+) -> dict[str, Any]:
+    """The knock-on part's inputs: its level, candidates and the factorisation's checks."""
+    sp = cfg.detector.spectrometers
+    n_cand, n_rest, n_ref = reduced.n_cand, reduced.n_rest, reduced.n_ref
+    return {
+        # single-track muons whose fit took a knock-on electron's hit: knock-on part
+        "knock_on_excluded_from_residuals": reduced.n_ko_excluded,
+        # the knock-on part per MOT: the estimate, or its 90% CL bound (a factor had no event)
+        "knock_on_per_mot": k_level,
+        "knock_on_upper_bound": k_bound,
+        "knock_on_candidates": n_cand,
+        # by the station with the electron's and the muon's hit (index 0: muon's lost);
+        # the paper's scenario is the second station behind the magnet (index 5)
+        "knock_on_candidates_by_station": reduced.cand_by_station.tolist(),
+        # ... of which, S0 and S1 passed, S4 fired (the electron), and of those V1 did not
+        "knock_on_candidates_s4": reduced.n_cand_s4,
+        "knock_on_candidates_s4_without_v1": reduced.n_cand_s4_no_v1,
+        # cross-check of eps_MM x candidates: the muons whose hit the sample lost
+        "knock_on_poorly_measured": reduced.n_poor,
+        "knock_on_poorly_measured_expected": sp.micromegas_inefficiency * n_cand,
+        "knock_on_rest_passes": n_rest,
+        # P(rest) in bins of p_out_true, averaged over the candidates' momenta: equal to
+        # n_rest / n_ref when the factorisation holds
+        "knock_on_rest_at_candidate_momenta": rest_at_cand,
+        "knock_on_reference_muons": n_ref,
+        # model systematic: the level if the electron also crossed the next station
+        "knock_on_two_stations_per_mot": k_alt,
+        "micromegas_factor": reduced.micromegas_factor,
+    }
+
+
 @register
 class MomentumMismatch(StreamingSource[_Sums]):
     """Curvature residuals p_out_true/p_out_rec - 1; core + exponential tails; plus knock-on."""
@@ -314,7 +365,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
         cut = residual_cut(cfg)
         counts, edges = reduced.counts, reduced.edges
         n_mot, n_muon = reduced.n_mot, reduced.n_muon
-        n_cand, n_rest, n_ref = reduced.n_cand, reduced.n_rest, reduced.n_ref
+        n_rest, n_ref = reduced.n_rest, reduced.n_ref
         shas = sha256s(entries)
         analysis = tail_analysis(reduced.tails, counts, n_total=n_mot, cut=cut,
                                  shapes=MISMATCH_SHAPES, source=self.name, seed=cfg.seed)  # fmt: skip
@@ -322,14 +373,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
         # the fitted tail is per muon with a track; n_total = n_mot makes it per MOT already
         sp = cfg.detector.spectrometers
         k_level, k_up, k_down, k_bound = reduced.knock_on()
-        qe = quasi_elastic_kink_probability(
-            cfg.beam.energy_gev,
-            station_x0=sp.ms2.tracker_material_x0,
-            field_tm=sp.ms2.field_tm,
-            p_cut_gev=cfg.selection.p_out_max_gev,
-            chi2_max=cfg.selection.track_chi2_max,
-            sigma_m=hit_sigma_m(sp.ms2.resolution_rel, sp.ms2.field_tm, cfg.beam.energy_gev),
-        )
+        qe = _quasi_elastic(cfg)
         # a factor without events makes the knock-on part, and so the row, a 90% CL bound
         level = t_level + k_level + qe["total_after_chi2"]
         k_alt = k_level * two_station_fraction(
@@ -346,29 +390,7 @@ class MomentumMismatch(StreamingSource[_Sums]):
             **tail_inputs(t_level, t_up, t_down, t_sup, t_sdown),
             # False: no tail model passed its checks (the closure's direct estimate decides)
             "tail_level_supported": supported,
-            # single-track muons whose fit took a knock-on electron's hit: knock-on part
-            "knock_on_excluded_from_residuals": reduced.n_ko_excluded,
-            # the knock-on part per MOT: the estimate, or its 90% CL bound (a factor had no event)
-            "knock_on_per_mot": k_level,
-            "knock_on_upper_bound": k_bound,
-            "knock_on_candidates": n_cand,
-            # by the station with the electron's and the muon's hit (index 0: muon's lost);
-            # the paper's scenario is the second station behind the magnet (index 5)
-            "knock_on_candidates_by_station": reduced.cand_by_station.tolist(),
-            # ... of which, S0 and S1 passed, S4 fired (the electron), and of those V1 did not
-            "knock_on_candidates_s4": reduced.n_cand_s4,
-            "knock_on_candidates_s4_without_v1": reduced.n_cand_s4_no_v1,
-            # cross-check of eps_MM x candidates: the muons whose hit the sample lost
-            "knock_on_poorly_measured": reduced.n_poor,
-            "knock_on_poorly_measured_expected": sp.micromegas_inefficiency * n_cand,
-            "knock_on_rest_passes": n_rest,
-            # P(rest) in bins of p_out_true, averaged over the candidates' momenta: equal to
-            # n_rest / n_ref when the factorisation holds
-            "knock_on_rest_at_candidate_momenta": rest_at_cand,
-            "knock_on_reference_muons": n_ref,
-            # model systematic: the level if the electron also crossed the next station
-            "knock_on_two_stations_per_mot": k_alt,
-            "micromegas_factor": reduced.micromegas_factor,
+            **_knock_on_record(reduced, cfg, k_level, k_bound, rest_at_cand, k_alt),
             "cut_residual": cut,
             # quasi-elastic scattering on single nucleons of the stations, per 160 GeV
             # muon, before the track chi^2 cut that rejects such kinks

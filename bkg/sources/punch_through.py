@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +47,61 @@ PT_THRESHOLDS = (2.0, 3.0, 4.0, 5.0)
 PT_SHAPES = ("exp", "power")
 
 
+class _Depths(NamedTuple):
+    """The leading hadrons' visibility depths and the counts beyond one and two modules."""
+
+    n: int
+    n_deep: int
+    n_mu_deep: int
+    n_two: int
+    n_never: int
+    counts: np.ndarray
+    tails: TailCollector
+
+
+def _count_depths(
+    cfg: Config, samples_dir: Path, entries: list[Mapping[str, Any]], edges: np.ndarray
+) -> _Depths:
+    """One pass over the leading-hadron sample: the depth histogram, its tail and counts."""
+    mod_lambda = cfg.detector.hcal.module_lambda
+    counts = np.zeros(len(edges) - 1)
+    n = n_deep = n_mu_deep = n_two = n_never = 0
+    # the depths beyond 1.5 lambda_I for the tail fits; a hadron too soft ever to become
+    # visible (NEVER_VISIBLE_LAMBDA) is not in the depth's tail: counted, not extrapolated
+    tails = TailCollector(edges, 1.5)
+    for ev in stream(cfg, samples_dir, entries, "leading_hadrons", [*BRANCHES, "depth_lambda"]):
+        n += len(ev["p_out_rec"])
+        counts += np.histogram(ev["depth_lambda"], bins=edges)[0]
+        never = ev["depth_lambda"] >= NEVER_VISIBLE_LAMBDA
+        n_never += int(never.sum())
+        tails.add(ev["depth_lambda"][~never])
+        # muon side (trigger, (i), (ii), ECAL part of the box) among hadrons that reach
+        # beyond one module: keeps the correlation between the two sides
+        deep = ev["depth_lambda"] > mod_lambda
+        mu_side = cut_flow(ev, cfg)["ii"] & (ev["e_ecal"] <= cfg.signal_box.e_cal_max_gev)
+        n_deep += int(deep.sum())
+        n_two += int(np.count_nonzero(ev["depth_lambda"] > 2 * mod_lambda))
+        n_mu_deep += int((deep & mu_side).sum())
+    if n == 0:
+        raise FitError("punch_through: the leading_hadrons sample is empty")
+    return _Depths(n, n_deep, n_mu_deep, n_two, n_never, counts, tails)
+
+
+def _pt_probability(
+    nominal: Any, scan: Any, mod_lambda: float, n: int, p_never: float
+) -> dict[str, float]:
+    """Punch-through probability beyond 1, 2 and 4 modules: the nominal tail fit where one
+    passes, else the exponential window fit; plus the never-visible hadrons."""
+    pt = {str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level + p_never
+          for k in (1, 2, 4)}  # fmt: skip
+    if scan.nominal is not None:  # the nominal tail fit where one passes
+        from bkg.fit.tailmodel import survival
+
+        pt = {str(k): float(survival(k * mod_lambda, scan.nominal.model)[0]) / n + p_never
+              for k in (1, 2, 4)}  # fmt: skip
+    return pt
+
+
 @register
 class PunchThrough(Source):
     """P(leading hadron) x P_PT(modules): attenuation with the number of modules, extrapolated."""
@@ -61,26 +116,8 @@ class PunchThrough(Source):
         entries = sample_entries(manifest, "leading_hadrons")
         mod_lambda = cfg.detector.hcal.module_lambda
         edges = np.linspace(DEPTH_WINDOW[0], DEPTH_WINDOW[1], 301)
-        counts = np.zeros(len(edges) - 1)
-        n = n_deep = n_mu_deep = n_two = n_never = 0
-        # the depths beyond 1.5 lambda_I for the tail fits; a hadron too soft ever to become
-        # visible (NEVER_VISIBLE_LAMBDA) is not in the depth's tail: counted, not extrapolated
-        tails = TailCollector(edges, 1.5)
-        for ev in stream(cfg, samples_dir, entries, "leading_hadrons", [*BRANCHES, "depth_lambda"]):
-            n += len(ev["p_out_rec"])
-            counts += np.histogram(ev["depth_lambda"], bins=edges)[0]
-            never = ev["depth_lambda"] >= NEVER_VISIBLE_LAMBDA
-            n_never += int(never.sum())
-            tails.add(ev["depth_lambda"][~never])
-            # muon side (trigger, (i), (ii), ECAL part of the box) among hadrons that reach
-            # beyond one module: keeps the correlation between the two sides
-            deep = ev["depth_lambda"] > mod_lambda
-            mu_side = cut_flow(ev, cfg)["ii"] & (ev["e_ecal"] <= cfg.signal_box.e_cal_max_gev)
-            n_deep += int(deep.sum())
-            n_two += int(np.count_nonzero(ev["depth_lambda"] > 2 * mod_lambda))
-            n_mu_deep += int((deep & mu_side).sum())
-        if n == 0:
-            raise FitError("punch_through: the leading_hadrons sample is empty")
+        depths = _count_depths(cfg, samples_dir, entries, edges)
+        n, n_deep, n_mu_deep, n_two, n_never, counts, tails = depths
         norm = float(sum(float(e["norm_per_mot"]) for e in entries) / len(entries))
         m = cfg.detector.hcal.modules
         f_mu, f_up, f_dn, mu_bound = count_estimate(n_mu_deep, max(n_deep, 1), 1.0)
@@ -98,13 +135,7 @@ class PunchThrough(Source):
         p_never = n_never / n
         p_level = t_level + p_never
         scan = analysis["scan"]
-        pt = {str(k): extrapolate(nominal, cut=k * mod_lambda, side="upper").level + p_never
-              for k in (1, 2, 4)}  # fmt: skip
-        if scan.nominal is not None:  # the nominal tail fit where one passes
-            from bkg.fit.tailmodel import survival
-
-            pt = {str(k): float(survival(k * mod_lambda, scan.nominal.model)[0]) / n + p_never
-                  for k in (1, 2, 4)}  # fmt: skip
+        pt = _pt_probability(nominal, scan, mod_lambda, n, p_never)
         scale = norm * f_mu
         rel_mu = (0.0, 0.0) if mu_bound else (f_up / f_mu, f_dn / f_mu)
         level = scale * p_level

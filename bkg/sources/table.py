@@ -133,22 +133,40 @@ def write_table(
     """
     data = table_data(estimates, cfg)
     out_dir = Path(out_dir)
-    rows = [*data["sources"], data["total"]]
+    bf = data["background_free_n_mot"]
+    json_data = {
+        **data,
+        "background_free_n_mot": {k: (v if math.isfinite(v) else 1e300) for k, v in bf.items()},
+    }
+    # every file rendered before any is written: no half-written set
+    write_texts(
+        {
+            out_dir / "table1.md": _markdown(data),
+            out_dir / "table1.tex": _latex(data),
+            out_dir / "table1.csv": _csv(data),
+            out_dir / "table1.json": dumps_json(json_data),
+        }
+    )
+    return json_data
+
+
+def _optional(v: Any) -> str:
+    return "" if v is None else f"{v:.2g}"
+
+
+def _markdown(data: Mapping[str, Any]) -> str:
+    """table1.md: every source and the total, then the background-free N_MOT."""
     n_mot = data["n_mot"]
     md = [
         f"| Source | Level per MOT | Expected events at {n_mot:.1e} MOT | Method | Upper bound "
         "| Level from | Extrapolated tail | Direct tail | Agreement |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-
-    def opt(v: Any) -> str:
-        return "" if v is None else f"{v:.2g}"
-
-    for r in rows:
+    for r in [*data["sources"], data["total"]]:
         md.append(
             f"| {r['label']} | {_fmt(r, latex=False)} | {_events(r, latex=False)} | "
             f"{r['method']} | {'yes' if r['upper_bound'] else 'no'} | {r.get('level_method', '')} | "
-            f"{opt(r.get('extrapolated'))} | {opt(r.get('direct'))} | {r.get('agreement') or ''} |"
+            f"{_optional(r.get('extrapolated'))} | {_optional(r.get('direct'))} | {r.get('agreement') or ''} |"
         )
     bf = data["background_free_n_mot"]
     md.append("")
@@ -157,10 +175,15 @@ def write_table(
         f"Background free (< 0.1 event) {least}up to N_MOT = {bf['0.1']:.2e}; "
         f"(< 1 event) {least}up to {bf['1']:.2e}."
     )
+    return "\n".join(md)
+
+
+def _latex(data: Mapping[str, Any]) -> str:
+    """table1.tex: a booktabs tabular of the sources and the total."""
     tex = [
         r"\begin{tabular}{llll}",
         r"\toprule",
-        rf"Source & Level per MOT & Events at ${n_mot:.1e}$ MOT & Method \\",
+        rf"Source & Level per MOT & Events at ${data['n_mot']:.1e}$ MOT & Method \\",
         r"\midrule",
     ]
     for r in data["sources"]:
@@ -176,38 +199,33 @@ def write_table(
         r"\bottomrule",
         r"\end{tabular}",
     ]
+    return "\n".join(tex)
+
+
+#: Columns of table1.csv
+_CSV_COLUMNS = (
+    "name",
+    "label",
+    "level_per_mot",
+    "stat_up",
+    "stat_down",
+    "syst_up",
+    "syst_down",
+    "upper_bound",
+    "expected_events",
+    "method",
+    "level_method",
+    "extrapolated",
+    "direct",
+    "agreement",
+)
+
+
+def _csv(data: Mapping[str, Any]) -> str:
+    """table1.csv: one row per source and the total (absolute per-MOT uncertainties)."""
     buf = io.StringIO()
-    cols = [
-        "name",
-        "label",
-        "level_per_mot",
-        "stat_up",
-        "stat_down",
-        "syst_up",
-        "syst_down",
-        "upper_bound",
-        "expected_events",
-        "method",
-        "level_method",
-        "extrapolated",
-        "direct",
-        "agreement",
-    ]
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=_CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for r in rows:
+    for r in [*data["sources"], data["total"]]:
         w.writerow(r)
-    json_data = {
-        **data,
-        "background_free_n_mot": {k: (v if math.isfinite(v) else 1e300) for k, v in bf.items()},
-    }
-    # every file rendered before any is written: no half-written set
-    write_texts(
-        {
-            out_dir / "table1.md": "\n".join(md),
-            out_dir / "table1.tex": "\n".join(tex),
-            out_dir / "table1.csv": buf.getvalue(),
-            out_dir / "table1.json": dumps_json(json_data),
-        }
-    )
-    return json_data
+    return buf.getvalue()

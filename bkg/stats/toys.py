@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special
@@ -460,90 +460,16 @@ def _fit_fixed(
     """
     ns, nb = len(m.sig_hi), len(m.b)
     s_mu = mu * m.s * scale
-    p = _constraint_optimum(m, aux) if start is None else np.array(start, dtype=float)
-    p[:, 0] = mu
-    if m.gamma_sigma > 0:
-        p[:, -1] = np.maximum(p[:, -1], GAMMA_FLOOR)
-        inv_var = 1.0 / m.gamma_sigma**2
-    else:
-        p[:, -1] = 1.0
-        inv_var = 0.0
+    p, inv_var = _start_point(m, aux, mu, start)
     st = _State.at(m, p, n, aux, s_mu)
     cur = st.nll.copy()
     act = np.arange(len(n))  # toys still moving
     for _ in range(iterations):
         if act.size == 0:
             break
-        pa, na, aa, ca = st.p, n[act], aux[act], cur[act]
-        ts, tb, g = pa[:, 1 : 1 + ns], pa[:, 1 + ns : 1 + ns + nb], pa[:, -1]
-        ds, d2s = st.dlog[:, :ns], st.d2log[:, :ns]
-        db, d2b = st.dlog[:, ns:], st.d2log[:, ns:]
-        sig, eb, bkg, nu = st.sig, st.eb, st.bkg, st.nu
-        c_b = g[:, None] * eb
-        r = 1.0 - na / nu
-        # n / nu^2 is 0 where n = 0 (nu may be exactly 0 there: no background)
-        w = np.where(na > 0, na / nu / nu, 0.0)
-        rs = r * sig
-        cdb = c_b * db  # d nu / d theta_b
-        grad = np.empty_like(pa)
-        grad[:, 0] = 0.0
-        grad_s = grad[:, 1 : 1 + ns]
-        np.multiply(rs[:, None], ds, out=grad_s)
-        grad_s += ts - aa[:, :ns]
-        grad_b = grad[:, 1 + ns : 1 + ns + nb]
-        np.multiply(r[:, None], cdb, out=grad_b)
-        grad_b += tb - aa[:, ns : ns + nb]
-        if inv_var > 0:
-            grad_g = r * bkg + (g - aa[:, -1]) * inv_var
-            # gamma at its floor with the gradient pushing outwards stays there (active
-            # set): a toy's auxiliary gamma far below 1 (large sigma) takes it there
-            free_g = ~((g <= GAMMA_FLOOR) & (grad_g > 0.0))
-        else:
-            grad_g = np.zeros_like(g)
-            free_g = np.zeros(g.shape, bool)
-        grad_g = np.where(free_g, grad_g, 0.0)
-        grad[:, -1] = grad_g
-        v_g = np.where(free_g, bkg, 0.0)  # d nu / d gamma of the free gamma
-        # the diagonal part K (+1e-9 as a floor), gamma's arrow e, and the two rank-one
-        # terms V M V^T with V = [(ds, 0, 0), (0, cdb, v_g)], M = [[a, w sig], [w sig, w]]
-        k_s = 1.0 + rs[:, None] * d2s + 1e-9
-        k_b = 1.0 + r[:, None] * c_b * (db * db + d2b) + 1e-9
-        k_g = np.where(free_g, inv_var + 1e-9, 1.0)
-        e = np.where(free_g[:, None], r[:, None] * eb * db, 0.0)
-        a = rs + w * sig * sig
-        ws = w * sig
-        z_s = -grad_s / k_s
-        z1 = ds / k_s
-        (z_b, z_g), (z2_b, z2_g) = (
-            _arrow_solve(k_b, e, k_g, y_b, y_g) for y_b, y_g in ((-grad_b, -grad_g), (cdb, v_g))
-        )
-        q11 = np.einsum("ij,ij->i", ds, z1)
-        q22 = np.einsum("ij,ij->i", cdb, z2_b) + v_g * z2_g
-        c1 = np.einsum("ij,ij->i", ds, z_s)
-        c2 = np.einsum("ij,ij->i", cdb, z_b) + v_g * z_g
-        mc1, mc2 = a * c1 + ws * c2, ws * c1 + w * c2
-        a11, a12, a21, a22 = 1.0 + a * q11, ws * q22, ws * q11, 1.0 + w * q22
-        with np.errstate(divide="ignore", invalid="ignore"):
-            det = a11 * a22 - a12 * a21
-            t1 = (a22 * mc1 - a12 * mc2) / det
-            t2 = (a11 * mc2 - a21 * mc1) / det
-        step = np.empty_like(pa)
-        step[:, 0] = 0.0
-        step[:, 1 : 1 + ns] = z_s - z1 * t1[:, None]
-        step[:, 1 + ns : 1 + ns + nb] = z_b - z2_b * t2[:, None]
-        step[:, -1] = z_g - z2_g * t2
-        decrement = -np.einsum("ij,ij->i", grad, step)
-        # where the Hessian is not positive definite the Newton step may climb: take the
-        # diagonally scaled gradient there instead (always downhill)
-        climbs = ~(decrement > 0.0)
-        if climbs.any():
-            diag = np.empty_like(pa)
-            diag[:, 0] = 1.0
-            diag[:, 1 : 1 + ns] = k_s + a[:, None] * ds * ds
-            diag[:, 1 + ns : 1 + ns + nb] = k_b + w[:, None] * cdb * cdb
-            diag[:, -1] = k_g + w * v_g * v_g
-            fallback = -grad / np.maximum(np.abs(diag), 1e-9)
-            step = np.where(climbs[:, None], fallback, step)
+        na, aa, ca = n[act], aux[act], cur[act]
+        gr = _gradient(st, na, aa, ns, nb, inv_var)
+        step, decrement, climbs = _newton_step(st, gr, ns, nb, inv_var)
         tol = 1e-12 * (1.0 + np.abs(ca))
         # a Newton step from where the predicted gain (half the decrement) is below
         # 5e-8 leaves an error orders of magnitude below that (quadratic convergence;
@@ -576,6 +502,134 @@ def _fit_fixed(
         act = act[keep]
         st = trial.take(keep)
     return p, cur
+
+
+def _start_point(
+    m: OneBinModel, aux: np.ndarray, mu: float, start: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """The fits' start (mu fixed, gamma at or above its floor) and gamma's inverse variance."""
+    p = _constraint_optimum(m, aux) if start is None else np.array(start, dtype=float)
+    p[:, 0] = mu
+    if m.gamma_sigma > 0:
+        p[:, -1] = np.maximum(p[:, -1], GAMMA_FLOOR)
+        inv_var = 1.0 / m.gamma_sigma**2
+    else:
+        p[:, -1] = 1.0
+        inv_var = 0.0
+    return p, inv_var
+
+
+class _Gradient(NamedTuple):
+    """The NLL's gradient at a state (per toy) and the terms its Hessian shares with it."""
+
+    #: d NLL / d p: 0 for mu and for a gamma held at its floor
+    grad: np.ndarray
+    #: gamma's component of ``grad``
+    grad_g: np.ndarray
+    #: 1 - n / nu
+    r: np.ndarray
+    #: n / nu^2 (0 where n = 0)
+    w: np.ndarray
+    #: r x signal
+    rs: np.ndarray
+    #: gamma x each background
+    c_b: np.ndarray
+    #: d nu / d theta_b
+    cdb: np.ndarray
+    #: gamma not held at its floor
+    free_g: np.ndarray
+    #: d nu / d gamma of the free gamma
+    v_g: np.ndarray
+
+
+def _gradient(
+    st: _State, na: np.ndarray, aa: np.ndarray, ns: int, nb: int, inv_var: float
+) -> _Gradient:
+    """The gradient of the NLL in (signal thetas, background thetas, gamma) at ``st``."""
+    pa = st.p
+    ts, tb, g = pa[:, 1 : 1 + ns], pa[:, 1 + ns : 1 + ns + nb], pa[:, -1]
+    ds, db = st.dlog[:, :ns], st.dlog[:, ns:]
+    sig, eb, bkg, nu = st.sig, st.eb, st.bkg, st.nu
+    c_b = g[:, None] * eb
+    r = 1.0 - na / nu
+    # n / nu^2 is 0 where n = 0 (nu may be exactly 0 there: no background)
+    w = np.where(na > 0, na / nu / nu, 0.0)
+    rs = r * sig
+    cdb = c_b * db  # d nu / d theta_b
+    grad = np.empty_like(pa)
+    grad[:, 0] = 0.0
+    grad_s = grad[:, 1 : 1 + ns]
+    np.multiply(rs[:, None], ds, out=grad_s)
+    grad_s += ts - aa[:, :ns]
+    grad_b = grad[:, 1 + ns : 1 + ns + nb]
+    np.multiply(r[:, None], cdb, out=grad_b)
+    grad_b += tb - aa[:, ns : ns + nb]
+    if inv_var > 0:
+        grad_g = r * bkg + (g - aa[:, -1]) * inv_var
+        # gamma at its floor with the gradient pushing outwards stays there (active
+        # set): a toy's auxiliary gamma far below 1 (large sigma) takes it there
+        free_g = ~((g <= GAMMA_FLOOR) & (grad_g > 0.0))
+    else:
+        grad_g = np.zeros_like(g)
+        free_g = np.zeros(g.shape, bool)
+    grad_g = np.where(free_g, grad_g, 0.0)
+    grad[:, -1] = grad_g
+    v_g = np.where(free_g, bkg, 0.0)  # d nu / d gamma of the free gamma
+    return _Gradient(grad, grad_g, r, w, rs, c_b, cdb, free_g, v_g)
+
+
+def _newton_step(
+    st: _State, gr: _Gradient, ns: int, nb: int, inv_var: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(step, Newton decrement, where the Newton step would climb) of every toy.
+
+    The Hessian is the diagonal K (+1e-9 as a floor), gamma's arrow e, and the two
+    rank-one terms V M V^T with V = [(ds, 0, 0), (0, cdb, v_g)], M = [[a, w sig], [w sig, w]];
+    solved by Woodbury with a 2 x 2 system per toy. Where it is not positive definite the
+    step is the diagonally scaled gradient instead (always downhill).
+    """
+    ds, d2s = st.dlog[:, :ns], st.d2log[:, :ns]
+    db, d2b = st.dlog[:, ns:], st.d2log[:, ns:]
+    sig, eb = st.sig, st.eb
+    r, w, rs, cdb, free_g, v_g = gr.r, gr.w, gr.rs, gr.cdb, gr.free_g, gr.v_g
+    grad_s, grad_b = gr.grad[:, 1 : 1 + ns], gr.grad[:, 1 + ns : 1 + ns + nb]
+    k_s = 1.0 + rs[:, None] * d2s + 1e-9
+    k_b = 1.0 + r[:, None] * gr.c_b * (db * db + d2b) + 1e-9
+    k_g = np.where(free_g, inv_var + 1e-9, 1.0)
+    e = np.where(free_g[:, None], r[:, None] * eb * db, 0.0)
+    a = rs + w * sig * sig
+    ws = w * sig
+    z_s = -grad_s / k_s
+    z1 = ds / k_s
+    (z_b, z_g), (z2_b, z2_g) = (
+        _arrow_solve(k_b, e, k_g, y_b, y_g) for y_b, y_g in ((-grad_b, -gr.grad_g), (cdb, v_g))
+    )
+    q11 = np.einsum("ij,ij->i", ds, z1)
+    q22 = np.einsum("ij,ij->i", cdb, z2_b) + v_g * z2_g
+    c1 = np.einsum("ij,ij->i", ds, z_s)
+    c2 = np.einsum("ij,ij->i", cdb, z_b) + v_g * z_g
+    mc1, mc2 = a * c1 + ws * c2, ws * c1 + w * c2
+    a11, a12, a21, a22 = 1.0 + a * q11, ws * q22, ws * q11, 1.0 + w * q22
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = a11 * a22 - a12 * a21
+        t1 = (a22 * mc1 - a12 * mc2) / det
+        t2 = (a11 * mc2 - a21 * mc1) / det
+    step = np.empty_like(st.p)
+    step[:, 0] = 0.0
+    step[:, 1 : 1 + ns] = z_s - z1 * t1[:, None]
+    step[:, 1 + ns : 1 + ns + nb] = z_b - z2_b * t2[:, None]
+    step[:, -1] = z_g - z2_g * t2
+    decrement = -np.einsum("ij,ij->i", gr.grad, step)
+    climbs = ~(decrement > 0.0)
+    if climbs.any():
+        diag = np.empty_like(st.p)
+        diag[:, 0] = 1.0
+        diag[:, 1 : 1 + ns] = k_s + a[:, None] * ds * ds
+        diag[:, 1 + ns : 1 + ns + nb] = k_b + w[:, None] * cdb * cdb
+        diag[:, -1] = k_g + w * v_g * v_g
+        fallback = -gr.grad / np.maximum(np.abs(diag), 1e-9)
+        step = np.where(climbs[:, None], fallback, step)
+    return step, decrement, climbs
 
 
 def _line_search(
