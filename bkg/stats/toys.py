@@ -418,12 +418,12 @@ class _State:
         theta = p[:, 1:-1]
         logf, d1, d2 = m.code4.evaluate(theta)
         assert d1 is not None and d2 is not None
-        sig = s_mu * np.exp(logf[:, :ns].sum(axis=1))
-        eb = np.exp(logf[:, ns:]) * m.b
-        bkg = eb.sum(axis=1) + m.b_const
         # a full Newton step of a rare toy can overshoot far enough that nu overflows;
         # its NLL is then inf or nan, never accepted, and the step is halved
         with np.errstate(over="ignore", invalid="ignore"):
+            sig = s_mu * np.exp(logf[:, :ns].sum(axis=1))
+            eb = np.exp(logf[:, ns:]) * m.b
+            bkg = eb.sum(axis=1) + m.b_const
             nu = np.maximum(sig + p[:, -1] * bkg, _NU_FLOOR)
             nll = nu - n * np.log(nu)
             nll += 0.5 * np.einsum("ij,ij->i", theta - aux[:, :-1], theta - aux[:, :-1])
