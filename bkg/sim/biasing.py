@@ -115,8 +115,11 @@ def _beam_population(cfg: Config, rng: np.random.Generator, n: int) -> dict[str,
 
 def _forced_kinks(
     cfg: Config, rng: np.random.Generator, p: np.ndarray, *, r_cut: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """(kink added to 1/p (1/GeV), weight) of one forced scattering per muon of momentum p.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kink added to 1/p (1/GeV), weight, chi^2 the kink adds) of one forced scattering.
+
+    The chi^2 of a kink theta in station j without hit noise is theta_x^2 c_x + theta_y^2 c_y
+    over sigma_hit^2 (:func:`bkg.sim.tracking.kink_chi2_per_rad2`).
 
     q = p theta is drawn from an equal mixture of 2 q_b^2 / q^3 above q_b (the whole tail)
     and of the form factor's own fall-off above q_c = 0.9 r_cut 0.3 B L (the transfers
@@ -144,14 +147,19 @@ def _forced_kinks(
     g2 = np.where(q >= q_c, 2 * q / ff_scale * np.exp(-(q * q - q_c * q_c) / ff_scale), 0.0)
     true = 2 * chi2_p2 / q**3 * tracking.nuclear_form_factor2(q)
     weight = 6.0 * true / (0.5 * g1 + 0.5 * g2)
-    return kink, weight
+    sigma_m = tracking.hit_sigma_m(sp.ms2.resolution_rel, sp.ms2.field_tm, cfg.beam.energy_gev)
+    c = np.array([tracking.kink_chi2_per_rad2(j) for j in range(tracking.LEVER.size)])
+    j = station % tracking.LEVER.size
+    theta2 = (q / p) ** 2
+    chi2 = theta2 * (np.cos(phi) ** 2 * c[j, 0] + np.sin(phi) ** 2 * c[j, 1]) / sigma_m**2
+    return kink, weight, chi2
 
 
 def _scattering_direct(
     cfg: Config, n_events: int, seed: int, *, source: str, variable: str
 ) -> DirectEstimate:
     """Forced tracker scattering on the real simulation's population of ``source``."""
-    from bkg.selection import balance_cut, e_cal, residual_cut, single_track
+    from bkg.selection import balance_cut, e_cal, good_track, residual_cut, single_track
 
     t_start = time.perf_counter()
     rng = np.random.default_rng([seed, 22, 1 if source == "momentum_mismatch" else 2])
@@ -166,6 +174,7 @@ def _scattering_direct(
         base &= (ev["p_out_true"] > sel.p_out_max_gev) & (ev["p_out_rec_ko"] == 0)
         if sel.single_track:
             base &= single_track(ev)
+        base &= good_track(ev, cfg)  # as the fitted residuals (cut (ii))
         cut = residual_cut(cfg)
     else:
         base &= e_cal(ev) <= cfg.signal_box.e_cal_max_gev
@@ -175,7 +184,14 @@ def _scattering_direct(
     idx = np.repeat(idx, k)
     p_true = ev["p_out_true"][idx].astype(float)
     p_rec = ev["p_out_rec"][idx].astype(float)
-    kink, w = _forced_kinks(cfg, rng, p_true, r_cut=cut)
+    kink, w, chi2_kink = _forced_kinks(cfg, rng, p_true, r_cut=cut)
+    kept = np.ones(idx.size, bool)
+    if source == "momentum_mismatch":
+        # the track's chi^2 with the kink: its own (noise) + the kink's + the cross term,
+        # 2 r_noise . r_kink ~ N(0, 4 chi2_kink) for Gaussian hit noise; then cut (ii)
+        own = ev["track_chi2"][idx].astype(float)
+        chi2 = own + chi2_kink + 2.0 * np.sqrt(chi2_kink) * rng.standard_normal(idx.size)
+        kept = chi2 <= sel.track_chi2_max
     # the simulation's own measurement (its Gaussian draw) with the forced kink added:
     # 1/p_rec' = (1/p + kink) smear, smear = p / p_rec for a muon without a kink of its own
     inv = 1.0 / p_rec + kink * (p_true / p_rec)
@@ -195,7 +211,7 @@ def _scattering_direct(
 
     f_pop = float(base.sum()) / n_mot  # the population per MOT
     n = float(idx.size)
-    direct, stat, n_eff = weighted_fraction(w, x >= cut, n)
+    direct, stat, n_eff = weighted_fraction(w, (x >= cut) & kept, n)
     thresholds = (
         [0.15, 0.2, 0.3, 0.45, 0.7, cut]
         if source == "momentum_mismatch"
@@ -203,11 +219,16 @@ def _scattering_direct(
     )
     points = []
     for t in sorted(set(thresholds)):
-        v, e, ne = weighted_fraction(w, x >= t, n)
+        v, e, ne = weighted_fraction(w, (x >= t) & kept, n)
         points.append({"x": float(t), "per_event": f_pop * (v + float(gauss(t))), "stat": f_pop * e,
                        "effective_events": ne})  # fmt: skip
-    n_beyond = int(np.count_nonzero(x >= cut))
+    n_beyond = int(np.count_nonzero((x >= cut) & kept))
     bound = _bound(w, n, n_beyond)
+    if n_beyond == 0 and np.any((x >= cut) & ~kept):
+        # events reach the cut but none passes the chi^2: bound the fraction that would,
+        # P(beyond, kept) < P(beyond) x 2.303 / (effective events beyond), 90% CL
+        d_all, _, n_eff_all = weighted_fraction(w, x >= cut, n)
+        bound = d_all * min(1.0, 2.302585 / max(n_eff_all, 1.0))
     return DirectEstimate(
         source, float(cut), f_pop * (direct + float(gauss(cut))), f_pop * stat, n_eff, int(n), n_beyond,
         None if bound is None else f_pop * bound, points, time.perf_counter() - t_start,
