@@ -197,9 +197,14 @@ def mark_samples_done(cfg: Config, samples_dir: Path, manifest: dict[str, Any]) 
 
 
 def fits_key(cfg: Config, samples_dir: Path) -> str:
-    """Cache key of the fits stage: config slice, the samples' hashes and the fit code."""
+    """Cache key of the fits stage: config slice, the samples' hashes and the fit code.
+
+    The code includes ``sim`` and ``physics``: the closure (part of the fits stage)
+    simulates its direct estimates with them.
+    """
     hashes = samples_hashes(samples_dir)
-    inputs = {**hashes, "code": cache.code_digest("sources", "fit", "selection", "ntuple")}
+    code = cache.code_digest("sources", "fit", "selection", "ntuple", "sim", "physics")
+    inputs = {**hashes, "code": code}
     return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
 
 

@@ -104,3 +104,24 @@ def test_side_process_returns_the_result_or_raises_the_error():
     with _SideProcess(False) as side:  # disabled: called here
         np.testing.assert_array_equal(side.start("numpy.linalg", "inv", m)(), np.linalg.inv(m))
         assert side.procs == []
+
+
+def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
+    # the fits stage also runs the closure's biased simulation (bkg.sim.biasing, the beam
+    # generator, bkg.physics): a change there must not reuse fits made by the old code
+    from bkg.config import load_config
+    from bkg.report import pipeline
+
+    real = cache.code_digest
+    monkeypatch.setattr(pipeline, "samples_hashes", lambda _d: {"beam_0000.root": "0" * 64})
+    cfg = load_config(None)
+    before = pipeline.fits_key(cfg, tmp_path)
+    for changed in ("sim", "physics"):
+
+        def digest(*modules: str, changed: str = changed) -> str:
+            return real(*modules) + ("x" if changed in modules else "")
+
+        monkeypatch.setattr(cache, "code_digest", digest)
+        assert pipeline.fits_key(cfg, tmp_path) != before, changed
+    monkeypatch.setattr(cache, "code_digest", real)
+    assert pipeline.fits_key(cfg, tmp_path) == before
