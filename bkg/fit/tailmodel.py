@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from bkg.errors import FitError
 
@@ -65,8 +65,6 @@ SHAPES: dict[str, tuple[str, str]] = {
 P_MIN = 0.01
 #: toys of the deviance p-value (each refitted), a batch: more batches while p is small
 N_TOYS = 20
-#: bootstrap replicas of the split-sample closure's prediction
-N_BOOT = 40
 #: bins of the tail's binned deviance (log-spaced in d from t0 to the cut)
 N_DEV_BINS = 12
 #: nodes of the normalisation integral (Simpson in ln d) inside the fit
@@ -732,18 +730,91 @@ def scan_tail(
     )  # fmt: skip
 
 
-def predictive_p_value(observed: int, predictions: np.ndarray) -> float:
-    """Two-sided p-value of a count under a Poisson mixed over sampled predictions.
+#: grid of the shape parameter (canonical units, d / d0) for the split closure's profile
+_PROFILE_GRID = {
+    "rutherford_ff": np.geomspace(0.02, 500.0, 121),
+    "exp": np.geomspace(0.005, 100.0, 121),
+    "power": np.geomspace(0.05, 40.0, 121),
+}
 
-    The predictions are the model's count drawn from its fitted parameters' covariance:
-    the posterior predictive distribution of the count, so a prediction known only
-    roughly is not taken for a sharp one.
+
+class _SplitLikelihood:
+    """NLL of the fitted fraction's window [t0, t1) and of the rest's count beyond t1.
+
+    The window's NLL is that of :func:`fit_tail_model` (canonical units, fixed core);
+    the count beyond t1 in the rest is Poisson with mean
+    (n_tail S(t1, cut) / S(t0, t1) + core beyond t1) (1 - f) / f.
     """
-    pred = np.maximum(np.asarray(predictions, float), 1e-300)
-    k = int(observed)
-    lower = float(np.mean(stats.poisson.cdf(k, pred)))
-    upper = float(np.mean(stats.poisson.sf(k - 1, pred)))
-    return float(min(1.0, 2.0 * min(lower, upper)))
+
+    def __init__(self, fit_x: np.ndarray, *, shape: str, t0: float, t1: float, cut: float,
+                 x_ref: float, core: Core | None, scale: float) -> None:  # fmt: skip
+        w = fit_x[(fit_x >= t0) & (fit_x < t1)]
+        self.shape, self.scale, self.n_win = shape, scale, w.size
+        self.d0, self.d1, self.dc = t0 - x_ref, t1 - x_ref, cut - x_ref
+        self.u = (w - x_ref) / self.d0
+        self.core_u = _core_density(w, core) * self.d0
+        self.core_in = self.core_beyond = 0.0
+        if core is not None:
+            z0, z1, zc = ((t - core.mu) / core.sigma for t in (t0, t1, cut))
+            sf = lambda z: 0.5 * float(special.erfc(z / math.sqrt(2)))  # noqa: E731
+            self.core_in, self.core_beyond = core.n * (sf(z0) - sf(z1)), core.n * (sf(z1) - sf(zc))
+        s = np.linspace(0.0, math.log(self.d1 / self.d0), _N_NODES)
+        wts = np.ones(_N_NODES)
+        wts[1:-1:2], wts[2:-1:2] = 4.0, 2.0
+        self.nodes, self.weights = np.exp(s), wts * (s[1] - s[0]) / 3.0 * np.exp(s)
+
+    def theta_value(self, theta_u: float) -> float:
+        """The shape parameter in the variable's units (q and s are lengths, n a number)."""
+        return theta_u if self.shape == "power" else theta_u * self.d0
+
+    def _parts(self, theta_u: float) -> tuple[np.ndarray, float]:
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            norm = float(np.sum(self.weights * _shape_numpy(self.shape, self.nodes, theta_u)))
+            f_u = _shape_numpy(self.shape, self.u, theta_u) / norm
+        tv = self.theta_value(theta_u)
+        inside = shape_integral(self.d0, self.d1, self.shape, tv)
+        ratio = shape_integral(self.d1, self.dc, self.shape, tv) / inside if inside > 0 else 0.0
+        return f_u, ratio
+
+    def profile(self, theta_u: float, observed: int | None) -> tuple[float, float, float]:
+        """(NLL minimised over n_tail, that n_tail, the rest's prediction) at theta_u.
+
+        ``observed`` None: the window alone; else the rest's count joins the likelihood.
+        """
+        f_u, ratio = self._parts(theta_u)
+        if not np.all(np.isfinite(f_u)):
+            return math.inf, 0.0, math.nan
+
+        def pred(n: float) -> float:
+            return (n * ratio + self.core_beyond) * self.scale
+
+        def nll(n: float) -> float:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = (
+                    self.core_in
+                    + n
+                    - float(np.sum(np.log(np.maximum(self.core_u + n * f_u, 1e-300))))
+                )
+            if observed is not None:
+                mu = max(pred(n), 1e-300)
+                v += mu - observed * math.log(mu)
+            return v if math.isfinite(v) else 1e300
+
+        res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0 * self.n_win + 10.0),
+                                       method="bounded", options={"xatol": 1e-6})  # fmt: skip
+        return float(res.fun), float(res.x), pred(float(res.x))
+
+    def minimum(self, observed: int | None) -> tuple[float, float]:
+        """(min NLL over (theta, n_tail), the theta_u of it): the grid, refined by Brent."""
+        grid = _PROFILE_GRID[self.shape]
+        vals = np.array([self.profile(t, observed)[0] for t in grid])
+        i = int(np.argmin(vals))
+        lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
+        res = optimize.minimize_scalar(lambda lt: self.profile(math.exp(lt), observed)[0],
+                                       bounds=(lo, hi), method="bounded")  # fmt: skip
+        if float(res.fun) < vals[i]:
+            return float(res.fun), math.exp(float(res.x))
+        return float(vals[i]), float(grid[i])
 
 
 def closure_split(
@@ -758,19 +829,20 @@ def closure_split(
     x_ref: float,
     core_fit: Core | None,
     source: str,
-    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Fit the ``fraction`` of the events (``in_fit``) in [t0, t1), predict [t1, cut) in the rest.
 
     ``core_fit`` is the Gaussian core of the fitted fraction (its events in that part).
-    The prediction for the rest is the fitted part's count beyond t1 times
-    (1 - fraction) / fraction; ``p_value`` is two-sided, Poisson mixed over the
-    prediction's own uncertainty (:func:`predictive_p_value` over the predictions of
-    Poisson bootstrap replicas of the fitted events), ``predicted_band`` its 68% interval.
+    ``predicted`` is the best fit's count beyond t1 in the rest, ``predicted_band`` the
+    range of the predictions over the shape parameters whose profile likelihood is within
+    0.5 of its minimum (68%). ``p_value`` is the likelihood-ratio test that one
+    (theta, n_tail) describes both the fitted window and the rest's count beyond t1:
+    T = 2 [min NLL(window + count) - min NLL(window) - NLL(count | its own mean)],
+    chi^2 with 1 degree of freedom. A window too short to fix the shape (a flat profile)
+    thus passes when some shape it allows predicts the rest, as it should.
     """
     x = np.asarray(values, float)
     sel = np.asarray(in_fit, bool)
-    rng = np.random.default_rng(seed)
     scale = (1.0 - fraction) / fraction
     out = []
     for t1 in t1_list:
@@ -778,49 +850,22 @@ def closure_split(
         fit_x = x[sel & (x < t1)]
         model, _cov, _ = fit_tail_model(fit_x, shape=shape, t0=t0, cut=t1, x_ref=x_ref,
                                         core=core_fit, source=source, hesse=False)  # fmt: skip
-        d0, d1, dc = t0 - x_ref, t1 - x_ref, cut - x_ref
-        core_beyond = 0.0
-        if core_fit is not None:
-            z1, zc = (t1 - core_fit.mu) / core_fit.sigma, (cut - core_fit.mu) / core_fit.sigma
-            core_beyond = (
-                core_fit.n
-                * 0.5
-                * float(special.erfc(z1 / math.sqrt(2)) - special.erfc(zc / math.sqrt(2)))
-            )
-
-        def beyond(
-            theta: float,
-            n_tail: float,
-            d0: float = d0,
-            d1: float = d1,
-            dc: float = dc,
-            core_beyond: float = core_beyond,
-        ) -> float:
-            # the same model continued beyond t1 (its normalisation is over [t0, t1))
-            norm = shape_integral(d0, d1, shape, theta)
-            if not norm > 0:
-                return math.nan
-            return (n_tail * shape_integral(d1, dc, shape, theta) / norm + core_beyond) * scale
-
-        pred = beyond(model["theta"], model["n_tail"])
-        # the prediction's spread: the fit repeated on Poisson bootstrap replicas of the
-        # fitted events (a covariance at a steep best fit understates the upper side)
-        preds_list = [pred]
-        for _ in range(N_BOOT):
-            rep = np.repeat(fit_x, rng.poisson(1.0, fit_x.size))
-            try:
-                m, _c, _r = fit_tail_model(rep, shape=shape, t0=t0, cut=t1, x_ref=x_ref,
-                                           core=core_fit, source=source, hesse=False,
-                                           engine="numpy")  # fmt: skip
-            except FitError:
-                continue
-            preds_list.append(beyond(m["theta"], m["n_tail"]))
-        preds = np.array(preds_list)
-        preds = preds[np.isfinite(preds)]
+        like = _SplitLikelihood(fit_x, shape=shape, t0=t0, t1=t1, cut=cut, x_ref=x_ref,
+                                core=core_fit, scale=scale)  # fmt: skip
+        theta_best = model["theta"] if shape == "power" else model["theta"] / like.d0
         obs = int(np.count_nonzero(~sel & (x >= t1) & (x < cut)))
-        band = np.quantile(preds, [0.15865, 0.84135])
+        nll_win, _ = like.minimum(None)
+        nll_win = min(nll_win, like.profile(theta_best, None)[0])
+        nll_joint, _ = like.minimum(obs)
+        sat = obs - obs * math.log(obs) if obs > 0 else 0.0  # NLL of the count at its own mean
+        t_stat = max(2.0 * (nll_joint - nll_win - sat), 0.0)
+        pred = like.profile(theta_best, None)[2]
+        prof = [like.profile(t, None) for t in _PROFILE_GRID[shape]]
+        allowed = [p for v, _n, p in prof if v - nll_win <= 0.5 and math.isfinite(p)] or [pred]
         out.append({"fraction": fraction, "t0": t0, "threshold": float(t1), "shape": shape,
-                    "predicted": float(pred), "predicted_band": [float(band[0]), float(band[1])],
-                    "observed": obs, "p_value": predictive_p_value(obs, preds),
+                    "predicted": float(pred),
+                    "predicted_band": [float(min([*allowed, pred])), float(max([*allowed, pred]))],
+                    "observed": obs, "lr_statistic": t_stat,
+                    "p_value": float(stats.chi2.sf(t_stat, 1)),
                     "p_value_poisson": poisson_two_sided(obs, pred)})  # fmt: skip
     return out

@@ -108,6 +108,25 @@ def test_split_closure_predicts_the_rest(exp_tail_scan):
         assert o["predicted_band"][0] < truth * 1.5 and o["predicted_band"][1] > truth / 1.5
 
 
+@pytest.mark.slow
+def test_split_closure_rejects_a_rest_the_window_cannot_predict(exp_tail_scan):
+    # the same sample with the rest's (90%) events beyond 0.16 removed: the 10% window
+    # [0.105, 0.16) is unchanged and predicts ~56 there (truth 360 e^-1.83 = 58); 0 observed
+    # is far below any exponential the window allows, so the likelihood ratio rejects it
+    # (measured p = 1.2e-4; the unchanged sample gives p = 0.93 at the same t1)
+    x, _, _ = exp_tail_scan
+    tag = np.arange(x.size) % 10 == 0
+    keep = tag | (x < 0.16)
+    xs, ts = x[keep], tag[keep]
+    edges = np.linspace(-0.3, 0.3, 301)
+    core10 = tm.fit_core(np.histogram(xs[ts], edges)[0], edges, source="toy")
+    far = xs > 0.09
+    bad = tm.closure_split(xs[far], ts[far], fraction=0.1, t0=0.105, t1_list=[0.16], cut=0.6,
+                           shape="exp", x_ref=core10.mu, core_fit=core10, source="toy")[0]  # fmt: skip
+    assert bad["observed"] == 0 and bad["predicted_band"][0] > 10
+    assert bad["p_value"] < 0.01
+
+
 def test_a_failed_fit_serialises_with_its_reason():
     # a shape that could not be fitted (its model is empty) must not break the JSON of
     # the scan: on a 2e5-MOT sample that raised KeyError: 'theta' in bkg fit
