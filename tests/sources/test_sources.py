@@ -76,6 +76,13 @@ def test_fitted_sources_record_core_tail_models_and_checks(fitted):
         assert {"threshold", "observed", "predicted", "p_value"} <= set(checks[0])
         assert data["deviance"]["toys"] > 0
         assert len(data["closure_split"]) >= 2
+        assert all(
+            0.0 <= c["p_value"] <= 1.0 and c["lr_statistic"] >= 0 for c in data["closure_split"]
+        )
+        # the survival-function figure draws the sample: its far values are in the record
+        # (the punch-through's were missing: its figure showed the fits alone)
+        values = data["fit"]["tail_values"]
+        assert len(values) >= len(checks) and values == sorted(values)
 
 
 def test_momentum_mismatch_fit_recovers_the_curvature_resolution(fitted):
