@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bkg.report.claims import none_applicable
+from bkg.sources.closure import direct_text
 
 __all__ = ["render_index"]
 
@@ -272,7 +273,7 @@ def _closure_section(fits: Mapping[str, Mapping[str, Any]]) -> list[str]:
             [
                 _e(f.get("label", name)),
                 _num(c.get("extrapolated")),
-                f"{_num(c.get('direct'))} &plusmn; {_num(c.get('direct_stat'))}",
+                _e(direct_text(c)),
                 _num(c.get("effective_events")),
                 "-" if pull is None else f"{pull:+.1f}",
                 _e(choice.get("method", "-")),

@@ -16,6 +16,7 @@ ratio, pull, ...} and ``level_choice`` into the JSON, and sets the level (honest
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,15 @@ def run_closure(
     return out
 
 
+def direct_text(closure: Mapping[str, Any]) -> str:
+    """The direct estimate as a table shows it: value ± stat, or its 90% CL bound when no
+    biased event passed beyond the cut (the value is then only the Gaussian core's residue)."""
+    bound = closure.get("bound_90")
+    if not closure.get("n_beyond") and bound:
+        return f"< {bound:.2g} (90% CL, no event)"
+    return f"{closure['direct']:.3g} ± {closure['direct_stat']:.2g}"
+
+
 def closure_rows(estimates: dict[str, SourceEstimate]) -> list[dict[str, Any]]:
     """One row per extrapolated source: extrapolated, direct, pull, effective events, choice."""
     rows = []
@@ -151,7 +161,7 @@ def closure_rows(estimates: dict[str, SourceEstimate]) -> list[dict[str, Any]]:
             continue
         choice = est.tails.get("level_choice", {})
         rows.append({"name": name, "label": est.label, "cut": c["cut"], "extrapolated": c["extrapolated"],
-                     "direct": c["direct"], "direct_stat": c["direct_stat"],
+                     "direct": c["direct"], "direct_stat": c["direct_stat"], "direct_text": direct_text(c),
                      "effective_events": c["effective_events"], "ratio": c["ratio"], "pull": c["pull"],
                      "used": choice.get("method"), "reason": choice.get("reason")})  # fmt: skip
     return rows
@@ -166,8 +176,8 @@ def closure_table_markdown(estimates: dict[str, SourceEstimate]) -> str:
         return "none" if v is None else f"{v:.2g}"
 
     for r in closure_rows(estimates):
-        lines.append(f"| {r['label']} | {r['cut']:.3g} | {f(r['extrapolated'])} | {r['direct']:.2g} ± "
-                     f"{r['direct_stat']:.1g} | {r['effective_events']:.0f} | {f(r['pull'])} | {r['used']} |")  # fmt: skip
+        lines.append(f"| {r['label']} | {r['cut']:.3g} | {f(r['extrapolated'])} | {r['direct_text']} | "
+                     f"{r['effective_events']:.0f} | {f(r['pull'])} | {r['used']} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +271,24 @@ def survival_figure(est: SourceEstimate, plt: Any) -> Any:
                     color="C3", ms=6, label="direct (biased simulation)" if i == 0 else None)  # fmt: skip
     ax.axvline(cut, color="r", ls="--", label=f"cut ({cut:.3g})")
     ax.set_yscale("log")
-    # the axis ends just past the cut; events stored far beyond it (a punch-through hadron
-    # never seen is at 1000 lambda_I) stay in N(> x) and are named instead of drawn
+    _survival_axes(ax, values, x0, cut, at_cut, closure, n_total)
+    if closure:
+        _note_at_cut(ax, closure, n_total, est.tails.get("level_choice", {}).get("method", ""))
+    ax.set_ylabel(f"events beyond x (of {n_total:.2g})", fontsize=14)
+    variable = str(fit.get("variable", "x"))
+    ax.set_xlabel(VARIABLE_LABELS.get(variable, variable), fontsize=14)
+    title = f"{est.label}: {est.level_per_mot:.2g} per MOT"
+    ax.set_title(title, fontsize=12)
+    ax.legend(fontsize=9, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def _survival_axes(ax: Any, values: np.ndarray, x0: float, cut: float, at_cut: list[float],
+                   closure: Mapping[str, Any], n_total: float) -> None:  # fmt: skip
+    """x from the data to just past the cut, y from the lowest shown level to the data."""
+    # events stored far beyond the cut (a punch-through hadron never seen is at 1000
+    # lambda_I) stay in N(> x) and are named instead of drawn
     left = min(x0, float(values[0])) if values.size else x0
     ax.set_xlim(left, cut + 0.08 * (cut - left))
     far = int(np.count_nonzero(values > cut * 1.05))
@@ -289,23 +306,17 @@ def survival_figure(est: SourceEstimate, plt: Any) -> Any:
     if hidden:
         ax.annotate(f"{len(hidden)} fit(s) below the axis at the cut (down to {min(hidden):.1e} events)",
                     (0.02, 0.03), xycoords="axes fraction", fontsize=9)  # fmt: skip
-    if closure:
-        # no direct event beyond the cut: its 90% CL bound, not the Gaussian core's residue
-        bound = closure.get("bound_90") if not closure.get("n_beyond") else None
-        direct = (
-            f"< {bound * n_total:.2g} events (90% CL, none beyond)"
-            if bound
-            else f"{closure['direct'] * n_total:.2g} events"
-        )
-        ax.annotate(f"at the cut: direct {direct}, extrapolated "
-                    f"{(closure['extrapolated'] or 0.0) * n_total:.2g}; Table I: "
-                    f"{est.tails.get('level_choice', {}).get('method', '')}",
-                    (0.02, 0.08), xycoords="axes fraction", fontsize=9)  # fmt: skip
-    ax.set_ylabel(f"events beyond x (of {n_total:.2g})", fontsize=14)
-    variable = str(fit.get("variable", "x"))
-    ax.set_xlabel(VARIABLE_LABELS.get(variable, variable), fontsize=14)
-    title = f"{est.label}: {est.level_per_mot:.2g} per MOT"
-    ax.set_title(title, fontsize=12)
-    ax.legend(fontsize=9, loc="upper right")
-    fig.tight_layout()
-    return fig
+
+
+def _note_at_cut(ax: Any, closure: Mapping[str, Any], n_total: float, method: str) -> None:
+    """The direct and extrapolated counts at the cut, and which one Table I uses."""
+    # no direct event beyond the cut: its 90% CL bound, not the Gaussian core's residue
+    bound = closure.get("bound_90") if not closure.get("n_beyond") else None
+    direct = (
+        f"< {bound * n_total:.2g} events (90% CL, none beyond)"
+        if bound
+        else f"{closure['direct'] * n_total:.2g} events"
+    )
+    ax.annotate(f"at the cut: direct {direct}, extrapolated "
+                f"{(closure['extrapolated'] or 0.0) * n_total:.2g}; Table I: {method}",
+                (0.02, 0.08), xycoords="axes fraction", fontsize=9)  # fmt: skip

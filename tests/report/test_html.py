@@ -127,6 +127,14 @@ def test_page_shows_the_closure_table_of_the_extrapolated_sources(tmp_path):
                         "effective_events": 37332.0, "pull": -0.3},
             "level_choice": {"method": "extrapolated", "reason": "extrapolation supported and closes"},
         },
+        "momentum_mismatch": {
+            "label": "Momentum mismatch",
+            # no biased event beyond the cut: the bound, not the Gaussian core's 1e-244
+            "closure": {"extrapolated": 2.1e-74, "direct": 4.7e-244, "direct_stat": 0.0,
+                        "effective_events": 0.0, "pull": None, "n_beyond": 0,
+                        "bound_90": 8.3e-19},
+            "level_choice": {"method": "direct (90% CL bound)", "reason": "66.7 decades below"},
+        },
         "dimuon": {"label": "Dimuon production"},
     }  # fmt: skip
     provenance = json.loads((REFERENCE / "provenance.json").read_text())
@@ -139,5 +147,6 @@ def test_page_shows_the_closure_table_of_the_extrapolated_sources(tmp_path):
     assert "closure" in page.ids and "#closure" in page.links
     section = text[text.index("<h2 id='closure'>") :]
     assert "Hadron punch-through" in section and "Dimuon production" not in section
-    assert "2.77e-06" in section and "2.96e-06 &plusmn; 2.00e-08" in section
+    assert "2.77e-06" in section and "2.96e-06 ± 2e-08" in section
+    assert "&lt; 8.3e-19 (90% CL, no event)" in section and "4.7e-244" not in section
     assert "-0.3" in section and "extrapolated" in section
