@@ -38,9 +38,23 @@ T = TypeVar("T")
 def config_slice(
     raw: Mapping[str, Any], *, drop: Iterable[str] = (), keep: Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """The part of the config a stage depends on (top-level keys kept or dropped)."""
+    """The part of the config a stage depends on (top-level keys kept or dropped).
+
+    A dotted name in ``drop`` (``detector.escape.forced_events``) drops one nested key.
+    """
+    import copy
+
+    drop = list(drop)
     keys = set(raw) if keep is None else set(keep)
-    return {k: raw[k] for k in sorted(keys - set(drop)) if k in raw}
+    out = {k: copy.deepcopy(raw[k]) for k in sorted(keys - set(drop)) if k in raw}
+    for name in (d for d in drop if "." in d):
+        *parents, leaf = name.split(".")
+        node: Any = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return out
 
 
 def code_digest(*modules: str) -> str:
@@ -258,7 +272,9 @@ class StageCache:
 # decide a stage's outputs, by what they leave out or by what they keep.
 
 #: Config keys the samples do not depend on.
-SAMPLES_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal_box", "selection")
+#: (the forced escape-path events are the fits stage's direct estimate, not a sample's)
+SAMPLES_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal_box", "selection",
+                       "detector.escape.forced_events")  # fmt: skip
 #: Config keys the fits do not depend on.
 FITS_INDEPENDENT = ("name", "n_mot", "statistics", "g_minus_2", "run", "signal")
 #: Config sections that decide what a sample holds (sizes, seeds and folders aside).
@@ -269,7 +285,8 @@ FITS_SETUP = ("beam", "detector", "selection", "signal_box")
 
 def samples_config_key(cfg: Any) -> str:
     """The setup the samples simulate (recorded beside the stage key; no sizes or seeds)."""
-    return stage_key("samples-setup", config_slice(cfg.to_dict(), keep=SAMPLES_SETUP))
+    setup = config_slice(cfg.to_dict(), keep=SAMPLES_SETUP, drop=SAMPLES_INDEPENDENT)
+    return stage_key("samples-setup", setup)
 
 
 def fits_config_key(cfg: Any) -> str:

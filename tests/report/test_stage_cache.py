@@ -125,3 +125,17 @@ def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypa
         assert pipeline.fits_key(cfg, tmp_path) != before, changed
     monkeypatch.setattr(cache, "code_digest", real)
     assert pipeline.fits_key(cfg, tmp_path) == before
+
+
+def test_forced_escape_events_are_the_fits_stage_s_not_the_samples():
+    # detector.escape.forced_events sizes the direct estimate of the fits stage: changing
+    # it must neither refuse nor re-simulate the samples, and must re-run the fits
+    from bkg.config import from_dict
+
+    a = from_dict(None)
+    b = from_dict({"detector": {"escape": {"forced_events": 12345}}})
+    c = from_dict({"detector": {"escape": {"leading_k_long_fraction": 0.2}}})
+    assert cache.samples_config_key(a) == cache.samples_config_key(b)
+    assert cache.fits_config_key(a) != cache.fits_config_key(b)
+    assert cache.samples_config_key(a) != cache.samples_config_key(c)  # a sample's physics
+    assert "forced_events" in a.to_dict()["detector"]["escape"]  # the slice copied, not cut
