@@ -226,8 +226,9 @@ def _caption(stem: str, ctx: Mapping[str, Any]) -> str:
         label = _e(ctx.get("fit_labels", {}).get(name, name))
         kind = ctx.get("fit_kinds", {}).get(name, "")
         shows = {
-            "tail": "the sample, the fitted tail model, its extrapolation band into the "
-            "signal region (dashed line) and the pulls",
+            "tail": "the sample's N(&gt;x) with its Poisson 68% band, the nominal tail fit "
+            "and the envelope of the passing fits carried to the cut (red dashed line), and "
+            "the direct estimates of the biased simulation",
             "decays": "the fraction of K<sup>&minus;</sup> decays to a muon that pass the "
             "trigger, cuts and box versus the decay point, and the decay muons' energy",
             "counting": "the event counts the level is computed from (log scale; a zero count "

@@ -1,4 +1,4 @@
-"""Diagnostic figure per source: data, fit, extrapolation band into the signal region, pulls."""
+"""Diagnostic figure per source: survival functions with tail fits and direct points, or counts."""
 
 from __future__ import annotations
 
