@@ -211,6 +211,11 @@ class Core:
         """mu + k sigma."""
         return self.mu + k * self.sigma
 
+    def between(self, a: float, b: float) -> float:
+        """Events of the core in [a, b)."""
+        za, zb = (a - self.mu) / self.sigma, (b - self.mu) / self.sigma
+        return self.n * 0.5 * (special.erfc(za / math.sqrt(2)) - special.erfc(zb / math.sqrt(2)))
+
     def to_dict(self) -> dict[str, float]:
         return {"mu": self.mu, "sigma": self.sigma, "n_core": self.n}
 
@@ -256,6 +261,15 @@ def fit_core(
 # ---------------------------------------------------------------------------------------
 # the extended zfit fit of the tail above t0
 # ---------------------------------------------------------------------------------------
+
+
+def _simpson_nodes(d0: float, d1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes u = d / d0 over [1, d1/d0] and their weights (Simpson in ln u, times u) for the
+    normalisation integral of a tail shape: int f(u) du = sum weights * f(nodes)."""
+    s = np.linspace(0.0, math.log(d1 / d0), _N_NODES)
+    w = np.ones(_N_NODES)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    return np.exp(s), w * (s[1] - s[0]) / 3.0 * np.exp(s)
 
 
 class _TailLoss:
@@ -312,12 +326,9 @@ class _TailLoss:
 
     def set_range(self, d0: float, dc: float) -> None:
         """Integration nodes of the normalisation over [1, dc/d0] (Simpson in ln u)."""
-        s = np.linspace(0.0, math.log(dc / d0), _N_NODES)
-        h = s[1] - s[0]
-        w = np.ones(_N_NODES)
-        w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-        self.nodes.assign(np.exp(s))
-        self.weights.assign(w * h / 3.0 * np.exp(s))
+        nodes, weights = _simpson_nodes(d0, dc)
+        self.nodes.assign(nodes)
+        self.weights.assign(weights)
 
     def set_data(self, u: np.ndarray, core_density: np.ndarray, core_total: float) -> None:
         self.data.assign(np.asarray(u, float))
@@ -421,6 +432,21 @@ def _shape_numpy(shape: str, u: np.ndarray, theta: float) -> np.ndarray:
     return np.exp(-3.0 * np.log(u) - (u * u - 1.0) / (theta * theta))
 
 
+def _normalised_shape(shape: str, u: np.ndarray, nodes: np.ndarray, weights: np.ndarray,
+                      theta: float) -> np.ndarray:  # fmt: skip
+    """f(u; theta) / int f over the window (nodes, weights of :func:`_simpson_nodes`)."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        norm = float(np.sum(weights * _shape_numpy(shape, nodes, theta)))
+        return _shape_numpy(shape, u, theta) / norm
+
+
+def _window_nll(f_u: np.ndarray, n_tail: float, core_u: np.ndarray, core_total: float) -> float:
+    """Extended NLL of the window: the fixed core + n_tail f_u (as :class:`_TailLoss`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dens = np.maximum(core_u + n_tail * f_u, 1e-300)
+        return core_total + n_tail - float(np.sum(np.log(dens)))
+
+
 def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: float,
                     d0: float, dc: float, n0: float) -> tuple[float, float] | None:  # fmt: skip
     """The same extended NLL as :class:`_TailLoss`, minimised by iminuit on numpy arrays.
@@ -432,16 +458,11 @@ def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: f
     """
     from iminuit import Minuit
 
-    s = np.linspace(0.0, math.log(dc / d0), _N_NODES)
-    w = np.ones(_N_NODES)
-    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    nodes, weights = np.exp(s), w * (s[1] - s[0]) / 3.0 * np.exp(s)
+    nodes, weights = _simpson_nodes(d0, dc)
 
     def nll(theta: float, n_tail: float) -> float:
-        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            norm = float(np.sum(weights * _shape_numpy(shape, nodes, theta)))
-            dens = core_u + n_tail * _shape_numpy(shape, u, theta) / norm
-            value = core_total + n_tail - float(np.sum(np.log(np.maximum(dens, 1e-300))))
+        value = _window_nll(_normalised_shape(shape, u, nodes, weights, theta), n_tail, core_u,
+                            core_total)  # fmt: skip
         return value if math.isfinite(value) else 1e300
 
     for theta0 in _STARTS[shape]:
@@ -488,10 +509,7 @@ def fit_tail_model(
         raise FitError(f"{source}: t0 = {t0:.4g} is not beyond the reference {x_ref:.4g}")
     if shape not in SHAPES:
         raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
-    core_in = 0.0
-    if core is not None:
-        z0, zc = (t0 - core.mu) / core.sigma, (cut - core.mu) / core.sigma
-        core_in = core.n * 0.5 * (special.erfc(z0 / math.sqrt(2)) - special.erfc(zc / math.sqrt(2)))
+    core_in = 0.0 if core is None else core.between(t0, cut)
     # canonical units: u = d / d0, densities per unit of u
     u, core_u = (x - x_ref) / d0, _core_density(x, core) * d0
     n0 = max(x.size - core_in, 1.0)
@@ -753,24 +771,16 @@ class _SplitLikelihood:
         self.d0, self.d1, self.dc = t0 - x_ref, t1 - x_ref, cut - x_ref
         self.u = (w - x_ref) / self.d0
         self.core_u = _core_density(w, core) * self.d0
-        self.core_in = self.core_beyond = 0.0
-        if core is not None:
-            z0, z1, zc = ((t - core.mu) / core.sigma for t in (t0, t1, cut))
-            sf = lambda z: 0.5 * float(special.erfc(z / math.sqrt(2)))  # noqa: E731
-            self.core_in, self.core_beyond = core.n * (sf(z0) - sf(z1)), core.n * (sf(z1) - sf(zc))
-        s = np.linspace(0.0, math.log(self.d1 / self.d0), _N_NODES)
-        wts = np.ones(_N_NODES)
-        wts[1:-1:2], wts[2:-1:2] = 4.0, 2.0
-        self.nodes, self.weights = np.exp(s), wts * (s[1] - s[0]) / 3.0 * np.exp(s)
+        self.core_in = 0.0 if core is None else float(core.between(t0, t1))
+        self.core_beyond = 0.0 if core is None else float(core.between(t1, cut))
+        self.nodes, self.weights = _simpson_nodes(self.d0, self.d1)
 
     def theta_value(self, theta_u: float) -> float:
         """The shape parameter in the variable's units (q and s are lengths, n a number)."""
         return theta_u if self.shape == "power" else theta_u * self.d0
 
     def _parts(self, theta_u: float) -> tuple[np.ndarray, float]:
-        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            norm = float(np.sum(self.weights * _shape_numpy(self.shape, self.nodes, theta_u)))
-            f_u = _shape_numpy(self.shape, self.u, theta_u) / norm
+        f_u = _normalised_shape(self.shape, self.u, self.nodes, self.weights, theta_u)
         tv = self.theta_value(theta_u)
         inside = shape_integral(self.d0, self.d1, self.shape, tv)
         ratio = shape_integral(self.d1, self.dc, self.shape, tv) / inside if inside > 0 else 0.0
@@ -789,12 +799,7 @@ class _SplitLikelihood:
             return (n * ratio + self.core_beyond) * self.scale
 
         def nll(n: float) -> float:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                v = (
-                    self.core_in
-                    + n
-                    - float(np.sum(np.log(np.maximum(self.core_u + n * f_u, 1e-300))))
-                )
+            v = _window_nll(f_u, n, self.core_u, self.core_in)
             if observed is not None:
                 mu = max(pred(n), 1e-300)
                 v += mu - observed * math.log(mu)
@@ -804,17 +809,21 @@ class _SplitLikelihood:
                                        method="bounded", options={"xatol": 1e-6})  # fmt: skip
         return float(res.fun), float(res.x), pred(float(res.x))
 
-    def minimum(self, observed: int | None) -> tuple[float, float]:
-        """(min NLL over (theta, n_tail), the theta_u of it): the grid, refined by Brent."""
+    def scan(self, observed: int | None) -> list[tuple[float, float, float]]:
+        """:meth:`profile` at every theta_u of the shape's grid (:data:`_PROFILE_GRID`)."""
+        return [self.profile(t, observed) for t in _PROFILE_GRID[self.shape]]
+
+    def minimum(
+        self, observed: int | None, scanned: list[tuple[float, float, float]] | None = None
+    ) -> float:
+        """min NLL over (theta, n_tail): the grid (``scanned`` if given), refined by Brent."""
         grid = _PROFILE_GRID[self.shape]
-        vals = np.array([self.profile(t, observed)[0] for t in grid])
+        vals = np.array([v for v, _n, _p in (scanned or self.scan(observed))])
         i = int(np.argmin(vals))
         lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
         res = optimize.minimize_scalar(lambda lt: self.profile(math.exp(lt), observed)[0],
                                        bounds=(lo, hi), method="bounded")  # fmt: skip
-        if float(res.fun) < vals[i]:
-            return float(res.fun), math.exp(float(res.x))
-        return float(vals[i]), float(grid[i])
+        return min(float(res.fun), float(vals[i]))
 
 
 def closure_split(
@@ -854,13 +863,12 @@ def closure_split(
                                 core=core_fit, scale=scale)  # fmt: skip
         theta_best = model["theta"] if shape == "power" else model["theta"] / like.d0
         obs = int(np.count_nonzero(~sel & (x >= t1) & (x < cut)))
-        nll_win, _ = like.minimum(None)
-        nll_win = min(nll_win, like.profile(theta_best, None)[0])
-        nll_joint, _ = like.minimum(obs)
+        prof = like.scan(None)
+        best_nll, _n, pred = like.profile(theta_best, None)
+        nll_win = min(like.minimum(None, prof), best_nll)
+        nll_joint = like.minimum(obs)
         sat = obs - obs * math.log(obs) if obs > 0 else 0.0  # NLL of the count at its own mean
         t_stat = max(2.0 * (nll_joint - nll_win - sat), 0.0)
-        pred = like.profile(theta_best, None)[2]
-        prof = [like.profile(t, None) for t in _PROFILE_GRID[shape]]
         allowed = [p for v, _n, p in prof if v - nll_win <= 0.5 and math.isfinite(p)] or [pred]
         out.append({"fraction": fraction, "t0": t0, "threshold": float(t1), "shape": shape,
                     "predicted": float(pred),
