@@ -30,7 +30,6 @@ tail (per MOT, or per leading hadron) with the effective number of events
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -66,7 +65,6 @@ class DirectEstimate:
     n_beyond: int
     bound_90: float | None
     points: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
     method: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,7 +159,6 @@ def _scattering_direct(
     """Forced tracker scattering on the real simulation's population of ``source``."""
     from bkg.selection import balance_cut, e_cal, good_track, residual_cut, single_track
 
-    t_start = time.perf_counter()
     rng = np.random.default_rng([seed, 22, 1 if source == "momentum_mismatch" else 2])
     sel = cfg.selection
     plo, phi = sel.p_in_window_gev
@@ -231,7 +228,7 @@ def _scattering_direct(
         bound = d_all * min(1.0, 2.302585 / max(n_eff_all, 1.0))
     return DirectEstimate(
         source, float(cut), f_pop * (direct + float(gauss(cut))), f_pop * stat, n_eff, int(n), n_beyond,
-        None if bound is None else f_pop * bound, points, time.perf_counter() - t_start,
+        None if bound is None else f_pop * bound, points,
         f"forced single scattering in an MS2 station (w = 6 chi_c^2 |F(q)|^2 / q_b^2), {variable}",
     )  # fmt: skip
 
@@ -269,7 +266,6 @@ def punch_through_direct(
     from bkg.sim import detector
     from bkg.sim.leading_hadrons import generate_leading_hadrons
 
-    t_start = time.perf_counter()
     rng = np.random.default_rng([seed, 22, 3])
     n_had = min(max(n_events // 20, 5_000), 200_000)
     had = generate_leading_hadrons(cfg, rng, n_had)
@@ -292,6 +288,6 @@ def punch_through_direct(
     n_beyond = int(np.count_nonzero(depth >= cut))
     return DirectEstimate(
         "punch_through", float(cut), direct, stat, n_eff, int(g.size), n_beyond, _bound(w, n, n_beyond),
-        points, time.perf_counter() - t_start,
+        points,
         f"first hadronic interaction forced deep (lambda {lambda_bias:g} instead of {LAMBDA_TRUE:g} lambda_I)",
     )  # fmt: skip
