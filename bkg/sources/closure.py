@@ -143,13 +143,14 @@ def run_closure(
     return out
 
 
-def direct_text(closure: Mapping[str, Any]) -> str:
-    """The direct estimate as a table shows it: value ± stat, or its 90% CL bound when no
-    biased event passed beyond the cut (the value is then only the Gaussian core's residue)."""
+def direct_text(closure: Mapping[str, Any], scale: float = 1.0) -> str:
+    """The direct estimate (times ``scale``) as tables and figures show it: value ± stat, or
+    its 90% CL bound when no biased event passed beyond the cut (the value is then only the
+    Gaussian core's residue)."""
     bound = closure.get("bound_90")
     if not closure.get("n_beyond") and bound:
-        return f"< {bound:.2g} (90% CL, no event)"
-    return f"{closure['direct']:.3g} ± {closure['direct_stat']:.2g}"
+        return f"< {bound * scale:.2g} (90% CL, no event)"
+    return f"{closure['direct'] * scale:.3g} ± {closure['direct_stat'] * scale:.2g}"
 
 
 def closure_rows(estimates: dict[str, SourceEstimate]) -> list[dict[str, Any]]:

@@ -316,13 +316,8 @@ def _survival_axes(ax: Any, values: np.ndarray, x0: float, cut: float, at_cut: l
 
 def _note_at_cut(ax: Any, closure: Mapping[str, Any], n_total: float, method: str) -> None:
     """The direct and extrapolated counts at the cut, and which one Table I uses."""
-    # no direct event beyond the cut: its 90% CL bound, not the Gaussian core's residue
-    bound = closure.get("bound_90") if not closure.get("n_beyond") else None
-    direct = (
-        f"< {bound * n_total:.2g} events (90% CL, none beyond)"
-        if bound
-        else f"{closure['direct'] * n_total:.2g} events"
-    )
-    ax.annotate(f"at the cut: direct {direct}, extrapolated "
+    from bkg.sources.closure import direct_text
+
+    ax.annotate(f"events at the cut: direct {direct_text(closure, n_total)}, extrapolated "
                 f"{(closure['extrapolated'] or 0.0) * n_total:.2g}; Table I: {method}",
                 (0.02, 0.08), xycoords="axes fraction", fontsize=9)  # fmt: skip
