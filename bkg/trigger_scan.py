@@ -59,16 +59,17 @@ class S4Geometry:
     def of(cls, cfg: Config) -> S4Geometry:
         """The config's own S4."""
         ct = cfg.detector.counters
-        return cls(ct.s4_offset_cm, *ct.s4_size_cm, ct.s4_z_from_ms2_m)
+        return cls(ct.s4.offset_cm, *ct.s4.size_cm, ct.s4.z_from_ms2_m)
 
     def apply(self, cfg: Config) -> Config:
         """``cfg`` with S4 moved to this geometry."""
-        ct = dataclasses.replace(
-            cfg.detector.counters,
-            s4_offset_cm=self.offset_cm,
-            s4_size_cm=(self.width_cm, self.height_cm),
-            s4_z_from_ms2_m=self.z_m,
+        s4 = dataclasses.replace(
+            cfg.detector.counters.s4,
+            offset_cm=self.offset_cm,
+            size_cm=(self.width_cm, self.height_cm),
+            z_from_ms2_m=self.z_m,
         )
+        ct = dataclasses.replace(cfg.detector.counters, s4=s4)
         return cfg.replace(detector=dataclasses.replace(cfg.detector, counters=ct))
 
 

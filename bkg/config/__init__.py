@@ -14,14 +14,18 @@ import hashlib
 import json
 import math
 import re
+import typing
+from collections import abc
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bkg.config import model
+from bkg.config.methods import FrozenMap
+from bkg.config.model import Config
 from bkg.errors import ConfigError
 
 __all__ = [
@@ -37,215 +41,6 @@ __all__ = [
 MAX_CONFIG_BYTES = 1 << 20
 #: Deepest nesting of mappings and lists in a config (the default nests 5 levels).
 MAX_CONFIG_DEPTH = 32
-
-
-@dataclass(frozen=True)
-class Beam:
-    energy_gev: float
-    momentum_spread_rel: float
-    halo_fraction: float
-    halo_energy_min_gev: float
-    spot_sigma_x_cm: float
-    spot_sigma_y_cm: float
-    divergence_x_mrad: float
-    divergence_y_mrad: float
-    halo_radius_cm: float
-    pi_per_mu: float
-    k_per_pi: float
-    k_long_per_k: float
-    decay_length_m: float
-    absorber_lambda: float
-    momentum_window_gev: tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Ecal:
-    material: str
-    thickness_x0: float
-    cells: tuple[int, int]
-    cell_size_cm: float
-    sampling_resolution: float
-    constant_term: float
-    mip_gev: float
-
-
-@dataclass(frozen=True)
-class Vhcal:
-    material: str
-    thickness_lambda: float
-    cells: tuple[int, int]
-    hole_cm: tuple[float, float]
-    size_cm: tuple[float, float]
-    threshold_gev: float
-
-
-@dataclass(frozen=True)
-class Hcal:
-    material: str
-    modules: int
-    module_lambda: float
-    size_cm: tuple[float, float]
-    cells: tuple[int, int]
-    mip_gev: float
-    resolution: float
-    mip_window_gev: tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Ms1:
-    resolution_rel: float
-
-
-@dataclass(frozen=True)
-class Ms2:
-    field_tm: float
-    micromegas: int
-    resolution_rel: float
-    tracker_material_x0: float
-
-
-@dataclass(frozen=True)
-class Spectrometers:
-    ms1: Ms1
-    ms2: Ms2
-    micromegas_inefficiency: float
-    extra_trackers: int
-
-
-@dataclass(frozen=True)
-class Counters:
-    s0_radius_cm: float
-    s1_radius_cm: float
-    s_mu_size_cm: tuple[float, float]
-    s4_offset_cm: float
-    s4_size_cm: tuple[float, float]
-    s4_z_from_ms2_m: float
-    v1_size_cm: tuple[float, float]
-    vm_threshold_gev: float
-
-
-@dataclass(frozen=True)
-class Detector:
-    ecal: Ecal
-    vhcal: Vhcal
-    hcal: Hcal
-    spectrometers: Spectrometers
-    counters: Counters
-
-
-@dataclass(frozen=True)
-class Selection:
-    p_in_window_gev: tuple[float, float]
-    p_out_max_gev: float
-    vhcal_max_gev: float
-    hcal_mip_window_gev: tuple[float, float]
-    single_track: bool
-    track_chi2_max: float = float("inf")
-
-
-@dataclass(frozen=True)
-class SignalBox:
-    e_cal_max_gev: float
-    e_mu_out_max_gev: float
-
-
-@dataclass(frozen=True)
-class Signal:
-    mass_min_gev: float
-    mass_max_gev: float
-    mass_points: int
-    cross_section: str
-    efficiency: float
-    g_prime_ref: float
-
-    def masses_gev(self) -> Any:
-        """The log-spaced mass grid of the scan, in GeV (numpy array)."""
-        import numpy as np
-
-        return np.geomspace(self.mass_min_gev, self.mass_max_gev, self.mass_points)
-
-
-@dataclass(frozen=True)
-class Statistics:
-    confidence_level: float
-    calculator: str
-    toys_below_background: float
-    n_toys: int
-    toy_nuisance: str
-    mot_uncertainty: float
-    signal_efficiency_uncertainty: float
-    bins: int
-    hepdata_record: str
-
-
-@dataclass(frozen=True)
-class GMinus2Reference:
-    name: str
-    delta_a_mu: float
-    sigma: float
-    source: str
-
-
-@dataclass(frozen=True)
-class GMinus2:
-    reference: GMinus2Reference
-    references: tuple[GMinus2Reference, ...]
-    band_sigmas: float
-
-
-@dataclass(frozen=True)
-class Samples:
-    n_mot: float
-    chunk_size: int
-    folder: str
-    hadron_events: int
-    leading_hadron_events: int
-    dimuon_events: int
-    signal_events_per_mass: int
-    signal_masses_gev: tuple[float, ...]
-    nonfinite: str
-
-
-@dataclass(frozen=True)
-class Run:
-    workers: int
-    scheduler: str | None
-
-
-@dataclass(frozen=True)
-class Config:
-    """The effective configuration of a run (frozen; see ``default.yaml``)."""
-
-    name: str
-    seed: int
-    n_mot: float
-    beam: Beam
-    detector: Detector
-    selection: Selection
-    signal_box: SignalBox
-    signal: Signal
-    statistics: Statistics
-    g_minus_2: GMinus2
-    samples: Samples
-    run: Run
-    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The effective configuration as plain data (what was validated)."""
-        return copy.deepcopy(dict(self.raw))
-
-    def replace(self, **changes: Any) -> Config:
-        """A copy with top-level fields replaced (e.g. ``n_mot``); ``raw`` follows."""
-        raw = self.to_dict()
-        for key, value in changes.items():
-            if key in raw and not dataclasses.is_dataclass(value):
-                raw[key] = value
-        return dataclasses.replace(self, raw=raw, **changes)
-
-    @property
-    def hash(self) -> str:
-        """sha256 of the canonical JSON of the effective configuration."""
-        return config_hash(self.raw)
 
 
 class _Loader(yaml.SafeLoader):
@@ -613,109 +408,35 @@ def validate_dict(overlay: Any, *, source: str = "config") -> dict[str, Any]:
     return _to_integers(raw, _schema())
 
 
-def _pair(value: Any) -> tuple[Any, Any]:
-    return (value[0], value[1])
+def _convert(value: Any, hint: Any) -> Any:
+    """``value`` (validated plain data) as the type ``hint`` of a field of :mod:`bkg.config.model`."""
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        items = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
+        return tuple(_convert(v, h) for v, h in zip(value, items, strict=True))
+    if origin is abc.Mapping:
+        return FrozenMap({k: _convert(v, args[1]) for k, v in value.items()})
+    if hint is float:
+        return float(value)
+    return value  # int, bool, str, str | None: the schema checked them
 
 
-def _detector(det: Mapping[str, Any]) -> Detector:
-    """The ``detector`` section: calorimeters, spectrometers and counters."""
-    sp = det["spectrometers"]
-    ct = det["counters"]
-    return Detector(
-        ecal=Ecal(**{**det["ecal"], "cells": _pair(det["ecal"]["cells"])}),
-        vhcal=Vhcal(
-            **{
-                **det["vhcal"],
-                "cells": _pair(det["vhcal"]["cells"]),
-                "hole_cm": _pair(det["vhcal"]["hole_cm"]),
-                "size_cm": _pair(det["vhcal"]["size_cm"]),
-            }
-        ),
-        hcal=Hcal(
-            **{
-                **det["hcal"],
-                "cells": _pair(det["hcal"]["cells"]),
-                "size_cm": _pair(det["hcal"]["size_cm"]),
-                "mip_window_gev": _pair(det["hcal"]["mip_window_gev"]),
-            }
-        ),
-        spectrometers=Spectrometers(
-            ms1=Ms1(**sp["ms1"]),
-            ms2=Ms2(**sp["ms2"]),
-            micromegas_inefficiency=sp["micromegas_inefficiency"],
-            extra_trackers=sp["extra_trackers"],
-        ),
-        counters=Counters(
-            s0_radius_cm=ct["s0"]["radius_cm"],
-            s1_radius_cm=ct["s1"]["radius_cm"],
-            s_mu_size_cm=_pair(ct["s_mu"]["size_cm"]),
-            s4_offset_cm=ct["s4"]["offset_cm"],
-            s4_size_cm=_pair(ct["s4"]["size_cm"]),
-            s4_z_from_ms2_m=ct["s4"]["z_from_ms2_m"],
-            v1_size_cm=_pair(ct["v1"]["size_cm"]),
-            vm_threshold_gev=ct["vm"]["threshold_gev"],
-        ),
-    )
+def _build(cls: Any, raw: Mapping[str, Any]) -> Any:
+    """The dataclass ``cls`` of :mod:`bkg.config.model` from the validated section ``raw``.
 
-
-def _g_minus_2(g2: Mapping[str, Any]) -> GMinus2:
-    """The ``g_minus_2`` section: the references and the chosen one."""
-    refs = tuple(
-        GMinus2Reference(
-            name=str(k),
-            delta_a_mu=float(v["delta_a_mu"]),
-            sigma=float(v["sigma"]),
-            source=v["source"],
-        )
-        for k, v in g2["references"].items()
-    )
-    ref = next(r for r in refs if r.name == g2["reference"])
-    return GMinus2(reference=ref, references=refs, band_sigmas=g2["band_sigmas"])
-
-
-def _signal(sig: Mapping[str, Any]) -> Signal:
-    """The ``signal`` section: the mass grid and the signal model's constants."""
-    return Signal(
-        mass_min_gev=sig["masses_gev"]["min"],
-        mass_max_gev=sig["masses_gev"]["max"],
-        mass_points=sig["masses_gev"]["points"],
-        cross_section=sig["cross_section"],
-        efficiency=sig["efficiency"],
-        g_prime_ref=sig["g_prime_ref"],
-    )
-
-
-def _build(raw: Mapping[str, Any]) -> Config:
-    g2 = _g_minus_2(raw["g_minus_2"])
-    beam = dict(raw["beam"])
-    beam["momentum_window_gev"] = _pair(beam["momentum_window_gev"])
-    beam["energy_gev"] = float(beam["energy_gev"])
-    sel = dict(raw["selection"])
-    sel["p_in_window_gev"] = _pair(sel["p_in_window_gev"])
-    sel["hcal_mip_window_gev"] = _pair(sel["hcal_mip_window_gev"])
-    smp = dict(raw["samples"])
-    smp["signal_masses_gev"] = tuple(float(m) for m in smp["signal_masses_gev"])
-    smp["n_mot"] = float(smp["n_mot"])
-    return Config(
-        name=raw["name"],
-        seed=int(raw["seed"]),
-        n_mot=float(raw["n_mot"]),
-        beam=Beam(**beam),
-        detector=_detector(raw["detector"]),
-        selection=Selection(**sel),
-        signal_box=SignalBox(**raw["signal_box"]),
-        signal=_signal(raw["signal"]),
-        statistics=Statistics(**raw["statistics"]),
-        g_minus_2=g2,
-        samples=Samples(**smp),
-        run=Run(**raw["run"]),
-        raw=raw,
-    )
+    Generic: the shape is the schema's (the generated dataclasses); nothing here names a key.
+    """
+    hints = typing.get_type_hints(cls, vars(model))
+    fields = [f.name for f in dataclasses.fields(cls) if f.name in raw]
+    values = {name: _convert(raw[name], hints[name]) for name in fields}
+    return cls(**values, raw=raw) if cls is Config else cls(**values)
 
 
 def from_dict(overlay: Mapping[str, Any] | None = None, *, source: str = "config") -> Config:
     """Build a :class:`Config` from an overlay dict (``None``: the default)."""
-    return _build(validate_dict(overlay, source=source))
+    return _build(Config, validate_dict(overlay, source=source))
 
 
 def read_limited(path: Path, *, source: str, limit: int = MAX_CONFIG_BYTES) -> str:

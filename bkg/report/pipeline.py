@@ -775,9 +775,9 @@ def _hepdata(
 ) -> Path:
     from bkg.report.hepdata import write_hepdata
 
-    ref = cfg.g_minus_2.reference
+    ref = cfg.g_minus_2.chosen()
     band = {
-        "delta_a_mu": ref.delta_a_mu, "sigma": ref.sigma, "reference": ref.name,
+        "delta_a_mu": ref.delta_a_mu, "sigma": ref.sigma, "reference": cfg.g_minus_2.reference,
         "band_sigmas": cfg.g_minus_2.band_sigmas, "masses_gev": sens.masses_gev.tolist(),
         "low": sens.g2_low.tolist(), "central": sens.g2_central.tolist(), "high": sens.g2_high.tolist(),
     }  # fmt: skip

@@ -302,27 +302,27 @@ def _downstream(
     has_mu = p_mu > 0.05
     tx32 = np.asarray(tx_out, dtype=np.float32)
     ty32 = np.asarray(ty_out, dtype=np.float32)
-    s0 = counters.beam_counters(x32, y32, radius_cm=ct.s0_radius_cm)
-    s1 = counters.beam_counters(x32, y32, radius_cm=ct.s1_radius_cm)
+    s0 = counters.beam_counters(x32, y32, radius_cm=ct.s0.radius_cm)
+    s1 = counters.beam_counters(x32, y32, radius_cm=ct.s1.radius_cm)
     p32 = trk["p_bend"].astype(np.float32)  # what the magnet bends: the counters' positions
     xs4, ys4 = counters.downstream_position(
-        x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m, field_tm=field
+        x32, y32, tx32, ty32, p32, z_m=ct.s4.z_from_ms2_m, field_tm=field
     )
-    s4 = has_mu & counters.s4_hit(xs4, ys4, offset_cm=ct.s4_offset_cm, size_cm=ct.s4_size_cm)
+    s4 = has_mu & counters.s4_hit(xs4, ys4, offset_cm=ct.s4.offset_cm, size_cm=ct.s4.size_cm)
     # V1, in S4's plane in front of the HCAL: the undeflected muon, or charged secondaries
     # of a hadronic leak. EM leakage out of the ECAL back (photons and soft e+-, the e+-
     # swept out by MS2's 0.42 GeV rad) does not fire it; a hadronic leak gives charged
     # hadrons, about one per 2 GeV leaked (the same law as Vm below).
-    v1 = has_mu & counters.v1_hit(xs4, ys4, s4_offset_cm=ct.s4_offset_cm, size_cm=ct.v1_size_cm)
+    v1 = has_mu & counters.v1_hit(xs4, ys4, s4_offset_cm=ct.s4.offset_cm, size_cm=ct.v1.size_cm)
     k_had = np.flatnonzero(e_leak_had > 0.0)
     if k_had.size:
         v1[k_had] |= rng.random(k_had.size) < 1 - np.exp(-e_leak_had[k_had] / 2.0)
-    centre = ct.s4_offset_cm + ct.s4_size_cm[0] / 2
+    centre = ct.s4.offset_cm + ct.s4.size_cm[0] / 2
     xmu, ymu = counters.downstream_position(
-        x32, y32, tx32, ty32, p32, z_m=ct.s4_z_from_ms2_m + 3.0, field_tm=field
+        x32, y32, tx32, ty32, p32, z_m=ct.s4.z_from_ms2_m + 3.0, field_tm=field
     )
     s_mu = (p_mu > P_RANGE_GEV) & counters.s_mu_hit(
-        xmu, ymu, centre_x_cm=centre, size_cm=ct.s_mu_size_cm
+        xmu, ymu, centre_x_cm=centre, size_cm=ct.s_mu.size_cm
     )
     in_hcal = has_mu & counters.s_mu_hit(xs4, ys4, centre_x_cm=centre, size_cm=det.hcal.size_cm)
     per_module = det.hcal.mip_gev / det.hcal.modules
@@ -372,13 +372,13 @@ def _knock_on_hits(
         return
     det = cfg.detector
     ct = det.counters
-    centre = ct.s4_offset_cm + ct.s4_size_cm[0] / 2
+    centre = ct.s4.offset_cm + ct.s4.size_cm[0] / 2
     i = el["event"]
-    arm = np.float32(100.0 * ct.s4_z_from_ms2_m)
+    arm = np.float32(100.0 * ct.s4.z_from_ms2_m)
     xe = xs4[i] + arm * el["tx"].astype(np.float32)
     ye = ys4[i] + arm * el["ty"].astype(np.float32)
-    s4[i[counters.s4_hit(xe, ye, offset_cm=ct.s4_offset_cm, size_cm=ct.s4_size_cm)]] = True
-    v1[i[counters.v1_hit(xe, ye, s4_offset_cm=ct.s4_offset_cm, size_cm=ct.v1_size_cm)]] = True
+    s4[i[counters.s4_hit(xe, ye, offset_cm=ct.s4.offset_cm, size_cm=ct.s4.size_cm)]] = True
+    v1[i[counters.v1_hit(xe, ye, s4_offset_cm=ct.s4.offset_cm, size_cm=ct.v1.size_cm)]] = True
     inside = counters.s_mu_hit(xe, ye, centre_x_cm=centre, size_cm=det.hcal.size_cm)
     np.add.at(e_h1, i[inside], el["t_gev"][inside].astype(np.float32))
 

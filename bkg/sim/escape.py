@@ -165,10 +165,10 @@ def _hcal_geometry(cfg: Config) -> tuple[float, float, float, float, float]:
     """(z of the HCAL face from the ECAL, x lo, x hi, y half, depth in lambda_I)."""
     det = cfg.detector
     ct = det.counters
-    centre = ct.s4_offset_cm + ct.s4_size_cm[0] / 2
+    centre = ct.s4.offset_cm + ct.s4.size_cm[0] / 2
     w, h = det.hcal.size_cm
     return (
-        100.0 * ct.s4_z_from_ms2_m,
+        100.0 * ct.s4.z_from_ms2_m,
         centre - w / 2,
         centre + w / 2,
         h / 2,

@@ -90,7 +90,7 @@ def draw_g2_band(
     from bkg.stats.reach import g2_band
 
     low, central, high = g2_band(masses_gev, cfg, reference=reference)
-    name = reference or cfg.g_minus_2.reference.name
+    name = reference or cfg.g_minus_2.reference
     clipped = bool(np.any(low <= 0))
     bottom = ax.get_ylim()[0]
     edge = np.where(low > 0, low, bottom)
@@ -214,7 +214,7 @@ def plot_reach(
         ranges = [band, observed] + [in_mass_range(c, mf.min(), mf.max()) for c in overlays]
         from bkg.stats.reach import g2_band
 
-        refs = list(g2_references or [cfg.g_minus_2.reference.name])
+        refs = list(g2_references or [cfg.g_minus_2.reference])
         for name in refs:
             lo, _, hi = g2_band(mf, cfg, reference=name)
             ranges += [lo, hi]

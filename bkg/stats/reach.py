@@ -181,6 +181,5 @@ def g2_band(
     """
     from bkg.physics.zprime import g2_band_g_prime
 
-    refs = {r.name: r for r in cfg.g_minus_2.references}
-    ref = refs[reference] if reference else cfg.g_minus_2.reference
+    ref = cfg.g_minus_2.references[reference] if reference else cfg.g_minus_2.chosen()
     return g2_band_g_prime(ref.delta_a_mu, ref.sigma, cfg.g_minus_2.band_sigmas, masses_gev)

@@ -72,7 +72,7 @@ def _sensitivity(cfg):
     return SensitivityResult(
         masses_gev=MASSES, yield_per_mot_ref=y, g_prime_90=1e-4 * np.sqrt(2.3 / (1e11 * y)),
         g2_low=low, g2_central=central, g2_high=high, efficiency=np.full(12, 0.3), n_mot=1e11,
-        n_signal_90=2.303, g_prime_ref=1e-4, g2_reference=cfg.g_minus_2.reference.name,
+        n_signal_90=2.303, g_prime_ref=1e-4, g2_reference=cfg.g_minus_2.reference,
     )  # fmt: skip
 
 
