@@ -313,57 +313,59 @@ def check_file(path: str | Path, sample: str) -> list[str]:
         tree = _open_tree(path)
     except SampleError as exc:
         return [str(exc)]
+    problems = _branch_problems(path, tree, SCHEMAS[sample])
+    if problems:
+        return problems
+    try:
+        return _value_problems(path, tree, SCHEMAS[sample])
+    except Exception as exc:
+        return [
+            f"{path}: cannot read the baskets ({type(exc).__name__}: {one_line(exc)}); the file may be truncated"
+        ]
+
+
+def _branch_problems(path: Path, tree: Any, schema: Mapping[str, Branch]) -> list[str]:
+    """The contract's branches that ``tree`` lacks or holds with another dtype."""
     problems = []
-    have = {
-        name: str(tree[name].interpretation.to_dtype)
-        if hasattr(tree[name].interpretation, "to_dtype")
-        else "?"
-        for name in tree.keys()
-    }
-    for name, branch in SCHEMAS[sample].items():
-        if name not in have:
+    for name, branch in schema.items():
+        if name not in tree.keys():
             problems.append(
                 f"{path}: branch '{name}' missing (expected {branch.dtype} in {branch.unit}: {branch.meaning})"
             )
             continue
-        got = np.dtype(have[name]).name if have[name] != "?" else "?"
+        interpretation = tree[name].interpretation
+        got = np.dtype(interpretation.to_dtype).name if hasattr(interpretation, "to_dtype") else "?"
         if got != np.dtype(branch.dtype).name:
             problems.append(f"{path}: branch '{name}' has dtype {got}, expected {branch.dtype}")
-    if not problems:
-        try:
-            n = int(tree.num_entries)
-            if n == 0:
-                problems.append(f"{path}: the tree '{TREE}' is empty (0 events)")
-            else:
-                schema = SCHEMAS[sample]
-                floats = [k for k, b in schema.items() if b.dtype.startswith("float")]
-                ranged = [k for k in schema if k in VALID]
-                nonfinite = dict.fromkeys(floats, 0)
-                outside: dict[str, list[Any]] = {k: [0, None] for k in ranged}
-                names = list(dict.fromkeys([*floats, *ranged]))
-                for chunk in tree.iterate(names, step_size=1_000_000, library="np"):
-                    for name in floats:
-                        nonfinite[name] += int(np.count_nonzero(~np.isfinite(chunk[name])))
-                    for name in ranged:
-                        values = chunk[name]
-                        bad = VALID[name].outside(values) & np.isfinite(values)
-                        if bad.any():
-                            outside[name][0] += int(bad.sum())
-                            if outside[name][1] is None:
-                                outside[name][1] = values[bad][0]
-                for name, count in nonfinite.items():
-                    if count:
-                        problems.append(f"{path}: branch '{name}' has {count} NaN/inf values")
-                for name, (count, example) in outside.items():
-                    if count:
-                        valid = VALID[name].describe(schema[name].unit)
-                        problems.append(
-                            f"{path}: branch '{name}' has {count} values outside {valid} "
-                            f"(e.g. {example:.6g}; samples/README.md, Valid values)"
-                        )
-        except Exception as exc:
+    return problems
+
+
+def _value_problems(path: Path, tree: Any, schema: Mapping[str, Branch]) -> list[str]:
+    """No events, NaN/inf in a float branch, values outside a branch's valid range."""
+    if int(tree.num_entries) == 0:
+        return [f"{path}: the tree '{TREE}' is empty (0 events)"]
+    floats = [k for k, b in schema.items() if b.dtype.startswith("float")]
+    ranged = [k for k in schema if k in VALID]
+    nonfinite = dict.fromkeys(floats, 0)
+    outside: dict[str, list[Any]] = {k: [0, None] for k in ranged}
+    for chunk in tree.iterate(
+        list(dict.fromkeys([*floats, *ranged])), step_size=1_000_000, library="np"
+    ):
+        for name in floats:
+            nonfinite[name] += int(np.count_nonzero(~np.isfinite(chunk[name])))
+        for name in ranged:
+            values = chunk[name]
+            bad = VALID[name].outside(values) & np.isfinite(values)
+            if bad.any():
+                outside[name][0] += int(bad.sum())
+                outside[name][1] = values[bad][0] if outside[name][1] is None else outside[name][1]
+    problems = [f"{path}: branch '{k}' has {n} NaN/inf values" for k, n in nonfinite.items() if n]
+    for name, (count, example) in outside.items():
+        if count:
+            valid = VALID[name].describe(schema[name].unit)
             problems.append(
-                f"{path}: cannot read the baskets ({type(exc).__name__}: {one_line(exc)}); the file may be truncated"
+                f"{path}: branch '{name}' has {count} values outside {valid} "
+                f"(e.g. {example:.6g}; samples/README.md, Valid values)"
             )
     return problems
 
@@ -831,6 +833,55 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_probability_map(value: Any, *, zero: bool = True) -> bool:
+    """A mapping of numbers in [0, 1] (``zero=False``: in (0, 1])."""
+    return isinstance(value, dict) and all(
+        _is_number(v) and (v >= 0 if zero else v > 0) and v <= 1 for v in value.values()
+    )
+
+
+def _norm_problem(norm: Any, entry: Mapping[str, Any]) -> str | None:
+    """What ``norm_per_mot`` should be if it is not: a probability per MOT in (0, 1].
+
+    The hadrons source takes its per-species rates from the config, and
+    ``beam.pi_per_mu: 0`` writes a rate of 0: there a non-negative number (or one per
+    species) is enough (``norm_per_mot: 1e300`` once gave a level of 5.6e287).
+    """
+    hadrons = entry["sample"] == "hadrons"
+    norms = list(norm.values()) if hadrons and isinstance(norm, dict) else [norm]
+    if all(_is_number(v) and (v > 0 or (hadrons and v == 0)) and v <= 1 for v in norms):
+        return None
+    return "a probability per MOT in " + ("[0, 1]" if hadrons else "(0, 1] (1 for the beam)")
+
+
+def _rule(ok: Callable[[Any], bool], expected: str) -> Callable[[Any, Any], str | None]:
+    """A check of one value: None if ``ok(value)``, else what was ``expected``."""
+    return lambda value, entry: None if ok(value) else expected
+
+
+def _fractions_sum_to_one(fractions: Any) -> bool:
+    return not fractions or math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6)
+
+
+#: (key, optional, check) of a MANIFEST entry's keys after ``file``, in the order they
+#: are checked; a check of (value, entry) says what was expected, or None if it is fine
+_ENTRY_RULES: tuple[tuple[str, bool, Callable[[Any, Any], str | None]], ...] = (
+    ("sample", False, _rule(lambda v: isinstance(v, str) and v in SCHEMAS, f"one of {', '.join(SCHEMAS)}")),
+    ("sha256", False, _rule(lambda v: isinstance(v, str), "the hex digest of the file (a string)")),
+    ("events", False, _rule(lambda v: _is_number(v) and float(v).is_integer() and v >= 1,
+                            "the number of events in the file (an integer >= 1)")),
+    ("n_mot", True, _rule(lambda v: _is_number(v) and v > 0,
+                          "the muons on target simulated (a finite number > 0)")),
+    ("norm_per_mot", False, _norm_problem),
+    ("norm_per_mot_by_pdg", True, _rule(_is_probability_map, "a probability per MOT in [0, 1] per species")),
+    ("species_fraction_generated", True, _rule(lambda v: _is_probability_map(v, zero=False),
+                                               "a fraction in (0, 1] per species")),
+    ("species_fraction_generated", True, _rule(_fractions_sum_to_one,
+                                               "fractions of the generated events that sum to 1")),
+    ("yields_per_mot", True, _rule(_is_probability_map, "a probability per MOT in [0, 1] per process")),
+)  # fmt: skip
+
+
 def _check_entry(path: Path, i: int, entry: Any) -> None:
     """Raise :class:`SampleError` naming ``path``, ``files[i]`` and the key if an entry is bad."""
     if not isinstance(entry, dict):
@@ -849,41 +900,7 @@ def _check_entry(path: Path, i: int, entry: Any) -> None:
     from bkg.atomic import inside
 
     inside(path.parent, name, what=f"{path}: files[{i}] key 'file'", error=SampleError)
-    if not isinstance(entry["sample"], str) or entry["sample"] not in SCHEMAS:
-        raise bad("sample", f"one of {', '.join(SCHEMAS)}")
-    if not isinstance(entry["sha256"], str):
-        raise bad("sha256", "the hex digest of the file (a string)")
-    events = entry["events"]
-    if not (_is_number(events) and float(events).is_integer() and events >= 1):
-        raise bad("events", "the number of events in the file (an integer >= 1)")
-    if "n_mot" in entry and not (_is_number(entry["n_mot"]) and entry["n_mot"] > 0):
-        raise bad("n_mot", "the muons on target simulated (a finite number > 0)")
-    # the hadrons source takes its per-species rates from the config, and beam.pi_per_mu: 0
-    # writes a rate of 0: there a non-negative number (or one per species) is enough
-    # a probability per MOT lies in [0, 1] (norm_per_mot: 1e300 gave a level of 5.6e287)
-    hadrons = entry["sample"] == "hadrons"
-    norm = entry["norm_per_mot"]
-    norms = list(norm.values()) if hadrons and isinstance(norm, dict) else [norm]
-    if not all(_is_number(v) and (v > 0 or (hadrons and v == 0)) and v <= 1 for v in norms):
-        raise bad(
-            "norm_per_mot",
-            "a probability per MOT in " + ("[0, 1]" if hadrons else "(0, 1] (1 for the beam)"),
-        )
-    by_pdg = entry.get("norm_per_mot_by_pdg", {})
-    if not (
-        isinstance(by_pdg, dict) and all(_is_number(v) and 0 <= v <= 1 for v in by_pdg.values())
-    ):
-        raise bad("norm_per_mot_by_pdg", "a probability per MOT in [0, 1] per species")
-    fractions = entry.get("species_fraction_generated", {})
-    if not (
-        isinstance(fractions, dict)
-        and all(_is_number(v) and 0 < v <= 1 for v in fractions.values())
-    ):
-        raise bad("species_fraction_generated", "a fraction in (0, 1] per species")
-    if fractions and not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
-        raise bad("species_fraction_generated", "fractions of the generated events that sum to 1")
-    yields = entry.get("yields_per_mot", {})
-    if not (
-        isinstance(yields, dict) and all(_is_number(v) and 0 <= v <= 1 for v in yields.values())
-    ):
-        raise bad("yields_per_mot", "a probability per MOT in [0, 1] per process")
+    for key, optional, check in _ENTRY_RULES:
+        expected = None if optional and key not in entry else check(entry[key], entry)
+        if expected is not None:
+            raise bad(key, expected)
