@@ -38,23 +38,21 @@ CLOSURE_EVENTS = 2_000_000
 MAX_DECADES = 3.0
 
 
-def choose_level(
-    est: SourceEstimate, direct: Any
-) -> tuple[SourceEstimate, dict[str, Any], dict[str, Any]]:
-    """The estimate with the level the closure allows, the ``closure`` and ``level_choice`` dicts."""
-    inputs = est.inputs
-    scale = float(inputs.get("tail_scale", 1.0))
-    scan = est.tails["tail_models"]
-    ext = scan.get("level")
-    ext_up = math.hypot(scan.get("stat_up", 0.0), scan.get("syst_up", 0.0))
-    ext_down = math.hypot(scan.get("stat_down", 0.0), scan.get("syst_down", 0.0))
+def _pull_and_ratio(
+    ext: float | None, band: tuple[float, float], direct: Any
+) -> tuple[float | None, float | None]:
+    """(extrapolated - direct) / sigma with the side of the band toward the direct, and the ratio."""
     d, d_stat = float(direct.direct), float(direct.direct_stat)
-    pull = ratio = None
-    if ext is not None and direct.n_beyond > 0:
-        sig = math.hypot(ext_up if d > ext else ext_down, d_stat)
-        pull = (ext - d) / sig if sig > 0 else math.inf
-        ratio = ext / d if d > 0 else math.inf
-    last = 1.0 / float(scan["n_total"])  # the last observed event, per event of the sample
+    if ext is None or direct.n_beyond <= 0:
+        return None, None
+    sig = math.hypot(band[0] if d > ext else band[1], d_stat)
+    pull = (ext - d) / sig if sig > 0 else math.inf
+    return pull, (ext / d if d > 0 else math.inf)
+
+
+def _reasons_for_direct(ext: float | None, pull: float | None, n_total: float) -> list[str]:
+    """Why the level cannot rest on the extrapolation (empty: it can)."""
+    last = 1.0 / float(n_total)  # the last observed event, per event of the sample
     decades_below = math.log10(last / ext) if ext and ext > 0 else math.inf
     reasons = []
     if ext is None:
@@ -63,43 +61,70 @@ def choose_level(
         reasons.append(f"extrapolation and direct disagree ({pull:+.1f} sigma)")
     if decades_below > MAX_DECADES:
         reasons.append(f"extrapolation {decades_below:.1f} decades below the last observed event")
-    use_direct = bool(reasons)
-    # no wall time in here: fits/*.json must be byte-reproducible
-    closure = {
-        "direct": d, "direct_stat": d_stat, "effective_events": direct.effective_events,
-        "extrapolated": ext, "extrapolated_up": ext_up, "extrapolated_down": ext_down,
-        "ratio": ratio, "pull": pull, "n_generated": direct.n_generated, "n_beyond": direct.n_beyond,
-        "bound_90": direct.bound_90, "points": direct.points, "method": direct.method,
-        "cut": direct.cut,
-    }  # fmt: skip
-    t_level = float(inputs.get("tail_level", ext or 0.0))
+    return reasons
+
+
+def _with_direct_tail(est: SourceEstimate, direct: Any, scale: float) -> SourceEstimate:
+    """``est`` with its tail part replaced by the direct estimate (or its 90% CL bound)."""
+    inputs = est.inputs
+    t_level = float(inputs.get("tail_level", est.tails["tail_models"].get("level") or 0.0))
     t_stat = (float(inputs.get("tail_stat_up", 0.0)), float(inputs.get("tail_stat_down", 0.0)))
     t_syst = (float(inputs.get("tail_syst_up", 0.0)), float(inputs.get("tail_syst_down", 0.0)))
-    if not use_direct:
-        choice = {"method": "extrapolated", "reason": "extrapolation supported and closes",
-                  "extrapolated": scale * (ext or 0.0), "direct": scale * d, "agreement": pull}  # fmt: skip
-        return est, closure, choice
     bound = direct.n_beyond == 0
-    value = float(direct.bound_90 or 0.0) if bound else d
-    level = est.level_per_mot - scale * t_level + scale * value
+    d_stat = 0.0 if bound else float(direct.direct_stat)
+    value = float(direct.bound_90 or 0.0) if bound else float(direct.direct)
+    level = max(est.level_per_mot - scale * t_level + scale * value, 0.0)
 
     def swap(total: float, old: float, new: float) -> float:
         return math.sqrt(max(total * total - (scale * old) ** 2, 0.0) + (scale * new) ** 2)
 
-    new = SourceEstimate(
-        est.name, est.label, max(level, 0.0),
-        swap(est.stat_up, t_stat[0], 0.0 if bound else d_stat),
-        min(swap(est.stat_down, t_stat[1], 0.0 if bound else d_stat), max(level, 0.0)),
+    return SourceEstimate(
+        est.name, est.label, level,
+        swap(est.stat_up, t_stat[0], d_stat), min(swap(est.stat_down, t_stat[1], d_stat), level),
         swap(est.syst_up, t_syst[0], 0.0), swap(est.syst_down, t_syst[1], 0.0),
         est.upper_bound or bound,
         est.method + ("; tail part: 90% CL bound of the direct biased simulation" if bound
                       else "; tail part: direct biased simulation (Table I: direct)"),
         est.inputs, est.fit, est.tails,
     )  # fmt: skip
+
+
+def choose_level(
+    est: SourceEstimate, direct: Any
+) -> tuple[SourceEstimate, dict[str, Any], dict[str, Any]]:
+    """The estimate with the level the closure allows, the ``closure`` and ``level_choice`` dicts.
+
+    The level rests on the extrapolation only if a tail model passes its checks, agrees
+    with the direct estimate within 2 sigma and lies at most :data:`MAX_DECADES` below
+    the last observed event; otherwise the tail part is the direct estimate.
+    """
+    scale = float(est.inputs.get("tail_scale", 1.0))
+    scan = est.tails["tail_models"]
+    ext = scan.get("level")
+    ext_up = math.hypot(scan.get("stat_up", 0.0), scan.get("syst_up", 0.0))
+    ext_down = math.hypot(scan.get("stat_down", 0.0), scan.get("syst_down", 0.0))
+    d = float(direct.direct)
+    pull, ratio = _pull_and_ratio(ext, (ext_up, ext_down), direct)
+    reasons = _reasons_for_direct(ext, pull, scan["n_total"])
+    # no wall time in here: fits/*.json must be byte-reproducible
+    closure = {
+        "direct": d, "direct_stat": float(direct.direct_stat),
+        "effective_events": direct.effective_events,
+        "extrapolated": ext, "extrapolated_up": ext_up, "extrapolated_down": ext_down,
+        "ratio": ratio, "pull": pull, "n_generated": direct.n_generated, "n_beyond": direct.n_beyond,
+        "bound_90": direct.bound_90, "points": direct.points, "method": direct.method,
+        "cut": direct.cut,
+    }  # fmt: skip
+    if not reasons:
+        choice = {"method": "extrapolated", "reason": "extrapolation supported and closes",
+                  "extrapolated": scale * (ext or 0.0), "direct": scale * d, "agreement": pull}  # fmt: skip
+        return est, closure, choice
+    bound = direct.n_beyond == 0
+    value = float(direct.bound_90 or 0.0) if bound else d
     choice = {"method": "direct" + (" (90% CL bound)" if bound else ""), "reason": "; ".join(reasons),
               "extrapolated": None if ext is None else scale * ext, "direct": scale * value,
               "agreement": pull}  # fmt: skip
-    return new, closure, choice
+    return _with_direct_tail(est, direct, scale), closure, choice
 
 
 def run_closure(

@@ -53,13 +53,8 @@ class Curve:
         return f"{self.label}{sep}({self.citation})"
 
 
-def read_overlays(path: str | Path) -> list[Curve]:
-    """The curves of an overlay CSV (docs/overlays.md).
-
-    Raises:
-        OverlayError: one line naming the file (and line) and what was expected.
-    """
-    path = Path(path)
+def _content_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the lines that are neither blank nor comments."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -71,6 +66,35 @@ def read_overlays(path: str | Path) -> list[Curve]:
     ]  # fmt: skip
     if not lines:
         raise OverlayError(f"{path}: empty; expected a header {','.join(COLUMNS)} and rows")
+    return lines
+
+
+def _row_point(where: str, row: list[str]) -> tuple[float, float, str, str]:
+    """(m, g', label, citation) of one CSV row, or an :class:`OverlayError` naming ``where``."""
+    if len(row) != len(COLUMNS):
+        raise OverlayError(f"{where}: {len(row)} fields; expected 4 ({','.join(COLUMNS)})")
+    try:
+        m, g = float(row[0]), float(row[1])
+    except ValueError:
+        raise OverlayError(
+            f"{where}: m_gev {row[0].strip()!r} and g_prime {row[1].strip()!r} must be numbers"
+        ) from None
+    if not (math.isfinite(m) and m > 0 and math.isfinite(g) and g > 0):
+        raise OverlayError(f"{where}: m_gev and g_prime must be finite and > 0 (log axes)")
+    label, citation = row[2].strip(), row[3].strip()
+    if not label:
+        raise OverlayError(f"{where}: empty label; every row names its curve")
+    return m, g, label, citation
+
+
+def read_overlays(path: str | Path) -> list[Curve]:
+    """The curves of an overlay CSV (docs/overlays.md).
+
+    Raises:
+        OverlayError: one line naming the file (and line) and what was expected.
+    """
+    path = Path(path)
+    lines = _content_lines(path)
     rows = list(csv.reader([line for _, line in lines]))
     head = [h.strip() for h in rows[0]]
     if tuple(head) != COLUMNS:
@@ -80,23 +104,10 @@ def read_overlays(path: str | Path) -> list[Curve]:
     points: dict[str, list[tuple[float, float]]] = {}
     citations: dict[str, str] = {}
     for (lineno, _), row in zip(lines[1:], rows[1:], strict=True):
-        where = f"{path}:{lineno}"
-        if len(row) != len(COLUMNS):
-            raise OverlayError(f"{where}: {len(row)} fields; expected 4 ({','.join(COLUMNS)})")
-        try:
-            m, g = float(row[0]), float(row[1])
-        except ValueError:
-            raise OverlayError(
-                f"{where}: m_gev {row[0].strip()!r} and g_prime {row[1].strip()!r} must be numbers"
-            ) from None
-        if not (math.isfinite(m) and m > 0 and math.isfinite(g) and g > 0):
-            raise OverlayError(f"{where}: m_gev and g_prime must be finite and > 0 (log axes)")
-        label, citation = row[2].strip(), row[3].strip()
-        if not label:
-            raise OverlayError(f"{where}: empty label; every row names its curve")
+        m, g, label, citation = _row_point(f"{path}:{lineno}", row)
         if citations.setdefault(label, citation) != citation:
             raise OverlayError(
-                f"{where}: curve {label!r} cited as {citation!r} here and "
+                f"{path}:{lineno}: curve {label!r} cited as {citation!r} here and "
                 f"{citations[label]!r} before; one citation per curve"
             )
         points.setdefault(label, []).append((m, g))
