@@ -4,14 +4,9 @@ Every sample is one ROOT file with one TTree named ``events``; the branches of
 each sample kind are listed in :data:`SCHEMAS` (name -> dtype, unit, meaning).
 The fast simulation writes exactly these; a user's GEANT4 ntuple that has them
 (checked with ``bkg samples check``) replaces it. ``samples/README.md`` is the
-human-readable copy of this module (a test keeps the two in sync).
-
-Each file is described in ``samples/MANIFEST.json`` by an entry with at least
-``file``, ``sample``, ``events``, ``seed``, ``config_hash``, ``sha256`` and
-``norm_per_mot``: the expected number of events of this sample per muon on
-target represented by one generated event times the number generated, i.e. the
-per-MOT probability that the generated process happens at all (1 for the beam
-sample; P(leading hadron) for the leading-hadron sample, ...).
+human-readable copy of this module (a test keeps the two in sync). Each file is
+described in ``samples/MANIFEST.json`` (:func:`read_manifest`, the keys and
+``norm_per_mot``); entry points: :func:`iterate`, :class:`NtupleWriter`, :func:`check_file`.
 """
 
 from __future__ import annotations
@@ -693,6 +688,13 @@ def read_manifest(
     kinds: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Read ``MANIFEST.json`` of a samples folder and check each file's sha256.
+
+    Each file is described by an entry with at least ``file``, ``sample``, ``events``,
+    ``seed``, ``config_hash``, ``sha256`` and ``norm_per_mot``: the expected number of
+    events of this sample per muon on target represented by one generated event times
+    the number generated, i.e. the per-MOT probability that the generated process
+    happens at all (1 for the beam sample; P(leading hadron) for the leading-hadron
+    sample, ...).
 
     Args:
         samples_dir: the samples folder.
