@@ -1,18 +1,11 @@
 """Hadron admixture of the beam: pi-, K-, K_L decaying in flight before the target.
 
-Masses and lifetimes from the ``particle`` package (PDG). Branching ratios
-(PDG 2022) of the channels with a muon: pi- -> mu- nu (0.99988),
-K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3, 0.0335),
-K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-). Two-body decays
-use exact kinematics (isotropic in the rest frame); K_mu3 uses flat
-three-body phase space (unit matrix element: the stated approximation), and
-its pion goes on beside the muon: on the ECAL's face it showers there (a pi0
-fully, as photons), off it the VHCAL takes it. Decays without a muon and
-undecayed hadrons enter the ECAL as a hadronic shower of the full energy
-(charged daughters and neutral pions together).
-The decay point is exponential with decay length gamma beta c tau over
-``decay_length_m``; an absorber of L interaction lengths scales the
-admixture by e^-L (recorded in the manifest norm).
+Masses and lifetimes from the ``particle`` package (PDG, :func:`hadron_properties`),
+branching ratios of the channels with a muon in :data:`CHANNELS`; the decays (their
+kinematics and the decay point) are :func:`decay_muons`, the rate of each species
+(absorber included) :func:`species_norms`. Entry points: :func:`generate_hadrons` (the
+sample: what each hadron leaves in the detector), :func:`region_acceptance`.
+Physics and tests: docs/physics-simulation.md.
 """
 
 from __future__ import annotations
@@ -72,7 +65,11 @@ def absorber_survival(lambda_i: float) -> float:
 
 
 def species_norms(cfg: Config) -> dict[int, float]:
-    """Per-MOT rate of each hadron species at the end of the BMS (after the absorber)."""
+    """Per-MOT rate of each hadron species at the end of the BMS (after the absorber).
+
+    An absorber of L interaction lengths scales the admixture by e^-L (recorded in the
+    manifest norm).
+    """
     b = cfg.beam
     surv = absorber_survival(b.absorber_lambda)
     pi = b.pi_per_mu * surv
@@ -126,6 +123,13 @@ def decay_muons(
     pdg: int, e_h: np.ndarray, rng: np.random.Generator, *, length_m: float, force: bool = False
 ) -> dict[str, np.ndarray]:
     """Decay in flight over ``length_m``: decayed flag, z (m), muon energy (GeV, 0: none), muon angle (rad).
+
+    Branching ratios (PDG 2022, :data:`CHANNELS`) of the channels with a muon:
+    pi- -> mu- nu (0.99988), K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3, 0.0335),
+    K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-). Two-body decays use
+    exact kinematics (isotropic in the rest frame); K_mu3 uses flat three-body phase
+    space (unit matrix element: the stated approximation). The decay point is
+    exponential with decay length gamma beta c tau over ``length_m``.
 
     With ``force`` every hadron decays within ``length_m`` (z from the truncated
     exponential) into one of its channels with a muon (chosen by their branching
@@ -404,6 +408,12 @@ def generate_hadrons(
     cfg: Config, rng: np.random.Generator, n: int, *, region: int | None = None
 ) -> dict[str, np.ndarray]:
     """One chunk of the ``hadrons`` sample: n hadrons, species in equal thirds (weights in the manifest).
+
+    The decay point is drawn over ``decay_length_m`` (:func:`decay_muons`). The K_mu3
+    pion goes on beside the muon: on the ECAL's face it showers there (a pi0 fully, as
+    photons), off it the VHCAL takes it. Decays without a muon and undecayed hadrons
+    enter the ECAL as a hadronic shower of the full energy (charged daughters and
+    neutral pions together).
 
     With ``region`` = a pdg code: n hadrons of that species, every one decaying before
     the target into a mu- of at most :func:`muon_region_gev` (the only decays that can
