@@ -1,11 +1,11 @@
 """Tail models judged on the tail: extended zfit fits above a threshold, tail checks, closure.
 
 A distribution x (a residual, a balance, a depth) has a core and a tail on its signal
-side. The level beyond the cut is not read off a core model continued outwards: the tail
-alone is fitted above a threshold t0 (:func:`fit_tail_model`, the likelihood), for every
-tail shape (:data:`SHAPES`, :func:`shape_density`, the physics of each). Entry points:
-:func:`scan_tail` (every fit, its checks, the envelope), :func:`closure_split`,
-:func:`survival`. Method: docs/tail-extrapolation.md.
+side. The level beyond the cut is not read off a core model continued outwards: the
+tail alone is fitted above a threshold t0 (:func:`fit_tail_model`; the likelihood:
+:class:`_TailLoss`), for every tail shape (:data:`SHAPES`; the physics of each:
+:func:`shape_density`). Entry points: :func:`scan_tail` (every fit, its checks, the
+envelope), :func:`closure_split`, :func:`survival`. Method: docs/tail-extrapolation.md.
 """
 
 from __future__ import annotations
@@ -266,7 +266,18 @@ def _simpson_nodes(d0: float, d1: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _TailLoss:
-    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable."""
+    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable.
+
+    The tail alone is fitted above t0 (the caller scans t0 from the core's edge
+    outwards) with an extended unbinned likelihood (zfit,
+    :class:`bkg.fit.compiled.CompiledMinuit`). Above t0 the expected density is
+
+        nu(x) = G(x) + N_t f(d; theta) / int_{t0}^{cut} f,    d = x - x_ref,
+
+    with G the Gaussian core fitted to the window's centre (fixed: millions of events),
+    or zero for a distribution without one (the punch-through depth), and N_t, theta
+    free.
+    """
 
     def __init__(self, shape: str) -> None:
         from bkg.fit._zfit import load_zfit
@@ -481,16 +492,6 @@ def fit_tail_model(
     engine: str = "zfit",
 ) -> tuple[dict[str, Any], np.ndarray, Any]:
     """Extended unbinned zfit fit of ``shape`` (+ the fixed core) to the values in [t0, cut).
-
-    The tail alone is fitted above t0 (the caller scans t0 from the core's edge
-    outwards) with an extended unbinned likelihood (zfit,
-    :class:`bkg.fit.compiled.CompiledMinuit`). Above t0 the expected density is
-
-        nu(x) = G(x) + N_t f(d; theta) / int_{t0}^{cut} f,    d = x - x_ref,
-
-    with G the Gaussian core fitted to the window's centre (fixed: millions of events),
-    or zero for a distribution without one (the punch-through depth), and N_t, theta
-    free.
 
     ``engine="numpy"`` minimises the same likelihood with iminuit directly (no covariance,
     no zfit result): the refits of toys and bootstrap replicas.

@@ -45,7 +45,11 @@ CHANNELS = {
 
 
 def muon_branching(pdg: int) -> float:
-    """Sum of the branching ratios of the channels with a mu- (:data:`CHANNELS`)."""
+    """Sum of the branching ratios of the channels with a mu- (:data:`CHANNELS`).
+
+    PDG 2022: pi- -> mu- nu (0.99988), K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3,
+    0.0335), K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-).
+    """
     return float(sum(br for _, br in CHANNELS[pdg]))
 
 
@@ -124,12 +128,10 @@ def decay_muons(
 ) -> dict[str, np.ndarray]:
     """Decay in flight over ``length_m``: decayed flag, z (m), muon energy (GeV, 0: none), muon angle (rad).
 
-    Branching ratios (PDG 2022, :data:`CHANNELS`) of the channels with a muon:
-    pi- -> mu- nu (0.99988), K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3, 0.0335),
-    K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-). Two-body decays use
-    exact kinematics (isotropic in the rest frame); K_mu3 uses flat three-body phase
-    space (unit matrix element: the stated approximation). The decay point is
-    exponential with decay length gamma beta c tau over ``length_m``.
+    Two-body decays use exact kinematics (isotropic in the rest frame); K_mu3 uses flat
+    three-body phase space (unit matrix element: the stated approximation). The decay
+    point is exponential with decay length gamma beta c tau over ``length_m`` (the
+    sample: ``beam.decay_length_m``).
 
     With ``force`` every hadron decays within ``length_m`` (z from the truncated
     exponential) into one of its channels with a muon (chosen by their branching
@@ -239,7 +241,12 @@ def _hadron_in_ecal(e_h: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
 def _hadron_visible_in_ecal(
     e_h: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(visible ECAL energy, energy leaking out) of a hadron showering in the ECAL (GeV)."""
+    """(visible ECAL energy, energy leaking out) of a hadron showering in the ECAL (GeV).
+
+    Decays without a muon and undecayed hadrons enter the ECAL as a hadronic shower of
+    the full energy (charged daughters and neutral pions together); the K_mu3 pion goes
+    on beside the muon (:func:`_kmu3_pion_deposits`).
+    """
     dep, leak = _hadron_in_ecal(e_h, rng)
     visible = calorimeters.ecal_visible(
         detector.ECAL_HAD_VISIBLE * dep, rng, stochastic=0.3, constant=0.02
@@ -408,12 +415,6 @@ def generate_hadrons(
     cfg: Config, rng: np.random.Generator, n: int, *, region: int | None = None
 ) -> dict[str, np.ndarray]:
     """One chunk of the ``hadrons`` sample: n hadrons, species in equal thirds (weights in the manifest).
-
-    The decay point is drawn over ``decay_length_m`` (:func:`decay_muons`). The K_mu3
-    pion goes on beside the muon: on the ECAL's face it showers there (a pi0 fully, as
-    photons), off it the VHCAL takes it. Decays without a muon and undecayed hadrons
-    enter the ECAL as a hadronic shower of the full energy (charged daughters and
-    neutral pions together).
 
     With ``region`` = a pdg code: n hadrons of that species, every one decaying before
     the target into a mu- of at most :func:`muon_region_gev` (the only decays that can
