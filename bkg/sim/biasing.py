@@ -107,7 +107,7 @@ def _forced_kinks(
     over sigma_hit^2 (:func:`bkg.sim.tracking.kink_chi2_per_rad2`).
 
     q = p theta is drawn from an equal mixture of 2 q_b^2 / q^3 above q_b (the whole tail)
-    and of the form factor's own fall-off above q_c = 0.9 r_cut 0.3 B L (the transfers
+    and of the form factor's own fall-off above q_c = 0.75 r_cut 0.3 B L (the transfers
     that reach the cut: q^2 - q_c^2 exponential with the form factor's scale 3 / <r^2>),
     so that the events beyond the cut carry nearly equal weights. The true density per
     station is 2 chi_c^2 |F(q)|^2 / q^3; the weight is 6 stations x true / biased.
