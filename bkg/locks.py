@@ -1,18 +1,10 @@
 """One OS file lock per stage folder, held for the whole run that reads or writes it.
 
-Two runs that share ``samples/``, ``fits/`` or ``reports/<name>/`` never interleave:
-a run that writes a folder holds its lock exclusively, a run that only reads it holds
-the lock shared. A run that finds a folder locked says so on stderr and waits, up to
-``BKG_LOCK_TIMEOUT`` seconds (default 600; 0: refuse at once), then refuses with one
-line. The locks are :func:`fcntl.flock` locks, released by the kernel when the process
-dies (kill -9 included), so a dead run never blocks the next one.
-
-The lock of a folder that is replaced as a whole (``reports/<name>/``, swapped in by
-:func:`bkg.atomic.atomic_dir`) lives beside it (``reports/.<name>.lock``); the others
-(``samples/.bkg.lock``, ``fits/.bkg.lock``) inside it.
-
-Locks are re-entrant within a process: ``bkg report`` holds every folder's lock from
-its start to its end, and the stage functions it calls take the same locks again.
+Two runs that share ``samples/``, ``fits/`` or ``reports/<name>/`` never interleave: a
+writer holds the folder's :func:`fcntl.flock` lock exclusively, a reader shared; the
+kernel releases it when the process dies (kill -9 included). Entry points: :func:`hold`
+(waits up to :func:`timeout_s`, then refuses), :class:`Lock` (where each lock file
+lives), :func:`holds`, :func:`clean_stale`. What is locked, by whom: docs/guarantees.md.
 """
 
 from __future__ import annotations
@@ -39,7 +31,12 @@ _POLL_S = 0.2
 
 @dataclass(frozen=True)
 class Lock:
-    """A request: the folder, whether the run writes it, and whether it is replaced whole."""
+    """A request: the folder, whether the run writes it, and whether it is replaced whole.
+
+    The lock of a folder that is replaced as a whole (``reports/<name>/``, swapped in by
+    :func:`bkg.atomic.atomic_dir`) lives beside it (``reports/.<name>.lock``); the others
+    (``samples/.bkg.lock``, ``fits/.bkg.lock``) inside it.
+    """
 
     folder: Path
     exclusive: bool = True
@@ -57,7 +54,11 @@ _HELD: dict[str, list[int]] = {}
 
 
 def timeout_s() -> float:
-    """How long a run waits for a locked folder (``BKG_LOCK_TIMEOUT``, seconds)."""
+    """How long a run waits for a locked folder (``BKG_LOCK_TIMEOUT``, seconds).
+
+    Default 600; 0: refuse at once. A run that finds a folder locked says so on stderr
+    and waits this long, then refuses with one line.
+    """
     raw = os.environ.get(ENV_TIMEOUT)
     if raw is None:
         return DEFAULT_TIMEOUT_S
@@ -162,7 +163,9 @@ def hold(locks: Iterable[Lock], *, timeout: float | None = None) -> Iterator[Non
     A folder asked for twice (e.g. the samples and fits folders are the same) is locked
     once, exclusively if any request is. Within a process a held lock is taken again
     at no cost; a shared lock is never upgraded (the outermost caller asks for what the
-    whole run needs).
+    whole run needs). Locks are re-entrant within a process: ``bkg report`` holds every
+    folder's lock from its start to its end, and the stage functions it calls take the
+    same locks again.
 
     Raises:
         OutputError: a folder stayed locked by another run beyond the timeout, or its lock

@@ -4,14 +4,10 @@ Every sample is one ROOT file with one TTree named ``events``; the branches of
 each sample kind are listed in :data:`SCHEMAS` (name -> dtype, unit, meaning).
 The fast simulation writes exactly these; a user's GEANT4 ntuple that has them
 (checked with ``bkg samples check``) replaces it. ``samples/README.md`` is the
-human-readable copy of this module (a test keeps the two in sync).
-
-Each file is described in ``samples/MANIFEST.json`` by an entry with at least
-``file``, ``sample``, ``events``, ``seed``, ``config_hash``, ``sha256`` and
-``norm_per_mot``: the expected number of events of this sample per muon on
-target represented by one generated event times the number generated, i.e. the
-per-MOT probability that the generated process happens at all (1 for the beam
-sample; P(leading hadron) for the leading-hadron sample, ...).
+human-readable copy of this module (a test keeps the two in sync). Each file is
+described in ``samples/MANIFEST.json`` (:func:`read_manifest`; its keys and
+``norm_per_mot``: :func:`_norm_problem`). Entry points: :func:`iterate`,
+:class:`NtupleWriter`, :func:`check_file`.
 """
 
 from __future__ import annotations
@@ -842,6 +838,13 @@ def _is_probability_map(value: Any, *, zero: bool = True) -> bool:
 
 def _norm_problem(norm: Any, entry: Mapping[str, Any]) -> str | None:
     """What ``norm_per_mot`` should be if it is not: a probability per MOT in (0, 1].
+
+    ``norm_per_mot`` (one of the keys every MANIFEST entry has, with ``file``,
+    ``sample``, ``events``, ``seed``, ``config_hash`` and ``sha256``) is the expected
+    number of events of this sample per muon on target represented by one generated
+    event times the number generated, i.e. the per-MOT probability that the generated
+    process happens at all (1 for the beam sample; P(leading hadron) for the
+    leading-hadron sample, ...).
 
     The hadrons source takes its per-species rates from the config, and
     ``beam.pi_per_mu: 0`` writes a rate of 0: there a non-negative number (or one per

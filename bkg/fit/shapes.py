@@ -1,18 +1,12 @@
 """Closed forms of the tail models: unnormalised densities and their integrals.
 
-Four shapes (``gauss``, a plain Gaussian, is the core of :mod:`bkg.fit.tailmodel`). ``exponential`` (zfit ``Exponential``): exp(lam x), the attenuation
-law of a depth distribution beyond its core (punch-through). The other two are
-written in the standardised variable t = (x - mu) / sigma_side:
-
-* ``gauss_exp``: Gaussian core with exponential tails (zfit
-  ``GeneralizedGaussExpTail``): exp(-t^2/2) for -alpha_l <= t <= alpha_r,
-  exp(alpha^2/2 - alpha |t|) beyond.
-* ``double_cb``: Gaussian core with power-law tails (zfit ``DoubleCB``):
-  A (B - |t|)^-n beyond alpha, A = (n/alpha)^n exp(-alpha^2/2), B = n/alpha - alpha.
-
-Integrals of the tails are evaluated directly (an exponential or a power of
-the distance from the cut), never as differences of cumulative values, so
-probabilities down to 1e-300 keep full relative precision.
+Four shapes (:data:`MODELS`): ``exponential``, ``gauss_exp``, ``double_cb`` and
+``gauss``, a plain Gaussian, the core of :mod:`bkg.fit.tailmodel`; their formulas
+are in :func:`pdf_unnorm`. Entry points: :func:`pdf_unnorm`, :func:`lower_tail`,
+:func:`upper_tail`, :func:`integral`, :func:`antiderivative`. Integrals of the tails
+are evaluated directly (an exponential or a power of the distance from the cut),
+never as differences of cumulative values, so probabilities down to 1e-300 keep
+full relative precision.
 """
 
 from __future__ import annotations
@@ -147,7 +141,18 @@ def integral(lo: float, hi: float, params: Mapping[str, float], *, model: str) -
 
 
 def pdf_unnorm(x: np.ndarray, params: Mapping[str, float], *, model: str) -> np.ndarray:
-    """Unnormalised density at x (array), 1 at the peak (exponential: at x = 0)."""
+    """Unnormalised density at x (array), 1 at the peak (exponential: at x = 0).
+
+    ``exponential`` (zfit ``Exponential``): exp(lam x), the attenuation law of a depth
+    distribution beyond its core (punch-through). The other two are written in the
+    standardised variable t = (x - mu) / sigma_side:
+
+    * ``gauss_exp``: Gaussian core with exponential tails (zfit
+      ``GeneralizedGaussExpTail``): exp(-t^2/2) for -alpha_l <= t <= alpha_r,
+      exp(alpha^2/2 - alpha |t|) beyond.
+    * ``double_cb``: Gaussian core with power-law tails (zfit ``DoubleCB``):
+      A (B - |t|)^-n beyond alpha, A = (n/alpha)^n exp(-alpha^2/2), B = n/alpha - alpha.
+    """
     x = np.asarray(x, dtype=float)
     if model == "exponential":
         with np.errstate(over="ignore"):  # a rising exponential far out is inf, said no warning

@@ -2,30 +2,10 @@
 
 A distribution x (a residual, a balance, a depth) has a core and a tail on its signal
 side. The level beyond the cut is not read off a core model continued outwards: the
-tail alone is fitted above a threshold t0 with an extended unbinned likelihood (zfit,
-:class:`bkg.fit.compiled.CompiledMinuit`), t0 scanned from the core's edge outwards,
-for every tail shape of the source. Above t0 the expected density is
-
-    nu(x) = G(x) + N_t f(d; theta) / int_{t0}^{cut} f,    d = x - x_ref,
-
-with G the Gaussian core fitted to the window's centre (fixed: millions of events), or
-zero for a distribution without one (the punch-through depth), and N_t, theta free.
-The shapes (:data:`SHAPES`) follow the processes that populate the tails (the
-sample's ``process`` branch, docs/tail-extrapolation.md):
-
-* ``rutherford_ff``: single large-angle scattering, d^-3 exp(-d^2 / q^2): the
-  Rutherford law of the kink angle, cut off by the nuclear form factor
-  exp(-q^2 <r^2> / 3) (Gaussian in the momentum transfer, which the residual is
-  proportional to);
-* ``power``: d^-n, n free: the same scattering without a form factor (a point-like
-  target), the hardest shape the processes allow;
-* ``exp``: exp(-d / s): an attenuation (a hadron shower's start, escape through an
-  absorber) or radiative losses.
-
-Every fit is judged on its tail (:func:`tail_checks`: observed and predicted counts
-beyond thresholds from t0 to the last observed event, two-sided Poisson p-values) and
-by the Poisson deviance of its binned tail with a toy p-value (toys refitted). The fits
-that pass make the level's envelope; a level that no passing fit supports is not given.
+tail alone is fitted above a threshold t0 (:func:`fit_tail_model`; the likelihood:
+:class:`_TailLoss`), for every tail shape (:data:`SHAPES`; the physics of each:
+:func:`shape_density`). Entry points: :func:`scan_tail` (every fit, its checks, the
+envelope), :func:`closure_split`, :func:`survival`. Method: docs/tail-extrapolation.md.
 """
 
 from __future__ import annotations
@@ -108,7 +88,20 @@ def _log_gamma_m1(u: np.ndarray) -> np.ndarray:
 
 
 def shape_density(d: np.ndarray, shape: str, theta: float) -> np.ndarray:
-    """Unnormalised density f(d) of a tail shape (d > 0)."""
+    """Unnormalised density f(d) of a tail shape (d > 0).
+
+    The shapes (:data:`SHAPES`) follow the processes that populate the tails (the
+    sample's ``process`` branch, docs/tail-extrapolation.md):
+
+    * ``rutherford_ff``: single large-angle scattering, d^-3 exp(-d^2 / q^2): the
+      Rutherford law of the kink angle, cut off by the nuclear form factor
+      exp(-q^2 <r^2> / 3) (Gaussian in the momentum transfer, which the residual is
+      proportional to);
+    * ``power``: d^-n, n free: the same scattering without a form factor (a point-like
+      target), the hardest shape the processes allow;
+    * ``exp``: exp(-d / s): an attenuation (a hadron shower's start, escape through an
+      absorber) or radiative losses.
+    """
     d = np.asarray(d, dtype=float)
     if shape == "exp":
         return np.exp(-d / theta)
@@ -273,7 +266,18 @@ def _simpson_nodes(d0: float, d1: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _TailLoss:
-    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable."""
+    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable.
+
+    The tail alone is fitted above t0 (the caller scans t0 from the core's edge
+    outwards) with an extended unbinned likelihood (zfit,
+    :class:`bkg.fit.compiled.CompiledMinuit`). Above t0 the expected density is
+
+        nu(x) = G(x) + N_t f(d; theta) / int_{t0}^{cut} f,    d = x - x_ref,
+
+    with G the Gaussian core fitted to the window's centre (fixed: millions of events),
+    or zero for a distribution without one (the punch-through depth), and N_t, theta
+    free.
+    """
 
     def __init__(self, shape: str) -> None:
         from bkg.fit._zfit import load_zfit
@@ -700,6 +704,12 @@ def scan_tail(
     The nominal fit is that of the first of ``shapes`` (the physically preferred) with a
     passing fit, from the lowest t0 where it passes (the most events); the model systematic is the
     envelope of the levels of every passing fit. No passing fit: ``level`` is None.
+
+    Every fit is judged on its tail (:func:`tail_checks`: observed and predicted counts
+    beyond thresholds from t0 to the last observed event, two-sided Poisson p-values) and
+    by the Poisson deviance of its binned tail with a toy p-value (toys refitted,
+    :func:`deviance_test`). The fits that pass make the level's envelope; a level that no
+    passing fit supports is not given.
     """
     x = np.asarray(values, float)
     below = x[x < cut]

@@ -131,7 +131,9 @@ def compute_sensitivity(
     from bkg.physics.crosssection import CrossSectionTable
     from bkg.physics.signal import signal_yield_per_mot
 
-    masses = np.asarray(cfg.signal.masses_gev.values() if masses_gev is None else masses_gev, dtype=float)
+    masses = np.asarray(
+        cfg.signal.masses_gev.values() if masses_gev is None else masses_gev, dtype=float
+    )
     energies, weights = beam_spectrum(cfg)
     if table is None:
         e_grid = np.geomspace(cfg.signal_box.e_mu_out_max_gev * 0.9, energies.max() * 1.02, 24)

@@ -1,20 +1,11 @@
 """``bkg verify``: compare every number of a run with a reference report.
 
-Each JSON output is flattened to (key path -> number) and compared with the
-reference under a tolerance that depends on what the number is:
-
-* pure physics (``sensitivity.json``: cross sections, yields, reach): relative
-  1e-9 -- it is a deterministic calculation;
-* everything derived from samples, fits and toys: relative 1e-6 -- with the
-  reference's config (and so its seed) the run is deterministic, and 1e-6
-  leaves room only for last-digit differences of floating point between
-  machines (BLAS, TensorFlow kernels);
-* strings and booleans (labels, verdicts): equal.
-
-Before the values, every file that a report's ``provenance.json`` lists
-(``outputs_sha256``: every output but provenance.json and index.html, the two that
-hold the time of the run) is checked against its sha256, in the reference and in the
-run: an edited table1.csv, table1.md or limits.csv fails, and is named.
+Before the values, every file that a report's ``provenance.json`` lists is checked
+against its sha256, in the reference and in the run (:func:`check_files`); then each
+JSON output is flattened to (key path -> number, :func:`flatten`) and compared with the
+reference under a tolerance that depends on what the number is (:data:`COMPARED`,
+:func:`compare_reports`). Entry point: :func:`verify`. What it promises:
+docs/guarantees.md ("bkg verify").
 """
 
 from __future__ import annotations
@@ -129,6 +120,10 @@ def _provenance(folder: Path) -> dict[str, Any]:
 def check_files(folder: Path) -> tuple[int, list[str]] | None:
     """Check every file ``folder/provenance.json`` lists by its sha256.
 
+    ``outputs_sha256`` lists every output but provenance.json and index.html, the two
+    that hold the time of the run: an edited table1.csv, table1.md or limits.csv fails,
+    and is named.
+
     Returns:
         (files checked, problems: one line per missing or changed file), or None when the
         folder has no provenance.json (nothing says what its files should be).
@@ -162,7 +157,18 @@ def check_files(folder: Path) -> tuple[int, list[str]] | None:
 
 def compare_reports(reference: Path, run: Path, *, advance: Any = None) -> list[Comparison]:
     """Every value of the compared files of ``run`` against ``reference``
-    (``advance("compare", files_done, files_total)`` after each file)."""
+    (``advance("compare", files_done, files_total)`` after each file).
+
+    The tolerance (:data:`COMPARED`) depends on what the number is:
+
+    * pure physics (``sensitivity.json``: cross sections, yields, reach): relative
+      1e-9 -- it is a deterministic calculation;
+    * everything derived from samples, fits and toys: relative 1e-6 -- with the
+      reference's config (and so its seed) the run is deterministic, and 1e-6
+      leaves room only for last-digit differences of floating point between
+      machines (BLAS, TensorFlow kernels);
+    * strings and booleans (labels, verdicts): equal.
+    """
     out: list[Comparison] = []
     for done, (name, rel) in enumerate(COMPARED.items(), 1):
         if advance is not None:

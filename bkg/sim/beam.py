@@ -1,13 +1,9 @@
 """The M2 muon beam at the ECAL front: momentum spectrum, spot, divergence, halo.
 
-Core: Gaussian momentum (mean E0, rms ``momentum_spread_rel`` E0), Gaussian
-spot (sigma_x, sigma_y) and divergence. Halo (``halo_fraction`` of the
-intensity): momenta between ``halo_energy_min_gev`` and E0 with density
-rising towards E0 (p = E_min + (E0 - E_min) u^0.7), uniform over a disc of
-``halo_radius_cm``.
-
-A chunk is simulated in blocks of :data:`BLOCK` muons, one after the other from
-the chunk's generator: the arrays of a block stay in the CPU cache, and the
+The beam's laws (Gaussian core, halo) are in :func:`incoming_beam`, the detector
+response in :func:`simulate_beam`. Entry point: :func:`generate_beam_muons`. A chunk is
+simulated in blocks of :data:`BLOCK` muons, one after the other from the chunk's
+generator (:func:`in_blocks`): the arrays of a block stay in the CPU cache, and the
 output depends only on the generator's seed and n.
 """
 
@@ -31,7 +27,11 @@ BLOCK = 1 << 16
 def incoming_beam(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Draw n beam muons: ``p`` (GeV, float64), ``x``, ``y`` (cm), ``tx``, ``ty`` (rad), ``halo`` (bool).
 
-    Positions and slopes are float32.
+    Positions and slopes are float32. Core: Gaussian momentum (mean E0, rms
+    ``momentum_spread_rel`` E0), Gaussian spot (sigma_x, sigma_y) and divergence. Halo
+    (``halo_fraction`` of the intensity): momenta between ``halo_energy_min_gev`` and E0
+    with density rising towards E0 (p = E_min + (E0 - E_min) u^0.7), uniform over a disc
+    of ``halo_radius_cm``.
     """
     b = cfg.beam
     halo = rng.random(n) < b.halo_fraction

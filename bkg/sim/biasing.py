@@ -3,28 +3,10 @@
 The tail fits extrapolate a distribution to the cut; here the rare process that makes
 each tail is forced and every event carries the ratio of its true to its biased
 probability density, as GEANT4's generic biasing does, so that the probability beyond
-the real cut is measured:
-
-* momentum mismatch: a large-angle single scattering forced in one MS2 station (uniform
-  among the six) at a transfer q = p theta drawn from a mixture of 2 q_b^2 / q^3 above
-  q_b (the transfer giving a residual of 0.1 at unit lever arm) and of the form factor's
-  fall-off above the transfer the cut needs (:func:`_forced_kinks`), on muons of the
-  real simulation's single-track population. The true density per station is that of
-  :func:`bkg.sim.tracking.measure_p_out`: 2 chi_c^2 |F(q)|^2 / q^3, and w = 6 x true /
-  biased density. Below q_b the muon keeps the simulation's own
-  measurement (Gaussian core and small kinks; beyond r = 0.15 their part is the Gaussian
-  tail, added in closed form);
-* non-hermeticity is measured by the forced escape paths of :mod:`bkg.sim.escape`,
-  inside its own source (its closure compares them with the tail extrapolation);
-* punch-through: the hadron's first interaction point drawn from exp(-t / lambda_b) with
-  lambda_b = 5 lambda_I instead of the physical 1.2 lambda_I, w the ratio of the two
-  exponential densities; the shower's own length is that of
-  :func:`bkg.sim.calorimeters.hadron_shower`.
-
-Every estimator returns a :class:`DirectEstimate` in the units of the source's fitted
-tail (per MOT, or per leading hadron) with the effective number of events
-(sum w)^2 / sum w^2 of those beyond the cut, and, with none beyond it, the 90% CL bound
-2.3 w_mean / N its statistics allow.
+the real cut is measured. Estimators (:data:`DIRECT`): :func:`mismatch_direct`,
+:func:`punch_through_direct`; non-hermeticity is measured by the forced escape paths of
+:mod:`bkg.sim.escape`, inside its own source (its closure compares them with the tail
+extrapolation). Each returns a :class:`DirectEstimate`. Method: docs/tail-extrapolation.md.
 """
 
 from __future__ import annotations
@@ -54,7 +36,12 @@ LAMBDA_TRUE = 1.2
 
 @dataclass
 class DirectEstimate:
-    """P(x >= cut) per event of the source's fitted sample, measured by biased simulation."""
+    """P(x >= cut) per event of the source's fitted sample, measured by biased simulation.
+
+    In the units of the source's fitted tail (per MOT, or per leading hadron), with the
+    effective number of events (sum w)^2 / sum w^2 of those beyond the cut, and, with
+    none beyond it, the 90% CL bound 2.3 w_mean / N its statistics allow.
+    """
 
     source: str
     cut: float
@@ -120,7 +107,7 @@ def _forced_kinks(
     over sigma_hit^2 (:func:`bkg.sim.tracking.kink_chi2_per_rad2`).
 
     q = p theta is drawn from an equal mixture of 2 q_b^2 / q^3 above q_b (the whole tail)
-    and of the form factor's own fall-off above q_c = 0.9 r_cut 0.3 B L (the transfers
+    and of the form factor's own fall-off above q_c = 0.75 r_cut 0.3 B L (the transfers
     that reach the cut: q^2 - q_c^2 exponential with the form factor's scale 3 / <r^2>),
     so that the events beyond the cut carry nearly equal weights. The true density per
     station is 2 chi_c^2 |F(q)|^2 / q^3; the weight is 6 stations x true / biased.
@@ -235,7 +222,18 @@ def _scattering_direct(
 
 @register_direct("momentum_mismatch")
 def mismatch_direct(cfg: Config, n_events: int, seed: int) -> DirectEstimate:
-    """P(residual >= cut) per MOT of the single-track residuals (knock-on part excluded)."""
+    """P(residual >= cut) per MOT of the single-track residuals (knock-on part excluded).
+
+    A large-angle single scattering forced in one MS2 station (uniform among the six) at
+    a transfer q = p theta drawn from a mixture of 2 q_b^2 / q^3 above q_b (the transfer
+    giving a residual of 0.1 at unit lever arm) and of the form factor's fall-off above
+    the transfer the cut needs (:func:`_forced_kinks`), on muons of the real simulation's
+    single-track population. The true density per station is that of
+    :func:`bkg.sim.tracking.measure_p_out`: 2 chi_c^2 |F(q)|^2 / q^3, and w = 6 x true /
+    biased density. Below q_b the muon keeps the simulation's own measurement (Gaussian
+    core and small kinks; beyond r = 0.15 their part is the Gaussian tail, added in
+    closed form).
+    """
     return _scattering_direct(cfg, n_events, seed, source="momentum_mismatch",
                               variable="p_out_true/p_out_rec - 1")  # fmt: skip
 
@@ -261,7 +259,10 @@ def punch_through_direct(
 
     The hadrons (energies) come from the real ``leading_hadrons`` generator; the remaining
     ECAL depth is uniform over the ECAL (the generator's interaction point), the first
-    interaction drawn from exp(-t / lambda_bias), w = (e^{-t/1.2}/1.2) / (e^{-t/lb}/lb).
+    interaction drawn from exp(-t / lambda_bias), w = (e^{-t/1.2}/1.2) / (e^{-t/lb}/lb):
+    lambda_bias = 5 lambda_I instead of the physical 1.2 lambda_I, w the ratio of the two
+    exponential densities. The shower's own length is that of
+    :func:`bkg.sim.calorimeters.hadron_shower` (:func:`visible_shower_length`).
     """
     from bkg.sim import detector
     from bkg.sim.leading_hadrons import generate_leading_hadrons

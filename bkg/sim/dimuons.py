@@ -1,32 +1,11 @@
 """Dimuon production in the ECAL: mu N -> mu N gamma, gamma -> mu+ mu- (Bethe-Heitler), and trident.
 
-* Two-step (Bethe-Heitler): a bremsstrahlung photon (spectrum of :mod:`bkg.sim.ecal`, any
-  energy k above the threshold 4 m_mu) converts in the lead behind its emission point.
-  Conversion to e+e- competes: the photon's total cross section is
-  sigma_tot = 7/(9 X0) + sigma_mumu (the complete-screening pair production; it converts
-  within about 9/7 X0), so its mu-pair probability is
-  sigma_mumu/sigma_tot x (1 - exp(-sigma_tot t)) with t the lead left behind it
-  (:func:`mu_pair_probability`). sigma_mumu(k) is the Burkhardt-Kelner-Kokoulin
-  parametrisation of Geant4's G4GammaConversionToMuons (:func:`sigma_mumu_cm2_g`): the
-  threshold factor (1 - 4 m_mu/k)^1.479+0.00799 D_n, saturation at W_sat and the nuclear
-  size D_n = 1.54 A^0.27, so sigma_mumu/sigma_tot ~ (m_e/m_mu)^2 above ~50 GeV. (Until
-  December 2026 the probability was (7/9)(m_e/m_mu)^2 per X0 times the lead left, as if
-  e+e- conversion did not compete: 17x too many pairs above 80 GeV.) The emission depth
-  is uniform (the muon's brems rate), the conversion point exponential behind it.
-* Trident mu N -> mu mu+ mu- N: the e+e- pair-production spectrum of
-  :mod:`bkg.sim.ecal` with m_e -> m_mu, i.e. b_trident = b_pair (m_e/m_mu)^2 and
-  dN/dv ~ (1 - v)/v^2 above v_min = 4 m_mu / E (order-of-magnitude model), at a
-  uniform depth, the pair starting at the vertex. Only tridents whose pair takes at
-  least E0 - E'_max (80 GeV at 160 GeV, the signal box edge) are generated: softer
-  pairs leave the scattered muon above the box, and the soft end of (1 - v)/v^2 would
-  swamp the sample.
-The pair energy is split with dsigma/dx ~ 1 - 4/3 x (1 - x) on the kinematic range
-[1/2 - sqrt(1/4 - m_mu/k), 1/2 + sqrt(1/4 - m_mu/k)].
-
-The sample holds every Bethe-Heitler pair (the paper's "dimuon production yield"
-~1e-7 per MOT is this all-energy yield) and the hard tridents, mixed by their yields
-(:func:`dimuon_yields`); a pair below E0 - E'_max cannot put the muon into the box
-and only dilutes it (about 5 of 6 Bethe-Heitler pairs).
+Bethe-Heitler: a bremsstrahlung photon converts in the lead behind its emission point
+(:func:`_bethe_heitler_vertices`, :func:`mu_pair_probability`, :func:`sigma_mumu_cm2_g`);
+trident mu N -> mu mu+ mu- N: :func:`_trident_vertices`; the pair's energy split:
+:func:`_draw_x`. Entry point: :func:`generate_dimuons` (what the sample holds), with
+:func:`dimuon_yields`. Model, what it was before December 2026, tests and numbers:
+docs/physics-simulation.md ("Bethe-Heitler dimuons").
 """
 
 from __future__ import annotations
@@ -91,7 +70,11 @@ def mu_pair_probability(
     """Probability that a photon of energy k converts to mu+ mu- within t g/cm2 of lead.
 
     sigma_mumu / sigma_tot x (1 - exp(-sigma_tot t)), sigma_tot = 7/(9 X0) + sigma_mumu:
-    the e+e- conversion competes and takes nearly every photon within a few X0.
+    the e+e- conversion competes and takes nearly every photon within a few X0 (7/(9 X0) is
+    the complete-screening pair production: the photon converts within about 9/7 X0), so
+    sigma_mumu/sigma_tot ~ (m_e/m_mu)^2 above ~50 GeV. (Until December 2026 the
+    probability was (7/9)(m_e/m_mu)^2 per X0 times the lead left, as if e+e- conversion
+    did not compete: 17x too many pairs above 80 GeV.)
     """
     s_mm = sigma_mumu_cm2_g(k_gev)
     s_tot = SIGMA_EE_CM2_G + s_mm
@@ -124,7 +107,10 @@ def _draw_trident_v(rng: np.random.Generator, n: int, vmin: float) -> np.ndarray
 
 
 def _draw_x(rng: np.random.Generator, k: np.ndarray) -> np.ndarray:
-    """mu+ energy fraction of a pair of energy k: 1 - 4/3 x (1 - x) on [x_min, x_max]."""
+    """mu+ energy fraction of a pair of energy k: 1 - 4/3 x (1 - x) on [x_min, x_max].
+
+    The kinematic range: x_min, x_max = 1/2 -+ sqrt(1/4 - m_mu/k).
+    """
     half = np.sqrt(np.clip(0.25 - M_MU / np.maximum(k, K_THRESHOLD_GEV), 0.0, None))
     out = np.empty(k.size)
     todo = np.arange(k.size)
@@ -175,7 +161,12 @@ def _take(parts: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
 def _bethe_heitler_vertices(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """n Bethe-Heitler emissions that convert to mu+ mu-: the beam muon, the emission depth,
     the muon's passage to it and the photon, kept with probability P_mumu(k, lead left)
-    (accept-reject against its largest value, that of a photon of twice the beam energy)."""
+    (accept-reject against its largest value, that of a photon of twice the beam energy).
+
+    The photon has the bremsstrahlung spectrum of :mod:`bkg.sim.ecal`, any energy k above
+    the threshold 4 m_mu. The emission depth is uniform (the muon's brems rate), the
+    conversion point exponential behind it.
+    """
     full = detector.ECAL_DEPTH_G_CM2
     v_lo = K_THRESHOLD_GEV / cfg.beam.energy_gev
     p_max = float(mu_pair_probability(2.0 * cfg.beam.energy_gev))
@@ -195,7 +186,15 @@ def _bethe_heitler_vertices(cfg: Config, rng: np.random.Generator, n: int) -> di
 
 
 def _trident_vertices(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
-    """n hard tridents at a uniform depth, v from (1 - v)/v^2 above E0 - E'_max."""
+    """n hard tridents at a uniform depth, v from (1 - v)/v^2 above E0 - E'_max.
+
+    Trident mu N -> mu mu+ mu- N: the e+e- pair-production spectrum of :mod:`bkg.sim.ecal`
+    with m_e -> m_mu, i.e. b_trident = b_pair (m_e/m_mu)^2 and dN/dv ~ (1 - v)/v^2 above
+    v_min = 4 m_mu / E (order-of-magnitude model), at a uniform depth, the pair starting
+    at the vertex. Only tridents whose pair takes at least E0 - E'_max (80 GeV at 160 GeV,
+    the signal box edge) are generated: softer pairs leave the scattered muon above the
+    box, and the soft end of (1 - v)/v^2 would swamp the sample.
+    """
     full = detector.ECAL_DEPTH_G_CM2
     out = _beam(cfg, rng, n)
     depth1 = full * rng.random(n)
@@ -208,7 +207,13 @@ def _trident_vertices(cfg: Config, rng: np.random.Generator, n: int) -> dict[str
 
 def generate_dimuons(cfg: Config, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """One chunk of the ``dimuons`` sample: n events, Bethe-Heitler (every energy) and hard
-    trident pairs mixed by their yields."""
+    trident pairs mixed by their yields.
+
+    The sample holds every Bethe-Heitler pair (the paper's "dimuon production yield"
+    ~1e-7 per MOT is this all-energy yield) and the hard tridents, mixed by their yields
+    (:func:`dimuon_yields`); a pair below E0 - E'_max cannot put the muon into the box
+    and only dilutes it (about 5 of 6 Bethe-Heitler pairs).
+    """
     y = dimuon_yields(cfg, n_draws=200_000, seed=1)
     trident = rng.random(n) < y["trident"] / y["total"]
     nt = int(trident.sum())

@@ -1,35 +1,11 @@
 """Muon passage through the lead ECAL (active target): energy loss and its truth.
 
-Model (docs/physics-conventions.md): -dE/dX = a(E) + b(E) E with
-X in g/cm2. Ionisation is continuous with Landau-like fluctuations (a
-Moyal-distributed deposit scaled to the Bethe mean). Radiative losses are
-split into soft losses (v < ``V_CUT``, continuous) and catastrophic
-interactions (v >= ``V_CUT``) whose number per muon is Poisson with the
-integrated cross section; only the muons that have one are treated further.
-Each process p has an energy-weighted spectrum v dsigma/dv = b_p f_p(v) with a
-spectrum of :mod:`bkg.physics.energyloss` (Kelner-Kokoulin-Petrukhin
-bremsstrahlung, Kokoulin-Petrukhin pair production, Borog-Petrukhin
-photonuclear), tabulated on a log grid of v: the number of interactions with v
-above a cut is (N_A/A) sigma(v > v_cut) and v is drawn by inverting it. The
-energy dependence comes from the same module: the rate of interactions with
-v >= V_CUT is tabulated versus E, and v is drawn from the spectrum at the muon's
-energy (16 log-spaced energy nodes; a muon between two draws from either, with
-weights linear in ln E). Losses below ``V_CUT`` are continuous: b_p(E) minus the
-mean of what the sampler draws, so that the two parts add up to b_p(E). Several
-interactions of one muon are applied one after another, each taking its fraction
-v of the energy left; the largest is the truth recorded. (:func:`sample_v` without
-a node, which the dimuon and leading-hadron generators use, draws at 160 GeV.)
-
-Knock-on electrons (mu e -> mu e, process 4) with T above max(V_CUT E, 0.1 GeV) are
-drawn the same way, after the radiative interactions: a Poisson number per muon from
-the closed-form count of a spin-1/2 projectile (dN/dT = (K/2)(Z/A)/beta^2 /T^2
-(1 - beta^2 T/T_max + T^2/2E^2), :func:`bkg.physics.energyloss.knock_on_above_cm2_g`),
-T by inversion of 1/T^2 thinned by the spin factor; the electron showers in the ECAL
-(``e_dep_em``) like a bremsstrahlung photon. The continuous ionisation is then the
-Bethe loss restricted to T below the cut (the mean above it is subtracted), so the mean
-loss is unchanged; the visible-ionisation calibration uses the restricted loss.
-(Until December 2026 the whole Bethe loss was continuous: 160 GeV muons lost more
-than 10% in the 40 X0 about 15% less often, 4.7e-3 against 5.4e-3.)
+Model (docs/physics-conventions.md): -dE/dX = a(E) + b(E) E with X in g/cm2. Ionisation
+is continuous with Landau-like fluctuations; radiative losses are split at ``V_CUT``
+into soft (continuous) losses and catastrophic interactions drawn from the spectra of
+:mod:`bkg.physics.energyloss` (:func:`sample_v`); hard knock-on electrons are drawn the
+same way (:func:`_knock_ons`, docs/physics-simulation.md). Entry point: :func:`pass_ecal`,
+whose docstring gives the model in full.
 """
 
 from __future__ import annotations
@@ -250,6 +226,7 @@ def sample_v(
 
     The same piecewise-linear inverse as ``np.interp(u N(v > v_cut), N grid, log v grid)``;
     the segment comes from a guide table of equal bins in u instead of a binary search.
+    Without a node (the dimuon and leading-hadron generators) it draws at 160 GeV.
     """
     cdf = _inverse_table(process, float(v_cut), node)
     u = rng.random(n)
@@ -453,6 +430,9 @@ def pass_ecal(
 ) -> dict[str, np.ndarray]:
     """Propagate muons of energy e_in through ``depth_g_cm2`` of lead.
 
+    The model: ionisation and soft radiative losses in :func:`_continuous_loss`,
+    catastrophic interactions in :func:`_catastrophic`, hard knock-ons in :func:`_knock_ons`.
+
     Catastrophic interactions of each process are drawn as one Poisson process over
     all muons at the largest rate (the highest energy and depth), then thinned to each
     muon's own rate: the same law as a Poisson number per muon, with draws only for
@@ -523,7 +503,13 @@ def _continuous_loss(
     depth: np.ndarray | float,
     knock_on: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ionisation, soft radiative loss) in GeV, evaluated at the entry energy (the loss is ~1%)."""
+    """(ionisation, soft radiative loss) in GeV, evaluated at the entry energy (the loss is ~1%).
+
+    Ionisation is continuous with Landau-like fluctuations (a Moyal-distributed deposit
+    scaled to the Bethe mean). Radiative losses below ``V_CUT`` are continuous: b_p(E)
+    minus the mean of what the sampler draws above it, so that the two parts add up to
+    b_p(E).
+    """
     n = e_in.size
     # restricted loss: the knock-ons above the cut are drawn below, not continuous
     mean_ion = (_dedx_at(log_e) - (_knock_on_mean_loss(e_in) if knock_on else 0.0)) * depth
@@ -544,6 +530,19 @@ def _catastrophic(
 
     Drawn as one Poisson process over all muons at the largest rate (the highest energy
     and depth), then thinned to each muon's own rate.
+
+    Catastrophic interactions (v >= ``V_CUT``) have a number per muon that is Poisson
+    with the integrated cross section; only the muons that have one are treated further.
+    Each process p has an energy-weighted spectrum v dsigma/dv = b_p f_p(v) with a
+    spectrum of :mod:`bkg.physics.energyloss` (Kelner-Kokoulin-Petrukhin bremsstrahlung,
+    Kokoulin-Petrukhin pair production, Borog-Petrukhin photonuclear), tabulated on a log
+    grid of v: the number of interactions with v above a cut is (N_A/A) sigma(v > v_cut)
+    and v is drawn by inverting it. The energy dependence comes from the same module: the
+    rate of interactions with v >= V_CUT is tabulated versus E, and v is drawn from the
+    spectrum at the muon's energy (16 log-spaced energy nodes; a muon between two draws
+    from either, with weights linear in ln E). Several interactions of one muon are
+    applied one after another, each taking its fraction v of the energy left; the
+    largest is the truth recorded.
     """
     n = log_e.size
     tables = _energy_tables()
@@ -585,6 +584,16 @@ def _knock_ons(
     One Poisson number per muon (their rate falls with E, as T_cut rises), T from 1/T^2
     thinned by the spin-1/2 factor; each electron showers in the ECAL like a
     bremsstrahlung photon.
+
+    Knock-on electrons (mu e -> mu e, process 4) with T above max(V_CUT E, 0.1 GeV) are
+    drawn after the radiative interactions, from the closed-form count of a spin-1/2
+    projectile (dN/dT = (K/2)(Z/A)/beta^2 /T^2 (1 - beta^2 T/T_max + T^2/2E^2),
+    :func:`bkg.physics.energyloss.knock_on_above_cm2_g`); the electron's energy goes to
+    ``e_dep_em``. The continuous ionisation is then the Bethe loss restricted to T below
+    the cut (the mean above it is subtracted, :func:`_continuous_loss`), so the mean
+    loss is unchanged; the visible-ionisation calibration uses the restricted loss.
+    (Until December 2026 the whole Bethe loss was continuous: 160 GeV muons lost more
+    than 10% in the 40 X0 about 15% less often, 4.7e-3 against 5.4e-3.)
     """
     n = e_in.size
     scalar_depth = depth_arr.ndim == 0

@@ -1,41 +1,13 @@
 """Non-hermeticity: the energy that leaves the calorimeters unseen, by escape path.
 
 A beam muon reaches region D (E_CAL <= 20 GeV, E'_mu <= 80 GeV) only if the energy it
-lost in the ECAL (>= 60 GeV) escapes. The paths (docs/hermeticity-and-tracking.md):
-
-1. ``hcal_back``: a long-lived neutral leading hadron (K_L, n) of a photonuclear
-   interaction mu N -> mu h X whose shower is not contained in the HCAL's
-   2 x 7.5 lambda_I (late first interaction, or the shower's tail).
-2. ``hcal_side``: its shower leaking beyond the HCAL's lateral faces (120 x 60 cm),
-   or the hadron flying beside the VHCAL and the HCAL.
-3. ``vhcal_hole``: the hadron through the VHCAL hole at an angle that misses the
-   HCAL face (the HCAL sits on the bend side, centred on S4).
-4. ``dead_material``: hadronic energy deposited in the passive material between the
-   ECAL and the VHCAL/HCAL (``dead_material_lambda``), from the ECAL's own hadronic
-   cascade leaking out of its back and from the leading neutral hadron.
-5. ``em_gap``: the electromagnetic leak out of the ECAL's back through the VHCAL hole
-   that is a converted e+ e- pair, whose lepton is swept by MS2 beside the HCAL.
-6. ``shower_muon``: the leading charged hadron (pi, K) decaying in flight to mu nu
-   before it interacts: the decay muon and the neutrino carry its energy away.
-
-Rates come from physics: the photonuclear rate and spectrum of :mod:`bkg.sim.ecal`
-(:mod:`bkg.physics.energyloss`), the leading-hadron fraction z from the fragmentation
-density of :mod:`bkg.sim.leading_hadrons`, the species fractions of the config (inputs),
-the transverse momentum dN/dp_T ~ p_T exp(-2 p_T/<p_T>), the longitudinal shower
-profile Gamma(a, 1 lambda_I) after an exponential first interaction (as
-:func:`bkg.sim.calorimeters.hadron_shower`), a lateral profile whose 1D projection is
-exp(-|u|/s) (s = lambda_I/3 for hadrons: 95% within one lambda_I; s = R_M/2 for EM
-showers in lead) and the geometry of the config (VHCAL hole and size, HCAL face and
-depth, S4's plane).
-
-Every path has a switch (``detector.escape.paths``); a path switched off deposits its
-energy where it would have gone (the next calorimeter) instead of losing it. The draws
-do not depend on the switches, so a run with a path off sees the same events.
-
-:func:`forced_sample` makes the direct estimate of region D: every event has a
-photonuclear interaction with v >= ``v_min``, a leading hadron with z >= Z_MIN of an
-escaping species, and biased first-interaction depths, transverse momenta, z and
-decays, each event weighted with w = p_true / p_biased (GEANT4's generic biasing).
+lost in the ECAL (>= 60 GeV) escapes, by one of six paths (:data:`PATHS`; each path, the
+inputs, the numbers: docs/hermeticity-and-tracking.md, section 1). The leading hadron:
+:func:`hadronic_escape`; its rates and a switch per path: :class:`EscapeConfig`. Entry
+points: :func:`beam_escape` (beam sample), :func:`forced_sample` and :func:`direct_estimate`:
+region D measured with a forced photonuclear interaction (v >= ``v_min``), an escaping
+leading hadron (z >= Z_MIN), biased depths, transverse momenta, z and decays, each event
+weighted with w = p_true / p_biased (GEANT4's generic biasing).
 """
 
 from __future__ import annotations
@@ -94,7 +66,22 @@ VHCAL_Z_CM = 100.0
 
 @dataclass(frozen=True)
 class EscapeConfig:
-    """``detector.escape`` of the config (see config/default.yaml)."""
+    """``detector.escape`` of the config (see config/default.yaml).
+
+    Every path has a switch (``detector.escape.paths``); a path switched off deposits its
+    energy where it would have gone (the next calorimeter) instead of losing it. The
+    draws do not depend on the switches, so a run with a path off sees the same events.
+
+    The rates of :func:`hadronic_escape` come from physics: the photonuclear rate and
+    spectrum of :mod:`bkg.sim.ecal` (:mod:`bkg.physics.energyloss`), the leading-hadron
+    fraction z from the fragmentation density of :mod:`bkg.sim.leading_hadrons`, the
+    species fractions of the config (inputs, here), the transverse momentum
+    dN/dp_T ~ p_T exp(-2 p_T/<p_T>), the longitudinal shower profile Gamma(a, 1 lambda_I)
+    after an exponential first interaction (as :func:`bkg.sim.calorimeters.hadron_shower`),
+    a lateral profile whose 1D projection is exp(-|u|/s) (s = lambda_I/3 for hadrons: 95%
+    within one lambda_I; s = R_M/2 for EM showers in lead) and the geometry of the config
+    (VHCAL hole and size, HCAL face and depth, S4's plane).
+    """
 
     paths: dict[str, bool]
     k_long_fraction: float

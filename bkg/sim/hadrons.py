@@ -1,18 +1,11 @@
 """Hadron admixture of the beam: pi-, K-, K_L decaying in flight before the target.
 
-Masses and lifetimes from the ``particle`` package (PDG). Branching ratios
-(PDG 2022) of the channels with a muon: pi- -> mu- nu (0.99988),
-K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3, 0.0335),
-K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-). Two-body decays
-use exact kinematics (isotropic in the rest frame); K_mu3 uses flat
-three-body phase space (unit matrix element: the stated approximation), and
-its pion goes on beside the muon: on the ECAL's face it showers there (a pi0
-fully, as photons), off it the VHCAL takes it. Decays without a muon and
-undecayed hadrons enter the ECAL as a hadronic shower of the full energy
-(charged daughters and neutral pions together).
-The decay point is exponential with decay length gamma beta c tau over
-``decay_length_m``; an absorber of L interaction lengths scales the
-admixture by e^-L (recorded in the manifest norm).
+Masses and lifetimes from the ``particle`` package (PDG, :func:`hadron_properties`),
+branching ratios of the channels with a muon in :data:`CHANNELS`; the decays (their
+kinematics and the decay point) are :func:`decay_muons`, the rate of each species
+(absorber included) :func:`species_norms`. Entry points: :func:`generate_hadrons` (the
+sample: what each hadron leaves in the detector), :func:`region_acceptance`.
+Physics and tests: docs/physics-simulation.md.
 """
 
 from __future__ import annotations
@@ -52,7 +45,11 @@ CHANNELS = {
 
 
 def muon_branching(pdg: int) -> float:
-    """Sum of the branching ratios of the channels with a mu- (:data:`CHANNELS`)."""
+    """Sum of the branching ratios of the channels with a mu- (:data:`CHANNELS`).
+
+    PDG 2022: pi- -> mu- nu (0.99988), K- -> mu- nu (0.6356), K- -> pi0 mu- nu (K_mu3,
+    0.0335), K_L -> pi+- mu-+ nu (K_mu3, 0.2704; half of them give a mu-).
+    """
     return float(sum(br for _, br in CHANNELS[pdg]))
 
 
@@ -72,7 +69,11 @@ def absorber_survival(lambda_i: float) -> float:
 
 
 def species_norms(cfg: Config) -> dict[int, float]:
-    """Per-MOT rate of each hadron species at the end of the BMS (after the absorber)."""
+    """Per-MOT rate of each hadron species at the end of the BMS (after the absorber).
+
+    An absorber of L interaction lengths scales the admixture by e^-L (recorded in the
+    manifest norm).
+    """
     b = cfg.beam
     surv = absorber_survival(b.absorber_lambda)
     pi = b.pi_per_mu * surv
@@ -126,6 +127,11 @@ def decay_muons(
     pdg: int, e_h: np.ndarray, rng: np.random.Generator, *, length_m: float, force: bool = False
 ) -> dict[str, np.ndarray]:
     """Decay in flight over ``length_m``: decayed flag, z (m), muon energy (GeV, 0: none), muon angle (rad).
+
+    Two-body decays use exact kinematics (isotropic in the rest frame); K_mu3 uses flat
+    three-body phase space (unit matrix element: the stated approximation). The decay
+    point is exponential with decay length gamma beta c tau over ``length_m`` (the
+    sample: ``beam.decay_length_m``).
 
     With ``force`` every hadron decays within ``length_m`` (z from the truncated
     exponential) into one of its channels with a muon (chosen by their branching
@@ -235,7 +241,12 @@ def _hadron_in_ecal(e_h: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
 def _hadron_visible_in_ecal(
     e_h: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(visible ECAL energy, energy leaking out) of a hadron showering in the ECAL (GeV)."""
+    """(visible ECAL energy, energy leaking out) of a hadron showering in the ECAL (GeV).
+
+    Decays without a muon and undecayed hadrons enter the ECAL as a hadronic shower of
+    the full energy (charged daughters and neutral pions together); the K_mu3 pion goes
+    on beside the muon (:func:`_kmu3_pion_deposits`).
+    """
     dep, leak = _hadron_in_ecal(e_h, rng)
     visible = calorimeters.ecal_visible(
         detector.ECAL_HAD_VISIBLE * dep, rng, stochastic=0.3, constant=0.02

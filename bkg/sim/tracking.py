@@ -1,56 +1,13 @@
 """MS1 and MS2 momentum measurement with physical non-Gaussian tails.
 
-MS2 measures p from the bend phi = 0.3 B L / p (rad, GeV, T m). Each Micromegas
-station j (at z_j = -3, -2, -1, +1, +2, +3 m from the magnet's bending plane,
-:data:`STATION_Z_M`) records a hit (x_j, y_j) with a Gaussian resolution sigma_hit;
-the track fit is a straight line per spectrometer arm, the two arms meeting in the
-bending plane: x(z) = a + b z + phi z [z > 0] (3 parameters), y(z) = c + d z (2),
-by least squares (:func:`fit_tracks`), with chi^2 = sum of squared residuals /
-sigma_hit^2 over 12 coordinates, ndf = 7. sigma_hit is set so that the fitted bend
-has dp/p = ``resolution_rel`` at the beam energy (79 um for 3% at 160 GeV with
-1.4 T m): the error of 1/p is then the same at every momentum. Every kink of the
-muon in a station (Gaussian multiple scattering, single scattering, quasi-elastic
-scattering on a nucleon) moves the later hits by theta (z_k - z_j): it shifts the
-fitted bend by w_j theta_x (w_j = :data:`LEVER`, 0, 1/2, 1, 1, 1/2, 0 for this
-geometry) and adds theta^2 c_j / sigma_hit^2 to the chi^2 (:func:`kink_chi2_per_rad2`),
-so the selection's chi^2 cut (``selection.track_chi2_max``) rejects kinks above the
-angle the resolution resolves, sqrt(cut / c_j) sigma_hit. Tails:
-
-* single large-angle scattering in one Micromegas station: Rutherford tail
-  P(theta > theta') = chi_c^2 / theta'^2 with Moliere's chi_c^2 =
-  0.157 Z(Z+1)/A * t / p^2 (MeV^2, g/cm2), suppressed by the nuclear form
-  factor |F|^2 = exp(-q^2 <r^2> / 3), q = p theta, with the charge radius
-  sqrt(<r^2>) = 0.82 A^(1/3) + 0.58 fm (3.85 fm for copper, measured 3.88);
-  a kink in station j;
-* quasi-elastic scattering on one nucleon of a station (q >= :data:`Q_QE_MIN_GEV`,
-  where the coherent form factor has fallen below 6%): dsigma/dQ^2 per nucleon with
-  dipole form factors (:func:`quasi_elastic_kink_probability`), drawn by inverting its
-  integral (process 9);
-* knock-on electrons mu e -> mu e in a station: dN/dT = K/2 (Z/A) t / T^2
-  (1 - beta^2 T/T_max + T^2/2E^2) up to T_max. The electron starts on the muon's
-  track, so in its own station the two make one cluster; it leaves a second hit in
-  the next station on the same side of the magnet (the field sweeps a T << p
-  electron out of the acceptance), displaced by its angle theta_e
-  (:func:`knock_on_angle`). Every electron flies on to the counters and the HCAL,
-  one from a station in front of the magnet bent by 0.3 B L / p_e (returned in
-  ``electrons``: :mod:`bkg.sim.detector` lets it fire S4 or V1 and shower in the
-  HCAL). The muon's energy loss to the electron is in the measured momentum when
-  it happens in front of the magnet (``p_bend``), not when it happens behind it.
-  When the muon's hit in that station j is lost (the Micromegas
-  inefficiency), the station still shows one hit and the fit takes the
-  electron's, displaced by theta_e (z_j - z_(j-1)) (cos phi, sin phi): the fitted
-  bend moves by its least-squares weight and the chi^2 sees the displaced hit
-  (the paper's "more than one hit in the second tracker" with a poorly
-  detected muon). A knock-on in the last station before the magnet or in the
-  last station of all leaves no second hit and no mismeasurement. Beside the
-  measured p_rec, ``p_rec_ko`` is what the fit returns when it takes the
-  electron's hit whether or not the muon's was lost (same Gaussian draw): the
-  would-be momentum of every knock-on event, so that the source can weight all
-  of them with the inefficiency instead of counting the few whose hit was lost
-  (with its chi^2, ``chi2_ko``).
-
-Hits per station: 1 for the muon, 0 when it is lost (inefficiency), +1 per
-knock-on electron coming from the station before and per extra charged track.
+MS2 measures p from the bend phi = 0.3 B L / p of a track fitted to the hits of six
+Micromegas stations (:func:`fit_tracks`: the fit and its chi^2); every kink of the muon
+in a station shifts the fitted bend and adds to the chi^2 (:func:`kink_chi2_per_rad2`).
+Tails: single large-angle scattering (:func:`_single_scatters`), quasi-elastic scattering
+on a nucleon (:func:`_quasi_elastic`), knock-on electrons (:func:`_knock_ons`).
+Entry points: :func:`measure_p_out` (hits per station: :class:`_Tracks`),
+:func:`measure_p_in`. Method and numbers: docs/hermeticity-and-tracking.md (section 2),
+docs/momentum-mismatch.md.
 """
 
 from __future__ import annotations
@@ -178,7 +135,25 @@ def resolved_kink_rad(station: int, *, chi2_max: float, sigma_m: float) -> float
 
 
 def fit_tracks(x_m: np.ndarray, y_m: np.ndarray, sigma_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """(fitted bend phi in rad, chi^2) of hits ``x_m``, ``y_m`` (m), shape (n_stations, n)."""
+    """(fitted bend phi in rad, chi^2) of hits ``x_m``, ``y_m`` (m), shape (n_stations, n).
+
+    MS2 measures p from the bend phi = 0.3 B L / p (rad, GeV, T m). Each Micromegas
+    station j (at z_j = -3, -2, -1, +1, +2, +3 m from the magnet's bending plane,
+    :data:`STATION_Z_M`) records a hit (x_j, y_j) with a Gaussian resolution sigma_hit;
+    the track fit is a straight line per spectrometer arm, the two arms meeting in the
+    bending plane: x(z) = a + b z + phi z [z > 0] (3 parameters), y(z) = c + d z (2), by
+    least squares, with chi^2 = sum of squared residuals / sigma_hit^2 over 12
+    coordinates, ndf = 7. sigma_hit is set so that the fitted bend has
+    dp/p = ``resolution_rel`` at the beam energy (79 um for 3% at 160 GeV with 1.4 T m,
+    :func:`hit_sigma_m`): the error of 1/p is then the same at every momentum. Every kink
+    of the muon in a station (Gaussian multiple scattering, single scattering,
+    quasi-elastic scattering on a nucleon) moves the later hits by theta (z_k - z_j): it
+    shifts the fitted bend by w_j theta_x (w_j = :data:`LEVER`, 0, 1/2, 1, 1, 1/2, 0 for
+    this geometry) and adds theta^2 c_j / sigma_hit^2 to the chi^2
+    (:func:`kink_chi2_per_rad2`), so the selection's chi^2 cut
+    (``selection.track_chi2_max``) rejects kinks above the angle the resolution
+    resolves, sqrt(cut / c_j) sigma_hit (:func:`resolved_kink_rad`).
+    """
     phi = BEND_ROW @ x_m
     rx = RESID_X @ x_m
     ry = RESID_Y @ y_m
@@ -448,7 +423,11 @@ def measure_p_out(
 
 
 class _Tracks(NamedTuple):
-    """The arrays of :func:`measure_p_out`, updated in place (station-major (6, n) or (n,))."""
+    """The arrays of :func:`measure_p_out`, updated in place (station-major (6, n) or (n,)).
+
+    Hits per station: 1 for the muon, 0 when it is lost (inefficiency), +1 per knock-on
+    electron coming from the station before and per extra charged track.
+    """
 
     p: np.ndarray
     has: np.ndarray
@@ -503,7 +482,15 @@ def _single_scatters(
     rng: np.random.Generator, tr: _Tracks, t_gcm2: float, theta_c_p: float
 ) -> None:
     """Single large-angle scattering (process 6): only angles above the core-equivalent cut
-    theta_c = ``theta_c_p`` / p, Rutherford thinned by the nuclear form factor."""
+    theta_c = ``theta_c_p`` / p, Rutherford thinned by the nuclear form factor.
+
+    Single large-angle scattering in one Micromegas station: Rutherford tail
+    P(theta > theta') = chi_c^2 / theta'^2 with Moliere's chi_c^2 =
+    0.157 Z(Z+1)/A * t / p^2 (MeV^2, g/cm2), suppressed by the nuclear form factor
+    |F|^2 = exp(-q^2 <r^2> / 3), q = p theta, with the charge radius
+    sqrt(<r^2>) = 0.82 A^(1/3) + 0.58 fm (3.85 fm for copper, measured 3.88)
+    (:func:`nuclear_form_factor2`); a kink in station j.
+    """
     n_stations, n = tr.hits.shape
     chi2_p2 = 0.157 * _Z * (_Z + 1) / _A * t_gcm2 * 1e-6  # GeV^2 rad^2
     mu = chi2_p2 / theta_c_p**2
@@ -518,7 +505,13 @@ def _single_scatters(
 
 
 def _quasi_elastic(rng: np.random.Generator, tr: _Tracks, station_x0: float) -> None:
-    """Quasi-elastic scattering on one nucleon, q >= Q_QE_MIN_GEV (process 9)."""
+    """Quasi-elastic scattering on one nucleon, q >= Q_QE_MIN_GEV (process 9).
+
+    q >= :data:`Q_QE_MIN_GEV`, where the coherent form factor has fallen below 6%:
+    dsigma/dQ^2 per nucleon with dipole form factors (:func:`qe_dsigma_dq`,
+    :func:`quasi_elastic_kink_probability`), drawn by inverting its integral
+    (:func:`sample_qe_q`).
+    """
     n_stations, n = tr.hits.shape
     ev, st = _sparse_positions(rng, n, n_stations, quasi_elastic_rate(station_x0))
     keep = tr.has[ev]
@@ -537,6 +530,21 @@ def _knock_ons(
     to each muon's own rate; T from 1/T^2 thinned by the spin-1/2 factor of mu e -> mu e,
     1 - beta^2 T/T_max + T^2/(2 E^2) <= 1 (PDG, Passage of particles through matter,
     eq. 34.5).
+
+    Knock-on electrons mu e -> mu e in a station: dN/dT = K/2 (Z/A) t / T^2
+    (1 - beta^2 T/T_max + T^2/2E^2) up to T_max. The electron starts on the muon's
+    track, so in its own station the two make one cluster; it leaves a second hit in the
+    next station on the same side of the magnet (the field sweeps a T << p electron out
+    of the acceptance), displaced by its angle theta_e (:func:`knock_on_angle`). The
+    muon's energy loss to the electron is in the measured momentum when it happens in
+    front of the magnet (``p_bend``), not when it happens behind it. When the muon's hit
+    in that station j is lost (the Micromegas inefficiency), the station still shows one
+    hit and the fit takes the electron's, displaced by theta_e (z_j - z_(j-1))
+    (cos phi, sin phi): the fitted bend moves by its least-squares weight and the chi^2
+    sees the displaced hit (the paper's "more than one hit in the second tracker" with a
+    poorly detected muon). A knock-on in the last station before the magnet or in the
+    last station of all leaves no second hit and no mismeasurement
+    (:func:`_knock_on_fits`).
     """
     n_stations, n = tr.hits.shape
     p = tr.p
@@ -640,6 +648,9 @@ def _electron_flight(
 ) -> dict[str, np.ndarray]:
     """The knock-on electrons flying on toward S4, V1 and the HCAL (``electrons``).
 
+    Every electron flies on to the counters and the HCAL; :mod:`bkg.sim.detector` lets it
+    fire S4 or V1 and shower in the HCAL.
+
     From a station behind the magnet straight, from one in front of it through the
     magnet, which bends it by 0.3 B L / p_e against the muon's 0.3 B L / p (a hard one,
     T of tens of GeV, lands in V1 or the HCAL; a soft one is swept far out). Those of
@@ -673,6 +684,12 @@ def _fit_hits(
     p_ref_gev: float,
 ) -> dict[str, np.ndarray]:
     """The track fits: ``p_rec``, ``chi2``, ``p_rec_ko``, ``chi2_ko``.
+
+    Beside the measured p_rec, ``p_rec_ko`` is what the fit returns when it takes the
+    electron's hit whether or not the muon's was lost (same Gaussian draw): the
+    would-be momentum of every knock-on event, so that the source can weight all of
+    them with the inefficiency instead of counting the few whose hit was lost (with its
+    chi^2, ``chi2_ko``).
 
     The hits are the bend kappa / p_bend behind the magnet, the displacements of the
     kinks (Gaussian multiple scattering in each station, Highland, and the rare ones),

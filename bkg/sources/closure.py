@@ -3,14 +3,9 @@
 For every source with a direct estimator (:data:`bkg.sim.biasing.DIRECT`) and a tail
 analysis in fits/<source>.json, :func:`run_closure` measures P(x >= cut) by biased
 simulation, writes ``closure`` {direct, direct_stat, effective_events, extrapolated,
-ratio, pull, ...} and ``level_choice`` into the JSON, and sets the level (honest levels):
-
-* the extrapolation is used when a passing tail model supports it, it agrees with the
-  direct estimate within 2 sigma combined (its stat and model systematic, the direct's
-  stat), and it is not more than 3 decades below the last observed event (the fitted
-  sample's one event);
-* otherwise the direct estimate replaces the tail part of the level (Table I says so);
-  with no event beyond the cut, the 90% CL bound of its effective statistics.
+ratio, pull, ...} and ``level_choice`` into the JSON, and sets the level (honest levels)
+by the rule of :func:`choose_level`. For the report: :func:`closure_table_markdown`,
+:func:`closure_figures`. Method: docs/tail-extrapolation.md (sections 4 and 5).
 """
 
 from __future__ import annotations
@@ -94,9 +89,12 @@ def choose_level(
 ) -> tuple[SourceEstimate, dict[str, Any], dict[str, Any]]:
     """The estimate with the level the closure allows, the ``closure`` and ``level_choice`` dicts.
 
-    The level rests on the extrapolation only if a tail model passes its checks, agrees
-    with the direct estimate within 2 sigma and lies at most :data:`MAX_DECADES` below
-    the last observed event; otherwise the tail part is the direct estimate.
+    * the extrapolation is used when a passing tail model supports it, it agrees with the
+      direct estimate within 2 sigma combined (its stat and model systematic, the
+      direct's stat), and it is not more than :data:`MAX_DECADES` decades below the last
+      observed event (the fitted sample's one event);
+    * otherwise the direct estimate replaces the tail part of the level (Table I says
+      so); with no event beyond the cut, the 90% CL bound of its effective statistics.
     """
     scale = float(est.inputs.get("tail_scale", 1.0))
     scan = est.tails["tail_models"]

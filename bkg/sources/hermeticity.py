@@ -1,22 +1,10 @@
 """Detector non-hermeticity: beam muons reaching region D of the (E'_mu, E_CAL) plane.
 
-The variable is the inverse energy balance w = p_in_rec / (p_out_rec + E_CAL) - 1 of
-the muons with E_CAL <= 20 GeV: its core is Gaussian (the MS2 error is Gaussian in
-1/p_out), so the Gaussian-core model describes it (chi2/ndf about 1 on 1e7 MOT,
-against about 7 for the direct balance (p_out_rec + E_CAL) / p_in_rec - 1).
-Region D, E'_mu <= 80 and E_CAL <= 20 GeV, lies at w >= E0 / 100 GeV - 1.
-The model systematic is a fit-range variation, as for the momentum mismatch
-(see :mod:`bkg.sources.momentum_mismatch`).
-
-The level comes from the escape paths (:mod:`bkg.sim.escape`): a forced simulation
-(every muon with a photonuclear interaction v >= 0.25 and an escaping leading hadron,
-weights w = p_true / p_biased) measures the probability per MOT of the selected events
-in the signal box by escape path (``by_path``) and of region D as the tail variable
-reaches it (``closure``: ``direct``, ``direct_stat``, ``effective_events``, beside the
-tail fit's ``extrapolated``, their ``ratio`` and ``pull``). The beam sample's own
-region-D events are counted by path too (``beam_region_d_by_path``). The systematic:
-the neutral leading-hadron fractions (config inputs) known to a factor 2, to which
-the neutral paths are proportional.
+The level is the forced simulation of the escape paths (:mod:`bkg.sim.escape`) into the
+signal box, by path; the tail of the inverse energy balance (:func:`balance_window`)
+extrapolated into region D is its check (:func:`_closure`). Entry point:
+:class:`Hermeticity` (what fits/hermeticity.json holds). Method and numbers:
+docs/hermeticity-and-tracking.md (section 1), docs/tail-extrapolation.md.
 """
 
 from __future__ import annotations
@@ -47,7 +35,14 @@ HERMETICITY_SHAPES = ("rutherford_ff", "exp", "power")
 
 
 def balance_window(cfg: Config) -> tuple[float, float, float]:
-    """(cut, lo, hi) of the inverse balance: the cut into region D and the fit window."""
+    """(cut, lo, hi) of the inverse balance: the cut into region D and the fit window.
+
+    The variable is the inverse energy balance w = p_in_rec / (p_out_rec + E_CAL) - 1 of
+    the muons with E_CAL <= 20 GeV: its core is Gaussian (the MS2 error is Gaussian in
+    1/p_out), so the Gaussian-core model describes it (chi2/ndf about 1 on 1e7 MOT,
+    against about 7 for the direct balance (p_out_rec + E_CAL) / p_in_rec - 1).
+    Region D, E'_mu <= 80 and E_CAL <= 20 GeV, lies at w >= E0 / 100 GeV - 1.
+    """
     cut = balance_cut(cfg)
     half = 10.0 * np.hypot(
         cfg.detector.spectrometers.ms2.resolution_rel,
@@ -95,7 +90,21 @@ class _Sums:
 
 @register
 class Hermeticity(StreamingSource[_Sums]):
-    """Inverse balance w = p_in/(E'_mu + E_CAL) - 1 of muons with E_CAL <= 20 GeV; tail to D."""
+    """Inverse balance w = p_in/(E'_mu + E_CAL) - 1 of muons with E_CAL <= 20 GeV; tail to D.
+
+    The level comes from the escape paths (:mod:`bkg.sim.escape`): a forced simulation
+    (every muon with a photonuclear interaction v >= 0.25 and an escaping leading hadron,
+    weights w = p_true / p_biased) measures the probability per MOT of the selected
+    events in the signal box by escape path (``by_path``) and of region D as the tail
+    variable reaches it (``closure``: ``direct``, ``direct_stat``, ``effective_events``,
+    beside the tail fit's ``extrapolated``, their ``ratio`` and ``pull``). The beam
+    sample's own region-D events are counted by path too (``beam_sample_region_d_events``
+    in ``by_path``, ``beam_sample_region_d_by_code`` in the inputs).
+    The systematic: the neutral leading-hadron fractions (config inputs) known to a
+    factor 2, to which the neutral paths are proportional. The tail's model systematic
+    is the envelope of its passing tail fits over fit ranges (thresholds) and shapes, as
+    for the momentum mismatch (see :mod:`bkg.sources.momentum_mismatch`).
+    """
 
     name = "hermeticity"
     label = "Detector non-hermeticity"

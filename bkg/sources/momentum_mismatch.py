@@ -1,35 +1,11 @@
 """Momentum mismatch: a beam muon reconstructed by MS2 below p_out_max (paper III.C).
 
-The residual is that of the measured curvature, r = p_out_true / p_out_rec - 1,
-of single-track muons (one hit per Micromegas, the paper's assumption):
-MS2 measures the bend, proportional to 1/p, with a Gaussian error, so this
-residual has a Gaussian core of width dp/p and the physical tails (single
-large-angle scattering) on both sides. The residual of p itself,
-1 / (1 + r) - 1, is skewed, and a Gaussian core (even with two widths) leaves
-chi2/ndf of about 7 on 1e7 MOT; the curvature residual fits with about 0.75.
-
-Tail: the residuals beyond the core are fitted alone above thresholds from 3.5 sigma out
-(:mod:`bkg.fit.tailmodel`, docs/tail-extrapolation.md): single scattering with the
-copper form factor (preferred), a power law and an exponential; the model systematic is
-the envelope of the fits that pass their tail checks. A single-track muon whose fit took
-a knock-on electron's hit is left out of the residuals: the knock-on part counts it.
-Far below the data (r = 1 is about 10 decades below the last residual on 1e7 MOT) the
-closure step puts the direct biased-simulation estimate in its place
-(:mod:`bkg.sources.closure`).
-The knock-on part has its own model systematics: downward, the level had every
-electron also crossed the station after the one it hits (:func:`two_station_fraction`);
-upward, the factorisation's: P(rest) taken at the candidates' muon momenta (10 GeV
-bins) instead of over all kept muons, where that is larger.
-
-Quasi-elastic scattering of the muon on single nucleons of the stations reaches the
-q ~ 0.4 GeV a mismeasurement to 80 GeV needs where the coherent (nuclear) scattering
-cannot (``quasi_elastic_kinks_without_chi2``, ~2e-9 per muon,
-:func:`bkg.sim.tracking.quasi_elastic_kink_probability`). The track fit's chi^2 cut
-(``selection.track_chi2_max``, part of cut (ii)) rejects such kinks: what survives it
-(``quasi_elastic_kinks_with_chi2``) is in the level. The residuals and the knock-on
-candidates are those of tracks that pass the chi^2 cut (the knock-on fit that takes the
-electron's hit has its own chi^2, ``track_chi2_ko``); the knock-on part without the cut
-is kept as ``knock_on_per_mot_without_chi2``.
+Two parts: the tail of the curvature residual (:func:`residual_window`, fitted by
+:mod:`bkg.fit.tailmodel`, closed by :mod:`bkg.sources.closure`) and the knock-on
+electrons (:func:`_knock_on`, its systematics :func:`two_station_fraction` and
+:func:`factorisation_excess`); quasi-elastic kinks: :func:`_quasi_elastic`. Entry point:
+:class:`MomentumMismatch`. Method and numbers: docs/momentum-mismatch.md,
+docs/tail-extrapolation.md, docs/hermeticity-and-tracking.md (section 2).
 """
 
 from __future__ import annotations
@@ -82,7 +58,15 @@ HALF_WIDTH_SIGMAS = 10.0
 
 
 def residual_window(cfg: Config) -> tuple[float, float]:
-    """Fit window of r = p_out_true / p_out_rec - 1: +-10 dp/p, clipped below the cut."""
+    """Fit window of r = p_out_true / p_out_rec - 1: +-10 dp/p, clipped below the cut.
+
+    The residual is that of the measured curvature, of single-track muons (one hit per
+    Micromegas, the paper's assumption): MS2 measures the bend, proportional to 1/p,
+    with a Gaussian error, so this residual has a Gaussian core of width dp/p and the
+    physical tails (single large-angle scattering) on both sides. The residual of p
+    itself, 1 / (1 + r) - 1, is skewed, and a Gaussian core (even with two widths)
+    leaves chi2/ndf of about 7 on 1e7 MOT; the curvature residual fits with about 0.75.
+    """
     half = HALF_WIDTH_SIGMAS * cfg.detector.spectrometers.ms2.resolution_rel
     return -half, min(half, residual_cut(cfg) - 0.05)
 
@@ -133,7 +117,7 @@ def two_station_fraction(by_station: Sequence[int], inefficiency: float) -> floa
     one, from the candidates by station (index s >= 1: 1-based station with two hits;
     index 0, the muon's hit already lost, is kept as it is). The truth lies between the
     two (it depends on the electron's angle and the stations' size and spacing), so the
-    difference is the knock-on part's model systematic.
+    difference is the knock-on part's downward model systematic.
     """
     n = len(by_station) - 1
     total = sum(by_station)
@@ -160,6 +144,9 @@ def factorisation_excess(rest_at_candidates: float | None, n_rest: int, n_ref: i
     """Relative excess of P(rest) at the candidates' momenta over P(rest) of all kept muons.
 
     Zero when it is not larger, or when either is unknown (no candidate, no passing muon).
+    The knock-on part's upward model systematic: the factorisation's, P(rest) taken at the
+    candidates' muon momenta (10 GeV bins) instead of over all kept muons, where that is
+    larger.
     """
     if rest_at_candidates is None or n_rest == 0 or n_ref == 0:
         return 0.0
@@ -292,7 +279,15 @@ class _Sums:
 
 
 def _quasi_elastic(cfg: Config) -> dict[str, Any]:
-    """Quasi-elastic kinks on single nucleons of the MS2 stations (bkg.sim.tracking)."""
+    """Quasi-elastic kinks on single nucleons of the MS2 stations (bkg.sim.tracking).
+
+    Quasi-elastic scattering of the muon on single nucleons of the stations reaches the
+    q ~ 0.4 GeV a mismeasurement to 80 GeV needs where the coherent (nuclear) scattering
+    cannot (``quasi_elastic_kinks_without_chi2``, ~2e-9 per muon,
+    :func:`bkg.sim.tracking.quasi_elastic_kink_probability`). The track fit's chi^2 cut
+    (``selection.track_chi2_max``, part of cut (ii)) rejects such kinks: what survives it
+    (``quasi_elastic_kinks_with_chi2``) is in the level.
+    """
     sp = cfg.detector.spectrometers
     return quasi_elastic_kink_probability(
         cfg.beam.energy_gev,
@@ -344,7 +339,22 @@ def _knock_on_record(
 
 @register
 class MomentumMismatch(StreamingSource[_Sums]):
-    """Curvature residuals p_out_true/p_out_rec - 1; core + exponential tails; plus knock-on."""
+    """Curvature residuals p_out_true/p_out_rec - 1; core + tail models; plus knock-on.
+
+    Tail: the residuals beyond the core are fitted alone above thresholds from 3.5 sigma
+    out (:mod:`bkg.fit.tailmodel`, docs/tail-extrapolation.md): single scattering with the
+    copper form factor (preferred), a power law and an exponential; the model systematic
+    is the envelope of the fits that pass their tail checks. A single-track muon whose fit
+    took a knock-on electron's hit is left out of the residuals: the knock-on part counts
+    it. Far below the data (r = 1 is about 10 decades below the last residual on 1e7 MOT)
+    the closure step puts the direct biased-simulation estimate in its place
+    (:mod:`bkg.sources.closure`).
+
+    The residuals and the knock-on candidates are those of tracks that pass the chi^2
+    cut (the knock-on fit that takes the electron's hit has its own chi^2,
+    ``track_chi2_ko``); the knock-on part without the cut is kept as
+    ``knock_on_per_mot_without_chi2``.
+    """
 
     name = "momentum_mismatch"
     label = "Momentum mismatch"

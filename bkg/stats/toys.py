@@ -1,15 +1,11 @@
 """Vectorised toys for the one-bin signal-box model (qmu-tilde, CLs).
 
-The one-bin likelihood is Pois(n | nu) * prod_j N(a_j | theta_j, 1) * N(a_g | gamma, sigma_g)
-with nu = mu s prod_{j in sig} f_j(theta_j) + gamma sum_i b_i f_i(theta_i) and pyhf's
-default normsys interpolation, code 4: f = hi^theta for theta >= 1, lo^-theta for
-theta <= -1, and in between a degree-6 polynomial that meets them in value and slope
-(see :func:`code4_coefficients`), so f is smooth at theta = 0, where code 1 has a
-kink. The toys thus fit the model the exported workspace defines. All toys are
-fitted at once with a damped, projected Newton method on the exact gradient and
-Hessian, so 1e4 toys cost a few batched small solves per iteration. The toys of
-one scan are coupled across mu (common random numbers, :func:`_sample`), so CLs(mu)
-is smooth and the limit has one root per band.
+The toys fit the model the exported workspace defines (:class:`OneBinModel`, the
+likelihood; pyhf's normsys code 4, :func:`code4_coefficients`). All toys are fitted
+at once (:func:`fit`); the toys of one scan are coupled across mu (common random
+numbers, :func:`_sample`), so CLs(mu) is smooth and the limit has one root per band.
+Entry points: :func:`toy_cls`, :func:`qmu_tilde`, :func:`one_bin_model`.
+Method: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -42,6 +38,13 @@ GAMMA_FLOOR = 1e-6
 @dataclass(frozen=True)
 class OneBinModel:
     """Numbers of a one-bin model: signal at mu = 1, backgrounds and their modifiers.
+
+    The one-bin likelihood is Pois(n | nu) * prod_j N(a_j | theta_j, 1) * N(a_g | gamma,
+    sigma_g) with nu = mu s prod_{j in sig} f_j(theta_j) + gamma sum_i b_i f_i(theta_i)
+    and pyhf's default normsys interpolation, code 4: f = hi^theta for theta >= 1,
+    lo^-theta for theta <= -1, and in between a degree-6 polynomial that meets them in
+    value and slope (:func:`code4_coefficients`), so f is smooth at theta = 0, where
+    code 1 has a kink.
 
     Attributes:
         s: signal events at mu = 1.
@@ -317,6 +320,9 @@ def fit(
     start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood fit of every toy at once.
+
+    A damped, projected Newton method on the exact gradient and Hessian
+    (:func:`_fit_fixed`), so 1e4 toys cost a few batched small solves per iteration.
 
     Args:
         m: the model.
