@@ -392,7 +392,7 @@ def _smear_escape(
     the same draws whichever paths are switched off.
     """
     res = cfg.detector.hcal.resolution
-    lost = np.array(escape["lost"], dtype=np.float64, copy=True)
+    lost = np.asarray(escape["lost"], dtype=np.float64)  # respond's own: filled in place
     n = lost.shape[0]
     touched = np.asarray(escape.get("touched", np.ones(n, dtype=bool)), dtype=bool)
     j = np.flatnonzero(touched)
