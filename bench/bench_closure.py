@@ -60,11 +60,10 @@ def _escape(part: str) -> Callable[[object, int], Run]:
 
 
 def main() -> None:
-    from bkg.sim.escape import escape_config
 
     cfg = load_config()
     n0 = int(float(sys.argv[1])) if len(sys.argv) > 1 else 2_000_000
-    n_forced = escape_config(cfg).forced_events
+    n_forced = cfg.detector.escape.forced_events
     cases = [
         ("momentum_mismatch", _biased("momentum_mismatch"), n0),
         ("punch_through", _biased("punch_through"), n0),

@@ -432,7 +432,7 @@ def _leak_deposits(
         # the EM leak through the VHCAL hole whose e+- MS2 sweeps beside the HCAL
         _, gone = esc_mod.em_gap(
             cfg,
-            esc_mod.escape_config(cfg),
+            cfg.detector.escape,
             rng,
             leak_em=e_leak_em[k],
             x=np.asarray(x_cm, dtype=np.float64)[k],

@@ -3,7 +3,7 @@
 A beam muon reaches region D (E_CAL <= 20 GeV, E'_mu <= 80 GeV) only if the energy it
 lost in the ECAL (>= 60 GeV) escapes, by one of six paths (:data:`PATHS`; each path, the
 inputs, the numbers: docs/hermeticity-and-tracking.md, section 1). The leading hadron:
-:func:`hadronic_escape`; its rates and a switch per path: :class:`EscapeConfig`. Entry
+:func:`hadronic_escape` (its rates; a switch per path in ``detector.escape.paths``). Entry
 points: :func:`beam_escape` (beam sample), :func:`forced_sample` and :func:`direct_estimate`:
 region D measured with a forced photonuclear interaction (v >= ``v_min``), an escaping
 leading hadron (z >= Z_MIN), biased depths, transverse momenta, z and decays, each event
@@ -13,20 +13,18 @@ weighted with w = p_true / p_biased (GEANT4's generic biasing).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import special
 
 from bkg.config import Config
+from bkg.config.model import Escape
 
 __all__ = [
     "PATHS",
-    "EscapeConfig",
     "closure_direct",
     "direct_estimate",
-    "escape_config",
     "forced_sample",
     "lateral_inside",
     "path_of",
@@ -64,61 +62,16 @@ ECAL_HAD_VISIBLE = 0.6
 VHCAL_Z_CM = 100.0
 
 
-@dataclass(frozen=True)
-class EscapeConfig:
-    """``detector.escape`` of the config (see config/default.yaml).
-
-    Every path has a switch (``detector.escape.paths``); a path switched off deposits its
-    energy where it would have gone (the next calorimeter) instead of losing it. The
-    draws do not depend on the switches, so a run with a path off sees the same events.
-
-    The rates of :func:`hadronic_escape` come from physics: the photonuclear rate and
-    spectrum of :mod:`bkg.sim.ecal` (:mod:`bkg.physics.energyloss`), the leading-hadron
-    fraction z from the fragmentation density of :mod:`bkg.sim.leading_hadrons`, the
-    species fractions of the config (inputs, here), the transverse momentum
-    dN/dp_T ~ p_T exp(-2 p_T/<p_T>), the longitudinal shower profile Gamma(a, 1 lambda_I)
-    after an exponential first interaction (as :func:`bkg.sim.calorimeters.hadron_shower`),
-    a lateral profile whose 1D projection is exp(-|u|/s) (s = lambda_I/3 for hadrons: 95%
-    within one lambda_I; s = R_M/2 for EM showers in lead) and the geometry of the config
-    (VHCAL hole and size, HCAL face and depth, S4's plane).
-    """
-
-    paths: dict[str, bool]
-    k_long_fraction: float
-    neutron_fraction: float
-    charged_kaon_fraction: float
-    pt_mean_gev: float
-    dead_material_lambda: float
-    em_pair_fraction: float
-    forced_events: int
-
-    def on(self, path: str) -> bool:
-        return bool(self.paths.get(path, True))
-
-
-def escape_config(cfg: Config) -> EscapeConfig:
-    """The escape-path inputs of ``cfg`` (``detector.escape``)."""
-    e = cfg.raw["detector"]["escape"]
-    return EscapeConfig(
-        paths={k: bool(e["paths"].get(k, True)) for k in PATHS},
-        k_long_fraction=float(e["leading_k_long_fraction"]),
-        neutron_fraction=float(e["leading_neutron_fraction"]),
-        charged_kaon_fraction=float(e["charged_kaon_fraction"]),
-        pt_mean_gev=float(e["pt_mean_gev"]),
-        dead_material_lambda=float(e["dead_material_lambda"]),
-        em_pair_fraction=float(e["em_pair_fraction"]),
-        forced_events=int(e["forced_events"]),
-    )
-
-
-def species_probabilities(ec: EscapeConfig) -> np.ndarray:
+def species_probabilities(ec: Escape) -> np.ndarray:
     """P(species) of a leading hadron (k_long, neutron, pi+-, K+-); the rest (pi0, ...) escapes nothing.
 
     Charged: 2/3 of the leading hadrons (isospin), ``charged_kaon_fraction`` of them kaons.
     """
     charged = 2.0 / 3.0
     kf = ec.charged_kaon_fraction
-    return np.array([ec.k_long_fraction, ec.neutron_fraction, charged * (1 - kf), charged * kf])
+    return np.array(
+        [ec.leading_k_long_fraction, ec.leading_neutron_fraction, charged * (1 - kf), charged * kf]
+    )
 
 
 def lateral_inside(centre: np.ndarray, lo: float, hi: float, scale: float) -> np.ndarray:
@@ -164,7 +117,7 @@ def _hcal_geometry(cfg: Config) -> tuple[float, float, float, float, float]:
 
 def neutral_hadron(
     cfg: Config,
-    ec: EscapeConfig,
+    ec: Escape,
     rng: np.random.Generator,
     *,
     e_h: np.ndarray,
@@ -251,7 +204,7 @@ def decay_probability(
 
 
 def draw_leading(
-    ec: EscapeConfig, rng: np.random.Generator, n: int, *, biased: bool
+    ec: Escape, rng: np.random.Generator, n: int, *, biased: bool
 ) -> dict[str, np.ndarray]:
     """Leading hadron of n photonuclear interactions: species (-1 none/pi0, else index of SPECIES), z, weight.
 
@@ -281,7 +234,7 @@ def draw_leading(
 
 def hadronic_escape(
     cfg: Config,
-    ec: EscapeConfig,
+    ec: Escape,
     rng: np.random.Generator,
     *,
     nu: np.ndarray,
@@ -298,8 +251,17 @@ def hadronic_escape(
     Returns ``e_split`` (GeV taken out of the ECAL's hadronic system: the neutral hadron,
     the decaying charged one), the deposits ``e_ecal`` (visible), ``e_vhcal``, ``e_hcal1``,
     ``e_hcal2``, ``lost`` (n, N_PATHS) and ``weight`` (1 unbiased). Switched-off paths
-    deposit their energy in the next calorimeter (HCAL module 2 for the back, module 1
-    otherwise) instead.
+    (``ec.paths``, the config's ``detector.escape.paths``) deposit their energy in the next
+    calorimeter (HCAL module 2 for the back, module 1 otherwise) instead; the draws do not
+    depend on the switches, so a run with a path off sees the same events.
+
+    The rates come from physics: the photonuclear rate and spectrum of :mod:`bkg.sim.ecal`,
+    the leading-hadron fraction z of :mod:`bkg.sim.leading_hadrons`, the species fractions
+    of the config (inputs), dN/dp_T ~ p_T exp(-2 p_T/<p_T>), the longitudinal profile
+    Gamma(a, 1 lambda_I) after an exponential first interaction (as
+    :func:`bkg.sim.calorimeters.hadron_shower`), a lateral profile exp(-|u|/s) in 1D
+    (s = lambda_I/3 for hadrons, 95% within one lambda_I; s = R_M/2 for EM showers in
+    lead) and the config's geometry (VHCAL hole and size, HCAL face and depth, S4's plane).
     """
     from bkg.sim import detector
 
@@ -336,7 +298,7 @@ def hadronic_escape(
     _charged_decays(cfg, ec, rng, out, lost, e_h, species, rem, t0, w, biased)
     # switched-off paths: deposited where the energy would have gone
     for name, code in PATHS.items():
-        if ec.on(name) or name in ("em_gap", "shower_muon"):
+        if getattr(ec.paths, name) or name in ("em_gap", "shower_muon"):
             continue
         back = name == "hcal_back"
         out["e_hcal2" if back else "e_hcal1"] += lost[:, code - 1]
@@ -348,7 +310,7 @@ def hadronic_escape(
 
 
 def _hadron_direction(
-    ec: EscapeConfig,
+    ec: Escape,
     rng: np.random.Generator,
     e_h: np.ndarray,
     tx: np.ndarray,
@@ -398,7 +360,7 @@ def _first_interaction(
 
 def _charged_decays(
     cfg: Config,
-    ec: EscapeConfig,
+    ec: Escape,
     rng: np.random.Generator,
     out: dict[str, Any],
     lost: np.ndarray,
@@ -426,7 +388,7 @@ def _charged_decays(
     else:
         dec = u[c] < p_dec
     cd = c[dec]
-    if ec.on("shower_muon"):
+    if ec.paths.shower_muon:
         out["e_split"][cd] = e_h[cd]
         lost[cd, PATHS["shower_muon"] - 1] = e_h[cd]
         # the decay muon leaves the ECAL forward (its energy >= (m_mu/m_h)^2 E_h) and
@@ -437,7 +399,7 @@ def _charged_decays(
 
 def em_gap(
     cfg: Config,
-    ec: EscapeConfig,
+    ec: Escape,
     rng: np.random.Generator,
     *,
     leak_em: np.ndarray,
@@ -466,7 +428,7 @@ def em_gap(
     x_neg = x - z_h * kappa / np.maximum(e_neg, 1e-6)
     swept = np.where(x_pos > xhi, e_pos, 0.0) + np.where(x_neg < xlo, e_neg, 0.0)
     lost = np.where(pair, swept, 0.0)
-    if not ec.on("em_gap"):
+    if not ec.paths.em_gap:
         lost = np.zeros(n)
     return through, lost
 
@@ -483,7 +445,7 @@ def forced_sample(
     """
     from bkg.sim import beam, detector, ecal
 
-    ec = escape_config(cfg)
+    ec = cfg.detector.escape
     inc = beam.incoming_beam(cfg, rng, n)
     e_mu = inc["p"]
     depth1 = rng.random(n) * detector.ECAL_DEPTH_G_CM2
@@ -573,7 +535,7 @@ def beam_escape(
     Returns arrays over all muons (zeros elsewhere) and ``dead_lambda``; ``dead_ecal`` is
     filled by :func:`bkg.sim.detector.muon_through_ecal` (the ECAL's own leak).
     """
-    ec = escape_config(cfg)
+    ec = cfg.detector.escape
     n = ecal_out["e_out"].size
     out: dict[str, Any] = {
         k: np.zeros(n) for k in ("e_split", "e_ecal", "e_vhcal", "e_hcal1", "e_hcal2", "dead_ecal")
@@ -606,10 +568,10 @@ def beam_escape(
 
 def add_dead_leak(cfg: Config, esc: dict[str, Any]) -> None:
     """Book the ECAL leak's dead-material part: lost, or (path off) deposited in HCAL module 1."""
-    ec = escape_config(cfg)
+    ec = cfg.detector.escape
     j = np.flatnonzero(esc["dead_ecal"])  # the few muons whose ECAL leak reached it
     esc["touched"][j] = True
-    if ec.on("dead_material"):
+    if ec.paths.dead_material:
         esc["lost"][j, PATHS["dead_material"] - 1] += esc["dead_ecal"][j]
     else:
         esc["e_hcal1"][j] += esc["dead_ecal"][j]
@@ -648,7 +610,7 @@ def direct_estimate(cfg: Config, *, n: int | None = None, biased: bool = True) -
     """
     from bkg.config import config_hash
 
-    ec = escape_config(cfg)
+    ec = cfg.detector.escape
     n = ec.forced_events if n is None else int(n)
     key = (config_hash(cfg.raw), n, biased)
     if key not in _DIRECT_CACHE:

@@ -39,7 +39,7 @@ def test_back_leakage_of_a_neutron_follows_the_shower_profile(cfg):
     # edge, s = 5.6 cm) multiplies it by 1 - 0.5 e^(-40/5.6) (the other edges farther).
     # 4e6 draws: the integrand is dominated by t0 > 10 (weight e^-10): tolerance 5 sigma
     # of the Monte Carlo mean.
-    ec = escape.escape_config(cfg)
+    ec = cfg.detector.escape
     n = 4_000_000
     rng = np.random.default_rng(11)
     e = np.full(n, 60.0)
