@@ -100,9 +100,15 @@ def run_fits(
     # the samples are read (shared), the fits folder written (exclusive) for the whole run
     with locks.hold([locks.Lock(Path(samples_dir), exclusive=False), locks.Lock(out_dir)]):
         locks.clean_stale(out_dir)  # temporaries of a run killed while writing
-        return _run_fits_locked(
-            cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress
-        )
+        try:
+            return _run_fits_locked(
+                cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress
+            )
+        except BaseException:
+            from bkg.sources import side
+
+            side.close()  # the direct estimates of a failed run are not wanted
+            raise
 
 
 def _run_fits_locked(
@@ -117,7 +123,11 @@ def _run_fits_locked(
 ) -> dict[str, SourceEstimate]:
     """:func:`run_fits` with the folders' locks held."""
     from bkg.atomic import dumps_json, write_text
+    from bkg.sources import side
 
+    # the direct estimates by biased simulation (hermeticity's, the closure's) on a second
+    # core meanwhile: they need no sample and no fit
+    side.start(cfg, names)
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is
     # read once for momentum_mismatch and hermeticity), made when the first one is due

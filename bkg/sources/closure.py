@@ -114,6 +114,7 @@ def run_closure(
 
     from bkg.atomic import write_json
     from bkg.sim.biasing import DIRECT
+    from bkg.sources import side
     from bkg.sources.figures import plot_source, save_figure
 
     estimates = {}
@@ -125,7 +126,7 @@ def run_closure(
     for name, est in estimates.items():
         if name not in DIRECT or "tail_models" not in est.tails or (only and name not in only):
             continue
-        direct = DIRECT[name](cfg, n_events, cfg.seed)
+        direct = side.biasing_direct(cfg, name, n_events, cfg.seed)  # maybe made already
         # the choice is made from the fit's own level, not from one a previous closure set
         base = SourceEstimate(**{**est.__dict__, **est.inputs.get("before_closure", {})})
         new, closure, choice = choose_level(base, direct)
@@ -140,6 +141,7 @@ def run_closure(
         write_json(Path(fits_dir) / f"{name}.json", final.to_dict())
         save_figure(plot_source(final), Path(fits_dir), name)
         out[name] = closure
+    side.close()  # the side process of `bkg fit` has nothing more to give
     return out
 
 
