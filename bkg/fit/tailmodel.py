@@ -272,10 +272,19 @@ def _simpson_nodes(d0: float, d1: float) -> tuple[np.ndarray, np.ndarray]:
     return np.exp(s), w * (s[1] - s[0]) / 3.0 * np.exp(s)
 
 
-class _TailLoss:
-    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable."""
+#: the code of each shape in the one zfit loss (:class:`_TailLoss`)
+_SHAPE_CODE = {"exp": 0, "power": 1, "rutherford_ff": 2}
 
-    def __init__(self, shape: str) -> None:
+
+class _TailLoss:
+    """zfit loss of the tail shapes: extended unbinned NLL above t0, data in TF variables.
+
+    One graph for every shape (its code in a variable selects it): traced once, not once
+    per shape. Each shape's value is computed by its own operations and selected, so the
+    floats are those of a graph of that shape alone.
+    """
+
+    def __init__(self) -> None:
         from bkg.fit._zfit import load_zfit
 
         load_zfit()
@@ -286,8 +295,7 @@ class _TailLoss:
         # isort: on
         from bkg.fit.compiled import CompiledMinuit
 
-        self.shape = shape
-        uid = f"{shape}_{id(self)}"
+        uid = f"tail_{id(self)}"
         # fitted in canonical units: d / d0 (d0 = t0 - x_ref), tail counts free
         self.theta = zfit.Parameter(f"theta_{uid}", 1.0, 1e-4, 1e4)
         self.n_tail = zfit.Parameter(f"ntail_{uid}", 10.0, 0.0, 1e9)
@@ -301,17 +309,17 @@ class _TailLoss:
             np.ones(1), dtype=f64, shape=tf.TensorShape([None]), trainable=False
         )
         self.core_total = tf.Variable(0.0, dtype=f64, trainable=False)
-        data, nodes, weights, core_data, core_total = (
-            self.data, self.nodes, self.weights, self.core_data, self.core_total
+        self.code = tf.Variable(0, dtype=tf.int32, trainable=False)
+        data, nodes, weights, core_data, core_total, code = (
+            self.data, self.nodes, self.weights, self.core_data, self.core_total, self.code
         )  # fmt: skip
         theta, n_tail = self.theta, self.n_tail
 
         def f(u: Any) -> Any:
-            if shape == "exp":
-                return tf.exp(-(u - 1.0) / theta)
-            if shape == "power":
-                return tf.exp(-theta * tf.math.log(u))
-            return tf.exp(-3.0 * tf.math.log(u) - (u * u - 1.0) / (theta * theta))
+            exp = tf.exp(-(u - 1.0) / theta)
+            power = tf.exp(-theta * tf.math.log(u))
+            rutherford = tf.exp(-3.0 * tf.math.log(u) - (u * u - 1.0) / (theta * theta))
+            return tf.where(code == 0, exp, tf.where(code == 1, power, rutherford))
 
         def nll() -> Any:
             norm = tf.reduce_sum(weights * f(nodes))
@@ -323,6 +331,9 @@ class _TailLoss:
                                          errordef=0.5, jit=False)  # fmt: skip
         self.minimizer = CompiledMinuit(gradient=True, tol=1e-4)
         self.minimizer.compile_loss(self.loss, graph)
+
+    def set_shape(self, shape: str) -> None:
+        self.code.assign(_SHAPE_CODE[shape])
 
     def set_range(self, d0: float, dc: float) -> None:
         """Integration nodes of the normalisation over [1, dc/d0] (Simpson in ln u)."""
@@ -351,15 +362,16 @@ class _TailLoss:
         return None, reason
 
 
-_LOSSES: dict[str, _TailLoss] = {}
+_LOSSES: list[_TailLoss] = []
 
 
 def _loss_for(shape: str) -> _TailLoss:
     if shape not in SHAPES:
         raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
-    if shape not in _LOSSES:
-        _LOSSES[shape] = _TailLoss(shape)
-    return _LOSSES[shape]
+    if not _LOSSES:
+        _LOSSES.append(_TailLoss())
+    _LOSSES[0].set_shape(shape)
+    return _LOSSES[0]
 
 
 #: start values of theta in units of d0 (q, n, s)

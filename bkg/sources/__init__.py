@@ -158,12 +158,10 @@ def _run_fits_locked(
     # written once every source has its estimate: a fit that fails leaves the folder as
     # it was, not new files of some sources beside old ones of the others
     texts = {name: dumps_json(est.to_dict()) for name, est in out.items()}  # all, then write
-    for name, est in out.items():
+    for name in out:
         write_text(out_dir / f"{name}.json", texts[name])
-        if figures:
-            from bkg.sources.figures import plot_source, save_figure
-
-            save_figure(plot_source(est), out_dir, name)
+    if figures:  # drawn here and, when it is free, in the side process at the same time
+        side.write_figures(list(out.items()), out_dir)
     # the record of this set, written last: until it is, the folder's estimates disagree
     # with it and read_estimates refuses them (a run killed half-way never gives a mix)
     record_fits(cfg, Path(samples_dir), out_dir)

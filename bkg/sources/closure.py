@@ -115,7 +115,6 @@ def run_closure(
     from bkg.atomic import write_json
     from bkg.sim.biasing import DIRECT
     from bkg.sources import side
-    from bkg.sources.figures import plot_source, save_figure
 
     estimates = {}
     for name in DIRECT:
@@ -123,6 +122,7 @@ def run_closure(
         if path.is_file():
             estimates[name] = SourceEstimate.from_dict(json.loads(path.read_text()))
     out: dict[str, dict[str, Any]] = {}
+    finals: list[tuple[str, SourceEstimate]] = []
     for name, est in estimates.items():
         if name not in DIRECT or "tail_models" not in est.tails or (only and name not in only):
             continue
@@ -139,8 +139,9 @@ def run_closure(
                                new.syst_up, new.syst_down, new.upper_bound, new.method, inputs,
                                new.fit, tails)  # fmt: skip
         write_json(Path(fits_dir) / f"{name}.json", final.to_dict())
-        save_figure(plot_source(final), Path(fits_dir), name)
+        finals.append((name, final))
         out[name] = closure
+    side.write_figures(finals, Path(fits_dir))  # here and in the side process at once
     side.close()  # the side process of `bkg fit` has nothing more to give
     return out
 

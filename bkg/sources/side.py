@@ -15,12 +15,14 @@ arguments, never from the process, so the numbers are the same either way.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bkg.config import Config
 
-__all__ = ["biasing_direct", "close", "escape_direct", "start"]
+__all__ = ["biasing_direct", "close", "escape_direct", "render_figure", "start", "write_figures"]
 
 #: a task: (key, kind, arguments); the key names the result (config hash and arguments)
 Task = tuple[tuple[Any, ...], str, tuple[Any, ...]]
@@ -55,14 +57,38 @@ def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
     return DIRECT[name](cfg, n_events, seed)
 
 
-def _side_main(send: Any, cfg: Config, tasks: list[Task]) -> None:
-    """Body of the side process: each task's (key, True, value) or (key, False, None)."""
+def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task]) -> None:
+    """Body of the side process: each task's (key, True, value) or (key, False, None),
+    then the figures asked for on ``requests`` (until None or the pipe closes)."""
     for key, kind, args in tasks:
         try:
             send.send((key, True, _compute(cfg, kind, args)))
         except Exception:  # computed again (and raised) in the fits' own process
             send.send((key, False, None))
+    while True:
+        try:
+            request = requests.recv()
+        except (EOFError, OSError):
+            break
+        if request is None:
+            break
+        key, est, name = request
+        try:
+            send.send((key, True, render_figure(est, name)))
+        except Exception:  # drawn again (and raised) in the fits' own process
+            send.send((key, False, None))
     send.close()
+
+
+def render_figure(est: Any, name: str) -> dict[str, bytes]:
+    """The bytes of <name>.png and <name>.pdf of a source's figure (as `bkg fit` writes them)."""
+    import tempfile
+
+    from bkg.sources.figures import plot_source, save_figure
+
+    with tempfile.TemporaryDirectory(prefix="bkg-figure-") as tmp:
+        save_figure(plot_source(est), Path(tmp), name)
+        return {ext: (Path(tmp) / f"{name}.{ext}").read_bytes() for ext in ("png", "pdf")}
 
 
 class _Prefetch:
@@ -73,31 +99,68 @@ class _Prefetch:
 
         ctx = multiprocessing.get_context("spawn")
         self.keys = {key for key, _k, _a in tasks}
+        self.waiting = set(self.keys)  # tasks whose result has not come back
         self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
         self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_side_main, args=(send, cfg, tasks), daemon=True)
+        requests, self._requests = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_side_main, args=(send, requests, cfg, tasks), daemon=True)
         self._proc.start()
         send.close()
+        requests.close()
         self._open = True
+        self._figures = 0
+
+    def _receive(self, block: bool) -> bool:
+        """Store one result (waiting for it if ``block``); False if none came."""
+        if not self._open or not (block or self._recv.poll()):
+            return False
+        try:
+            got, ok, value = self._recv.recv()
+        except (EOFError, OSError):  # the side process ended
+            self._open = False
+            self.waiting.clear()
+            return False
+        self.results[got] = (ok, value)
+        self.waiting.discard(got)
+        return True
 
     def take(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
         """(True, value) of the task ``key``; (False, None) if it has none (compute it here)."""
         if key not in self.keys:
             return False, None
-        while key not in self.results and self._open:
-            try:
-                got, ok, value = self._recv.recv()
-            except (EOFError, OSError):  # the side process ended without it
-                self._open = False
-                break
-            self.results[got] = (ok, value)
+        while key not in self.results and self._receive(block=True):
+            pass
         self.keys.discard(key)
         return self.results.pop(key, (False, None))
 
+    def idle(self) -> bool:
+        """Whether the side process has answered everything asked of it so far."""
+        while self._receive(block=False):
+            pass
+        return self._open and not self.waiting
+
+    def ask_figure(self, est: Any, name: str) -> tuple[Any, ...] | None:
+        """Ask for the figure of ``est``; its key for :meth:`take`, or None (draw it here)."""
+        self._figures += 1
+        key = ("figure", name, self._figures)
+        try:
+            self._requests.send((key, est, name))
+        except (OSError, ValueError):
+            return None
+        self.keys.add(key)
+        self.waiting.add(key)
+        return key
+
     def close(self) -> None:
+        try:
+            self._requests.send(None)
+            self._requests.close()
+        except (OSError, ValueError):
+            pass
+        self._proc.join(timeout=0.5)
         if self._proc.is_alive():
             self._proc.terminate()
-        self._proc.join()
+            self._proc.join()
         self._recv.close()
         self._open = False
 
@@ -161,3 +224,40 @@ def biasing_direct(cfg: Config, name: str, n_events: int, seed: int) -> Any:
     """``DIRECT[name](cfg, n_events, seed)`` (from the side process if it made it)."""
     found, value = _take(_biasing_key(cfg, name, n_events, seed))
     return value if found else _compute(cfg, "biasing", (name, n_events, seed))
+
+
+def write_figures(items: Sequence[tuple[str, Any]], out_dir: Path) -> None:
+    """Draw and write <name>.png/.pdf of each (name, estimate), shared with the side process.
+
+    The side process, once idle, draws from the front of the list while this process
+    draws from the back; without one (or a busy one) this process draws them all. The
+    bytes are those of :func:`bkg.sources.figures.save_figure` either way.
+    """
+    from bkg.atomic import atomic_path
+    from bkg.sources.figures import plot_source, save_figure
+
+    todo = deque(items)
+    asked: list[tuple[str, tuple[Any, ...]]] = []
+    outstanding: tuple[Any, ...] | None = None
+    while todo:
+        if _CURRENT is not None and outstanding is None and len(todo) > 1 and _CURRENT.idle():
+            name, est = todo.popleft()
+            outstanding = _CURRENT.ask_figure(est, name)
+            if outstanding is None:
+                todo.appendleft((name, est))
+            else:
+                asked.append((name, outstanding))
+                continue
+        name, est = todo.pop()
+        save_figure(plot_source(est), out_dir, name)
+        if outstanding is not None and _CURRENT is not None and _CURRENT.idle():
+            outstanding = None
+    by_name = dict(items)
+    for name, key in asked:
+        found, files = _take(key)
+        if not found:  # the side process failed it: here, with its error if any
+            save_figure(plot_source(by_name[name]), out_dir, name)
+            continue
+        for ext, data in files.items():
+            with atomic_path(Path(out_dir) / f"{name}.{ext}") as tmp:
+                tmp.write_bytes(data)
