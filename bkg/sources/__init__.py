@@ -127,7 +127,7 @@ def _run_fits_locked(
 
     # the direct estimates by biased simulation (hermeticity's, the closure's) on a second
     # core meanwhile: they need no sample and no fit
-    side.start(cfg, names)
+    side.start(cfg, names, samples=(Path(samples_dir), dict(manifest), unbinned))
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is
     # read once for momentum_mismatch and hermeticity), made when the first one is due
@@ -150,7 +150,7 @@ def _run_fits_locked(
                 reduced, entries = passes[kind].pop(name)
                 est = source.finish(cfg, reduced, entries, unbinned=unbinned)
             else:
-                est = source.estimate(cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned)
+                est = side.source_estimate(cfg, source, Path(samples_dir), manifest, unbinned)
         log.info("%s: %.3g per MOT", name, est.level_per_mot)
         out[name] = est
         if progress is not None:

@@ -47,6 +47,14 @@ def _biasing_key(cfg: Config, name: str, n_events: int, seed: int) -> tuple[Any,
 
 
 def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
+    if kind == "source":
+        from bkg.sources.base import REGISTRY
+
+        name, samples_dir, manifest, unbinned = args
+        est = REGISTRY[name]().estimate(
+            cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned
+        )
+        return est
     if kind == "escape":
         from bkg.sim import escape
 
@@ -168,12 +176,24 @@ class _Prefetch:
 _CURRENT: _Prefetch | None = None
 
 
-def start(cfg: Config, names: Iterable[str], *, closure_events: int | None = None) -> None:
+def _source_key(cfg: Config, name: str, samples_dir: Path, unbinned: bool) -> tuple[Any, ...]:
+    return ("source", name, _config_key(cfg), str(samples_dir), bool(unbinned))
+
+
+def start(
+    cfg: Config,
+    names: Iterable[str],
+    *,
+    closure_events: int | None = None,
+    samples: tuple[Path, dict[str, Any], bool] | None = None,
+) -> None:
     """Start the direct estimates the sources ``names`` will need, on a second core.
 
     Nothing starts with one worker (``run.workers``) or nothing to compute. The closure's
     estimates are those of ``closure_events`` biased events each (default: the
-    `bkg fit` / `bkg report` closure's :data:`bkg.sources.closure.CLOSURE_EVENTS`).
+    `bkg fit` / `bkg report` closure's :data:`bkg.sources.closure.CLOSURE_EVENTS`). With
+    ``samples`` (the samples folder, its manifest, unbinned), the counting sources among
+    ``names`` (``fits = False``) are estimated there too.
     """
     close()
     if _workers(cfg) < 2:
@@ -188,6 +208,14 @@ def start(cfg: Config, names: Iterable[str], *, closure_events: int | None = Non
     if "hermeticity" in names:
         n = int(escape.escape_config(cfg).forced_events)
         tasks.append((_escape_key(cfg, n), "escape", (n,)))
+    if samples is not None:
+        from bkg.sources.base import REGISTRY
+
+        folder, manifest, unbinned = samples
+        for name in names:
+            if not REGISTRY[name].fits:
+                key = _source_key(cfg, name, folder, unbinned)
+                tasks.append((key, "source", (name, str(folder), manifest, unbinned)))
     for name in DIRECT:
         if name in names:
             args = (name, n_closure, int(cfg.seed))
@@ -261,3 +289,13 @@ def write_figures(items: Sequence[tuple[str, Any]], out_dir: Path) -> None:
         for ext, data in files.items():
             with atomic_path(Path(out_dir) / f"{name}.{ext}") as tmp:
                 tmp.write_bytes(data)
+
+
+def source_estimate(
+    cfg: Config, source: Any, samples_dir: Path, manifest: dict[str, Any], unbinned: bool
+) -> Any:
+    """``source.estimate(...)`` (from the side process if it made it)."""
+    found, value = _take(_source_key(cfg, source.name, samples_dir, unbinned))
+    if found:
+        return value
+    return source.estimate(cfg, samples_dir, manifest=manifest, unbinned=unbinned)
