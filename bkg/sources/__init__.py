@@ -22,7 +22,6 @@ from bkg.sources.base import (
     Source,
     SourceEstimate,
     StreamingSource,
-    reduce_together,
     register,
 )
 
@@ -125,12 +124,22 @@ def _run_fits_locked(
     from bkg.atomic import dumps_json, write_text
     from bkg.sources import side
 
-    # the direct estimates by biased simulation (hermeticity's, the closure's) on a second
-    # core meanwhile: they need no sample and no fit
-    side.start(cfg, names, samples=(Path(samples_dir), dict(manifest), unbinned))
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is
     # read once for momentum_mismatch and hermeticity), made when the first one is due
+    groups: dict[str, list[StreamingSource[Any]]] = {}
+    for s in sources.values():
+        if isinstance(s, StreamingSource) and len(s.samples) == 1:
+            groups.setdefault(s.samples[0], []).append(s)
+    # on a second core meanwhile (bkg.sources.side): the passes over the samples, the
+    # counting sources, the direct estimates by biased simulation (hermeticity's, the
+    # closure's); this process imports zfit while the side process reads
+    side.start(cfg, names, samples=(Path(samples_dir), dict(manifest), unbinned),
+               passes=[[s.name for s in g] for g in groups.values()])  # fmt: skip
+    if side.reading() and any(s.fits for s in sources.values()):
+        from bkg.fit._zfit import load_zfit
+
+        load_zfit()
     passes: dict[str, dict[str, tuple[Any, list[Mapping[str, Any]]]]] = {}
     out: dict[str, SourceEstimate] = {}
     for name in names:
@@ -139,13 +148,8 @@ def _run_fits_locked(
             if isinstance(source, StreamingSource) and len(source.samples) == 1:
                 kind = source.samples[0]
                 if kind not in passes:
-                    group = [
-                        s
-                        for s in sources.values()
-                        if isinstance(s, StreamingSource) and s.samples == (kind,)
-                    ]
-                    passes[kind] = reduce_together(
-                        cfg, Path(samples_dir), manifest, group, unbinned=unbinned
+                    passes[kind] = side.reduce_together(
+                        cfg, Path(samples_dir), manifest, groups[kind], unbinned
                     )
                 reduced, entries = passes[kind].pop(name)
                 est = source.finish(cfg, reduced, entries, unbinned=unbinned)

@@ -47,6 +47,12 @@ def _biasing_key(cfg: Config, name: str, n_events: int, seed: int) -> tuple[Any,
 
 
 def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
+    if kind == "reduce":
+        from bkg.sources.base import REGISTRY, reduce_together
+
+        group, samples_dir, manifest, unbinned = args
+        sources: list[Any] = [REGISTRY[name]() for name in group]
+        return reduce_together(cfg, Path(samples_dir), manifest, sources, unbinned=unbinned)
     if kind == "source":
         from bkg.sources.base import REGISTRY
 
@@ -180,12 +186,19 @@ def _source_key(cfg: Config, name: str, samples_dir: Path, unbinned: bool) -> tu
     return ("source", name, _config_key(cfg), str(samples_dir), bool(unbinned))
 
 
+def _reduce_key(
+    cfg: Config, group: Sequence[str], samples_dir: Path, unbinned: bool
+) -> tuple[Any, ...]:
+    return ("reduce", tuple(group), _config_key(cfg), str(samples_dir), bool(unbinned))
+
+
 def start(
     cfg: Config,
     names: Iterable[str],
     *,
     closure_events: int | None = None,
     samples: tuple[Path, dict[str, Any], bool] | None = None,
+    passes: Sequence[Sequence[str]] = (),
 ) -> None:
     """Start the direct estimates the sources ``names`` will need, on a second core.
 
@@ -193,7 +206,9 @@ def start(
     estimates are those of ``closure_events`` biased events each (default: the
     `bkg fit` / `bkg report` closure's :data:`bkg.sources.closure.CLOSURE_EVENTS`). With
     ``samples`` (the samples folder, its manifest, unbinned), the counting sources among
-    ``names`` (``fits = False``) are estimated there too.
+    ``names`` (``fits = False``) are estimated there too, and first the shared passes over
+    a sample of the streaming sources of each group of ``passes``
+    (:func:`bkg.sources.base.reduce_together`), while this process imports zfit.
     """
     close()
     if _workers(cfg) < 2:
@@ -205,6 +220,11 @@ def start(
     names = list(names)
     n_closure = CLOSURE_EVENTS if closure_events is None else int(closure_events)
     tasks: list[Task] = []
+    if samples is not None:
+        folder, manifest, unbinned = samples
+        for group in passes:
+            key = _reduce_key(cfg, group, folder, unbinned)
+            tasks.append((key, "reduce", (list(group), str(folder), manifest, unbinned)))
     if "hermeticity" in names:
         n = int(escape.escape_config(cfg).forced_events)
         tasks.append((_escape_key(cfg, n), "escape", (n,)))
@@ -299,3 +319,21 @@ def source_estimate(
     if found:
         return value
     return source.estimate(cfg, samples_dir, manifest=manifest, unbinned=unbinned)
+
+
+def reduce_together(
+    cfg: Config, samples_dir: Path, manifest: Any, sources: Sequence[Any], unbinned: bool
+) -> dict[str, tuple[Any, list[Any]]]:
+    """:func:`bkg.sources.base.reduce_together` (from the side process if it made it)."""
+    from bkg.sources import base
+
+    found, value = _take(_reduce_key(cfg, [s.name for s in sources], samples_dir, unbinned))
+    if found:
+        return dict(value)
+    return base.reduce_together(cfg, samples_dir, manifest, sources, unbinned=unbinned)
+
+
+def reading() -> bool:
+    """Whether the side process reads a sample for this process (which may meanwhile
+    import what its fits need)."""
+    return _CURRENT is not None and any(k[0] == "reduce" for k in _CURRENT.waiting)
