@@ -469,17 +469,19 @@ class _WindowLikelihood:
         self.f_u, self.f_nodes = _Shape(shape, u), _Shape(shape, nodes)
         self.weights, self.core_u, self.core_total = weights, core_u, core_total
 
+    # both called inside np.errstate(all="ignore"), set once per minimisation, not per
+    # call (a few microseconds each, on calls of tens): overflow, underflow, log(0) and
+    # 0/0 give inf, 0, -inf and nan (a shape far outside its range), which the fits handle
+
     def normalised(self, theta: float) -> np.ndarray:
         """f(u; theta) / int f over the window (nodes, weights of :func:`_simpson_nodes`)."""
-        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-            norm = float(np.sum(self.weights * self.f_nodes(theta)))
-            return self.f_u(theta) / norm
+        norm = float(np.sum(self.weights * self.f_nodes(theta)))
+        return self.f_u(theta) / norm
 
     def nll(self, f_u: np.ndarray, n_tail: float) -> float:
         """The NLL at n_tail of the window's normalised shape ``f_u`` (:meth:`normalised`)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dens = np.maximum(self.core_u + n_tail * f_u, 1e-300)
-            return self.core_total + n_tail - float(np.sum(np.log(dens)))
+        dens = np.maximum(self.core_u + n_tail * f_u, 1e-300)
+        return self.core_total + n_tail - float(np.sum(np.log(dens)))
 
 
 def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: float,
@@ -503,7 +505,8 @@ def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: f
         m = Minuit(nll, theta=theta0, n_tail=n0)
         m.errordef = Minuit.LIKELIHOOD
         m.limits = [(1e-4, 1e4), (0.0, 1e9)]
-        m.migrad()
+        with np.errstate(all="ignore"):
+            m.migrad()
         if m.valid:
             return float(m.values["theta"]), float(m.values["n_tail"])
     return None
@@ -842,7 +845,8 @@ class _SplitLikelihood:
         return theta_u if self.shape == "power" else theta_u * self.d0
 
     def _parts(self, theta_u: float) -> tuple[np.ndarray, float]:
-        f_u = self.like.normalised(theta_u)
+        with np.errstate(all="ignore"):
+            f_u = self.like.normalised(theta_u)
         tv = self.theta_value(theta_u)
         inside = shape_integral(self.d0, self.d1, self.shape, tv)
         ratio = shape_integral(self.d1, self.dc, self.shape, tv) / inside if inside > 0 else 0.0
@@ -861,14 +865,15 @@ class _SplitLikelihood:
             return (n * ratio + self.core_beyond) * self.scale
 
         def nll(n: float) -> float:
-            v = self.like.nll(f_u, n)
+            v = self.like.nll(f_u, n)  # inside the errstate of the minimisation below
             if observed is not None:
                 mu = max(pred(n), 1e-300)
                 v += mu - observed * math.log(mu)
             return v if math.isfinite(v) else 1e300
 
-        res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0 * self.n_win + 10.0),
-                                       method="bounded", options={"xatol": 1e-6})  # fmt: skip
+        with np.errstate(all="ignore"):
+            res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0 * self.n_win + 10.0),
+                                           method="bounded", options={"xatol": 1e-6})  # fmt: skip
         return float(res.fun), float(res.x), pred(float(res.x))
 
     def scan(self, observed: int | None) -> list[tuple[float, float, float]]:
