@@ -73,7 +73,14 @@ def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
 
 def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task]) -> None:
     """Body of the side process: each task's (key, True, value) or (key, False, None),
-    then the figures asked for on ``requests`` (until None or the pipe closes)."""
+    then the figures asked for on ``requests`` (until None or the pipe closes).
+
+    Ctrl-C is the fits' process's to handle (one line, exit 130): here it is ignored, and
+    that process ends this one (:func:`close`) however it stops.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for key, kind, args in tasks:
         try:
             send.send((key, True, _compute(cfg, kind, args)))
