@@ -112,13 +112,13 @@ def shape_density(d: np.ndarray, shape: str, theta: float) -> np.ndarray:
     raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
 
 
-def log_shape_survival(d: float | np.ndarray, shape: str, theta: float) -> np.ndarray:
+def log_shape_survival(d: float | np.ndarray, shape: str, theta: float | np.ndarray) -> np.ndarray:
     """ln of int_d^inf f: closed forms, finite far out (ln, not the value: 1e-300 and below)."""
     d = np.asarray(d, dtype=float)
     if shape == "exp":
         return np.log(theta) - d / theta
     if shape == "power":
-        if theta <= 1.0:
+        if np.ndim(theta) == 0 and theta <= 1.0:  # an array of theta: all > 1 (the caller's)
             return np.full(np.shape(d), np.inf)
         return (1.0 - theta) * np.log(d) - np.log(theta - 1.0)
     if shape == "rutherford_ff":
@@ -265,8 +265,12 @@ def _simpson_nodes(d0: float, d1: float) -> tuple[np.ndarray, np.ndarray]:
     return np.exp(s), w * (s[1] - s[0]) / 3.0 * np.exp(s)
 
 
+#: the code of each shape in the one zfit loss (:class:`_TailLoss`)
+_SHAPE_CODE = {"exp": 0, "power": 1, "rutherford_ff": 2}
+
+
 class _TailLoss:
-    """zfit loss of one shape: extended unbinned NLL above t0, data in a TF variable.
+    """zfit loss of the tail shapes: extended unbinned NLL above t0, data in TF variables.
 
     The tail alone is fitted above t0 (the caller scans t0 from the core's edge
     outwards) with an extended unbinned likelihood (zfit,
@@ -276,10 +280,12 @@ class _TailLoss:
 
     with G the Gaussian core fitted to the window's centre (fixed: millions of events),
     or zero for a distribution without one (the punch-through depth), and N_t, theta
-    free.
+    free. One graph for every shape (its code in a variable selects it): traced once,
+    not once per shape. Each shape's value is computed by its own operations and
+    selected, so the floats are those of a graph of that shape alone.
     """
 
-    def __init__(self, shape: str) -> None:
+    def __init__(self) -> None:
         from bkg.fit._zfit import load_zfit
 
         load_zfit()
@@ -290,8 +296,7 @@ class _TailLoss:
         # isort: on
         from bkg.fit.compiled import CompiledMinuit
 
-        self.shape = shape
-        uid = f"{shape}_{id(self)}"
+        uid = f"tail_{id(self)}"
         # fitted in canonical units: d / d0 (d0 = t0 - x_ref), tail counts free
         self.theta = zfit.Parameter(f"theta_{uid}", 1.0, 1e-4, 1e4)
         self.n_tail = zfit.Parameter(f"ntail_{uid}", 10.0, 0.0, 1e9)
@@ -305,17 +310,17 @@ class _TailLoss:
             np.ones(1), dtype=f64, shape=tf.TensorShape([None]), trainable=False
         )
         self.core_total = tf.Variable(0.0, dtype=f64, trainable=False)
-        data, nodes, weights, core_data, core_total = (
-            self.data, self.nodes, self.weights, self.core_data, self.core_total
+        self.code = tf.Variable(0, dtype=tf.int32, trainable=False)
+        data, nodes, weights, core_data, core_total, code = (
+            self.data, self.nodes, self.weights, self.core_data, self.core_total, self.code
         )  # fmt: skip
         theta, n_tail = self.theta, self.n_tail
 
         def f(u: Any) -> Any:
-            if shape == "exp":
-                return tf.exp(-(u - 1.0) / theta)
-            if shape == "power":
-                return tf.exp(-theta * tf.math.log(u))
-            return tf.exp(-3.0 * tf.math.log(u) - (u * u - 1.0) / (theta * theta))
+            exp = tf.exp(-(u - 1.0) / theta)
+            power = tf.exp(-theta * tf.math.log(u))
+            rutherford = tf.exp(-3.0 * tf.math.log(u) - (u * u - 1.0) / (theta * theta))
+            return tf.where(code == 0, exp, tf.where(code == 1, power, rutherford))
 
         def nll() -> Any:
             norm = tf.reduce_sum(weights * f(nodes))
@@ -327,6 +332,9 @@ class _TailLoss:
                                          errordef=0.5, jit=False)  # fmt: skip
         self.minimizer = CompiledMinuit(gradient=True, tol=1e-4)
         self.minimizer.compile_loss(self.loss, graph)
+
+    def set_shape(self, shape: str) -> None:
+        self.code.assign(_SHAPE_CODE[shape])
 
     def set_range(self, d0: float, dc: float) -> None:
         """Integration nodes of the normalisation over [1, dc/d0] (Simpson in ln u)."""
@@ -355,15 +363,16 @@ class _TailLoss:
         return None, reason
 
 
-_LOSSES: dict[str, _TailLoss] = {}
+_LOSSES: list[_TailLoss] = []
 
 
 def _loss_for(shape: str) -> _TailLoss:
     if shape not in SHAPES:
         raise ValueError(f"unknown tail shape {shape!r} (known: {', '.join(SHAPES)})")
-    if shape not in _LOSSES:
-        _LOSSES[shape] = _TailLoss(shape)
-    return _LOSSES[shape]
+    if not _LOSSES:
+        _LOSSES.append(_TailLoss())
+    _LOSSES[0].set_shape(shape)
+    return _LOSSES[0]
 
 
 #: start values of theta in units of d0 (q, n, s)
@@ -427,28 +436,53 @@ def _model_dict(shape: str, theta: float, n_tail: float, t0: float, cut: float, 
     return out
 
 
-def _shape_numpy(shape: str, u: np.ndarray, theta: float) -> np.ndarray:
-    """The tail shape f(u; theta) of :class:`_TailLoss` in numpy (u = d / d0 >= 1)."""
-    if shape == "exp":
-        return np.exp(-(u - 1.0) / theta)
-    if shape == "power":
-        return np.exp(-theta * np.log(u))
-    return np.exp(-3.0 * np.log(u) - (u * u - 1.0) / (theta * theta))
+class _Shape:
+    """The tail shape f(u; theta) of :class:`_TailLoss` in numpy at fixed points u >= 1.
+
+    The parts without theta are computed once (a fit evaluates f at hundreds of theta);
+    the operations left per theta are those of the whole expression, so the floats are
+    the same as evaluating it at once.
+    """
+
+    def __init__(self, shape: str, u: np.ndarray) -> None:
+        self.shape = shape
+        if shape == "exp":  # exp(-(u - 1) / theta)
+            self.a = -(u - 1.0)
+        elif shape == "power":  # exp(-theta ln u)
+            self.a = np.log(u)
+        else:  # exp(-3 ln u - (u^2 - 1) / theta^2)
+            self.a, self.b = -3.0 * np.log(u), u * u - 1.0
+
+    def __call__(self, theta: float) -> np.ndarray:
+        if self.shape == "exp":
+            return np.exp(self.a / theta)
+        if self.shape == "power":
+            return np.exp(-theta * self.a)
+        return np.exp(self.a - self.b / (theta * theta))
 
 
-def _normalised_shape(shape: str, u: np.ndarray, nodes: np.ndarray, weights: np.ndarray,
-                      theta: float) -> np.ndarray:  # fmt: skip
-    """f(u; theta) / int f over the window (nodes, weights of :func:`_simpson_nodes`)."""
-    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-        norm = float(np.sum(weights * _shape_numpy(shape, nodes, theta)))
-        return _shape_numpy(shape, u, theta) / norm
+class _WindowLikelihood:
+    """Extended NLL of the window above t0 (as :class:`_TailLoss`): the fixed core plus
+    n_tail f(u; theta) / int f, in numpy, for the refits of toys and the split closure."""
 
+    def __init__(self, shape: str, u: np.ndarray, core_u: np.ndarray, core_total: float,
+                 nodes: np.ndarray, weights: np.ndarray) -> None:  # fmt: skip
+        self.f_u, self.f_nodes = _Shape(shape, u), _Shape(shape, nodes)
+        self.weights, self.core_u, self.core_total = weights, core_u, core_total
 
-def _window_nll(f_u: np.ndarray, n_tail: float, core_u: np.ndarray, core_total: float) -> float:
-    """Extended NLL of the window: the fixed core + n_tail f_u (as :class:`_TailLoss`)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dens = np.maximum(core_u + n_tail * f_u, 1e-300)
-        return core_total + n_tail - float(np.sum(np.log(dens)))
+    # both called inside np.errstate(all="ignore"), set once per minimisation, not per
+    # call (a few microseconds each, on calls of tens): overflow, underflow, log(0) and
+    # 0/0 give inf, 0, -inf and nan (a shape far outside its range), which the fits handle
+
+    def normalised(self, theta: float) -> np.ndarray:
+        """f(u; theta) / int f over the window (nodes, weights of :func:`_simpson_nodes`)."""
+        norm = float(np.sum(self.weights * self.f_nodes(theta)))
+        return self.f_u(theta) / norm
+
+    def nll(self, f_u: np.ndarray, n_tail: float) -> float:
+        """The NLL at n_tail of the window's normalised shape ``f_u`` (:meth:`normalised`)."""
+        dens = np.maximum(self.core_u + n_tail * f_u, 1e-300)
+        return self.core_total + n_tail - float(np.sum(np.log(dens)))
 
 
 def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: float,
@@ -462,18 +496,18 @@ def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: f
     """
     from iminuit import Minuit
 
-    nodes, weights = _simpson_nodes(d0, dc)
+    like = _WindowLikelihood(shape, u, core_u, core_total, *_simpson_nodes(d0, dc))
 
     def nll(theta: float, n_tail: float) -> float:
-        value = _window_nll(_normalised_shape(shape, u, nodes, weights, theta), n_tail, core_u,
-                            core_total)  # fmt: skip
+        value = like.nll(like.normalised(theta), n_tail)
         return value if math.isfinite(value) else 1e300
 
     for theta0 in _STARTS[shape]:
         m = Minuit(nll, theta=theta0, n_tail=n0)
         m.errordef = Minuit.LIKELIHOOD
         m.limits = [(1e-4, 1e4), (0.0, 1e9)]
-        m.migrad()
+        with np.errstate(all="ignore"):
+            m.migrad()
         if m.valid:
             return float(m.values["theta"]), float(m.values["n_tail"])
     return None
@@ -550,18 +584,45 @@ def _level_draws(model: Mapping[str, Any], cov: np.ndarray, n_total: float, rng:
     p0 = np.array([model["theta"], model["n_tail"]])
     draws = rng.multivariate_normal(p0, cov, size=n, method="eigh")
     level = float(survival(model["cut"], model)[0]) / n_total
-    vals = []
-    for theta, n_tail in draws:
-        if theta <= 0 or n_tail < 0 or (model["shape"] == "power" and theta <= 1.0):
-            continue
-        m = dict(model, theta=float(theta), n_tail=float(n_tail))
-        v = float(survival(m["cut"], m)[0]) / n_total
-        if math.isfinite(v):
-            vals.append(v)
+    theta, n_tail = draws[:, 0], draws[:, 1]
+    ok = (theta > 0) & (n_tail >= 0)
+    if model["shape"] == "power":
+        ok &= theta > 1.0
+    vals = _levels_at_cut(model, theta[ok], n_tail[ok]) / n_total
+    vals = vals[np.isfinite(vals)]
     if len(vals) < 50:
         return level, level
     q16, q84 = np.quantile(vals, [0.15865, 0.84135])
     return max(float(q84) - level, 0.0), max(level - float(q16), 0.0)
+
+
+def _levels_at_cut(model: Mapping[str, Any], theta: np.ndarray, n_tail: np.ndarray) -> np.ndarray:
+    """``survival(cut, model)`` for many (theta, n_tail) at once (theta > 1 for ``power``).
+
+    The same floats as :func:`survival` one draw at a time: the normalisation's ends as
+    :func:`log_shape_integral` computes them (from scalars: a square by ``pow``), the
+    survival at the cut as :func:`survival` does (from an array: a square by ``x * x``).
+    """
+    shape, ref = model["shape"], float(model["x_ref"])
+    d0, dc = float(model["t0"]) - ref, float(model["cut"]) - ref
+    x = np.atleast_1d(np.asarray(model["cut"], dtype=float))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        la = _log_survival_scalarwise(d0, shape, theta)
+        lb = _log_survival_scalarwise(dc, shape, theta)
+        lt = log_shape_survival(np.maximum(x - ref, d0), shape, theta)
+        finite = lb < la
+        log_norm = np.where(finite, la + np.log(-np.expm1(np.where(finite, lb - la, -1.0))), 0.0)
+        tail = np.where(finite, n_tail * np.exp(lt - log_norm), 0.0)
+    return tail + float(_core_survival(x, model)[0])
+
+
+def _log_survival_scalarwise(d: float, shape: str, theta: np.ndarray) -> np.ndarray:
+    """:func:`log_shape_survival` of a scalar d at each theta, as it is one theta at a time."""
+    if shape != "rutherford_ff":
+        return log_shape_survival(np.full(theta.shape, d), shape, theta)
+    # (d / q)^2 of a scalar is pow(., 2), which can differ from the array's x * x by an ulp
+    u = np.array([v**2 for v in (d / theta).tolist()])
+    return _log_gamma_m1(u) - np.log(2.0 * theta * theta)
 
 
 def check_thresholds(t0: float, x_last: float, n: int = 5) -> np.ndarray:
@@ -783,14 +844,16 @@ class _SplitLikelihood:
         self.core_u = _core_density(w, core) * self.d0
         self.core_in = 0.0 if core is None else float(core.between(t0, t1))
         self.core_beyond = 0.0 if core is None else float(core.between(t1, cut))
-        self.nodes, self.weights = _simpson_nodes(self.d0, self.d1)
+        self.like = _WindowLikelihood(shape, self.u, self.core_u, self.core_in,
+                                      *_simpson_nodes(self.d0, self.d1))  # fmt: skip
 
     def theta_value(self, theta_u: float) -> float:
         """The shape parameter in the variable's units (q and s are lengths, n a number)."""
         return theta_u if self.shape == "power" else theta_u * self.d0
 
     def _parts(self, theta_u: float) -> tuple[np.ndarray, float]:
-        f_u = _normalised_shape(self.shape, self.u, self.nodes, self.weights, theta_u)
+        with np.errstate(all="ignore"):
+            f_u = self.like.normalised(theta_u)
         tv = self.theta_value(theta_u)
         inside = shape_integral(self.d0, self.d1, self.shape, tv)
         ratio = shape_integral(self.d1, self.dc, self.shape, tv) / inside if inside > 0 else 0.0
@@ -809,14 +872,15 @@ class _SplitLikelihood:
             return (n * ratio + self.core_beyond) * self.scale
 
         def nll(n: float) -> float:
-            v = _window_nll(f_u, n, self.core_u, self.core_in)
+            v = self.like.nll(f_u, n)  # inside the errstate of the minimisation below
             if observed is not None:
                 mu = max(pred(n), 1e-300)
                 v += mu - observed * math.log(mu)
             return v if math.isfinite(v) else 1e300
 
-        res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0 * self.n_win + 10.0),
-                                       method="bounded", options={"xatol": 1e-6})  # fmt: skip
+        with np.errstate(all="ignore"):
+            res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0 * self.n_win + 10.0),
+                                           method="bounded", options={"xatol": 1e-6})  # fmt: skip
         return float(res.fun), float(res.x), pred(float(res.x))
 
     def scan(self, observed: int | None) -> list[tuple[float, float, float]]:

@@ -26,6 +26,7 @@ __all__ = [
     "closure_direct",
     "direct_estimate",
     "forced_sample",
+    "keep_direct_estimate",
     "lateral_inside",
     "path_of",
 ]
@@ -621,6 +622,18 @@ def direct_estimate(cfg: Config, *, n: int | None = None, biased: bool = True) -
 
 #: the last :func:`direct_estimate` (a pure function of the configuration, n and biased)
 _DIRECT_CACHE: dict[tuple[str, int, bool], dict[str, Any]] = {}
+
+
+def keep_direct_estimate(
+    cfg: Config, value: dict[str, Any], *, n: int | None = None, biased: bool = True
+) -> None:
+    """Keep ``value``, the :func:`direct_estimate` of these arguments made elsewhere (a
+    side process, :mod:`bkg.sources.side`), as the one :func:`direct_estimate` returns."""
+    from bkg.config import config_hash
+
+    n = cfg.detector.escape.forced_events if n is None else int(n)
+    _DIRECT_CACHE.clear()  # one configuration at a time
+    _DIRECT_CACHE[(config_hash(cfg.raw), n, biased)] = copy.deepcopy(value)
 
 
 def _direct_estimate(cfg: Config, n: int, biased: bool) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from bkg.sources.base import (
     Source,
     SourceEstimate,
     StreamingSource,
-    reduce_together,
     register,
 )
 
@@ -100,9 +99,15 @@ def run_fits(
     # the samples are read (shared), the fits folder written (exclusive) for the whole run
     with locks.hold([locks.Lock(Path(samples_dir), exclusive=False), locks.Lock(out_dir)]):
         locks.clean_stale(out_dir)  # temporaries of a run killed while writing
-        return _run_fits_locked(
-            cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress
-        )
+        try:
+            return _run_fits_locked(
+                cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress
+            )
+        except BaseException:
+            from bkg.sources import side
+
+            side.close()  # the direct estimates of a failed run are not wanted
+            raise
 
 
 def _run_fits_locked(
@@ -117,10 +122,24 @@ def _run_fits_locked(
 ) -> dict[str, SourceEstimate]:
     """:func:`run_fits` with the folders' locks held."""
     from bkg.atomic import dumps_json, write_text
+    from bkg.sources import side
 
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is
     # read once for momentum_mismatch and hermeticity), made when the first one is due
+    groups: dict[str, list[StreamingSource[Any]]] = {}
+    for s in sources.values():
+        if isinstance(s, StreamingSource) and len(s.samples) == 1:
+            groups.setdefault(s.samples[0], []).append(s)
+    # on a second core meanwhile (bkg.sources.side): the passes over the samples, the
+    # counting sources, the direct estimates by biased simulation (hermeticity's, the
+    # closure's); this process imports zfit while the side process reads
+    side.start(cfg, names, samples=(Path(samples_dir), dict(manifest), unbinned),
+               passes=[[s.name for s in g] for g in groups.values()])  # fmt: skip
+    if side.reading() and any(s.fits for s in sources.values()):
+        from bkg.fit._zfit import load_zfit
+
+        load_zfit()
     passes: dict[str, dict[str, tuple[Any, list[Mapping[str, Any]]]]] = {}
     out: dict[str, SourceEstimate] = {}
     for name in names:
@@ -129,18 +148,13 @@ def _run_fits_locked(
             if isinstance(source, StreamingSource) and len(source.samples) == 1:
                 kind = source.samples[0]
                 if kind not in passes:
-                    group = [
-                        s
-                        for s in sources.values()
-                        if isinstance(s, StreamingSource) and s.samples == (kind,)
-                    ]
-                    passes[kind] = reduce_together(
-                        cfg, Path(samples_dir), manifest, group, unbinned=unbinned
+                    passes[kind] = side.reduce_together(
+                        cfg, Path(samples_dir), manifest, groups[kind], unbinned
                     )
                 reduced, entries = passes[kind].pop(name)
                 est = source.finish(cfg, reduced, entries, unbinned=unbinned)
             else:
-                est = source.estimate(cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned)
+                est = side.source_estimate(cfg, source, Path(samples_dir), manifest, unbinned)
         log.info("%s: %.3g per MOT", name, est.level_per_mot)
         out[name] = est
         if progress is not None:
@@ -148,12 +162,10 @@ def _run_fits_locked(
     # written once every source has its estimate: a fit that fails leaves the folder as
     # it was, not new files of some sources beside old ones of the others
     texts = {name: dumps_json(est.to_dict()) for name, est in out.items()}  # all, then write
-    for name, est in out.items():
+    for name in out:
         write_text(out_dir / f"{name}.json", texts[name])
-        if figures:
-            from bkg.sources.figures import plot_source, save_figure
-
-            save_figure(plot_source(est), out_dir, name)
+    if figures:  # drawn here and, when it is free, in the side process at the same time
+        side.write_figures(list(out.items()), out_dir)
     # the record of this set, written last: until it is, the folder's estimates disagree
     # with it and read_estimates refuses them (a run killed half-way never gives a mix)
     record_fits(cfg, Path(samples_dir), out_dir)

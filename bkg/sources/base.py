@@ -137,11 +137,14 @@ class Source:
         name: registry key and the stem of fits/<name>.json.
         label: the row label of Table I.
         samples: the sample kinds ``estimate`` reads (run_fits checks their files' sha256).
+        fits: whether ``estimate`` fits (zfit); one that only counts may run in the side
+            process of `bkg fit` (:mod:`bkg.sources.side`) while the fits run.
     """
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     samples: ClassVar[tuple[str, ...]] = ()
+    fits: ClassVar[bool] = True
 
     def estimate(
         self, cfg: Config, samples_dir: Path, *, manifest: Mapping[str, Any], unbinned: bool = False

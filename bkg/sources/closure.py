@@ -137,7 +137,7 @@ def run_closure(
 
     from bkg.atomic import write_json
     from bkg.sim.biasing import DIRECT
-    from bkg.sources.figures import plot_source, save_figure
+    from bkg.sources import side
 
     estimates = {}
     for name in DIRECT:
@@ -145,10 +145,11 @@ def run_closure(
         if path.is_file():
             estimates[name] = SourceEstimate.from_dict(json.loads(path.read_text()))
     out: dict[str, dict[str, Any]] = {}
+    finals: list[tuple[str, SourceEstimate]] = []
     for name, est in estimates.items():
         if name not in DIRECT or "tail_models" not in est.tails or (only and name not in only):
             continue
-        direct = DIRECT[name](cfg, n_events, cfg.seed)
+        direct = side.biasing_direct(cfg, name, n_events, cfg.seed)  # maybe made already
         # the choice is made from the fit's own level, not from one a previous closure set
         base = SourceEstimate(**{**est.__dict__, **est.inputs.get("before_closure", {})})
         new, closure, choice = choose_level(base, direct)
@@ -161,8 +162,10 @@ def run_closure(
                                new.syst_up, new.syst_down, new.upper_bound, new.method, inputs,
                                new.fit, tails)  # fmt: skip
         write_json(Path(fits_dir) / f"{name}.json", final.to_dict())
-        save_figure(plot_source(final), Path(fits_dir), name)
+        finals.append((name, final))
         out[name] = closure
+    side.write_figures(finals, Path(fits_dir))  # here and in the side process at once
+    side.close()  # the side process of `bkg fit` has nothing more to give
     return out
 
 

@@ -29,6 +29,7 @@ class Dimuon(Source):
     """Yield per MOT x P(multi-MIP HCAL signature fails) x P(tracker multiplicity fails)."""
 
     name = "dimuon"
+    fits = False  # counting only: may run in the side process
     label = "Dimuon production"
     samples = ("dimuons",)
 

@@ -226,6 +226,7 @@ class HadronDecay(Source):
     """N = sum_h P_h * P(h -> mu X, passes all cuts and the signal box) * e^-L (absorber)."""
 
     name = "hadron_decay"
+    fits = False  # counting only: may run in the side process
     label = "Hadron in-flight decay"
     samples = ("hadrons",)
 

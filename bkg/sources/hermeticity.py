@@ -17,6 +17,7 @@ import numpy as np
 from bkg.config import Config
 from bkg.selection import BRANCHES, balance_cut, e_cal
 from bkg.sim import escape
+from bkg.sources import side
 from bkg.sources.base import SourceEstimate, StreamingSource, register, sha256s
 from bkg.sources.tailsource import (
     TailCollector,
@@ -131,7 +132,7 @@ class Hermeticity(StreamingSource[_Sums]):
         fit = core_record(analysis, counts, edges, cut=cut,
                           variable="p_in_rec/(p_out_rec + E_CAL) - 1 at E_CAL <= 20 GeV",
                           shas=sha256s(entries))  # fmt: skip
-        direct = escape.direct_estimate(cfg)
+        direct = side.escape_direct(cfg)  # made on a second core while the fits ran
         sel, reg = direct["selected"], direct["region_d"]
         names = ["none", *escape.PATHS]
         by_path = {

@@ -154,3 +154,28 @@ def test_numpy_refit_is_the_zfit_fit(shape):
     assert result is None and not cov.any()
     assert fast["theta"] == pytest.approx(ref["theta"], rel=1e-6)
     assert fast["n_tail"] == pytest.approx(ref["n_tail"], rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", ["exp", "power", "rutherford_ff"])
+def test_level_draws_at_once_are_the_floats_of_one_at_a_time(shape):
+    # the 1000 covariance draws of a fit's level are evaluated as arrays: the same floats
+    # as survival() of each draw (bitwise: fits/*.json keep their bytes), also where the
+    # normalisation's squares come from scalars (pow) and the survival's from arrays
+    rng = np.random.default_rng(11)
+    for k in range(40):
+        d0 = 0.2 + rng.random()
+        theta = {"exp": 0.5, "power": 3.0, "rutherford_ff": 1.0}[shape]
+        theta *= 10 ** rng.uniform(-0.5, 0.5)
+        model = {"shape": shape, "theta": theta * (1.0 if shape == "power" else d0),
+                 "n_tail": 10 ** rng.uniform(0, 3), "t0": d0 + 0.01, "cut": d0 + 4.0, "x_ref": 0.01}  # fmt: skip
+        if k % 2:
+            model.update(mu=0.0, sigma=d0 / 4, n_core=1e6)
+        thetas = model["theta"] * rng.uniform(0.3, 3.0, 200)
+        if shape == "power":
+            thetas = np.maximum(thetas, 1.0 + 1e-3)
+        n_tails = model["n_tail"] * rng.uniform(0.0, 2.0, 200)
+        one_by_one = [
+            float(tm.survival(model["cut"], dict(model, theta=float(t), n_tail=float(n)))[0])
+            for t, n in zip(thetas, n_tails, strict=True)
+        ]
+        assert tm._levels_at_cut(model, thetas, n_tails).tolist() == one_by_one

@@ -386,9 +386,13 @@ def test_beam_sample_read_once_for_the_streaming_sources(
     fitted, synthetic_samples, default_config, tmp_path, monkeypatch
 ):
     # expected: `bkg fit` reads each sample kind once (momentum_mismatch and hermeticity
-    # share the beam pass) and gives exactly the estimates of the sources run alone
+    # share the beam pass) and gives exactly the estimates of the sources run alone; here
+    # with one worker, so that every read is in this process (with more, the side process
+    # of bkg.sources.side reads some): the same estimates as `fitted`'s, made with all cores
     import bkg.sources.base as base
+    from bkg.config import load_config
 
+    default_config = load_config(run={"workers": 1})
     _, together = fitted
     reads: list[str] = []
     real = base.iterate

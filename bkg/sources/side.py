@@ -1,0 +1,343 @@
+"""The direct estimates of the fits stage on a second core, while the tail fits run.
+
+:func:`start`, called when `bkg fit` begins, computes in one spawned side process
+(no zfit, no TensorFlow) the work that does not depend on the tail fits: the shared
+beam-sample pass, the forced escape paths (:func:`bkg.sim.escape.direct_estimate`),
+the counting sources, the closure's biased estimates (:data:`bkg.sim.biasing.DIRECT`)
+and half of the source figures, in the order they are needed. :func:`escape_direct`
+and :func:`biasing_direct` take a result from it, or compute it here (one worker, a
+side process that died, other arguments). Every estimate is seeded from the config,
+never from the process: the numbers are the same either way (docs/fits-stage-speed.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bkg.config import Config
+
+__all__ = ["biasing_direct", "close", "escape_direct", "render_figure", "start", "write_figures"]
+
+#: a task: (key, kind, arguments); the key names the result (config hash and arguments)
+Task = tuple[tuple[Any, ...], str, tuple[Any, ...]]
+
+
+def _workers(cfg: Config) -> int:
+    return int(cfg.run.workers or os.cpu_count() or 1)
+
+
+def _config_key(cfg: Config) -> str:
+    from bkg.config import config_hash
+
+    return str(config_hash(cfg.raw))
+
+
+def _escape_key(cfg: Config, n: int) -> tuple[Any, ...]:
+    return ("escape", _config_key(cfg), int(n), True)
+
+
+def _biasing_key(cfg: Config, name: str, n_events: int, seed: int) -> tuple[Any, ...]:
+    return ("biasing", name, _config_key(cfg), int(n_events), int(seed))
+
+
+def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
+    if kind == "reduce":
+        from bkg.sources.base import REGISTRY, reduce_together
+
+        group, samples_dir, manifest, unbinned = args
+        sources: list[Any] = [REGISTRY[name]() for name in group]
+        return reduce_together(cfg, Path(samples_dir), manifest, sources, unbinned=unbinned)
+    if kind == "source":
+        from bkg.sources.base import REGISTRY
+
+        name, samples_dir, manifest, unbinned = args
+        est = REGISTRY[name]().estimate(
+            cfg, Path(samples_dir), manifest=manifest, unbinned=unbinned
+        )
+        return est
+    if kind == "escape":
+        from bkg.sim import escape
+
+        return escape.direct_estimate(cfg, n=args[0])
+    from bkg.sim.biasing import DIRECT
+
+    name, n_events, seed = args
+    return DIRECT[name](cfg, n_events, seed)
+
+
+def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task]) -> None:
+    """Body of the side process: each task's (key, True, value) or (key, False, None),
+    then the figures asked for on ``requests`` (until None or the pipe closes).
+
+    Ctrl-C is the fits' process's to handle (one line, exit 130): here it is ignored, and
+    that process ends this one (:func:`close`) however it stops.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for key, kind, args in tasks:
+        try:
+            send.send((key, True, _compute(cfg, kind, args)))
+        except Exception:  # computed again (and raised) in the fits' own process
+            send.send((key, False, None))
+    while True:
+        try:
+            request = requests.recv()
+        except (EOFError, OSError):
+            break
+        if request is None:
+            break
+        key, est, name = request
+        try:
+            send.send((key, True, render_figure(est, name)))
+        except Exception:  # drawn again (and raised) in the fits' own process
+            send.send((key, False, None))
+    send.close()
+
+
+def render_figure(est: Any, name: str) -> dict[str, bytes]:
+    """The bytes of <name>.png and <name>.pdf of a source's figure (as `bkg fit` writes them)."""
+    import tempfile
+
+    from bkg.sources.figures import plot_source, save_figure
+
+    with tempfile.TemporaryDirectory(prefix="bkg-figure-") as tmp:
+        save_figure(plot_source(est), Path(tmp), name)
+        return {ext: (Path(tmp) / f"{name}.{ext}").read_bytes() for ext in ("png", "pdf")}
+
+
+class _Prefetch:
+    """One side process computing ``tasks`` in turn; :meth:`take` waits for a result."""
+
+    def __init__(self, cfg: Config, tasks: list[Task]) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self.keys = {key for key, _k, _a in tasks}
+        self.waiting = set(self.keys)  # tasks whose result has not come back
+        self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
+        self._recv, send = ctx.Pipe(duplex=False)
+        requests, self._requests = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_side_main, args=(send, requests, cfg, tasks), daemon=True)
+        self._proc.start()
+        send.close()
+        requests.close()
+        self._open = True
+        self._figures = 0
+
+    def _receive(self, block: bool) -> bool:
+        """Store one result (waiting for it if ``block``); False if none came."""
+        if not self._open or not (block or self._recv.poll()):
+            return False
+        try:
+            got, ok, value = self._recv.recv()
+        except (EOFError, OSError):  # the side process ended
+            self._open = False
+            self.waiting.clear()
+            return False
+        self.results[got] = (ok, value)
+        self.waiting.discard(got)
+        return True
+
+    def take(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
+        """(True, value) of the task ``key``; (False, None) if it has none (compute it here)."""
+        if key not in self.keys:
+            return False, None
+        while key not in self.results and self._receive(block=True):
+            pass
+        self.keys.discard(key)
+        return self.results.pop(key, (False, None))
+
+    def idle(self) -> bool:
+        """Whether the side process has answered everything asked of it so far."""
+        while self._receive(block=False):
+            pass
+        return self._open and not self.waiting
+
+    def ask_figure(self, est: Any, name: str) -> tuple[Any, ...] | None:
+        """Ask for the figure of ``est``; its key for :meth:`take`, or None (draw it here)."""
+        self._figures += 1
+        key = ("figure", name, self._figures)
+        try:
+            self._requests.send((key, est, name))
+        except (OSError, ValueError):
+            return None
+        self.keys.add(key)
+        self.waiting.add(key)
+        return key
+
+    def close(self) -> None:
+        try:
+            self._requests.send(None)
+            self._requests.close()
+        except (OSError, ValueError):
+            pass
+        self._proc.join(timeout=0.5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join()
+        self._recv.close()
+        self._open = False
+
+
+_CURRENT: _Prefetch | None = None
+
+
+def _source_key(cfg: Config, name: str, samples_dir: Path, unbinned: bool) -> tuple[Any, ...]:
+    return ("source", name, _config_key(cfg), str(samples_dir), bool(unbinned))
+
+
+def _reduce_key(
+    cfg: Config, group: Sequence[str], samples_dir: Path, unbinned: bool
+) -> tuple[Any, ...]:
+    return ("reduce", tuple(group), _config_key(cfg), str(samples_dir), bool(unbinned))
+
+
+def start(
+    cfg: Config,
+    names: Iterable[str],
+    *,
+    closure_events: int | None = None,
+    samples: tuple[Path, dict[str, Any], bool] | None = None,
+    passes: Sequence[Sequence[str]] = (),
+) -> None:
+    """Start the direct estimates the sources ``names`` will need, on a second core.
+
+    Nothing starts with one worker (``run.workers``) or nothing to compute. The closure's
+    estimates are those of ``closure_events`` biased events each (default: the
+    `bkg fit` / `bkg report` closure's :data:`bkg.sources.closure.CLOSURE_EVENTS`). With
+    ``samples`` (the samples folder, its manifest, unbinned), the counting sources among
+    ``names`` (``fits = False``) are estimated there too, and first the shared passes over
+    a sample of the streaming sources of each group of ``passes``
+    (:func:`bkg.sources.base.reduce_together`), while this process imports zfit.
+    """
+    close()
+    if _workers(cfg) < 2:
+        return
+    from bkg.sim.biasing import DIRECT
+    from bkg.sources.closure import CLOSURE_EVENTS
+
+    names = list(names)
+    n_closure = CLOSURE_EVENTS if closure_events is None else int(closure_events)
+    tasks: list[Task] = []
+    if samples is not None:
+        folder, manifest, unbinned = samples
+        for group in passes:
+            key = _reduce_key(cfg, group, folder, unbinned)
+            tasks.append((key, "reduce", (list(group), str(folder), manifest, unbinned)))
+    if "hermeticity" in names:
+        n = int(cfg.detector.escape.forced_events)
+        tasks.append((_escape_key(cfg, n), "escape", (n,)))
+    if samples is not None:
+        from bkg.sources.base import REGISTRY
+
+        folder, manifest, unbinned = samples
+        for name in names:
+            if not REGISTRY[name].fits:
+                key = _source_key(cfg, name, folder, unbinned)
+                tasks.append((key, "source", (name, str(folder), manifest, unbinned)))
+    for name in DIRECT:
+        if name in names:
+            args = (name, n_closure, int(cfg.seed))
+            tasks.append((_biasing_key(cfg, *args), "biasing", args))
+    if tasks:
+        global _CURRENT
+        _CURRENT = _Prefetch(cfg, tasks)
+
+
+def close() -> None:
+    """Stop the side process (a result nobody took is dropped)."""
+    global _CURRENT
+    if _CURRENT is not None:
+        _CURRENT.close()
+        _CURRENT = None
+
+
+def _take(key: tuple[Any, ...]) -> tuple[bool, Any]:
+    return (False, None) if _CURRENT is None else _CURRENT.take(key)
+
+
+def escape_direct(cfg: Config) -> dict[str, Any]:
+    """:func:`bkg.sim.escape.direct_estimate` of the config (from the side process if it made it)."""
+    from bkg.sim import escape
+
+    n = int(cfg.detector.escape.forced_events)
+    found, value = _take(_escape_key(cfg, n))
+    if found:
+        escape.keep_direct_estimate(cfg, value, n=n)
+    return escape.direct_estimate(cfg)
+
+
+def biasing_direct(cfg: Config, name: str, n_events: int, seed: int) -> Any:
+    """``DIRECT[name](cfg, n_events, seed)`` (from the side process if it made it)."""
+    found, value = _take(_biasing_key(cfg, name, n_events, seed))
+    return value if found else _compute(cfg, "biasing", (name, n_events, seed))
+
+
+def write_figures(items: Sequence[tuple[str, Any]], out_dir: Path) -> None:
+    """Draw and write <name>.png/.pdf of each (name, estimate), shared with the side process.
+
+    The side process, once idle, draws from the front of the list while this process
+    draws from the back; without one (or a busy one) this process draws them all. The
+    bytes are those of :func:`bkg.sources.figures.save_figure` either way.
+    """
+    from bkg.atomic import atomic_path
+    from bkg.sources.figures import plot_source, save_figure
+
+    todo = deque(items)
+    asked: list[tuple[str, tuple[Any, ...]]] = []
+    outstanding: tuple[Any, ...] | None = None
+    while todo:
+        if _CURRENT is not None and outstanding is None and len(todo) > 1 and _CURRENT.idle():
+            name, est = todo.popleft()
+            outstanding = _CURRENT.ask_figure(est, name)
+            if outstanding is None:
+                todo.appendleft((name, est))
+            else:
+                asked.append((name, outstanding))
+                continue
+        name, est = todo.pop()
+        save_figure(plot_source(est), out_dir, name)
+        if outstanding is not None and _CURRENT is not None and _CURRENT.idle():
+            outstanding = None
+    by_name = dict(items)
+    for name, key in asked:
+        found, files = _take(key)
+        if not found:  # the side process failed it: here, with its error if any
+            save_figure(plot_source(by_name[name]), out_dir, name)
+            continue
+        for ext, data in files.items():
+            with atomic_path(Path(out_dir) / f"{name}.{ext}") as tmp:
+                tmp.write_bytes(data)
+
+
+def source_estimate(
+    cfg: Config, source: Any, samples_dir: Path, manifest: dict[str, Any], unbinned: bool
+) -> Any:
+    """``source.estimate(...)`` (from the side process if it made it)."""
+    found, value = _take(_source_key(cfg, source.name, samples_dir, unbinned))
+    if found:
+        return value
+    return source.estimate(cfg, samples_dir, manifest=manifest, unbinned=unbinned)
+
+
+def reduce_together(
+    cfg: Config, samples_dir: Path, manifest: Any, sources: Sequence[Any], unbinned: bool
+) -> dict[str, tuple[Any, list[Any]]]:
+    """:func:`bkg.sources.base.reduce_together` (from the side process if it made it)."""
+    from bkg.sources import base
+
+    found, value = _take(_reduce_key(cfg, [s.name for s in sources], samples_dir, unbinned))
+    if found:
+        return dict(value)
+    return base.reduce_together(cfg, samples_dir, manifest, sources, unbinned=unbinned)
+
+
+def reading() -> bool:
+    """Whether the side process reads a sample for this process (which may meanwhile
+    import what its fits need)."""
+    return _CURRENT is not None and any(k[0] == "reduce" for k in _CURRENT.waiting)

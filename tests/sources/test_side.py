@@ -1,0 +1,84 @@
+"""The side process of `bkg fit` (bkg.sources.side) changes the time, not the numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bkg.config import from_dict
+from bkg.sim import escape
+from bkg.sim.biasing import DIRECT
+from bkg.sources import side
+
+
+@pytest.fixture
+def small_cfg():
+    # a small forced simulation and two workers: the side process starts
+    return from_dict({"detector": {"escape": {"forced_events": 20_000}}, "run": {"workers": 2}})
+
+
+def test_side_estimates_equal_the_ones_made_in_process(small_cfg):
+    """The escape paths and the closure's biased simulations made in the side process are
+    the floats of the same calls in this process (seeds from the config, not the process)."""
+    escape._DIRECT_CACHE.clear()
+    here_escape = escape.direct_estimate(small_cfg)
+    here_pt = DIRECT["punch_through"](small_cfg, 20_000, small_cfg.seed)
+    escape._DIRECT_CACHE.clear()
+    side.start(small_cfg, ["hermeticity", "punch_through"], closure_events=20_000)
+    try:
+        assert side._CURRENT is not None  # it did start (two workers)
+        assert side.escape_direct(small_cfg) == here_escape
+        assert not any(k[0] == "escape" for k in side._CURRENT.keys)  # taken from the side
+        got = side.biasing_direct(small_cfg, "punch_through", 20_000, small_cfg.seed)
+        assert got == here_pt
+    finally:
+        side.close()
+    assert side._CURRENT is None
+
+
+def test_one_worker_starts_no_side_process():
+    cfg = from_dict({"detector": {"escape": {"forced_events": 20_000}}, "run": {"workers": 1}})
+    side.start(cfg, ["hermeticity", "punch_through"])
+    assert side._CURRENT is None
+
+
+def test_other_arguments_are_computed_here(small_cfg):
+    """A closure run with other events than the side process made is computed in process."""
+    side.start(small_cfg, ["punch_through"], closure_events=20_000)
+    try:
+        got = side.biasing_direct(small_cfg, "punch_through", 30_000, small_cfg.seed)
+    finally:
+        side.close()
+    assert got == DIRECT["punch_through"](small_cfg, 30_000, small_cfg.seed)
+    assert got.n_generated != 20_000
+
+
+def test_figures_drawn_in_the_side_process_have_the_same_bytes(small_cfg, tmp_path):
+    """write_figures shares the figures with the side process: the files are those that
+    save_figure writes in this process."""
+    from bkg.sources.base import SourceEstimate
+    from bkg.sources.figures import plot_source, save_figure
+
+    def est(name: str, level: float) -> SourceEstimate:
+        return SourceEstimate(name, name.title(), level, level / 3, level / 4, level / 5,
+                              level / 6, False, "counted", {}, {}, {})  # fmt: skip
+
+    items = [(f"src{i}", est(f"src{i}", 10.0 ** -(10 + i))) for i in range(2)]
+    here, shared = tmp_path / "here", tmp_path / "shared"
+    here.mkdir()
+    shared.mkdir()
+    for name, e in items:
+        save_figure(plot_source(e), here, name)
+    side.start(small_cfg, ["punch_through"], closure_events=1000)
+    try:
+        side.biasing_direct(small_cfg, "punch_through", 1000, small_cfg.seed)  # now idle
+        side.write_figures(items, shared)
+        assert side._CURRENT is not None and side._CURRENT._figures == 1  # one drawn there
+    finally:
+        side.close()
+    files = sorted(p.name for p in here.iterdir())
+    assert files == sorted(p.name for p in shared.iterdir()) and len(files) == 4
+    for name in files:
+        assert (here / name).read_bytes() == (shared / name).read_bytes(), name
+    assert not list(Path(shared).glob("*.tmp*"))
