@@ -204,8 +204,17 @@ def fits_key(cfg: Config, samples_dir: Path) -> str:
     """
     hashes = samples_hashes(samples_dir)
     code = cache.code_digest("sources", "fit", "selection", "ntuple", "sim", "physics")
-    inputs = {**hashes, "code": code}
+    inputs = {**hashes, "code": code, **_pdf_input()}
     return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+
+
+def _pdf_input() -> dict[str, str]:
+    """The ``--pdf`` mode as an input of the stages that draw figures (nothing for the
+    default, so the default's keys stay those of the figures it always wrote)."""
+    from bkg.plotting import pdf_mode
+
+    mode = pdf_mode()
+    return {} if mode == "paper" else {"pdf": mode}
 
 
 def samples_hashes(samples_dir: Path) -> dict[str, str]:
@@ -591,6 +600,7 @@ def _input_stages(
             **{f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()},
             **{f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()},
             "code": cache.code_digest("."),
+            **_pdf_input(),
         },
     )
 
@@ -757,7 +767,10 @@ def _figures(
 
     data = simfig.sample_figure_data(cfg, samples_dir=samples_dir, fig2=fig2)
     written = list(simfig.plot_all(cfg, data, out_dir=out_dir))
-    for src in sorted(fits_dir.glob("*.png")) + sorted(fits_dir.glob("*.pdf")):
+    from bkg.plotting import wants_pdf
+
+    pdfs = [p for p in sorted(fits_dir.glob("*.pdf")) if wants_pdf(f"fit_{p.stem}")]
+    for src in sorted(fits_dir.glob("*.png")) + pdfs:
         dst = out_dir / f"fit_{src.name}"
         shutil.copyfile(src, dst)
         written.append(dst)

@@ -173,7 +173,8 @@ def fig3_beam(hists: BeamHistograms, out_dir: Path) -> list[Path]:
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.55})
     xy = hists.spot_edges_cm
-    image = a1.pcolormesh(xy, xy, hists.spot.T, cmap="viridis")
+    # rasterized: 1e4 cells drawn as one image in the PDF (vector cells: 1 s more, 5x larger)
+    image = a1.pcolormesh(xy, xy, hists.spot.T, cmap="viridis", rasterized=True)
     bar = fig.colorbar(image, ax=a1, pad=0.02)
     bar.set_label("muons / bin", loc="center")
     a1.set_xlabel("x [cm]")
@@ -227,7 +228,7 @@ def fig5_hermeticity_plane(plane: HermeticityPlane, cfg: Config, out_dir: Path) 
     plt = _plt()
     h, xe, ye = plane.counts, plane.e_mu_edges_gev, plane.e_cal_edges_gev
     fig, ax = plt.subplots(figsize=(8, 7))
-    mesh = ax.pcolormesh(xe, ye, np.where(h > 0, h, np.nan).T, norm=LogNorm())
+    mesh = ax.pcolormesh(xe, ye, np.where(h > 0, h, np.nan).T, norm=LogNorm(), rasterized=True)
     bar = fig.colorbar(mesh, ax=ax)
     bar.set_label("events / bin", loc="center")
     e_cut, p_cut = cfg.signal_box.e_cal_max_gev, cfg.signal_box.e_mu_out_max_gev
