@@ -35,7 +35,7 @@ from bkg.errors import FitError, SampleError
 from bkg.report.claims import none_applicable
 
 if TYPE_CHECKING:
-    from bkg.sim.figures import Fig2Curves
+    from bkg.sim.figures import BeamHistograms, Fig2Curves, HermeticityPlane
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,14 @@ def run_samples_stage(
     return "ran", key
 
 
+#: drawing code of the report's figures (Figs. 2, 3, 5): not run by the samples or fits
+#: stages, so a change of a figure does not make them run again
+_FIGURE_CODE = ("sim/figures.py",)
+
+
 def samples_key(cfg: Config) -> str:
     """Cache key of the samples stage: its config slice and the simulation code."""
-    code = {"code": cache.code_digest("sim", "ntuple", "physics")}
+    code = {"code": cache.code_digest("sim", "ntuple", "physics", exclude=_FIGURE_CODE)}
     return cache.stage_key(
         "samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT), code
     )
@@ -203,7 +208,9 @@ def fits_key(cfg: Config, samples_dir: Path) -> str:
     simulates its direct estimates with them.
     """
     hashes = samples_hashes(samples_dir)
-    code = cache.code_digest("sources", "fit", "selection", "ntuple", "sim", "physics")
+    code = cache.code_digest(
+        "sources", "fit", "selection", "ntuple", "sim", "physics", exclude=_FIGURE_CODE
+    )
     inputs = {**hashes, "code": code, **_pdf_input()}
     return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
 
@@ -495,6 +502,19 @@ def _run_report_locked(
             "bkg.sim.figures", "fig2_curves", cfg,
             when=not run.stage_cache.reusable("fig2", report_stage_key("fig2", cfg, run.keys)),
         )  # fmt: skip
+        # so are the other simulations and sample reads of the figures and the results
+        # (~15 s of CPU): seeded from the config, the same numbers in any process
+        fresh = {
+            stage: not run.stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
+            for stage in ("figures", "results")
+        }
+        beam_of = side.start("bkg.sim.figures", "beam_histograms", cfg, when=fresh["figures"])
+        plane_of = side.start(
+            "bkg.sim.figures", "hermeticity_plane", samples_dir, cfg, when=fresh["figures"]
+        )
+        decay_of = side.start(
+            "bkg.report.results", "decay_length_option", cfg, when=fresh["results"]
+        )
         table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
         eff_record = run.step(
             "efficiency", lambda: _efficiency_stage(cfg, samples_dir=samples_dir, tmp=tmp)
@@ -507,7 +527,13 @@ def _run_report_locked(
         run.step(
             "figures",
             lambda: _figures(
-                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures", fig2=fig2
+                cfg,
+                samples_dir=samples_dir,
+                fits_dir=fits_dir,
+                out_dir=tmp / "figures",
+                fig2=fig2,
+                beam=beam_of(),
+                plane=plane_of(),
             ),
         )
         limits_json = json.loads((tmp / "limits.json").read_text())
@@ -522,6 +548,7 @@ def _run_report_locked(
             lambda: _results_stage(
                 cfg, samples_dir=samples_dir, fits_dir=fits_dir, tmp=tmp, table1=table1,
                 sens=sens, limits=limits, eff_record=eff_record, fig2=fig2,
+                decay_option=decay_of(),
             ),
         )  # fmt: skip
         claims = _write_claims(cfg, tmp, results)
@@ -668,6 +695,7 @@ def _results_stage(
     limits: Any,
     eff_record: dict[str, Any],
     fig2: Any,
+    decay_option: float | None = None,
 ) -> dict[str, Any]:
     """Every computed number the claims are judged on (results.json)."""
     from bkg.report.results import collect_results
@@ -681,6 +709,7 @@ def _results_stage(
         limits=limits,
         efficiency=eff_record,
         fig2=fig2,
+        decay_option=decay_option,
     )
     write_json(tmp / "results.json", out)
     return out
@@ -760,12 +789,17 @@ def _figures(
     fits_dir: Path,
     out_dir: Path,
     fig2: Fig2Curves,
+    beam: BeamHistograms | None = None,
+    plane: HermeticityPlane | None = None,
 ) -> list[Path]:
     """Sample figures (Figs. 2, 3, 5: their data first, then the drawing) and a copy of
-    each fit's diagnostic figure."""
+    each fit's diagnostic figure (``beam``, ``plane``: Fig. 3's and Fig. 5's data if
+    computed already)."""
     from bkg.sim import figures as simfig
 
-    data = simfig.sample_figure_data(cfg, samples_dir=samples_dir, fig2=fig2)
+    data = simfig.sample_figure_data(
+        cfg, samples_dir=samples_dir, fig2=fig2, beam=beam, plane=plane
+    )
     written = list(simfig.plot_all(cfg, data, out_dir=out_dir))
     from bkg.plotting import wants_pdf
 

@@ -260,13 +260,19 @@ class SampleFigureData:
 
 
 def sample_figure_data(
-    cfg: Config, *, samples_dir: Path, fig2: Fig2Curves | None = None
+    cfg: Config,
+    *,
+    samples_dir: Path,
+    fig2: Fig2Curves | None = None,
+    beam: BeamHistograms | None = None,
+    plane: HermeticityPlane | None = None,
 ) -> SampleFigureData:
-    """Simulate and histogram what Figs. 2, 3 and 5 show (Fig. 5 reads the beam sample)."""
+    """Simulate and histogram what Figs. 2, 3 and 5 show (Fig. 5 reads the beam sample);
+    the parts given (computed by the caller, e.g. in side processes) are used as they are."""
     return SampleFigureData(
         fig2=fig2 if fig2 is not None else fig2_curves(cfg),
-        beam=beam_histograms(cfg),
-        plane=hermeticity_plane(samples_dir, cfg),
+        beam=beam if beam is not None else beam_histograms(cfg),
+        plane=plane if plane is not None else hermeticity_plane(samples_dir, cfg),
     )
 
 
