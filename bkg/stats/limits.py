@@ -295,10 +295,13 @@ def event_limit_toys(
     seed: int | np.random.SeedSequence,
     observed: float | None = None,
     nuisance: str = "frequentist",
+    bands: tuple[int, ...] = (0, 1, 2, 3, 4),
 ) -> EventLimit:
     """Toy-based (vectorised) qmu-tilde CLs limit; the same seed at every mu.
 
     ``nuisance``: how the toys treat the nuisance parameters (:func:`bkg.stats.toys.toy_cls`).
+    ``bands``: the expected band members solved (indices into :data:`BANDS`; the others
+    are NaN): each root costs a few toy evaluations of its own.
     """
     from bkg.stats.toys import one_bin_model, toy_cls
 
@@ -337,7 +340,8 @@ def event_limit_toys(
 
     exp_lim = np.full(5, np.nan)
     for k in (2, 1, 3, 0, 4):  # the median first, then outwards
-        exp_lim[k] = solve(lambda r, k=k: r.cls_exp[k], BANDS[k])
+        if k in bands:
+            exp_lim[k] = solve(lambda r, k=k: r.cls_exp[k], BANDS[k])
     obs_lim = float("nan")
     if observed is not None:
         obs_lim = solve(lambda r: r.cls_obs, "observed")
@@ -367,8 +371,7 @@ def event_limit(
 ) -> EventLimit:
     """The one-bin limit in signal events (solved once for every mass).
 
-    ``bands``: the expected band members the asymptotic calculator solves (the toys
-    give all five at the same cost). ``toy_nuisance``: "frequentist" (pyhf's toys) or
+    ``bands``: the expected band members solved (the others are NaN). ``toy_nuisance``: "frequentist" (pyhf's toys) or
     "hybrid" (Cousins-Highland), :func:`bkg.stats.toys.toy_cls`. ``asymptotic_fits``:
     "pyhf" (pyhf's hypotest) or "vectorised" (:func:`event_limit_asymptotic_fast`, the
     same formulae on the toys' fits).
@@ -391,6 +394,7 @@ def event_limit(
             seed=seed,
             observed=observed,
             nuisance=toy_nuisance,
+            bands=bands,
         )
     if calculator in ("asymptotics", "asymptotic"):
         solve = (

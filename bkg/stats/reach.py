@@ -158,6 +158,7 @@ def preset_curve(
     res = compute_limits(
         cfg.replace(statistics=st), table1, masses_gev=masses_gev,
         signal_per_mot_ref=signal_per_mot_ref, preset=preset,
+        bands=(),  # the curve is the observed limit: no expected band solved
     )  # fmt: skip
     ok = np.isfinite(res.g_observed)
     p = PRESETS[preset]

@@ -105,6 +105,23 @@ def test_asymptotic_median_alone_is_the_same_median():
     assert np.isnan(med.expected[[0, 1, 3, 4]]).all()
 
 
+def test_toy_median_alone_is_the_same_median():
+    # the reach-vs-MOT figure's toy medians solve no other band (the median is solved
+    # first, so its root and the toys it saw are the same: equal bit for bit); the
+    # preset's curve solves only the observed limit
+    full = _lim(2.0, calc="toys", syst=0.3, n_toys=2000)
+    kw = {"n_mot": 1.0, "confidence_level": 0.9, "mot_uncertainty": 0.0,
+          "signal_efficiency_uncertainty": 0.0, "calculator": "toys", "n_toys": 2000, "seed": 7}  # fmt: skip
+    med = event_limit(one_source(2.0, syst=0.3), bands=(2,), **kw)
+    assert med.expected[2] == full.expected[2]
+    assert np.isnan(med.expected[[0, 1, 3, 4]]).all()
+    obs = event_limit(one_source(2.0, syst=0.3), bands=(), observed=0.0, **kw)
+    assert np.isnan(obs.expected).all()
+    # the same root to the solver's tolerance (0.5 %), from a shorter bracket history
+    full_obs = _lim(2.0, calc="toys", syst=0.3, n_toys=2000, observed=0.0).observed
+    assert obs.observed == pytest.approx(full_obs, rel=0.01)
+
+
 def test_toy_memo_gives_the_same_cls():
     # the background-only toys and their free fit are reused across mu (toy_cls memo):
     # the CLs at each mu is the one computed without the memo, bit for bit
