@@ -381,6 +381,72 @@ class _SideProcess:
 
         return result
 
+    def start_chain(
+        self, tasks: Sequence[tuple[str, str, tuple[Any, ...], bool]]
+    ) -> list[Callable[[], Any]]:
+        """Functions ``(module, func, args, when)`` called one after the other in ONE side
+        process (what they build once, e.g. the ECAL's tables, is then built once), each
+        result sent back as soon as it is computed; a task whose ``when`` is False, or all
+        of them when disabled, is a call here instead.
+
+        Returns:
+            One callable per task giving its result (or raising its error).
+        """
+        import importlib
+
+        def here(module: str, func: str, args: tuple[Any, ...]) -> Callable[[], Any]:
+            return lambda: getattr(importlib.import_module(module), func)(*args)
+
+        chained = [t[:3] for t in tasks if self.enabled and t[3]]
+        if not chained:
+            return [here(*t[:3]) for t in tasks]
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_side_chain, args=(send, chained), daemon=True)
+        proc.start()
+        send.close()
+        self.procs.append(proc)
+        received: list[tuple[bool, Any]] = []
+
+        def result(index: int, task: tuple[str, str, tuple[Any, ...]]) -> Callable[[], Any]:
+            def get() -> Any:
+                try:
+                    while len(received) <= index:
+                        received.append(receive.recv())
+                except EOFError:  # the process died without an answer (killed): do it here
+                    return here(*task)()
+                ok, value = received[index]
+                if not ok:
+                    raise value
+                return value
+
+            return get
+
+        out, k = [], 0
+        for t in tasks:
+            if self.enabled and t[3]:  # in the chain, in this order
+                out.append(result(k, t[:3]))
+                k += 1
+            else:
+                out.append(here(*t[:3]))
+        return out
+
+
+def _side_chain(send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]]) -> None:
+    """Body of :meth:`_SideProcess.start_chain`: (True, result) or (False, the exception)
+    of each task in turn."""
+    import importlib
+
+    for module, func, args in tasks:
+        try:
+            out = (True, getattr(importlib.import_module(module), func)(*args))
+        except BaseException as exc:  # re-raised in the report's process
+            out = (False, exc)
+        send.send(out)
+    send.close()
+
 
 def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None:
     """Body of a :class:`_SideProcess`: send (True, result) or (False, the exception)."""
@@ -496,24 +562,22 @@ def _run_report_locked(
     side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
     with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
         run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-        # Fig. 2's curves simulate the signal on their own (~10 s of CPU): on a second core
-        # while the stages before them run, when they are not reused
-        fig2_curves_of = side.start(
-            "bkg.sim.figures", "fig2_curves", cfg,
-            when=not run.stage_cache.reusable("fig2", report_stage_key("fig2", cfg, run.keys)),
-        )  # fmt: skip
-        # so are the other simulations and sample reads of the figures and the results
-        # (~15 s of CPU): seeded from the config, the same numbers in any process
+        # Fig. 2's curves simulate the signal on their own (~10 s of CPU), Figs. 3 and 5 and
+        # the results' decay-length option simulate or read the samples (~10 s): one side
+        # process does them in turn (on the second core while the stages before them
+        # run), each when its stage is not reused; seeded from the config, the same
+        # numbers in any process
         fresh = {
             stage: not run.stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
-            for stage in ("figures", "results")
+            for stage in ("fig2", "figures", "results")
         }
-        beam_of = side.start("bkg.sim.figures", "beam_histograms", cfg, when=fresh["figures"])
-        plane_of = side.start(
-            "bkg.sim.figures", "hermeticity_plane", samples_dir, cfg, when=fresh["figures"]
-        )
-        decay_of = side.start(
-            "bkg.report.results", "decay_length_option", cfg, when=fresh["results"]
+        fig2_curves_of, beam_of, plane_of, decay_of = side.start_chain(
+            [
+                ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
+                ("bkg.sim.figures", "beam_histograms", (cfg,), fresh["figures"]),
+                ("bkg.sim.figures", "hermeticity_plane", (samples_dir, cfg), fresh["figures"]),
+                ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
+            ]
         )
         table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
         eff_record = run.step(
