@@ -35,7 +35,7 @@ from bkg.errors import FitError, SampleError
 from bkg.report.claims import none_applicable
 
 if TYPE_CHECKING:
-    from bkg.sim.figures import BeamHistograms, Fig2Curves, HermeticityPlane
+    from bkg.sim.figures import Fig2Curves
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,7 @@ class _SideProcess:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.procs: list[Any] = []
+        self.claimed: list[Any] = []  # per chain: which tasks either process has taken
 
     def __enter__(self) -> _SideProcess:
         return self
@@ -389,6 +390,10 @@ class _SideProcess:
         result sent back as soon as it is computed; a task whose ``when`` is False, or all
         of them when disabled, is a call here instead.
 
+        A task the side process has not started when its result is asked for is taken
+        back and computed here (the side process then skips it): neither process waits
+        while work it could do is queued.
+
         Returns:
             One callable per task giving its result (or raising its error).
         """
@@ -404,20 +409,28 @@ class _SideProcess:
 
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_side_chain, args=(send, chained), daemon=True)
+        claimed = ctx.Array("b", len(chained))  # 1: taken by one of the two processes
+        proc = ctx.Process(target=_side_chain, args=(send, chained, claimed), daemon=True)
         proc.start()
         send.close()
         self.procs.append(proc)
-        received: list[tuple[bool, Any]] = []
+        self.claimed.append(claimed)
+        received: dict[int, tuple[bool, Any]] = {}
 
         def result(index: int, task: tuple[str, str, tuple[Any, ...]]) -> Callable[[], Any]:
             def get() -> Any:
+                with claimed.get_lock():
+                    mine = not claimed[index]
+                    claimed[index] = 1
+                if mine:
+                    return here(*task)()
                 try:
-                    while len(received) <= index:
-                        received.append(receive.recv())
+                    while index not in received:
+                        k, ok, value = receive.recv()
+                        received[k] = (ok, value)
                 except EOFError:  # the process died without an answer (killed): do it here
                     return here(*task)()
-                ok, value = received[index]
+                ok, value = received.pop(index)
                 if not ok:
                     raise value
                 return value
@@ -434,16 +447,20 @@ class _SideProcess:
         return out
 
 
-def _side_chain(send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]]) -> None:
-    """Body of :meth:`_SideProcess.start_chain`: (True, result) or (False, the exception)
-    of each task in turn."""
+def _side_chain(send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any) -> None:
+    """Body of :meth:`_SideProcess.start_chain`: (index, True, result) or (index, False,
+    the exception) of each task not yet claimed by the report's process, in turn."""
     import importlib
 
-    for module, func, args in tasks:
+    for index, (module, func, args) in enumerate(tasks):
+        with claimed.get_lock():
+            if claimed[index]:
+                continue
+            claimed[index] = 1
         try:
-            out = (True, getattr(importlib.import_module(module), func)(*args))
+            out = (index, True, getattr(importlib.import_module(module), func)(*args))
         except BaseException as exc:  # re-raised in the report's process
-            out = (False, exc)
+            out = (index, False, exc)
         send.send(out)
     send.close()
 
@@ -571,12 +588,15 @@ def _run_report_locked(
             stage: not run.stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
             for stage in ("fig2", "figures", "results")
         }
-        fig2_curves_of, beam_of, plane_of, decay_of = side.start_chain(
+        # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
+        # this process's work after the fits). The order: when the figures stage asks for
+        # Figs. 3 and 5 and the side process has not started them, they are drawn here
+        # while it finishes the decay option, which the results stage asks for last
+        fig2_curves_of, decay_of, beam_figures_of = side.start_chain(
             [
                 ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
-                ("bkg.sim.figures", "beam_histograms", (cfg,), fresh["figures"]),
-                ("bkg.sim.figures", "hermeticity_plane", (samples_dir, cfg), fresh["figures"]),
                 ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
+                ("bkg.sim.figures", "render_beam_figures", (cfg, samples_dir), fresh["figures"]),
             ]
         )
         table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
@@ -596,8 +616,7 @@ def _run_report_locked(
                 fits_dir=fits_dir,
                 out_dir=tmp / "figures",
                 fig2=fig2,
-                beam=beam_of(),
-                plane=plane_of(),
+                beam_figures=beam_figures_of(),
             ),
         )
         limits_json = json.loads((tmp / "limits.json").read_text())
@@ -853,18 +872,23 @@ def _figures(
     fits_dir: Path,
     out_dir: Path,
     fig2: Fig2Curves,
-    beam: BeamHistograms | None = None,
-    plane: HermeticityPlane | None = None,
+    beam_figures: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
-    """Sample figures (Figs. 2, 3, 5: their data first, then the drawing) and a copy of
-    each fit's diagnostic figure (``beam``, ``plane``: Fig. 3's and Fig. 5's data if
-    computed already)."""
+    """Sample figures (Fig. 2 from its curves; Figs. 3 and 5 as ``beam_figures`` gives
+    their files, :func:`bkg.sim.figures.render_beam_figures`, or drawn here) and a copy
+    of each fit's diagnostic figure."""
+    from bkg.atomic import atomic_path
     from bkg.sim import figures as simfig
 
-    data = simfig.sample_figure_data(
-        cfg, samples_dir=samples_dir, fig2=fig2, beam=beam, plane=plane
-    )
-    written = list(simfig.plot_all(cfg, data, out_dir=out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if beam_figures is None:
+        beam_figures = simfig.render_beam_figures(cfg, samples_dir)
+    written = []
+    for file_name, data in sorted(beam_figures.items()):
+        with atomic_path(out_dir / file_name) as tmp:
+            Path(tmp).write_bytes(data)
+        written.append(out_dir / file_name)
+    written += simfig.fig2_trigger_efficiency(cfg, out_dir, curves=fig2)
     from bkg.plotting import wants_pdf
 
     pdfs = [p for p in sorted(fits_dir.glob("*.pdf")) if wants_pdf(f"fit_{p.stem}")]

@@ -13,7 +13,8 @@ from bkg.config import Config
 __all__ = [
     "BeamHistograms", "Fig2Curves", "HermeticityPlane", "SampleFigureData", "beam_histograms",
     "fig2_curves", "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane",
-    "hermeticity_plane", "plot_all", "sample_figure_data", "trigger_efficiency_curve",
+    "hermeticity_plane", "plot_all", "render_beam_figures", "sample_figure_data",
+    "trigger_efficiency_curve",
 ]  # fmt: skip
 
 
@@ -274,6 +275,20 @@ def sample_figure_data(
         beam=beam if beam is not None else beam_histograms(cfg),
         plane=plane if plane is not None else hermeticity_plane(samples_dir, cfg),
     )
+
+
+def render_beam_figures(cfg: Config, samples_dir: Path) -> dict[str, bytes]:
+    """Figs. 3 and 5 from scratch (their data, then the drawing), as the bytes of their
+    files by name (``fig3_beam.png``, ...): what a side process of the report computes
+    and sends back, the report's process writing the files (its stage cache attributes
+    to each stage the files that appear while it runs)."""
+    import tempfile
+
+    beam = beam_histograms(cfg)
+    plane = hermeticity_plane(samples_dir, cfg)
+    with tempfile.TemporaryDirectory(prefix="bkg-figures-") as tmp:
+        paths = fig3_beam(beam, Path(tmp)) + fig5_hermeticity_plane(plane, cfg, Path(tmp))
+        return {p.name: p.read_bytes() for p in paths}
 
 
 def plot_all(cfg: Config, data: SampleFigureData, *, out_dir: Path) -> list[Path]:

@@ -109,32 +109,45 @@ def test_side_process_returns_the_result_or_raises_the_error():
 
 
 def test_side_chain_runs_its_tasks_in_one_process_in_turn():
-    # Figs. 2, 3, 5 and the decay option run one after the other in ONE side process: each
-    # result comes back whole and in place (taken in any order), an error is raised here
-    # as it was there without losing the tasks after it, a task not wanted runs here
+    # Figs. 2, 3, 5 and the decay option run one after the other in ONE side process; a
+    # task it has not started when asked for is computed here instead (and skipped
+    # there). Results come back whole, errors are raised here as they were raised there,
+    # a task not wanted runs here.
+    import time
+
     import numpy as np
 
     from bkg.report.pipeline import _SideProcess
 
     m = np.arange(16.0).reshape(4, 4) + 10 * np.eye(4)
     tasks = [
-        ("numpy.linalg", "inv", (m,), True),
-        ("numpy.linalg", "inv", (np.zeros((2, 3)),), True),
-        ("numpy.linalg", "det", (m,), False),
         ("os", "getpid", (), True),
+        ("time", "sleep", (3.0,), True),
+        ("os", "getpid", (), True),
+        ("numpy.linalg", "inv", (np.zeros((2, 3)),), True),
+        ("numpy.linalg", "inv", (m,), True),
+        ("numpy.linalg", "det", (m,), False),
     ]
     with _SideProcess(True) as side:
-        inv, bad, det, pid = side.start_chain(tasks)
+        first, slow, third, bad, inv, det = side.start_chain(tasks)
         assert len(side.procs) == 1
-        assert pid() == side.procs[0].pid  # the last first: the others are kept
-        np.testing.assert_array_equal(inv(), np.linalg.inv(m))
+        claimed = side.claimed[0]
+        deadline = time.monotonic() + 120
+        while not claimed[0] and time.monotonic() < deadline:  # the side process took it
+            time.sleep(0.05)
+        assert first() == side.procs[0].pid
+        while not claimed[1] and time.monotonic() < deadline:  # ... and is sleeping in it
+            time.sleep(0.05)
+        assert third() == os.getpid()  # not started there: taken back, computed here
+        assert slow() is None
         with pytest.raises(np.linalg.LinAlgError):
             bad()
+        np.testing.assert_array_equal(inv(), np.linalg.inv(m))
         assert det() == np.linalg.det(m)
     with _SideProcess(False) as side:  # disabled: every task called here
         calls = side.start_chain(tasks)
         assert side.procs == []
-        assert calls[3]() == os.getpid()
+        assert calls[0]() == os.getpid()
 
 
 def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
