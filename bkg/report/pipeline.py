@@ -579,25 +579,8 @@ def _run_report_locked(
     side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
     with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
         run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-        # Fig. 2's curves simulate the signal on their own (~10 s of CPU), Figs. 3 and 5 and
-        # the results' decay-length option simulate or read the samples (~10 s): one side
-        # process does them in turn (on the second core while the stages before them
-        # run), each when its stage is not reused; seeded from the config, the same
-        # numbers in any process
-        fresh = {
-            stage: not run.stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
-            for stage in ("fig2", "figures", "results")
-        }
-        # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
-        # this process's work after the fits). The order: when the figures stage asks for
-        # Figs. 3 and 5 and the side process has not started them, they are drawn here
-        # while it finishes the decay option, which the results stage asks for last
-        fig2_curves_of, decay_of, beam_figures_of = side.start_chain(
-            [
-                ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
-                ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
-                ("bkg.sim.figures", "render_beam_figures", (cfg, samples_dir), fresh["figures"]),
-            ]
+        fig2_curves_of, decay_of, beam_figures_of = _start_side_work(
+            run, run.stage_cache, side, samples_dir
         )
         table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
         eff_record = run.step(
@@ -645,6 +628,34 @@ def _run_report_locked(
         )  # fmt: skip
     return ReportResult(
         folder=Path(out_root) / name, stages=run.stages, claims=claims, table1=table1
+    )
+
+
+def _start_side_work(
+    run: _StageRunner, stage_cache: cache.StageCache, side: _SideProcess, samples_dir: Path
+) -> list[Callable[[], Any]]:
+    """Fig. 2's curves, the decay-length option and Figs. 3 and 5 in the side process:
+    a callable for each result."""
+    cfg = run.cfg
+    # Fig. 2's curves simulate the signal on their own (~10 s of CPU), Figs. 3 and 5 and
+    # the results' decay-length option simulate or read the samples (~10 s): one side
+    # process does them in turn (on the second core while the stages before them
+    # run), each when its stage is not reused; seeded from the config, the same
+    # numbers in any process
+    fresh = {
+        stage: not stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
+        for stage in ("fig2", "figures", "results")
+    }
+    # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
+    # this process's work after the fits). The order: when the figures stage asks for
+    # Figs. 3 and 5 and the side process has not started them, they are drawn here
+    # while it finishes the decay option, which the results stage asks for last
+    return side.start_chain(
+        [
+            ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
+            ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
+            ("bkg.sim.figures", "render_beam_figures", (cfg, samples_dir), fresh["figures"]),
+        ]
     )
 
 

@@ -170,14 +170,14 @@ def asymptotic_cls(spec: dict[str, Any], *, observed: float | None = None) -> An
     """
     from scipy.special import ndtr
 
-    from bkg.stats.toys import _nu, fit, one_bin_model, qmu_tilde
+    from bkg.stats.toys import expected_events, fit, one_bin_model, qmu_tilde
 
     m = one_bin_model(spec)
     n_data = np.array([m.b.sum() + m.b_const if observed is None else float(observed)])
     aux_data = np.zeros((1, m.n_pars - 1))
     aux_data[0, -1] = 1.0
     p0, _ = fit(m, n_data, aux_data, mu_fixed=0.0)
-    n_asimov = _nu(m, p0, 1.0)
+    n_asimov = expected_events(m, p0)
     aux_asimov = p0[:, 1:].copy()
     if m.gamma_sigma <= 0:  # no staterror: its auxiliary datum stays 1
         aux_asimov[:, -1] = 1.0
