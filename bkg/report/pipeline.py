@@ -397,14 +397,11 @@ class _SideProcess:
         Returns:
             One callable per task giving its result (or raising its error).
         """
-        import importlib
-
-        def here(module: str, func: str, args: tuple[Any, ...]) -> Callable[[], Any]:
-            return lambda: getattr(importlib.import_module(module), func)(*args)
+        import functools
 
         chained = [t[:3] for t in tasks if self.enabled and t[3]]
         if not chained:
-            return [here(*t[:3]) for t in tasks]
+            return [_here(*t[:3]) for t in tasks]
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
@@ -415,36 +412,78 @@ class _SideProcess:
         send.close()
         self.procs.append(proc)
         self.claimed.append(claimed)
-        received: dict[int, tuple[bool, Any]] = {}
-
-        def result(index: int, task: tuple[str, str, tuple[Any, ...]]) -> Callable[[], Any]:
-            def get() -> Any:
-                with claimed.get_lock():
-                    mine = not claimed[index]
-                    claimed[index] = 1
-                if mine:
-                    return here(*task)()
-                try:
-                    while index not in received:
-                        k, ok, value = receive.recv()
-                        received[k] = (ok, value)
-                except EOFError:  # the process died without an answer (killed): do it here
-                    return here(*task)()
-                ok, value = received.pop(index)
-                if not ok:
-                    raise value
-                return value
-
-            return get
-
-        out, k = [], 0
+        chain = _Chain(receive, claimed, chained)
+        out: list[Callable[[], Any]] = []
+        k = 0
         for t in tasks:
             if self.enabled and t[3]:  # in the chain, in this order
-                out.append(result(k, t[:3]))
+                out.append(functools.partial(chain.get, k))
                 k += 1
             else:
-                out.append(here(*t[:3]))
+                out.append(_here(*t[:3]))
         return out
+
+
+def _here(module: str, func: str, args: tuple[Any, ...]) -> Callable[[], Any]:
+    """A call of ``module.func(*args)`` in this process."""
+    import importlib
+
+    return lambda: getattr(importlib.import_module(module), func)(*args)
+
+
+class _Chain:
+    """The report's side of :meth:`_SideProcess.start_chain`: results as they arrive,
+    tasks the side process has not claimed done here."""
+
+    def __init__(
+        self, receive: Any, claimed: Any, tasks: list[tuple[str, str, tuple[Any, ...]]]
+    ) -> None:
+        self.receive, self.claimed, self.tasks = receive, claimed, tasks
+        self.received: dict[int, tuple[bool, Any]] = {}
+        self.done_here: dict[int, tuple[bool, Any]] = {}
+
+    def claim(self, index: int) -> bool:
+        """Take task ``index`` unless the side process has (True: it is this process's)."""
+        with self.claimed.get_lock():
+            mine = not self.claimed[index]
+            self.claimed[index] = 1
+        return bool(mine)
+
+    def get(self, index: int) -> Any:
+        """Task ``index``'s result (or raise its error)."""
+        if index in self.done_here:
+            return _outcome(self.done_here.pop(index))
+        if self.claim(index):
+            return _here(*self.tasks[index])()
+        try:
+            while index not in self.received:
+                if not self.receive.poll() and self.help_out():
+                    continue  # did a queued task while the side process works
+                k, ok, value = self.receive.recv()
+                self.received[k] = (ok, value)
+        except EOFError:  # the process died without an answer (killed): do it here
+            return _here(*self.tasks[index])()
+        return _outcome(self.received.pop(index))
+
+    def help_out(self) -> bool:
+        """While waiting: take the last queued task (the side process takes them from the
+        front) and do it here. False when none is left."""
+        for j in reversed(range(len(self.tasks))):
+            if self.claim(j):
+                try:
+                    self.done_here[j] = (True, _here(*self.tasks[j])())
+                except Exception as exc:  # raised when its result is asked for
+                    self.done_here[j] = (False, exc)
+                return True
+        return False
+
+
+def _outcome(result: tuple[bool, Any]) -> Any:
+    """The value of a (ok, value) result, or raise its exception."""
+    ok, value = result
+    if not ok:
+        raise value
+    return value
 
 
 def _side_chain(send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any) -> None:
@@ -647,16 +686,17 @@ def _start_side_work(
         for stage in ("fig2", "figures", "results")
     }
     # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
-    # this process's work after the fits). The order: when the figures stage asks for
-    # Figs. 3 and 5 and the side process has not started them, they are drawn here
-    # while it finishes the decay option, which the results stage asks for last
-    return side.start_chain(
+    # this process's work after the fits). While the report's process waits for one of
+    # them it does the last queued ones itself (start_chain)
+    fig2, fig3, fig5, decay = side.start_chain(
         [
             ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
+            ("bkg.sim.figures", "render_fig3", (cfg,), fresh["figures"]),
+            ("bkg.sim.figures", "render_fig5", (samples_dir, cfg), fresh["figures"]),
             ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
-            ("bkg.sim.figures", "render_beam_figures", (cfg, samples_dir), fresh["figures"]),
         ]
     )
+    return [fig2, decay, lambda: {**fig3(), **fig5()}]
 
 
 @dataclass

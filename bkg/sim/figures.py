@@ -13,7 +13,8 @@ from bkg.config import Config
 __all__ = [
     "BeamHistograms", "Fig2Curves", "HermeticityPlane", "SampleFigureData", "beam_histograms",
     "fig2_curves", "fig2_trigger_efficiency", "fig3_beam", "fig5_hermeticity_plane",
-    "hermeticity_plane", "plot_all", "render_beam_figures", "sample_figure_data",
+    "hermeticity_plane", "plot_all", "render_beam_figures", "render_fig3", "render_fig5",
+    "sample_figure_data",
     "trigger_efficiency_curve",
 ]  # fmt: skip
 
@@ -277,18 +278,31 @@ def sample_figure_data(
     )
 
 
-def render_beam_figures(cfg: Config, samples_dir: Path) -> dict[str, bytes]:
-    """Figs. 3 and 5 from scratch (their data, then the drawing), as the bytes of their
-    files by name (``fig3_beam.png``, ...): what a side process of the report computes
-    and sends back, the report's process writing the files (its stage cache attributes
-    to each stage the files that appear while it runs)."""
+def render_fig3(cfg: Config) -> dict[str, bytes]:
+    """Fig. 3 from scratch (its data, then the drawing), as the bytes of its files by
+    name (``fig3_beam.png``, ...): what a side process of the report computes and sends
+    back, the report's process writing the files (its stage cache attributes to each
+    stage the files that appear while it runs)."""
+    return _rendered(lambda out: fig3_beam(beam_histograms(cfg), out))
+
+
+def render_fig5(samples_dir: Path, cfg: Config) -> dict[str, bytes]:
+    """Fig. 5 from scratch as the bytes of its files by name (:func:`render_fig3`)."""
+    return _rendered(
+        lambda out: fig5_hermeticity_plane(hermeticity_plane(samples_dir, cfg), cfg, out)
+    )
+
+
+def _rendered(draw: Any) -> dict[str, bytes]:
     import tempfile
 
-    beam = beam_histograms(cfg)
-    plane = hermeticity_plane(samples_dir, cfg)
     with tempfile.TemporaryDirectory(prefix="bkg-figures-") as tmp:
-        paths = fig3_beam(beam, Path(tmp)) + fig5_hermeticity_plane(plane, cfg, Path(tmp))
-        return {p.name: p.read_bytes() for p in paths}
+        return {p.name: p.read_bytes() for p in draw(Path(tmp))}
+
+
+def render_beam_figures(cfg: Config, samples_dir: Path) -> dict[str, bytes]:
+    """Figs. 3 and 5 (:func:`render_fig3`, :func:`render_fig5`)."""
+    return {**render_fig3(cfg), **render_fig5(samples_dir, cfg)}
 
 
 def plot_all(cfg: Config, data: SampleFigureData, *, out_dir: Path) -> list[Path]:
