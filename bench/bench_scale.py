@@ -75,8 +75,9 @@ def _load() -> str:
 
 def report_times(base: Path, repeat: int) -> list[tuple[str, str]]:
     """`bkg report` on the default in a fresh folder (samples, fits and every stage),
-    then again with nothing changed (every stage reused), ``repeat`` times each."""
-    fresh, cached = [], []
+    then again with nothing changed (every stage reused), then with the report folder
+    removed (the stages after the fits), ``repeat`` times each."""
+    fresh, cached, after_fits = [], [], []
     loads = [_load()]
     for i in range(max(repeat, 1)):
         where = base / f"report-{i}"
@@ -85,6 +86,10 @@ def report_times(base: Path, repeat: int) -> list[tuple[str, str]]:
         loads.append(_load())
         cached.append(_child(["report"], where)[0])
         loads.append(_load())
+        # the stages after the fits alone: the report folder removed, samples and fits kept
+        shutil.rmtree(where / "reports")
+        after_fits.append(_child(["report"], where)[0])
+        loads.append(_load())
 
     def stats(xs: list[float]) -> str:
         return f"min {min(xs):.1f} s, median {statistics.median(xs):.1f} s ({len(xs)} runs)"
@@ -92,6 +97,7 @@ def report_times(base: Path, repeat: int) -> list[tuple[str, str]]:
     return [
         (f"bkg report on the default, fresh folder ({os.cpu_count()} cores)", stats(fresh)),
         ("bkg report again, nothing changed (every stage reused)", stats(cached)),
+        ("bkg report, samples and fits reused, report stages run", stats(after_fits)),
         ("load average 1/5/15 min, before and after each run", ", ".join(loads)),
     ]
 

@@ -57,12 +57,13 @@ def config_slice(
     return out
 
 
-def code_digest(*modules: str) -> str:
+def code_digest(*modules: str, exclude: tuple[str, ...] = ()) -> str:
     """sha256 of the source files of the given ``bkg`` subpackages/modules.
 
     Part of a stage's key, so that a changed simulation or fit code never reuses
     outputs made by the old code (the package version alone does not change
-    between commits).
+    between commits). ``exclude``: files (paths under ``bkg/``, e.g. "sim/figures.py")
+    the stage does not run.
     """
     root = Path(__file__).resolve().parent  # the bkg package
     digest = hashlib.sha256()
@@ -70,6 +71,8 @@ def code_digest(*modules: str) -> str:
         path = root / name
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
         for f in files:
+            if f.relative_to(root).as_posix() in exclude:
+                continue
             digest.update(str(f.relative_to(root)).encode())
             digest.update(f.read_bytes())
     return digest.hexdigest()

@@ -109,6 +109,25 @@ FITS_OPTION = click.option(
 )
 
 
+def _set_pdf(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--pdf``: which figures are written as PDF besides the PNG (:mod:`bkg.plotting`)."""
+    if value is not None:
+        from bkg.plotting import set_pdf_mode
+
+        set_pdf_mode(value)
+    return value
+
+
+PDF_OPTION = click.option(
+    "--pdf",
+    type=click.Choice(["paper", "all", "none"]),
+    default=None,
+    expose_value=False,
+    callback=_set_pdf,
+    help="Figures also written as PDF: paper (default: the paper's Figs. 2-6), all, none.",
+)
+
+
 def _out_dir_option(help_text: str, default: Path | None = None) -> Any:
     """The ``--out`` folder option of a stage that writes into one folder."""
     return click.option(
@@ -225,6 +244,7 @@ def _overlays(files: tuple[Path, ...]) -> list[Any]:
 @REPORTS_OPTION
 @SAMPLES_OPTION
 @OVERLAY_OPTION
+@PDF_OPTION
 def sensitivity_cmd(
     config_path: Path | None,
     name: str | None,
@@ -359,6 +379,7 @@ def samples_check(files: tuple[Path, ...], sample: str | None) -> None:
 @_out_dir_option("Where fits/<source>.json and the fit figures go.", Path("fits"))
 @click.option("--only", multiple=True, help="Only this source (repeatable).")
 @click.option("--unbinned", is_flag=True, help="Unbinned fits instead of the default binned ones.")
+@PDF_OPTION
 def fit_cmd(
     config_path: Path | None,
     samples_dir: Path | None,
@@ -549,6 +570,7 @@ def workspace_cmd(
     "auto: toys below statistics.toys_below_background events).",
 )
 @OVERLAY_OPTION
+@PDF_OPTION
 def limits_cmd(
     config_path: Path | None, name: str | None, out_root: Path, samples_dir: Path | None,
     observed: int | None, preset: str | None, calculator: str | None,
@@ -606,6 +628,7 @@ def _limits_variant(*, preset: str | None, observed: int | None, calculator: str
 @FITS_OPTION
 @WORKERS_OPTION
 @SCHEDULER_OPTION
+@PDF_OPTION
 def report_cmd(
     config_path: Path | None, name: str | None, out_root: Path, samples_dir: Path | None,
     fits_dir: Path, workers: int | None, scheduler: str | None,

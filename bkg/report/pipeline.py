@@ -136,9 +136,14 @@ def run_samples_stage(
     return "ran", key
 
 
+#: drawing code of the report's figures (Figs. 2, 3, 5): not run by the samples or fits
+#: stages, so a change of a figure does not make them run again
+_FIGURE_CODE = ("sim/figures.py",)
+
+
 def samples_key(cfg: Config) -> str:
     """Cache key of the samples stage: its config slice and the simulation code."""
-    code = {"code": cache.code_digest("sim", "ntuple", "physics")}
+    code = {"code": cache.code_digest("sim", "ntuple", "physics", exclude=_FIGURE_CODE)}
     return cache.stage_key(
         "samples", cache.config_slice(cfg.to_dict(), drop=SAMPLES_INDEPENDENT), code
     )
@@ -203,9 +208,20 @@ def fits_key(cfg: Config, samples_dir: Path) -> str:
     simulates its direct estimates with them.
     """
     hashes = samples_hashes(samples_dir)
-    code = cache.code_digest("sources", "fit", "selection", "ntuple", "sim", "physics")
-    inputs = {**hashes, "code": code}
+    code = cache.code_digest(
+        "sources", "fit", "selection", "ntuple", "sim", "physics", exclude=_FIGURE_CODE
+    )
+    inputs = {**hashes, "code": code, **_pdf_input()}
     return cache.stage_key("fits", cache.config_slice(cfg.to_dict(), drop=FITS_INDEPENDENT), inputs)
+
+
+def _pdf_input() -> dict[str, str]:
+    """The ``--pdf`` mode as an input of the stages that draw figures (nothing for the
+    default, so the default's keys stay those of the figures it always wrote)."""
+    from bkg.plotting import pdf_mode
+
+    mode = pdf_mode()
+    return {} if mode == "paper" else {"pdf": mode}
 
 
 def samples_hashes(samples_dir: Path) -> dict[str, str]:
@@ -325,6 +341,7 @@ class _SideProcess:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.procs: list[Any] = []
+        self.claimed: list[Any] = []  # per chain: which tasks either process has taken
 
     def __enter__(self) -> _SideProcess:
         return self
@@ -364,6 +381,127 @@ class _SideProcess:
             return value
 
         return result
+
+    def start_chain(
+        self, tasks: Sequence[tuple[str, str, tuple[Any, ...], bool]]
+    ) -> list[Callable[[], Any]]:
+        """Functions ``(module, func, args, when)`` called one after the other in ONE side
+        process (what they build once, e.g. the ECAL's tables, is then built once), each
+        result sent back as soon as it is computed; a task whose ``when`` is False, or all
+        of them when disabled, is a call here instead.
+
+        A task the side process has not started when its result is asked for is taken
+        back and computed here (the side process then skips it): neither process waits
+        while work it could do is queued.
+
+        Returns:
+            One callable per task giving its result (or raising its error).
+        """
+        import functools
+
+        chained = [t[:3] for t in tasks if self.enabled and t[3]]
+        if not chained:
+            return [_here(*t[:3]) for t in tasks]
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        claimed = ctx.Array("b", len(chained))  # 1: taken by one of the two processes
+        proc = ctx.Process(target=_side_chain, args=(send, chained, claimed), daemon=True)
+        proc.start()
+        send.close()
+        self.procs.append(proc)
+        self.claimed.append(claimed)
+        chain = _Chain(receive, claimed, chained)
+        out: list[Callable[[], Any]] = []
+        k = 0
+        for t in tasks:
+            if self.enabled and t[3]:  # in the chain, in this order
+                out.append(functools.partial(chain.get, k))
+                k += 1
+            else:
+                out.append(_here(*t[:3]))
+        return out
+
+
+def _here(module: str, func: str, args: tuple[Any, ...]) -> Callable[[], Any]:
+    """A call of ``module.func(*args)`` in this process."""
+    import importlib
+
+    return lambda: getattr(importlib.import_module(module), func)(*args)
+
+
+class _Chain:
+    """The report's side of :meth:`_SideProcess.start_chain`: results as they arrive,
+    tasks the side process has not claimed done here."""
+
+    def __init__(
+        self, receive: Any, claimed: Any, tasks: list[tuple[str, str, tuple[Any, ...]]]
+    ) -> None:
+        self.receive, self.claimed, self.tasks = receive, claimed, tasks
+        self.received: dict[int, tuple[bool, Any]] = {}
+        self.done_here: dict[int, tuple[bool, Any]] = {}
+
+    def claim(self, index: int) -> bool:
+        """Take task ``index`` unless the side process has (True: it is this process's)."""
+        with self.claimed.get_lock():
+            mine = not self.claimed[index]
+            self.claimed[index] = 1
+        return bool(mine)
+
+    def get(self, index: int) -> Any:
+        """Task ``index``'s result (or raise its error)."""
+        if index in self.done_here:
+            return _outcome(self.done_here.pop(index))
+        if self.claim(index):
+            return _here(*self.tasks[index])()
+        try:
+            while index not in self.received:
+                if not self.receive.poll() and self.help_out():
+                    continue  # did a queued task while the side process works
+                k, ok, value = self.receive.recv()
+                self.received[k] = (ok, value)
+        except EOFError:  # the process died without an answer (killed): do it here
+            return _here(*self.tasks[index])()
+        return _outcome(self.received.pop(index))
+
+    def help_out(self) -> bool:
+        """While waiting: take the last queued task (the side process takes them from the
+        front) and do it here. False when none is left."""
+        for j in reversed(range(len(self.tasks))):
+            if self.claim(j):
+                try:
+                    self.done_here[j] = (True, _here(*self.tasks[j])())
+                except Exception as exc:  # raised when its result is asked for
+                    self.done_here[j] = (False, exc)
+                return True
+        return False
+
+
+def _outcome(result: tuple[bool, Any]) -> Any:
+    """The value of a (ok, value) result, or raise its exception."""
+    ok, value = result
+    if not ok:
+        raise value
+    return value
+
+
+def _side_chain(send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any) -> None:
+    """Body of :meth:`_SideProcess.start_chain`: (index, True, result) or (index, False,
+    the exception) of each task not yet claimed by the report's process, in turn."""
+    import importlib
+
+    for index, (module, func, args) in enumerate(tasks):
+        with claimed.get_lock():
+            if claimed[index]:
+                continue
+            claimed[index] = 1
+        try:
+            out = (index, True, getattr(importlib.import_module(module), func)(*args))
+        except BaseException as exc:  # re-raised in the report's process
+            out = (index, False, exc)
+        send.send(out)
+    send.close()
 
 
 def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None:
@@ -480,12 +618,9 @@ def _run_report_locked(
     side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
     with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
         run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-        # Fig. 2's curves simulate the signal on their own (~10 s of CPU): on a second core
-        # while the stages before them run, when they are not reused
-        fig2_curves_of = side.start(
-            "bkg.sim.figures", "fig2_curves", cfg,
-            when=not run.stage_cache.reusable("fig2", report_stage_key("fig2", cfg, run.keys)),
-        )  # fmt: skip
+        fig2_curves_of, decay_of, beam_figures_of = _start_side_work(
+            run, run.stage_cache, side, samples_dir
+        )
         table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
         eff_record = run.step(
             "efficiency", lambda: _efficiency_stage(cfg, samples_dir=samples_dir, tmp=tmp)
@@ -498,7 +633,12 @@ def _run_report_locked(
         run.step(
             "figures",
             lambda: _figures(
-                cfg, samples_dir=samples_dir, fits_dir=fits_dir, out_dir=tmp / "figures", fig2=fig2
+                cfg,
+                samples_dir=samples_dir,
+                fits_dir=fits_dir,
+                out_dir=tmp / "figures",
+                fig2=fig2,
+                beam_figures=beam_figures_of(),
             ),
         )
         limits_json = json.loads((tmp / "limits.json").read_text())
@@ -513,6 +653,7 @@ def _run_report_locked(
             lambda: _results_stage(
                 cfg, samples_dir=samples_dir, fits_dir=fits_dir, tmp=tmp, table1=table1,
                 sens=sens, limits=limits, eff_record=eff_record, fig2=fig2,
+                decay_option=decay_of(),
             ),
         )  # fmt: skip
         claims = _write_claims(cfg, tmp, results)
@@ -527,6 +668,35 @@ def _run_report_locked(
     return ReportResult(
         folder=Path(out_root) / name, stages=run.stages, claims=claims, table1=table1
     )
+
+
+def _start_side_work(
+    run: _StageRunner, stage_cache: cache.StageCache, side: _SideProcess, samples_dir: Path
+) -> list[Callable[[], Any]]:
+    """Fig. 2's curves, the decay-length option and Figs. 3 and 5 in the side process:
+    a callable for each result."""
+    cfg = run.cfg
+    # Fig. 2's curves simulate the signal on their own (~10 s of CPU), Figs. 3 and 5 and
+    # the results' decay-length option simulate or read the samples (~10 s): one side
+    # process does them in turn (on the second core while the stages before them
+    # run), each when its stage is not reused; seeded from the config, the same
+    # numbers in any process
+    fresh = {
+        stage: not stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
+        for stage in ("fig2", "figures", "results")
+    }
+    # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
+    # this process's work after the fits). While the report's process waits for one of
+    # them it does the last queued ones itself (start_chain)
+    fig2, fig3, fig5, decay = side.start_chain(
+        [
+            ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
+            ("bkg.sim.figures", "render_fig3", (cfg,), fresh["figures"]),
+            ("bkg.sim.figures", "render_fig5", (samples_dir, cfg), fresh["figures"]),
+            ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
+        ]
+    )
+    return [fig2, decay, lambda: {**fig3(), **fig5()}]
 
 
 @dataclass
@@ -591,6 +761,7 @@ def _input_stages(
             **{f"samples/{k}": v for k, v in samples_hashes(samples_dir).items()},
             **{f"fits/{k}": v for k, v in cache.recorded_outputs(fits_dir).items()},
             "code": cache.code_digest("."),
+            **_pdf_input(),
         },
     )
 
@@ -658,6 +829,7 @@ def _results_stage(
     limits: Any,
     eff_record: dict[str, Any],
     fig2: Any,
+    decay_option: float | None = None,
 ) -> dict[str, Any]:
     """Every computed number the claims are judged on (results.json)."""
     from bkg.report.results import collect_results
@@ -671,6 +843,7 @@ def _results_stage(
         limits=limits,
         efficiency=eff_record,
         fig2=fig2,
+        decay_option=decay_option,
     )
     write_json(tmp / "results.json", out)
     return out
@@ -750,14 +923,27 @@ def _figures(
     fits_dir: Path,
     out_dir: Path,
     fig2: Fig2Curves,
+    beam_figures: Mapping[str, bytes] | None = None,
 ) -> list[Path]:
-    """Sample figures (Figs. 2, 3, 5: their data first, then the drawing) and a copy of
-    each fit's diagnostic figure."""
+    """Sample figures (Fig. 2 from its curves; Figs. 3 and 5 as ``beam_figures`` gives
+    their files, :func:`bkg.sim.figures.render_beam_figures`, or drawn here) and a copy
+    of each fit's diagnostic figure."""
+    from bkg.atomic import atomic_path
     from bkg.sim import figures as simfig
 
-    data = simfig.sample_figure_data(cfg, samples_dir=samples_dir, fig2=fig2)
-    written = list(simfig.plot_all(cfg, data, out_dir=out_dir))
-    for src in sorted(fits_dir.glob("*.png")) + sorted(fits_dir.glob("*.pdf")):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if beam_figures is None:
+        beam_figures = simfig.render_beam_figures(cfg, samples_dir)
+    written = []
+    for file_name, data in sorted(beam_figures.items()):
+        with atomic_path(out_dir / file_name) as tmp:
+            Path(tmp).write_bytes(data)
+        written.append(out_dir / file_name)
+    written += simfig.fig2_trigger_efficiency(cfg, out_dir, curves=fig2)
+    from bkg.plotting import wants_pdf
+
+    pdfs = [p for p in sorted(fits_dir.glob("*.pdf")) if wants_pdf(f"fit_{p.stem}")]
+    for src in sorted(fits_dir.glob("*.png")) + pdfs:
         dst = out_dir / f"fit_{src.name}"
         shutil.copyfile(src, dst)
         written.append(dst)

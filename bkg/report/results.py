@@ -184,10 +184,13 @@ def _fig2_record(fig2: Fig2Curves) -> dict[str, Any]:
     }
 
 
-def _hadron_options(cfg: Config, sources: dict[str, Any]) -> dict[str, Any]:
-    """The 4 m decay-length option against the default level of the fits (reduction factor)."""
+def _hadron_options(
+    cfg: Config, sources: dict[str, Any], short: float | None = None
+) -> dict[str, Any]:
+    """The 4 m decay-length option against the default level of the fits (reduction factor);
+    ``short``: :func:`decay_length_option` of ``cfg`` when the caller computed it already."""
     level = (sources.get("hadron_decay") or {}).get("level_per_mot")
-    short = decay_length_option(cfg)
+    short = decay_length_option(cfg) if short is None else short
     return {
         "decay_length_m": SPECTROMETER_DECAY_LENGTH_M,
         "level_per_mot": short,
@@ -228,10 +231,13 @@ def collect_results(
     limits: Any,
     efficiency: dict[str, Any],
     fig2: Fig2Curves,
+    decay_option: float | None = None,
 ) -> dict[str, Any]:
     """One nested dict of every number a reviewer may check (JSON-ready).
 
-    ``fig2`` is :func:`bkg.sim.figures.fig2_curves` of the run (the curves of the figure).
+    ``fig2`` is :func:`bkg.sim.figures.fig2_curves` of the run (the curves of the figure);
+    ``decay_option`` is :func:`decay_length_option` of ``cfg`` if already computed (in a
+    side process of the report), else it is computed here.
     """
     # the paper's 15-35% is its Fig. 2, the trigger efficiency of all signal events
     eff = np.asarray(efficiency["trigger_efficiency"], dtype=float)
@@ -267,7 +273,7 @@ def collect_results(
             "fig2": _fig2_record(fig2),
         },
         "sources": sources,
-        "hadron_options": _hadron_options(cfg, sources),
+        "hadron_options": _hadron_options(cfg, sources, decay_option),
         "table": {
             "total_per_mot": table1["total"]["level_per_mot"],
             "background_free_n_mot_1": table1.get("background_free_n_mot", {}).get("1"),

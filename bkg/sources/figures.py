@@ -214,7 +214,8 @@ def _density_band(
 
 
 def save_figure(fig: Any, out_dir: Path, name: str) -> None:
-    """Write <name>.png and <name>.pdf atomically (no timestamps) and close the figure."""
+    """Write <name>.png (and <name>.pdf with ``--pdf all``: a diagnostic, not a figure of
+    the paper, :mod:`bkg.plotting`) atomically (no timestamps) and close the figure."""
     from bkg import plotting as style
 
     style.save_figure(fig, out_dir, name)

@@ -16,7 +16,15 @@ from numpy.typing import ArrayLike
 from bkg.errors import LimitError, one_line
 from bkg.stats.model import Table1, model_spec, numpy_backend
 
-__all__ = ["PRESETS", "EventLimit", "event_limit", "event_limit_asymptotic", "event_limit_toys"]
+__all__ = [
+    "PRESETS",
+    "EventLimit",
+    "asymptotic_cls",
+    "event_limit",
+    "event_limit_asymptotic",
+    "event_limit_asymptotic_fast",
+    "event_limit_toys",
+]
 
 #: Named observed results: N_MOT and observed events.
 PRESETS: dict[str, dict[str, float]] = {
@@ -147,6 +155,83 @@ def event_limit_asymptotic(
     )
 
 
+def asymptotic_cls(spec: dict[str, Any], *, observed: float | None = None) -> Any:
+    """CLs(mu) of pyhf's asymptotic calculator (``qtilde``) with the vectorised fits of
+    :mod:`bkg.stats.toys` instead of pyhf's scipy fits: ``cls(mu)`` -> (observed CLs,
+    the expected CLs at -2..+2 sigma).
+
+    The formulae are pyhf's (AsymptoticCalculator, Cowan et al. EPJC 71, 1554): the
+    Asimov data are the expected data of the mu = 0 fit to the data (with their
+    auxiliary data at the fitted nuisance parameters); with s = sqrt(q~_mu,A), the band
+    member n sigma (n = 2..-2) has t = max(n, -s) and CLs = Phi(-(t + s)) / Phi(-t);
+    the observed one t = sqrt(q~_mu) - s if sqrt(q~_mu) <= s, else (q~_mu - s^2) / (2 s).
+    The test statistic agrees with pyhf's to 2e-6 (tests/stats/test_toys.py), so the
+    limits do to the root finder's tolerance, at ~1 ms per mu instead of ~0.1 s.
+    """
+    from scipy.special import ndtr
+
+    from bkg.stats.toys import expected_events, fit, one_bin_model, qmu_tilde
+
+    m = one_bin_model(spec)
+    n_data = np.array([m.b.sum() + m.b_const if observed is None else float(observed)])
+    aux_data = np.zeros((1, m.n_pars - 1))
+    aux_data[0, -1] = 1.0
+    p0, _ = fit(m, n_data, aux_data, mu_fixed=0.0)
+    n_asimov = expected_events(m, p0)
+    aux_asimov = p0[:, 1:].copy()
+    if m.gamma_sigma <= 0:  # no staterror: its auxiliary datum stays 1
+        aux_asimov[:, -1] = 1.0
+    free_a = fit(m, n_asimov, aux_asimov, mu_fixed=None)
+    free_d = fit(m, n_data, aux_data, mu_fixed=None) if observed is not None else None
+    n_sigma = np.array([2.0, 1.0, 0.0, -1.0, -2.0])  # pyhf's order: -2 sigma limit first
+    memo: dict[float, tuple[float, np.ndarray]] = {}
+
+    def cls(mu: float) -> tuple[float, np.ndarray]:
+        if mu in memo:
+            return memo[mu]
+        q_a = float(qmu_tilde(m, mu, n_asimov, aux_asimov, free=free_a)[0])
+        sa = np.sqrt(max(q_a, 0.0))
+        t = np.maximum(n_sigma, -sa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exp = np.nan_to_num(ndtr(-(t + sa)) / ndtr(-t), nan=1.0)
+        obs = float("nan")
+        if free_d is not None:
+            q = max(float(qmu_tilde(m, mu, n_data, aux_data, free=free_d)[0]), 0.0)
+            sq = np.sqrt(q)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t_obs = sq - sa if sq <= sa else (q - sa * sa) / (2.0 * sa)
+                obs = float(np.nan_to_num(ndtr(-(t_obs + sa)) / ndtr(-t_obs), nan=1.0))
+        memo[mu] = (obs, exp)
+        return memo[mu]
+
+    return cls
+
+
+def event_limit_asymptotic_fast(
+    spec: dict[str, Any],
+    *,
+    confidence_level: float,
+    observed: float | None = None,
+    bands: tuple[int, ...] = (0, 1, 2, 3, 4),
+) -> EventLimit:
+    """:func:`event_limit_asymptotic` with :func:`asymptotic_cls` (no pyhf fits): the same
+    limits (to the root finder's tolerance) ~100x faster, for the figures' many limits."""
+    alpha = 1.0 - confidence_level
+    cls = asymptotic_cls(spec, observed=observed)
+    hi = float(spec["measurements"][0]["config"]["parameters"][0]["bounds"][0][1])
+    lo = 1e-6
+    exp_lim = np.full(5, np.nan)
+    for k in bands:
+        exp_lim[k] = _solve(lambda mu, k=k: cls(mu)[1][k] - alpha, lo, hi, BANDS[k], (1e-8, 1e-6))
+    obs_lim = float("nan")
+    if observed is not None:
+        obs_lim = _solve(lambda mu: cls(mu)[0] - alpha, lo, hi, "observed", (1e-8, 1e-6))
+    return EventLimit(
+        expected=exp_lim, observed=obs_lim, calculator="asymptotic",
+        confidence_level=confidence_level,
+    )  # fmt: skip
+
+
 def _toy_root(
     f: Any, cache: dict[float, Any], value: Any, alpha: float, lo: float, hi: float, band: str
 ) -> float:
@@ -210,10 +295,13 @@ def event_limit_toys(
     seed: int | np.random.SeedSequence,
     observed: float | None = None,
     nuisance: str = "frequentist",
+    bands: tuple[int, ...] = (0, 1, 2, 3, 4),
 ) -> EventLimit:
     """Toy-based (vectorised) qmu-tilde CLs limit; the same seed at every mu.
 
     ``nuisance``: how the toys treat the nuisance parameters (:func:`bkg.stats.toys.toy_cls`).
+    ``bands``: the expected band members solved (indices into :data:`BANDS`; the others
+    are NaN): each root costs a few toy evaluations of its own.
     """
     from bkg.stats.toys import one_bin_model, toy_cls
 
@@ -252,7 +340,8 @@ def event_limit_toys(
 
     exp_lim = np.full(5, np.nan)
     for k in (2, 1, 3, 0, 4):  # the median first, then outwards
-        exp_lim[k] = solve(lambda r, k=k: r.cls_exp[k], BANDS[k])
+        if k in bands:
+            exp_lim[k] = solve(lambda r, k=k: r.cls_exp[k], BANDS[k])
     obs_lim = float("nan")
     if observed is not None:
         obs_lim = solve(lambda r: r.cls_obs, "observed")
@@ -278,12 +367,14 @@ def event_limit(
     observed: float | None = None,
     bands: tuple[int, ...] = (0, 1, 2, 3, 4),
     toy_nuisance: str = "frequentist",
+    asymptotic_fits: str = "pyhf",
 ) -> EventLimit:
     """The one-bin limit in signal events (solved once for every mass).
 
-    ``bands``: the expected band members the asymptotic calculator solves (the toys
-    give all five at the same cost). ``toy_nuisance``: "frequentist" (pyhf's toys) or
-    "hybrid" (Cousins-Highland), :func:`bkg.stats.toys.toy_cls`.
+    ``bands``: the expected band members solved (the others are NaN). ``toy_nuisance``: "frequentist" (pyhf's toys) or
+    "hybrid" (Cousins-Highland), :func:`bkg.stats.toys.toy_cls`. ``asymptotic_fits``:
+    "pyhf" (pyhf's hypotest) or "vectorised" (:func:`event_limit_asymptotic_fast`, the
+    same formulae on the toys' fits).
     """
     b = table1.total_per_mot() * n_mot
     spec = _spec_events(
@@ -303,11 +394,15 @@ def event_limit(
             seed=seed,
             observed=observed,
             nuisance=toy_nuisance,
+            bands=bands,
         )
     if calculator in ("asymptotics", "asymptotic"):
-        return event_limit_asymptotic(
-            spec, confidence_level=confidence_level, observed=observed, bands=bands
+        solve = (
+            event_limit_asymptotic_fast
+            if asymptotic_fits == "vectorised"
+            else event_limit_asymptotic
         )
+        return solve(spec, confidence_level=confidence_level, observed=observed, bands=bands)
     raise LimitError(f"statistics.calculator: unknown calculator {calculator!r}")
 
 

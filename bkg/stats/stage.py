@@ -147,8 +147,10 @@ def compute_limits(
     preset: str | None = None,
     calculator: str | None = None,
     confidence_level: float | None = None,
+    bands: tuple[int, ...] = (0, 1, 2, 3, 4),
 ) -> LimitResults:
-    """Limits versus mass for the one-bin model (no I/O)."""
+    """Limits versus mass for the one-bin model (no I/O); ``bands``: the expected band
+    members solved (:func:`bkg.stats.limits.event_limit`; the others are NaN)."""
     n_mot_v, obs = _resolve(cfg, n_mot, observed, preset)
     st = cfg.statistics
     if st.bins != 1:
@@ -166,6 +168,7 @@ def compute_limits(
         n_toys=st.n_toys,
         seed=cfg.seed,
         observed=obs,
+        bands=bands,
     )
     s_ref = np.asarray(signal_per_mot_ref, float) * n_mot_v
     masses = np.asarray(masses_gev, float)

@@ -23,6 +23,7 @@ __all__ = [
     "NORMAL_QUANTILES",
     "OneBinModel",
     "ToyCLs",
+    "expected_events",
     "fit",
     "one_bin_model",
     "qmu_tilde",
@@ -275,6 +276,12 @@ def _nu(m: OneBinModel, p: np.ndarray, scale: float) -> np.ndarray:
     return p[:, 0] * m.s * scale * np.exp(logf[:, :ns].sum(axis=1)) + p[:, -1] * (
         np.exp(logf[:, ns:]) @ m.b + m.b_const
     )
+
+
+def expected_events(m: OneBinModel, p: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """The Poisson mean nu (N,) of the signal-box count at parameters ``p`` (N, P): the
+    Asimov count of a fit (:func:`bkg.stats.limits.asymptotic_cls`)."""
+    return _nu(m, p, scale)
 
 
 def _nll(m: OneBinModel, p: np.ndarray, n: np.ndarray, aux: np.ndarray, scale: float) -> np.ndarray:

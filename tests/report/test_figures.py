@@ -32,7 +32,16 @@ def no_computation(monkeypatch):
     import bkg.stats.toys
 
     for module, names in (
-        (bkg.stats.limits, ("event_limit", "event_limit_toys", "event_limit_asymptotic")),
+        (
+            bkg.stats.limits,
+            (
+                "event_limit",
+                "event_limit_toys",
+                "event_limit_asymptotic",
+                "event_limit_asymptotic_fast",
+                "asymptotic_cls",
+            ),
+        ),
         (bkg.stats.toys, ("toy_cls",)),
         (bkg.stats.stage, ("compute_limits", "event_limit")),
         (bkg.fit.tailfit, ("fit_tail", "fit_tail_iminuit", "extrapolate")),
@@ -158,6 +167,33 @@ def test_every_figure_is_drawn_from_results_without_computing(tmp_path, no_compu
         "figures/fig6_reach_background_free.png", "figures/fit_dimuon.png",
         "figures/fit_momentum_mismatch.png", "reach_vs_mot.png", "sensitivity.png",
     ]  # fmt: skip
+    # a PDF beside the figures of the paper only (Figs. 2-6; --pdf all for the rest)
+    pdfs = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.pdf"))
+    assert pdfs == [
+        "figures/fig2_trigger_efficiency.pdf", "figures/fig3_beam.pdf",
+        "figures/fig4_zprime_spectra.pdf", "figures/fig5_hermeticity_plane.pdf",
+        "figures/fig6_reach_background_free.pdf", "sensitivity.pdf",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "pdfs"), [("all", 2), ("none", 0), ("paper", 1)])
+def test_pdf_mode_picks_the_figures_written_as_pdf(tmp_path, monkeypatch, mode, pdfs):
+    # --pdf all: every figure; none: PNG only; paper (default): the paper's figures only
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bkg.plotting import save_figure, set_pdf_mode
+
+    monkeypatch.setenv("BKG_PDF", "paper")  # restored (unset) after the test
+    set_pdf_mode(mode)
+    for stem in ("fig3_beam", "fit_dimuon"):
+        save_figure(plt.figure(figsize=(2, 2)), tmp_path, stem)
+    assert len(list(tmp_path.glob("*.png"))) == 2
+    assert len(list(tmp_path.glob("*.pdf"))) == pdfs
+    with pytest.raises(ValueError, match="--pdf: expected one of paper, all, none"):
+        set_pdf_mode("some")
 
 
 def _legend_texts(fig) -> list[str]:

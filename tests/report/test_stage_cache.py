@@ -4,8 +4,10 @@ again, says so, and writes the very bytes of a fresh run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,6 +108,47 @@ def test_side_process_returns_the_result_or_raises_the_error():
         assert side.procs == []
 
 
+def test_side_chain_runs_its_tasks_in_one_process_in_turn():
+    # Figs. 2, 3, 5 and the decay option run one after the other in ONE side process; a
+    # task it has not started when asked for is computed here instead (and skipped
+    # there), and so are the last queued ones while this process waits for a result.
+    # Results come back whole, errors are raised here as they were raised there, a task
+    # not wanted runs here.
+    import time
+
+    import numpy as np
+
+    from bkg.report.pipeline import _SideProcess
+
+    m = np.arange(16.0).reshape(4, 4) + 10 * np.eye(4)
+    tasks = [
+        ("os", "getpid", (), True),
+        ("numpy.linalg", "inv", (np.zeros((2, 3)),), True),
+        ("time", "sleep", (3.0,), True),
+        ("os", "getpid", (), True),
+        ("os", "getpid", (), True),
+        ("numpy.linalg", "det", (m,), False),
+    ]
+    with _SideProcess(True) as side:
+        first, bad, slow, fourth, fifth, det = side.start_chain(tasks)
+        assert len(side.procs) == 1
+        claimed = side.claimed[0]
+        deadline = time.monotonic() + 120
+        while not claimed[2] and time.monotonic() < deadline:  # sleeping in the third
+            time.sleep(0.05)
+        assert first() == side.procs[0].pid  # done there
+        with pytest.raises(np.linalg.LinAlgError):
+            bad()  # raised there, re-raised here
+        assert fourth() == os.getpid()  # not started there: taken back, done here
+        assert slow() is None  # while waiting for it, this process did the fifth
+        assert fifth() == os.getpid()
+        assert det() == np.linalg.det(m)
+    with _SideProcess(False) as side:  # disabled: every task called here
+        calls = side.start_chain(tasks)
+        assert side.procs == []
+        assert calls[0]() == os.getpid()
+
+
 def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
     # the fits stage also runs the closure's biased simulation (bkg.sim.biasing, the beam
     # generator, bkg.physics): a change there must not reuse fits made by the old code
@@ -118,13 +161,37 @@ def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypa
     before = pipeline.fits_key(cfg, tmp_path)
     for changed in ("sim", "physics"):
 
-        def digest(*modules: str, changed: str = changed) -> str:
-            return real(*modules) + ("x" if changed in modules else "")
+        def digest(*modules: str, changed: str = changed, **kw: Any) -> str:
+            return real(*modules, **kw) + ("x" if changed in modules else "")
 
         monkeypatch.setattr(cache, "code_digest", digest)
         assert pipeline.fits_key(cfg, tmp_path) != before, changed
     monkeypatch.setattr(cache, "code_digest", real)
     assert pipeline.fits_key(cfg, tmp_path) == before
+
+
+def test_figure_code_is_not_hashed_into_the_samples_and_fits_keys(monkeypatch, tmp_path):
+    # bkg/sim/figures.py draws the report's Figs. 2, 3 and 5: neither the samples nor the
+    # fits stage runs it, so a figure change does not re-simulate them. The exclusion is
+    # real (a path typo would exclude nothing) and only that file is dropped.
+    from bkg.config import load_config
+    from bkg.report import pipeline
+
+    real = cache.code_digest
+    assert real("sim", exclude=("sim/figures.py",)) != real("sim")
+    assert real("sim", exclude=("sim/nothing.py",)) == real("sim")
+    seen: list[tuple[str, ...]] = []
+
+    def digest(*modules: str, exclude: tuple[str, ...] = ()) -> str:
+        seen.append(exclude)
+        return real(*modules, exclude=exclude)
+
+    monkeypatch.setattr(cache, "code_digest", digest)
+    monkeypatch.setattr(pipeline, "samples_hashes", lambda _d: {"beam_0000.root": "0" * 64})
+    cfg = load_config(None)
+    pipeline.samples_key(cfg)
+    pipeline.fits_key(cfg, tmp_path)
+    assert seen == [("sim/figures.py",), ("sim/figures.py",)]
 
 
 def test_forced_escape_events_are_the_fits_stage_s_not_the_samples():

@@ -33,7 +33,8 @@ def test_every_source_writes_json_and_figures(fitted):
     assert list(est) == NAMES
     for name, e in est.items():
         assert (out / f"{name}.json").exists()
-        assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists()
+        # diagnostics, not figures of the paper: PNG only unless --pdf all (bkg.plotting)
+        assert (out / f"{name}.png").exists() and not (out / f"{name}.pdf").exists()
         assert math.isfinite(e.level_per_mot) and e.level_per_mot > 0
         for u in (e.stat_up, e.stat_down, e.syst_up, e.syst_down):
             assert u >= 0 and math.isfinite(u)

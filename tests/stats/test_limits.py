@@ -105,6 +105,23 @@ def test_asymptotic_median_alone_is_the_same_median():
     assert np.isnan(med.expected[[0, 1, 3, 4]]).all()
 
 
+def test_toy_median_alone_is_the_same_median():
+    # the reach-vs-MOT figure's toy medians solve no other band (the median is solved
+    # first, so its root and the toys it saw are the same: equal bit for bit); the
+    # preset's curve solves only the observed limit
+    full = _lim(2.0, calc="toys", syst=0.3, n_toys=2000)
+    kw = {"n_mot": 1.0, "confidence_level": 0.9, "mot_uncertainty": 0.0,
+          "signal_efficiency_uncertainty": 0.0, "calculator": "toys", "n_toys": 2000, "seed": 7}  # fmt: skip
+    med = event_limit(one_source(2.0, syst=0.3), bands=(2,), **kw)
+    assert med.expected[2] == full.expected[2]
+    assert np.isnan(med.expected[[0, 1, 3, 4]]).all()
+    obs = event_limit(one_source(2.0, syst=0.3), bands=(), observed=0.0, **kw)
+    assert np.isnan(obs.expected).all()
+    # the same root to the solver's tolerance (0.5 %), from a shorter bracket history
+    full_obs = _lim(2.0, calc="toys", syst=0.3, n_toys=2000, observed=0.0).observed
+    assert obs.observed == pytest.approx(full_obs, rel=0.01)
+
+
 def test_toy_memo_gives_the_same_cls():
     # the background-only toys and their free fit are reused across mu (toy_cls memo):
     # the CLs at each mu is the one computed without the memo, bit for bit
@@ -216,3 +233,34 @@ def test_non_increasing_asymptotic_bands_are_an_error(monkeypatch):
     monkeypatch.setattr(limits, "_solve", lambda *a, **k: next(roots))
     with pytest.raises(LimitError, match="not increasing"):
         _lim(5.0, calc="asymptotics")
+
+
+@pytest.mark.parametrize(
+    ("b", "syst", "stat", "sig_unc", "observed"),
+    [(20.0, 0.3, 0.1, 0.1, None), (200.0, 0.5, 0.05, 0.1, None), (6.0, 0.3, 0.1, 0.0, 2.0)],
+)
+def test_vectorised_asymptotic_limit_is_pyhfs(b, syst, stat, sig_unc, observed):
+    # the reach-versus-N_MOT figure solves its asymptotic medians with pyhf's formulae on
+    # the toys' vectorised fits: the same band and observed limit as pyhf's hypotest.
+    # Tolerance 1e-4 relative (5e-5 in g', far below drawing precision): seen 5e-7 at
+    # b = 20, 7e-6 at b = 6 with 2 observed and 5.2e-5 at b = 200 with a 50 % systematic
+    # (the roots stop at rtol 1e-6; the rest is the two fitters' precision at large q).
+    from bkg.stats.limits import _spec_events, event_limit_asymptotic, event_limit_asymptotic_fast
+
+    spec = _spec_events(
+        one_source(b, syst=syst, stat=stat), n_mot=1.0, mot_unc=sig_unc, eff_unc=sig_unc,
+        poi_upper=1000.0,
+    )  # fmt: skip
+    ref = event_limit_asymptotic(spec, confidence_level=0.9, observed=observed)
+    fast = event_limit_asymptotic_fast(spec, confidence_level=0.9, observed=observed)
+    np.testing.assert_allclose(fast.expected, ref.expected, rtol=1e-4)
+    if observed is not None:
+        assert fast.observed == pytest.approx(ref.observed, rel=1e-4)
+    # and through event_limit, as the reach figure calls it (the median alone)
+    med = event_limit(
+        one_source(b, syst=syst, stat=stat), n_mot=1.0, confidence_level=0.9,
+        mot_uncertainty=sig_unc, signal_efficiency_uncertainty=sig_unc,
+        calculator="asymptotic", bands=(2,), asymptotic_fits="vectorised", observed=observed,
+    )  # fmt: skip
+    assert med.expected[2] == pytest.approx(ref.expected[2], rel=1e-4)
+    assert np.isnan(med.expected[[0, 1, 3, 4]]).all()

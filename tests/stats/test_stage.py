@@ -39,9 +39,10 @@ def test_run_limits_writes_tables_and_figures(default_config, table1_path, signa
         "sensitivity.png",
         "sensitivity.pdf",
         "reach_vs_mot.png",
-        "reach_vs_mot.pdf",
     ):
         assert (tmp_path / name).exists(), name
+    # not a figure of the paper: PNG only unless --pdf all
+    assert not (tmp_path / "reach_vs_mot.pdf").exists()
     data = json.loads((tmp_path / "limits.json").read_text())
     assert len(data["masses_gev"]) == len(masses)
     # mu_up scales as 1/s and g' = g'_ref sqrt(mu)
