@@ -659,8 +659,10 @@ def deviance(counts: np.ndarray, expected: np.ndarray) -> float:
 
 
 def _binned_expected(model: Mapping[str, Any], edges: np.ndarray) -> np.ndarray:
+    """Expected events per bin; NaN where the model's survival is not finite there."""
     s = survival(edges, model)
-    return np.maximum(-np.diff(s), 0.0)
+    with np.errstate(invalid="ignore"):  # inf - inf of a degenerate refit: NaN, told by the caller
+        return np.maximum(-np.diff(s), 0.0)
 
 
 def _sample_model(model: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
@@ -698,8 +700,10 @@ def deviance_test(values: np.ndarray, model: Mapping[str, Any], *, source: str,
                                        hesse=False, engine="numpy")  # fmt: skip
         except FitError:
             continue
-        counts = np.histogram(xs, bins=edges)[0]
-        toys.append(deviance(counts, _binned_expected(m, edges)))
+        expected = _binned_expected(m, edges)
+        if not np.all(np.isfinite(expected)):
+            continue  # a refit whose survival is infinite describes nothing, as a failed fit
+        toys.append(deviance(np.histogram(xs, bins=edges)[0], expected))
     p = (1 + sum(t >= d_obs for t in toys)) / (1 + len(toys)) if toys else 0.0
     return {"deviance": d_obs, "bins": N_DEV_BINS, "toys": len(toys), "p_value": float(p)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -179,3 +180,28 @@ def test_level_draws_at_once_are_the_floats_of_one_at_a_time(shape):
             for t, n in zip(thetas, n_tails, strict=True)
         ]
         assert tm._levels_at_cut(model, thetas, n_tails).tolist() == one_by_one
+
+
+def test_deviance_toys_skip_a_refit_with_an_infinite_survival(monkeypatch):
+    # a toy refit whose survival is infinite (a degenerate power law) gives NaN expected
+    # counts: it must be dropped like a failed fit, not counted as a toy below the data
+    # (and no "invalid value" RuntimeWarning reaches the user)
+    model = {"shape": "exp", "t0": 1.0, "cut": 10.0, "x_ref": 0.0, "n_core": 0,
+             "n_tail": 50.0, "theta": 2.0}  # fmt: skip
+    real = tm.survival
+
+    def survival(x, params):
+        return np.full(np.shape(x), np.inf) if params.get("degenerate") else real(x, params)
+
+    monkeypatch.setattr(tm, "survival", survival)
+    monkeypatch.setattr(tm, "_sample_model", lambda m, rng: np.array([1.5, 2.0, 3.0]))
+    monkeypatch.setattr(
+        tm, "fit_tail_model", lambda *a, **k: ({**model, "degenerate": True}, None, None)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = tm.deviance_test(
+            np.array([1.5, 2.0, 3.0]), model, source="t", rng=np.random.default_rng(1), n_toys=5
+        )
+    assert out["toys"] == 0
+    assert out["p_value"] == 0.0
