@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from bkg.config import model
+from bkg.config.generate import load_schema
 from bkg.config.methods import FrozenMap
 from bkg.config.model import Config
 from bkg.errors import ConfigError
@@ -108,11 +109,6 @@ def default_dict() -> dict[str, Any]:
     """The built-in NA64mu default as plain data."""
     text = resources.files("bkg.config").joinpath("default.yaml").read_text(encoding="utf-8")
     return parse_yaml(text)
-
-
-def _schema() -> dict[str, Any]:
-    text = resources.files("bkg.config").joinpath("schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
 
 
 def config_hash(raw: Mapping[str, Any]) -> str:
@@ -235,7 +231,7 @@ def _schema_problems(raw: Any, *, skip: Collection[str] = ()) -> list[str]:
     """Every schema violation, one line each; none at the key paths in ``skip`` (told already)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(_schema())
+    validator = jsonschema.Draft202012Validator(load_schema())
     problems = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         where = _path(err.absolute_path)
@@ -278,7 +274,7 @@ def _semantic_problems(raw: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"signal_box.e_cal_max_gev: {box['e_cal_max_gev']} GeV must be below the beam energy {e0} GeV"
         )
-    for where, (lo, hi) in _intervals(raw, _schema()):
+    for where, (lo, hi) in _intervals(raw, load_schema()):
         if not lo < hi:
             problems.append(f"{where}: expected [low, high] with low < high, got [{lo}, {hi}]")
     if not raw["beam"]["halo_energy_min_gev"] < e0:
@@ -329,7 +325,7 @@ def _intervals(value: Any, schema: Mapping[str, Any], parts: tuple[str, ...] = (
 
 def interval_keys() -> list[str]:
     """The key paths of every [low, high] interval of the config (checked low < high)."""
-    return [where for where, _ in _intervals(default_dict(), _schema())]
+    return [where for where, _ in _intervals(default_dict(), load_schema())]
 
 
 def _mass_limit_problems(raw: Mapping[str, Any], e0: float) -> list[str]:
@@ -405,7 +401,7 @@ def validate_dict(overlay: Any, *, source: str = "config") -> dict[str, Any]:
         problems = _semantic_problems(raw)
     if problems:
         raise ConfigError(problems, source=source)
-    return _to_integers(raw, _schema())
+    return _to_integers(raw, load_schema())
 
 
 def _convert(value: Any, hint: Any) -> Any:

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "render"]
+__all__ = ["load_schema", "main", "render"]
 
 _SCALARS = {"number": "float", "integer": "int", "boolean": "bool", "string": "str"}
 
@@ -109,7 +109,8 @@ def render(schema: Mapping[str, Any]) -> str:
     return head + "\n\n" + "\n\n".join(writer.classes)
 
 
-def _schema() -> dict[str, Any]:
+def load_schema() -> dict[str, Any]:
+    """The packaged ``schema.json`` as plain data (the config's shape and ranges)."""
     text = resources.files("bkg.config").joinpath("schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
@@ -117,7 +118,7 @@ def _schema() -> dict[str, Any]:
 def main() -> None:
     """Write ``model.py`` beside this module from the packaged ``schema.json``."""
     target = Path(__file__).with_name("model.py")
-    target.write_text(render(_schema()), encoding="utf-8")
+    target.write_text(render(load_schema()), encoding="utf-8")
     print(f"wrote {target}", file=sys.stderr)
 
 

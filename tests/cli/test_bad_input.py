@@ -556,7 +556,7 @@ def test_the_contract_states_every_range_it_checks():
 
 def test_every_interval_of_the_config_is_marked_and_checked():
     # an interval is a [low, high] pair: every "window" of the schema, found by its name
-    from bkg.config import _schema, interval_keys
+    from bkg.config import interval_keys, load_schema
 
     def pairs(schema: dict[str, Any], parts: tuple[str, ...] = ()) -> list[str]:
         found = []
@@ -566,7 +566,7 @@ def test_every_interval_of_the_config_is_marked_and_checked():
             found += pairs(sub, (*parts, key))
         return found
 
-    windows = [k for k in pairs(_schema()) if "window" in k]
+    windows = [k for k in pairs(load_schema()) if "window" in k]
     assert sorted(interval_keys()) == sorted(windows)
     assert "beam.momentum_window_gev" in windows and "detector.hcal.mip_window_gev" in windows
 
@@ -651,9 +651,9 @@ def test_absurd_counts_in_a_config_are_refused_before_any_work(
 
 def test_the_config_schema_states_the_documented_maxima():
     from bkg import sizes
-    from bkg.config import _schema
+    from bkg.config import load_schema
 
-    props = _schema()["properties"]
+    props = load_schema()["properties"]
     smp = props["samples"]["properties"]
     assert props["n_mot"]["maximum"] == sizes.MAX_PROJECTION_MOT
     assert props["seed"]["maximum"] == sizes.MAX_SEED
