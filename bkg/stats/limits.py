@@ -90,6 +90,22 @@ def poi_upper_bound(background_events: float) -> float:
     return max(1000.0, 20.0 * (b + 3.0 * np.sqrt(b) + 3.0))
 
 
+def _asymptotic_roots(
+    cls: Any, alpha: float, hi: float, bands: tuple[int, ...], observed: bool
+) -> tuple[np.ndarray, float]:
+    """The signal events where the asymptotic CLs of ``cls(mu) -> (observed, expected[5])``
+    crosses ``alpha``: the ``bands`` asked for (the others NaN) and, if ``observed``, the
+    observed limit (else NaN)."""
+    lo = 1e-6
+    exp_lim = np.full(5, np.nan)
+    for k in bands:
+        exp_lim[k] = _solve(lambda mu, k=k: cls(mu)[1][k] - alpha, lo, hi, BANDS[k], (1e-8, 1e-6))
+    obs_lim = float("nan")
+    if observed:
+        obs_lim = _solve(lambda mu: cls(mu)[0] - alpha, lo, hi, "observed", (1e-8, 1e-6))
+    return exp_lim, obs_lim
+
+
 def event_limit_asymptotic(
     spec: dict[str, Any],
     *,
@@ -129,15 +145,7 @@ def event_limit_asymptotic(
             values = np.nan_to_num(np.array([obs, *np.ravel(exp)], dtype=float), nan=1.0)
             return float(values[0]), values[1:]
 
-        lo = 1e-6
-        exp_lim = np.full(5, np.nan)
-        for k in bands:
-            exp_lim[k] = _solve(
-                lambda mu, k=k: cls(mu)[1][k] - alpha, lo, hi, BANDS[k], (1e-8, 1e-6)
-            )
-        obs_lim = float("nan")
-        if observed is not None:
-            obs_lim = _solve(lambda mu: cls(mu)[0] - alpha, lo, hi, "observed", (1e-8, 1e-6))
+        exp_lim, obs_lim = _asymptotic_roots(cls, alpha, hi, bands, observed is not None)
     solved = exp_lim[np.isfinite(exp_lim)]
     if np.any(np.diff(solved) <= 0):
         # pyhf's fits can fail at very large backgrounds (~1e6 events) and CLs then has
@@ -219,13 +227,7 @@ def event_limit_asymptotic_fast(
     alpha = 1.0 - confidence_level
     cls = asymptotic_cls(spec, observed=observed)
     hi = float(spec["measurements"][0]["config"]["parameters"][0]["bounds"][0][1])
-    lo = 1e-6
-    exp_lim = np.full(5, np.nan)
-    for k in bands:
-        exp_lim[k] = _solve(lambda mu, k=k: cls(mu)[1][k] - alpha, lo, hi, BANDS[k], (1e-8, 1e-6))
-    obs_lim = float("nan")
-    if observed is not None:
-        obs_lim = _solve(lambda mu: cls(mu)[0] - alpha, lo, hi, "observed", (1e-8, 1e-6))
+    exp_lim, obs_lim = _asymptotic_roots(cls, alpha, hi, bands, observed is not None)
     return EventLimit(
         expected=exp_lim, observed=obs_lim, calculator="asymptotic",
         confidence_level=confidence_level,
