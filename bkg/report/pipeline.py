@@ -10,6 +10,7 @@ interrupted run leaves the previous report intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -383,7 +384,7 @@ class _SideProcess:
         return result
 
     def start_chain(
-        self, tasks: Sequence[tuple[str, str, tuple[Any, ...], bool]]
+        self, tasks: Sequence[tuple[str, str, tuple[Any, ...], bool]], *, nice: int = 0
     ) -> list[Callable[[], Any]]:
         """Functions ``(module, func, args, when)`` called one after the other in ONE side
         process (what they build once, e.g. the ECAL's tables, is then built once), each
@@ -392,7 +393,9 @@ class _SideProcess:
 
         A task the side process has not started when its result is asked for is taken
         back and computed here (the side process then skips it): neither process waits
-        while work it could do is queued.
+        while work it could do is queued. ``nice`` lowers the side process's priority
+        (``os.nice``): started while other stages run, it then takes only the CPU they
+        leave idle.
 
         Returns:
             One callable per task giving its result (or raising its error).
@@ -407,7 +410,7 @@ class _SideProcess:
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         claimed = ctx.Array("b", len(chained))  # 1: taken by one of the two processes
-        proc = ctx.Process(target=_side_chain, args=(send, chained, claimed), daemon=True)
+        proc = ctx.Process(target=_side_chain, args=(send, chained, claimed, nice), daemon=True)
         proc.start()
         send.close()
         self.procs.append(proc)
@@ -486,10 +489,16 @@ def _outcome(result: tuple[bool, Any]) -> Any:
     return value
 
 
-def _side_chain(send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any) -> None:
+def _side_chain(
+    send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any, nice: int = 0
+) -> None:
     """Body of :meth:`_SideProcess.start_chain`: (index, True, result) or (index, False,
     the exception) of each task not yet claimed by the report's process, in turn."""
     import importlib
+
+    if nice:
+        with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows)
+            os.nice(nice)
 
     for index, (module, func, args) in enumerate(tasks):
         with claimed.get_lock():
@@ -611,79 +620,114 @@ def _run_report_locked(
     """:func:`run_report` with the locks of its folders held."""
     scheduler = scheduler or cfg.run.scheduler
     run = _StageRunner(cfg, progress)
-    _input_stages(
-        run, samples_dir=samples_dir, fits_dir=fits_dir, workers=workers, scheduler=scheduler,
-        advance=advance,
-    )  # fmt: skip
     side_process = (workers or cfg.run.workers or os.cpu_count() or 1) > 1 and not scheduler
-    with atomic_dir(Path(out_root) / name) as tmp, _SideProcess(side_process) as side:
-        run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-        fig2_curves_of, decay_of, beam_figures_of = _start_side_work(
-            run, run.stage_cache, side, samples_dir
-        )
-        table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
-        eff_record = run.step(
-            "efficiency", lambda: _efficiency_stage(cfg, samples_dir=samples_dir, tmp=tmp)
-        )
-        efficiency = _efficiency_of_record(eff_record)
-        sens = run.step("sensitivity", lambda: _sensitivity_stage(cfg, tmp, efficiency))
-        ws_files = run.step("workspace", lambda: _workspace_stage(cfg, tmp, sens))
-        limits = run.step("limits", lambda: _limits_stage(cfg, tmp, sens))
-        fig2 = run.step("fig2", fig2_curves_of)  # plotted as Fig. 2 and judged in the claims
-        run.step(
-            "figures",
-            lambda: _figures(
-                cfg,
-                samples_dir=samples_dir,
-                fits_dir=fits_dir,
-                out_dir=tmp / "figures",
-                fig2=fig2,
-                beam_figures=beam_figures_of(),
-            ),
-        )
-        limits_json = json.loads((tmp / "limits.json").read_text())
-        run.step(
-            "hepdata",
-            lambda: _hepdata(
-                tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
-            ),
-        )
-        results = run.step(
-            "results",
-            lambda: _results_stage(
-                cfg, samples_dir=samples_dir, fits_dir=fits_dir, tmp=tmp, table1=table1,
-                sens=sens, limits=limits, eff_record=eff_record, fig2=fig2,
-                decay_option=decay_of(),
-            ),
+    with _SideProcess(side_process) as side:
+        early = _input_stages(
+            run, samples_dir=samples_dir, fits_dir=fits_dir, workers=workers,
+            scheduler=scheduler, advance=advance, side=side,
         )  # fmt: skip
-        claims = _write_claims(cfg, tmp, results)
-        provenance = _write_provenance(
-            cfg, tmp, samples_dir=samples_dir, fits_dir=fits_dir, keys=run.keys
-        )
-        run.stage_cache.save()
-        _write_index(
-            name, tmp, fits_dir=fits_dir, table1=table1, limits_json=limits_json, claims=claims,
-            provenance=provenance,
-        )  # fmt: skip
+        with atomic_dir(Path(out_root) / name) as tmp:
+            return _report_stages(
+                run, side, early, name=name, out_root=out_root, tmp=tmp,
+                samples_dir=samples_dir, fits_dir=fits_dir,
+            )  # fmt: skip
+
+
+def _report_stages(
+    run: _StageRunner,
+    side: _SideProcess,
+    early: list[Callable[[], Any]] | None,
+    *,
+    name: str,
+    out_root: str | Path,
+    tmp: Path,
+    samples_dir: Path,
+    fits_dir: Path,
+) -> ReportResult:
+    """The stages after the fits, written into ``tmp`` (the report folder being made)."""
+    cfg = run.cfg
+    run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
+    fig2_curves_of, decay_of, beam_figures_of = early or _start_side_work(
+        run, run.stage_cache, side, samples_dir
+    )
+    table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
+    eff_record = run.step(
+        "efficiency", lambda: _efficiency_stage(cfg, samples_dir=samples_dir, tmp=tmp)
+    )
+    efficiency = _efficiency_of_record(eff_record)
+    sens = run.step("sensitivity", lambda: _sensitivity_stage(cfg, tmp, efficiency))
+    ws_files = run.step("workspace", lambda: _workspace_stage(cfg, tmp, sens))
+    limits = run.step("limits", lambda: _limits_stage(cfg, tmp, sens))
+    fig2 = run.step("fig2", fig2_curves_of)  # plotted as Fig. 2 and judged in the claims
+    run.step(
+        "figures",
+        lambda: _figures(
+            cfg,
+            samples_dir=samples_dir,
+            fits_dir=fits_dir,
+            out_dir=tmp / "figures",
+            fig2=fig2,
+            beam_figures=beam_figures_of(),
+        ),
+    )
+    limits_json = json.loads((tmp / "limits.json").read_text())
+    run.step(
+        "hepdata",
+        lambda: _hepdata(
+            tmp, table1=table1, limits=limits_json, sens=sens, cfg=cfg, ws_files=ws_files
+        ),
+    )
+    results = run.step(
+        "results",
+        lambda: _results_stage(
+            cfg, samples_dir=samples_dir, fits_dir=fits_dir, tmp=tmp, table1=table1,
+            sens=sens, limits=limits, eff_record=eff_record, fig2=fig2,
+            decay_option=decay_of(),
+        ),
+    )  # fmt: skip
+    claims = _write_claims(cfg, tmp, results)
+    provenance = _write_provenance(
+        cfg, tmp, samples_dir=samples_dir, fits_dir=fits_dir, keys=run.keys
+    )
+    run.stage_cache.save()
+    _write_index(
+        name, tmp, fits_dir=fits_dir, table1=table1, limits_json=limits_json, claims=claims,
+        provenance=provenance,
+    )  # fmt: skip
     return ReportResult(
         folder=Path(out_root) / name, stages=run.stages, claims=claims, table1=table1
     )
 
 
+#: the report's stages that take a result of the side chain (:func:`_start_side_work`)
+_CHAINED_STAGES = ("fig2", "figures", "results")
+
+
 def _start_side_work(
-    run: _StageRunner, stage_cache: cache.StageCache, side: _SideProcess, samples_dir: Path
+    run: _StageRunner,
+    stage_cache: cache.StageCache | None,
+    side: _SideProcess,
+    samples_dir: Path,
+    *,
+    nice: int = 0,
 ) -> list[Callable[[], Any]]:
     """Fig. 2's curves, the decay-length option and Figs. 3 and 5 in the side process:
-    a callable for each result."""
+    a callable for each result.
+
+    With ``stage_cache`` a task runs there only when its stage will not be reused;
+    without it (started early, before the fits, when the report's stages cannot be
+    reused: :func:`_input_stages`) all of them do, at the priority ``nice``.
+    """
     cfg = run.cfg
-    # Fig. 2's curves simulate the signal on their own (~10 s of CPU), Figs. 3 and 5 and
-    # the results' decay-length option simulate or read the samples (~10 s): one side
+    # Fig. 2's curves simulate the signal on their own (~6 s of CPU), Figs. 3 and 5 and
+    # the results' decay-length option simulate or read the samples (~12 s): one side
     # process does them in turn (on the second core while the stages before them
     # run), each when its stage is not reused; seeded from the config, the same
     # numbers in any process
     fresh = {
-        stage: not stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
-        for stage in ("fig2", "figures", "results")
+        stage: stage_cache is None
+        or not stage_cache.reusable(stage, report_stage_key(stage, cfg, run.keys))
+        for stage in _CHAINED_STAGES
     }
     # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
     # this process's work after the fits). While the report's process waits for one of
@@ -694,7 +738,8 @@ def _start_side_work(
             ("bkg.sim.figures", "render_fig3", (cfg,), fresh["figures"]),
             ("bkg.sim.figures", "render_fig5", (samples_dir, cfg), fresh["figures"]),
             ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
-        ]
+        ],
+        nice=nice,
     )
     return [fig2, decay, lambda: {**fig3(), **fig5()}]
 
@@ -738,8 +783,15 @@ def _input_stages(
     workers: int | None,
     scheduler: str | None,
     advance: Advance | None,
-) -> None:
-    """The samples and fits stages (in their own folders), then the key of their outputs."""
+    side: _SideProcess | None = None,
+) -> list[Callable[[], Any]] | None:
+    """The samples and fits stages (in their own folders), then the key of their outputs.
+
+    When the fits will run, the report's stages after them cannot be reused (their key
+    holds the fits' files): the side chain of :func:`_start_side_work` then starts
+    before the fits, at the lowest priority, and does its work on the CPU the fits
+    leave idle. Returns its callables (None when it did not start).
+    """
     cfg = run.cfg
     t0 = time.perf_counter()
     run.stages["samples"], run.keys["samples"] = run_samples_stage(
@@ -748,6 +800,13 @@ def _input_stages(
     )  # fmt: skip
     run.timings["samples"] = time.perf_counter() - t0
     interrupt.check()
+    early = None
+    if (
+        side is not None
+        and side.enabled
+        and not cache.is_fresh(fits_dir, fits_key(cfg, samples_dir))
+    ):
+        early = _start_side_work(run, None, side, samples_dir, nice=19)
     t0 = time.perf_counter()
     run.stages["fits"], run.keys["fits"] = run_fits_stage(
         cfg, samples_dir=samples_dir, fits_dir=fits_dir, progress=run.progress, advance=advance
@@ -764,6 +823,7 @@ def _input_stages(
             **_pdf_input(),
         },
     )
+    return early
 
 
 def _table_stage(cfg: Config, *, fits_dir: Path, tmp: Path) -> dict[str, Any]:

@@ -149,6 +149,56 @@ def test_side_chain_runs_its_tasks_in_one_process_in_turn():
         assert calls[0]() == os.getpid()
 
 
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="os.getpriority is POSIX")
+@pytest.mark.parametrize("fits_fresh", [False, True])
+def test_side_chain_starts_before_the_fits_at_low_priority_when_they_will_run(
+    monkeypatch, tmp_path, fits_fresh
+):
+    # When the fits stage will run, no report stage after it can be reused (their key
+    # holds the fits' files): Figs. 2, 3, 5 and the decay option start before the fits,
+    # niced, so they take only the CPU the fits leave idle. With reusable fits nothing
+    # starts early (the stage cache decides later what runs).
+    from bkg.config import load_config
+    from bkg.report import pipeline
+
+    started: list[int] = []
+
+    def fake_chain(self, tasks, *, nice=0):
+        started.append(nice)
+        assert all(when for *_rest, when in tasks)  # every task: no stage can be reused
+        return [lambda: None] * len(tasks)
+
+    monkeypatch.setattr(pipeline._SideProcess, "start_chain", fake_chain)
+    monkeypatch.setattr(pipeline, "run_samples_stage", lambda cfg, **kw: ("ran", "k"))
+    monkeypatch.setattr(pipeline, "run_fits_stage", lambda cfg, **kw: ("ran", "k"))
+    monkeypatch.setattr(pipeline, "fits_key", lambda cfg, samples_dir: "key")
+    monkeypatch.setattr(pipeline.cache, "is_fresh", lambda folder, key: fits_fresh)
+    monkeypatch.setattr(pipeline, "samples_hashes", lambda _d: {})
+    run = pipeline._StageRunner(load_config(None), lambda *a: None)
+    with pipeline._SideProcess(True) as side:
+        early = pipeline._input_stages(
+            run, samples_dir=tmp_path / "s", fits_dir=tmp_path / "f", workers=2,
+            scheduler=None, advance=None, side=side,
+        )  # fmt: skip
+    assert (early is None) == fits_fresh
+    assert started == ([] if fits_fresh else [19])
+
+
+def test_a_niced_side_chain_runs_at_that_priority():
+    import time
+
+    from bkg.report.pipeline import _SideProcess
+
+    with _SideProcess(True) as side:
+        tasks = [("os", "getpid", (), True), ("os", "getpriority", (os.PRIO_PROCESS, 0), True)]
+        pid, prio = side.start_chain(tasks, nice=19)
+        deadline = time.monotonic() + 120
+        while not side.claimed[0][1] and time.monotonic() < deadline:  # both taken there
+            time.sleep(0.05)
+        assert pid() != os.getpid()
+        assert prio() == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 19)
+
+
 def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
     # the fits stage also runs the closure's biased simulation (bkg.sim.biasing, the beam
     # generator, bkg.physics): a change there must not reuse fits made by the old code
