@@ -141,7 +141,10 @@ def _fit(
     from bkg.sources.base import SourceEstimate
     from bkg.sources.closure import run_closure
 
-    est = dict(run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir, only=only, figures=figures))
+    est = dict(
+        run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir, only=only, figures=figures,
+                 closure_follows=closure)
+    )  # fmt: skip
     if closure:
         for name in run_closure(cfg, fits_dir, only=list(only) if only else None):
             est[name] = SourceEstimate.from_dict(

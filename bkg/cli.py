@@ -398,8 +398,9 @@ def fit_cmd(
     # held until the folder is marked: no other run writes between the fits and the mark
     with locks.hold([locks.Lock(samples, exclusive=False), locks.Lock(out_dir)]):
         estimates = run_fits(
-            cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned
-        )
+            cfg, samples_dir=samples, out_dir=out_dir, only=only or None, unbinned=unbinned,
+            closure_follows=True,
+        )  # fmt: skip
         import json
 
         from bkg.sources import record_fits

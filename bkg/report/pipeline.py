@@ -272,7 +272,9 @@ def run_fits_stage(
 
     progress("fits", "running")
     t0 = time.perf_counter()
-    estimates = run_fits(cfg, samples_dir=samples_dir, out_dir=fits_dir, progress=advance)
+    estimates = run_fits(
+        cfg, samples_dir=samples_dir, out_dir=fits_dir, progress=advance, closure_follows=True
+    )
     from bkg.sources.closure import run_closure
 
     progress("closure", "running")  # direct estimates by biased simulation (bkg closure)

@@ -52,6 +52,7 @@ def run_fits(
     unbinned: bool = False,
     figures: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    closure_follows: bool = False,
 ) -> dict[str, SourceEstimate]:
     """Estimate every (or the named) background source and write fits/<source>.json + figures.
 
@@ -63,6 +64,9 @@ def run_fits(
         unbinned: unbinned fits instead of binned ones.
         figures: write <source>.png/.pdf.
         progress: called as ``progress("fits", sources_done, sources_total)``.
+        closure_follows: :func:`bkg.sources.closure.run_closure` runs next (as in `bkg fit`
+            and `bkg report`); it rewrites and redraws the estimates it checks, whose
+            figures are then not drawn here.
 
     Returns:
         name -> SourceEstimate.
@@ -101,8 +105,9 @@ def run_fits(
         locks.clean_stale(out_dir)  # temporaries of a run killed while writing
         try:
             return _run_fits_locked(
-                cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress
-            )
+                cfg, samples_dir, out_dir, names, manifest, unbinned, figures, progress,
+                closure_follows,
+            )  # fmt: skip
         except BaseException:
             from bkg.sources import side
 
@@ -119,10 +124,15 @@ def _run_fits_locked(
     unbinned: bool,
     figures: bool,
     progress: Callable[[str, int, int], None] | None = None,
+    closure_follows: bool = False,
 ) -> dict[str, SourceEstimate]:
     """:func:`run_fits` with the folders' locks held."""
     from bkg.atomic import dumps_json, write_text
     from bkg.sources import side
+    from bkg.sources.closure import checks
+
+    def drawn_here(name: str, est: SourceEstimate) -> bool:
+        return figures and not (closure_follows and checks(name, est))
 
     sources = {name: REGISTRY[name]() for name in names}
     # the streaming sources of a sample kind share one pass over it (the beam sample is
@@ -142,6 +152,7 @@ def _run_fits_locked(
         load_zfit()
     passes: dict[str, dict[str, tuple[Any, list[Mapping[str, Any]]]]] = {}
     out: dict[str, SourceEstimate] = {}
+    asked: dict[str, tuple[Any, ...] | None] = {}  # figures queued in the side process
     for name in names:
         source = sources[name]
         with _naming_the_sample(Path(samples_dir), manifest, source.samples):
@@ -157,6 +168,8 @@ def _run_fits_locked(
                 est = side.source_estimate(cfg, source, Path(samples_dir), manifest, unbinned)
         log.info("%s: %.3g per MOT", name, est.level_per_mot)
         out[name] = est
+        if drawn_here(name, est):  # drawn there while this process fits the next sources
+            asked[name] = side.ask_figure(name, est)
         if progress is not None:
             progress("fits", len(out), len(names))
     # written once every source has its estimate: a fit that fails leaves the folder as
@@ -164,8 +177,8 @@ def _run_fits_locked(
     texts = {name: dumps_json(est.to_dict()) for name, est in out.items()}  # all, then write
     for name in out:
         write_text(out_dir / f"{name}.json", texts[name])
-    if figures:  # drawn here and, when it is free, in the side process at the same time
-        side.write_figures(list(out.items()), out_dir)
+    # drawn in the side process as the sources were done; here those it has not started
+    side.write_figures([(n, e) for n, e in out.items() if drawn_here(n, e)], out_dir, asked)
     # the record of this set, written last: until it is, the folder's estimates disagree
     # with it and read_estimates refuses them (a run killed half-way never gives a mix)
     record_fits(cfg, Path(samples_dir), out_dir)

@@ -20,6 +20,7 @@ from bkg.sources.base import SourceEstimate
 
 __all__ = [
     "CLOSURE_EVENTS",
+    "checks",
     "choose_level",
     "closure_rows",
     "closure_table_markdown",
@@ -125,6 +126,14 @@ def choose_level(
     return _with_direct_tail(est, direct, scale), closure, choice
 
 
+def checks(name: str, est: SourceEstimate) -> bool:
+    """Whether :func:`run_closure` checks this estimate against a direct estimate (and so
+    rewrites it and redraws its figure): a source with a biased simulation and tail fits."""
+    from bkg.sim.biasing import DIRECT
+
+    return name in DIRECT and "tail_models" in est.tails
+
+
 def run_closure(
     cfg: Config, fits_dir: Path, *, n_events: int = CLOSURE_EVENTS, only: list[str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -147,7 +156,7 @@ def run_closure(
     out: dict[str, dict[str, Any]] = {}
     finals: list[tuple[str, SourceEstimate]] = []
     for name, est in estimates.items():
-        if name not in DIRECT or "tail_models" not in est.tails or (only and name not in only):
+        if not checks(name, est) or (only and name not in only):
             continue
         direct = side.biasing_direct(cfg, name, n_events, cfg.seed)  # maybe made already
         # the choice is made from the fit's own level, not from one a previous closure set

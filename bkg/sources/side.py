@@ -13,14 +13,21 @@ never from the process: the numbers are the same either way (docs/fits-stage-spe
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bkg.config import Config
 
-__all__ = ["biasing_direct", "close", "escape_direct", "render_figure", "start", "write_figures"]
+__all__ = [
+    "ask_figure",
+    "biasing_direct",
+    "close",
+    "escape_direct",
+    "render_figure",
+    "start",
+    "write_figures",
+]
 
 #: a task: (key, kind, arguments); the key names the result (config hash and arguments)
 Task = tuple[tuple[Any, ...], str, tuple[Any, ...]]
@@ -69,45 +76,104 @@ def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
     return DIRECT[name](cfg, n_events, seed)
 
 
-def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task]) -> None:
+def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed: Any) -> None:
     """Body of the side process: each task's (key, True, value) or (key, False, None),
-    then the figures asked for on ``requests`` (until None or the pipe closes).
+    and the figures asked for on ``requests`` (between tasks, then until None or the pipe
+    closes), each unless the fits' process took it back (``claimed``).
 
-    Ctrl-C is the fits' process's to handle (one line, exit 130): here it is ignored, and
-    that process ends this one (:func:`close`) however it stops.
+    Results are sent from a thread: a result the fits' process has not read yet (it may
+    be importing zfit) does not hold up the next task. Ctrl-C is the fits' process's to
+    handle (one line, exit 130): here it is ignored, and that process ends this one
+    (:func:`close`) however it stops.
     """
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for key, kind, args in tasks:
-        try:
-            send.send((key, True, _compute(cfg, kind, args)))
-        except Exception:  # computed again (and raised) in the fits' own process
-            send.send((key, False, None))
-    while True:
+    sender = _Sender(send)
+    try:
+        for key, kind, args in tasks:
+            if not _draw_asked(requests, sender, claimed, block=False):
+                return
+            try:
+                sender.send((key, True, _compute(cfg, kind, args)))
+            except Exception:  # computed again (and raised) in the fits' own process
+                sender.send((key, False, None))
+        _draw_asked(requests, sender, claimed, block=True)
+    finally:
+        sender.close()
+
+
+def _draw_asked(requests: Any, sender: _Sender, claimed: Any, *, block: bool) -> bool:
+    """Draw the figures asked for so far (with ``block``, until the end of the requests);
+    False once the requests have ended (None, or the fits' process closed its end)."""
+    while block or requests.poll():
         try:
             request = requests.recv()
         except (EOFError, OSError):
-            break
+            return False
         if request is None:
-            break
-        key, est, name = request
+            return False
+        key, est, name, slot = request
+        with claimed.get_lock():
+            if claimed[slot]:  # taken back: the fits' process draws it
+                continue
+            claimed[slot] = 1
         try:
-            send.send((key, True, render_figure(est, name)))
+            sender.send((key, True, render_figure(est, name)))
         except Exception:  # drawn again (and raised) in the fits' own process
-            send.send((key, False, None))
-    send.close()
+            sender.send((key, False, None))
+    return True
+
+
+class _Sender:
+    """Send on a pipe from a thread: the caller never waits for the reader.
+
+    The pipe holds some 64 kB; a larger object (a pass over the beam sample, an estimate
+    with its figure's data) would otherwise block until the other process reads it.
+    """
+
+    _END = object()
+
+    def __init__(self, conn: Any) -> None:
+        import queue
+        import threading
+
+        self._conn = conn
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not self._END:
+            try:
+                self._conn.send(item)
+            except (OSError, ValueError):  # the other process is gone
+                break
+        self._conn.close()
+
+    def send(self, item: Any) -> None:
+        self._queue.put(item)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Send what is queued (waiting at most ``timeout`` s), then close the pipe."""
+        self._queue.put(self._END)
+        self._thread.join(timeout)
 
 
 def render_figure(est: Any, name: str) -> dict[str, bytes]:
-    """The bytes of <name>.png and <name>.pdf of a source's figure (as `bkg fit` writes them)."""
+    """The bytes of <name>.png (and <name>.pdf when the PDF mode asks for one) of a
+    source's figure, as `bkg fit` writes them: {extension: bytes}."""
     import tempfile
 
     from bkg.sources.figures import plot_source, save_figure
 
     with tempfile.TemporaryDirectory(prefix="bkg-figure-") as tmp:
         save_figure(plot_source(est), Path(tmp), name)
-        return {ext: (Path(tmp) / f"{name}.{ext}").read_bytes() for ext in ("png", "pdf")}
+        return {path.suffix[1:]: path.read_bytes() for path in Path(tmp).glob(f"{name}.*")}
+
+
+#: figures one side process can be asked for (a `bkg fit` asks for one per source, twice)
+_FIGURE_SLOTS = 64
 
 
 class _Prefetch:
@@ -121,17 +187,22 @@ class _Prefetch:
         self.waiting = set(self.keys)  # tasks whose result has not come back
         self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
         self._recv, send = ctx.Pipe(duplex=False)
-        requests, self._requests = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_side_main, args=(send, requests, cfg, tasks), daemon=True)
+        requests, requests_send = ctx.Pipe(duplex=False)
+        self._claimed = ctx.Array("b", _FIGURE_SLOTS)  # 1: a figure taken by one process
+        self._proc = ctx.Process(
+            target=_side_main, args=(send, requests, cfg, tasks, self._claimed), daemon=True
+        )
         self._proc.start()
         send.close()
         requests.close()
+        self._requests = _Sender(requests_send)
         self._open = True
-        self._figures = 0
+        self._figures = 0  # figures asked for
+        self.drawn_there = 0  # figures the side process drew
 
-    def _receive(self, block: bool) -> bool:
-        """Store one result (waiting for it if ``block``); False if none came."""
-        if not self._open or not (block or self._recv.poll()):
+    def _receive(self) -> bool:
+        """Store one result (waiting for it); False if the side process has ended."""
+        if not self._open:
             return False
         try:
             got, ok, value = self._recv.recv()
@@ -147,35 +218,40 @@ class _Prefetch:
         """(True, value) of the task ``key``; (False, None) if it has none (compute it here)."""
         if key not in self.keys:
             return False, None
-        while key not in self.results and self._receive(block=True):
+        while key not in self.results and self._receive():
             pass
         self.keys.discard(key)
-        return self.results.pop(key, (False, None))
-
-    def idle(self) -> bool:
-        """Whether the side process has answered everything asked of it so far."""
-        while self._receive(block=False):
-            pass
-        return self._open and not self.waiting
+        found, value = self.results.pop(key, (False, None))
+        if found and key[0] == "figure":
+            self.drawn_there += 1
+        return found, value
 
     def ask_figure(self, est: Any, name: str) -> tuple[Any, ...] | None:
-        """Ask for the figure of ``est``; its key for :meth:`take`, or None (draw it here)."""
-        self._figures += 1
-        key = ("figure", name, self._figures)
-        try:
-            self._requests.send((key, est, name))
-        except (OSError, ValueError):
+        """Queue the figure of ``est`` there; its key for :meth:`take` or
+        :meth:`take_back`, or None (draw it here)."""
+        if not self._open or self._figures >= _FIGURE_SLOTS:
             return None
+        key = ("figure", name, self._figures)
+        self._figures += 1
+        self._requests.send((key, est, name, key[2]))
         self.keys.add(key)
         self.waiting.add(key)
         return key
 
+    def take_back(self, key: tuple[Any, ...]) -> bool:
+        """Take a queued figure back to draw it here: False if the side process has
+        started it (then :meth:`take` its bytes)."""
+        with self._claimed.get_lock():
+            if self._claimed[key[2]]:
+                return False
+            self._claimed[key[2]] = 1
+        self.keys.discard(key)
+        self.waiting.discard(key)
+        return True
+
     def close(self) -> None:
-        try:
-            self._requests.send(None)
-            self._requests.close()
-        except (OSError, ValueError):
-            pass
+        self._requests.send(None)
+        self._requests.close(timeout=0.5)
         self._proc.join(timeout=0.5)
         if self._proc.is_alive():
             self._proc.terminate()
@@ -278,37 +354,42 @@ def biasing_direct(cfg: Config, name: str, n_events: int, seed: int) -> Any:
     return value if found else _compute(cfg, "biasing", (name, n_events, seed))
 
 
-def write_figures(items: Sequence[tuple[str, Any]], out_dir: Path) -> None:
+def ask_figure(name: str, est: Any) -> tuple[Any, ...] | None:
+    """Queue the figure of a finished source in the side process, to be drawn there while
+    this process goes on; the key for :func:`write_figures` (None: no side process)."""
+    return None if _CURRENT is None else _CURRENT.ask_figure(est, name)
+
+
+def write_figures(
+    items: Sequence[tuple[str, Any]],
+    out_dir: Path,
+    asked: dict[str, tuple[Any, ...] | None] | None = None,
+) -> None:
     """Draw and write <name>.png/.pdf of each (name, estimate), shared with the side process.
 
-    The side process, once idle, draws from the front of the list while this process
-    draws from the back; without one (or a busy one) this process draws them all. The
-    bytes are those of :func:`bkg.sources.figures.save_figure` either way.
+    Every figure not yet asked for (``asked``: :func:`ask_figure`'s keys) is queued there;
+    this process then draws from the back of the list each one the side process has not
+    started, and writes the bytes of the others as they come. The bytes are those of
+    :func:`bkg.sources.figures.save_figure` either way.
     """
     from bkg.atomic import atomic_path
     from bkg.sources.figures import plot_source, save_figure
 
-    todo = deque(items)
-    asked: list[tuple[str, tuple[Any, ...]]] = []
-    outstanding: tuple[Any, ...] | None = None
-    while todo:
-        if _CURRENT is not None and outstanding is None and len(todo) > 1 and _CURRENT.idle():
-            name, est = todo.popleft()
-            outstanding = _CURRENT.ask_figure(est, name)
-            if outstanding is None:
-                todo.appendleft((name, est))
-            else:
-                asked.append((name, outstanding))
-                continue
-        name, est = todo.pop()
+    keys = dict(asked or {})
+    for name, est in items:
+        if keys.get(name) is None:
+            keys[name] = ask_figure(name, est)
+    there: list[tuple[str, Any, tuple[Any, ...]]] = []
+    for name, est in reversed(items):
+        key = keys[name]
+        if key is not None and _CURRENT is not None and not _CURRENT.take_back(key):
+            there.append((name, est, key))
+            continue
         save_figure(plot_source(est), out_dir, name)
-        if outstanding is not None and _CURRENT is not None and _CURRENT.idle():
-            outstanding = None
-    by_name = dict(items)
-    for name, key in asked:
+    for name, est, key in reversed(there):
         found, files = _take(key)
         if not found:  # the side process failed it: here, with its error if any
-            save_figure(plot_source(by_name[name]), out_dir, name)
+            save_figure(plot_source(est), out_dir, name)
             continue
         for ext, data in files.items():
             with atomic_path(Path(out_dir) / f"{name}.{ext}") as tmp:
