@@ -2,7 +2,8 @@
 
 Each figure is one chunk through :func:`bkg.sim.run.write_chunk`, the path of a
 production worker: generation, ROOT write (compression included) and the
-file's sha256. Every sample type is first run once untimed (imports, cached
+file's sha256. After the beam, the same chunk's write and sha256 alone are timed:
+the ceiling that no generator of this contract and codec can pass here. Every sample type is first run once untimed (imports, cached
 tables, the signal's cross-section grid of the benchmarked mass), so the figures
 are steady-state throughput; each is the best of ``--repeat`` runs (the machine
 may be shared). A chunk runs on one core: events/s/core is events over the
@@ -87,7 +88,57 @@ def main() -> None:
                 f"{sample:16s} {n:9d} {best:7.3f} {statistics.median(walls):8.3f} {cpu:6.3f}"
                 f" {n / best:13.3g} {n / cpu:9.3g} {statistics.median(loads):5.2f} {_rss_mb():7.0f}"
             )
+            if sample == "beam":
+                _write_floor(cfg, n, Path(tmp), args.repeat)
     print(f"peak RSS: {_rss_mb():.0f} MB; load average now {_load():.2f} on {os.cpu_count()} cores")
+
+
+def _write_floor(cfg: object, n: int, tmp: Path, repeat: int) -> None:
+    """The ceiling of any beam generator on this machine: the ROOT write (LZ4, the
+    contract's dtypes) and the sha256 of one chunk of already generated beam events."""
+    import numpy as np
+
+    from bkg import ntuple
+    from bkg.sim.run import generate_chunk
+
+    chunk = generate_chunk(cfg, "beam", (99, 0), n, None)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+
+    def draws() -> dict[str, np.ndarray]:
+        """One value of each branch's own dtype per event (float32 normals, booleans,
+        small integers): the floor the issue measured the generator against."""
+        out: dict[str, np.ndarray] = {}
+        for name, branch in ntuple.SCHEMAS["beam"].items():
+            kind = np.dtype(branch.dtype)
+            if kind.kind == "f":
+                out[name] = rng.standard_normal(n, dtype=np.float32)
+            elif kind.kind == "b":
+                out[name] = rng.random(n, dtype=np.float32) < 0.5
+            else:
+                out[name] = rng.integers(0, 3, n, dtype=kind)
+        return out
+
+    for label, make in (("  write+sha256", lambda: chunk), ("  draw+write", draws)):
+        walls, cpus = [], []
+        for _ in range(repeat):
+            out = tmp / "floor.root"
+            out.unlink(missing_ok=True)
+            t0, c0 = time.perf_counter(), time.process_time()
+            with ntuple.NtupleWriter(out, "beam") as writer:
+                writer.extend(make())
+            ntuple.sha256_file(out)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        note = (
+            "no generation: the ceiling of any generator"
+            if make is not draws
+            else "the contract's dtypes drawn at random, then written"
+        )
+        print(
+            f"{label:16s} {n:9d} {min(walls):7.3f} {statistics.median(walls):8.3f}"
+            f" {min(cpus):6.3f} {n / min(walls):13.3g} {n / min(cpus):9.3g} {_load():5.2f}"
+            f" {_rss_mb():7.0f}   ({note}; {out.stat().st_size / 1e6:.0f} MB)"
+        )
 
 
 if __name__ == "__main__":
