@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bkg"
 
 #: bottom to top; each entry is a layer, the names are the first component under bkg
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "atomic", "interrupt", "memory", "locks", "sizes"}),
+    frozenset({"errors", "atomic", "interrupt", "memory", "locks", "pipes", "sizes"}),
     frozenset({"physics", "config"}),
     frozenset({"ntuple", "fit", "plotting", "selection", "cache"}),
     frozenset({"sim"}),

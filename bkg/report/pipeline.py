@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bkg import cache, interrupt
-from bkg.atomic import atomic_dir, recover_dir, write_json, write_text
+from bkg.atomic import atomic_dir, atomic_path, recover_dir, write_json, write_text
 from bkg.cache import (
     FITS_INDEPENDENT,
     SAMPLES_INDEPENDENT,
@@ -288,7 +288,7 @@ def run_fits_stage(
 
 
 def efficiency_function(
-    samples_dir: Path, cfg: Config
+    samples_dir: Path, cfg: Config, *, lock: bool = True
 ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """Signal efficiency per MOT versus mass, from the signal sample (log-mass interpolation).
 
@@ -297,12 +297,14 @@ def efficiency_function(
     the core fraction too). So the factor that multiplies the eq. (6) yield per MOT is
     (1 - halo fraction) x the conditional efficiency of the sample: the halo makes no
     signal that the trigger keeps. Outside the simulated masses the nearest measured
-    value is used (``np.interp``).
+    value is used (``np.interp``). ``lock=False``: the caller's run holds the samples'
+    lock already, in another process (the report's side chain).
     """
     from bkg import locks
     from bkg.sim import signal_fractions
 
-    with locks.hold([locks.Lock(Path(samples_dir), exclusive=False)]):
+    held = [locks.Lock(Path(samples_dir), exclusive=False)] if lock else []
+    with locks.hold(held):
         masses, frac = signal_fractions(samples_dir, cfg)
     eff, err = frac["selection"]
     trig, trig_err = frac["trigger"]
@@ -345,6 +347,12 @@ class _SideProcess:
         self.enabled = enabled
         self.procs: list[Any] = []
         self.claimed: list[Any] = []  # per chain: which tasks either process has taken
+        self.chains: list[_Chain] = []
+
+    def full_priority(self) -> None:
+        """Every niced chain back at this process's priority (:meth:`_Chain.full_priority`)."""
+        for chain in self.chains:
+            chain.full_priority()
 
     def __enter__(self) -> _SideProcess:
         return self
@@ -417,7 +425,8 @@ class _SideProcess:
         send.close()
         self.procs.append(proc)
         self.claimed.append(claimed)
-        chain = _Chain(receive, claimed, chained)
+        chain = _Chain(receive, claimed, chained, proc.pid if nice else None)
+        self.chains.append(chain)
         out: list[Callable[[], Any]] = []
         k = 0
         for t in tasks:
@@ -441,11 +450,28 @@ class _Chain:
     tasks the side process has not claimed done here."""
 
     def __init__(
-        self, receive: Any, claimed: Any, tasks: list[tuple[str, str, tuple[Any, ...]]]
+        self,
+        receive: Any,
+        claimed: Any,
+        tasks: list[tuple[str, str, tuple[Any, ...]]],
+        pid: int | None = None,
     ) -> None:
         self.receive, self.claimed, self.tasks = receive, claimed, tasks
         self.received: dict[int, tuple[bool, Any]] = {}
         self.done_here: dict[int, tuple[bool, Any]] = {}
+        self.pid = pid
+        self.not_waited = False  # a niced process that could not be given its priority back
+
+    def full_priority(self) -> None:
+        """Give the (niced) side process this process's priority back. Where that is not
+        permitted (raising a priority needs privileges), this process no longer waits for
+        a task the side process has started: it does it itself."""
+        if self.pid is None:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except (AttributeError, OSError):
+            self.not_waited = True
 
     def claim(self, index: int) -> bool:
         """Take task ``index`` unless the side process has (True: it is this process's)."""
@@ -460,6 +486,12 @@ class _Chain:
             return _outcome(self.done_here.pop(index))
         if self.claim(index):
             return _here(*self.tasks[index])()
+        if self.not_waited:
+            while index not in self.received and self.receive.poll():
+                k, ok, value = self.receive.recv()
+                self.received[k] = (ok, value)
+            if index not in self.received:  # started there, at the lowest priority
+                return _here(*self.tasks[index])()
         try:
             while index not in self.received:
                 if not self.receive.poll() and self.help_out():
@@ -495,24 +527,32 @@ def _side_chain(
     send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any, nice: int = 0
 ) -> None:
     """Body of :meth:`_SideProcess.start_chain`: (index, True, result) or (index, False,
-    the exception) of each task not yet claimed by the report's process, in turn."""
+    the exception) of each task not yet claimed by the report's process, in turn.
+
+    Results are sent from a thread (:class:`bkg.pipes.Sender`, at the normal priority):
+    started early, the chain goes on while the report's process is still in the fits.
+    """
     import importlib
 
+    from bkg.pipes import Sender
+
+    sender = Sender(send)
     if nice:
         with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows)
             os.nice(nice)
-
-    for index, (module, func, args) in enumerate(tasks):
-        with claimed.get_lock():
-            if claimed[index]:
-                continue
-            claimed[index] = 1
-        try:
-            out = (index, True, getattr(importlib.import_module(module), func)(*args))
-        except BaseException as exc:  # re-raised in the report's process
-            out = (index, False, exc)
-        send.send(out)
-    send.close()
+    try:
+        for index, (module, func, args) in enumerate(tasks):
+            with claimed.get_lock():
+                if claimed[index]:
+                    continue
+                claimed[index] = 1
+            try:
+                out = (index, True, getattr(importlib.import_module(module), func)(*args))
+            except BaseException as exc:  # re-raised in the report's process
+                out = (index, False, exc)
+            sender.send(out)
+    finally:
+        sender.close()
 
 
 def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None:
@@ -628,6 +668,7 @@ def _run_report_locked(
             run, samples_dir=samples_dir, fits_dir=fits_dir, workers=workers,
             scheduler=scheduler, advance=advance, side=side,
         )  # fmt: skip
+        side.full_priority()  # the fits are done: an early chain is no longer in the way
         with atomic_dir(Path(out_root) / name) as tmp:
             return _report_stages(
                 run, side, early, name=name, out_root=out_root, tmp=tmp,
@@ -649,15 +690,14 @@ def _report_stages(
     """The stages after the fits, written into ``tmp`` (the report folder being made)."""
     cfg = run.cfg
     run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-    fig2_curves_of, decay_of, beam_figures_of = early or _start_side_work(
+    fig2_curves_of, decay_of, beam_figures_of, sensitivity_of = early or _start_side_work(
         run, run.stage_cache, side, samples_dir
     )
     table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
     eff_record = run.step(
         "efficiency", lambda: _efficiency_stage(cfg, samples_dir=samples_dir, tmp=tmp)
     )
-    efficiency = _efficiency_of_record(eff_record)
-    sens = run.step("sensitivity", lambda: _sensitivity_stage(cfg, tmp, efficiency))
+    sens = run.step("sensitivity", lambda: _sensitivity_stage(tmp, sensitivity_of()))
     ws_files = run.step("workspace", lambda: _workspace_stage(cfg, tmp, sens))
     limits = run.step("limits", lambda: _limits_stage(cfg, tmp, sens))
     fig2 = run.step("fig2", fig2_curves_of)  # plotted as Fig. 2 and judged in the claims
@@ -702,7 +742,7 @@ def _report_stages(
 
 
 #: the report's stages that take a result of the side chain (:func:`_start_side_work`)
-_CHAINED_STAGES = ("fig2", "figures", "results")
+_CHAINED_STAGES = ("sensitivity", "fig2", "figures", "results")
 
 
 def _start_side_work(
@@ -713,8 +753,8 @@ def _start_side_work(
     *,
     nice: int = 0,
 ) -> list[Callable[[], Any]]:
-    """Fig. 2's curves, the decay-length option and Figs. 3 and 5 in the side process:
-    a callable for each result.
+    """The sensitivity (reach, Figs. 4 and 6), Fig. 2's curves, the decay-length option and
+    Figs. 3 and 5 in the side process: a callable for each result.
 
     With ``stage_cache`` a task runs there only when its stage will not be reused;
     without it (started early, before the fits, when the report's stages cannot be
@@ -734,8 +774,9 @@ def _start_side_work(
     # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
     # this process's work after the fits). While the report's process waits for one of
     # them it does the last queued ones itself (start_chain)
-    fig2, fig3, fig5, decay = side.start_chain(
+    sens, fig2, fig3, fig5, decay = side.start_chain(
         [
+            ("bkg.report.pipeline", "render_sensitivity", (cfg, samples_dir), fresh["sensitivity"]),
             ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
             ("bkg.sim.figures", "render_fig3", (cfg,), fresh["figures"]),
             ("bkg.sim.figures", "render_fig5", (samples_dir, cfg), fresh["figures"]),
@@ -743,7 +784,7 @@ def _start_side_work(
         ],
         nice=nice,
     )
-    return [fig2, decay, lambda: {**fig3(), **fig5()}]
+    return [fig2, decay, lambda: {**fig3(), **fig5()}, sens]
 
 
 @dataclass
@@ -843,13 +884,32 @@ def _efficiency_stage(cfg: Config, *, samples_dir: Path, tmp: Path) -> dict[str,
     return record
 
 
-def _sensitivity_stage(
-    cfg: Config, tmp: Path, efficiency: Callable[[np.ndarray], np.ndarray]
-) -> Any:
-    """The background-free reach and the signal yields (sensitivity.json and plots)."""
+def render_sensitivity(cfg: Config, samples_dir: Path) -> tuple[Any, dict[str, bytes]]:
+    """The background-free reach and the signal yields, and the bytes of the files
+    :func:`bkg.report.sensitivity.run_sensitivity` writes (sensitivity.json, .csv, Figs. 4
+    and 6), relative to the report folder: a task of the side chain."""
+    import tempfile
+
     from bkg.report.sensitivity import run_sensitivity
 
-    return run_sensitivity(cfg, out_dir=tmp, efficiency=efficiency)
+    # the report's process holds the samples' lock for the whole run, this task included
+    efficiency = _efficiency_of_record(efficiency_function(samples_dir, cfg, lock=False)[1])
+    with tempfile.TemporaryDirectory(prefix="bkg-sensitivity-") as folder:
+        result = run_sensitivity(cfg, out_dir=folder, efficiency=efficiency)
+        files = {str(Path(f).relative_to(folder)): Path(f).read_bytes() for f in result.files}
+    return result, files
+
+
+def _sensitivity_stage(tmp: Path, rendered: tuple[Any, dict[str, bytes]]) -> Any:
+    """The background-free reach and the signal yields (sensitivity.json and plots), as
+    :func:`render_sensitivity` made them: its files written into the report."""
+    import dataclasses
+
+    result, files = rendered
+    for name, data in sorted(files.items()):
+        with atomic_path(tmp / name) as part:
+            part.write_bytes(data)
+    return dataclasses.replace(result, files=[tmp / name for name in files])
 
 
 def _workspace_stage(cfg: Config, tmp: Path, sens: Any) -> Any:
@@ -990,7 +1050,6 @@ def _figures(
     """Sample figures (Fig. 2 from its curves; Figs. 3 and 5 as ``beam_figures`` gives
     their files, :func:`bkg.sim.figures.render_beam_figures`, or drawn here) and a copy
     of each fit's diagnostic figure."""
-    from bkg.atomic import atomic_path
     from bkg.sim import figures as simfig
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bkg.config import Config
+from bkg.pipes import Sender
 
 __all__ = [
     "ask_figure",
@@ -89,7 +90,7 @@ def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sender = _Sender(send)
+    sender = Sender(send)
     try:
         for key, kind, args in tasks:
             if not _draw_asked(requests, sender, claimed, block=False):
@@ -103,7 +104,7 @@ def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed
         sender.close()
 
 
-def _draw_asked(requests: Any, sender: _Sender, claimed: Any, *, block: bool) -> bool:
+def _draw_asked(requests: Any, sender: Sender, claimed: Any, *, block: bool) -> bool:
     """Draw the figures asked for so far (with ``block``, until the end of the requests);
     False once the requests have ended (None, or the fits' process closed its end)."""
     while block or requests.poll():
@@ -123,41 +124,6 @@ def _draw_asked(requests: Any, sender: _Sender, claimed: Any, *, block: bool) ->
         except Exception:  # drawn again (and raised) in the fits' own process
             sender.send((key, False, None))
     return True
-
-
-class _Sender:
-    """Send on a pipe from a thread: the caller never waits for the reader.
-
-    The pipe holds some 64 kB; a larger object (a pass over the beam sample, an estimate
-    with its figure's data) would otherwise block until the other process reads it.
-    """
-
-    _END = object()
-
-    def __init__(self, conn: Any) -> None:
-        import queue
-        import threading
-
-        self._conn = conn
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not self._END:
-            try:
-                self._conn.send(item)
-            except (OSError, ValueError):  # the other process is gone
-                break
-        self._conn.close()
-
-    def send(self, item: Any) -> None:
-        self._queue.put(item)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Send what is queued (waiting at most ``timeout`` s), then close the pipe."""
-        self._queue.put(self._END)
-        self._thread.join(timeout)
 
 
 def render_figure(est: Any, name: str) -> dict[str, bytes]:
@@ -195,7 +161,7 @@ class _Prefetch:
         self._proc.start()
         send.close()
         requests.close()
-        self._requests = _Sender(requests_send)
+        self._requests = Sender(requests_send)
         self._open = True
         self._figures = 0  # figures asked for
         self.drawn_there = 0  # figures the side process drew

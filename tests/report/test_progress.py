@@ -21,7 +21,7 @@ def test_samples_and_fits_stages_close_with_done(tmp_path, monkeypatch):
             progress("beam", i, 2)
         return {"files": []}
 
-    def fake_fits(cfg, *, samples_dir, out_dir, progress):
+    def fake_fits(cfg, *, samples_dir, out_dir, progress, closure_follows=False):
         progress("fits", 1, 1)
         return {}
 

@@ -199,6 +199,40 @@ def test_a_niced_side_chain_runs_at_that_priority():
         assert prio() == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 19)
 
 
+def test_an_early_chain_gets_its_priority_back_or_is_not_waited_for(monkeypatch):
+    # After the fits the niced chain gets the report's priority back. Where raising a
+    # priority is not permitted, the report's process does a task the chain has started
+    # itself instead of waiting for a process that other jobs may starve.
+    import time
+
+    from bkg.report import pipeline
+
+    def started(side, index):
+        deadline = time.monotonic() + 120
+        while not side.claimed[0][index] and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    with pipeline._SideProcess(True) as side:
+        (slow,) = side.start_chain([("time", "sleep", (30.0,), True)], nice=19)
+        started(side, 0)
+        pid = side.procs[0].pid
+        if os.geteuid() == 0:  # root may raise a priority: the chain is waited for
+            side.full_priority()
+            assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0)
+            assert not side.chains[0].not_waited
+
+        def refuse(*args):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(pipeline.os, "setpriority", refuse)
+        side.full_priority()
+        assert side.chains[0].not_waited
+        t0 = time.monotonic()
+        monkeypatch.setattr(time, "sleep", lambda s: None)  # done here: at once
+        assert slow() is None
+        assert time.monotonic() - t0 < 10  # not the 30 s of the side process
+
+
 def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
     # the fits stage also runs the closure's biased simulation (bkg.sim.biasing, the beam
     # generator, bkg.physics): a change there must not reuse fits made by the old code
