@@ -92,9 +92,11 @@ def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sender = Sender(send)
     try:
-        for key, kind, args in tasks:
+        for slot, (key, kind, args) in enumerate(tasks):
             if not _draw_asked(requests, sender, claimed, block=False):
                 return
+            if not _claim(claimed, slot):  # taken back: the fits' process does it
+                continue
             try:
                 sender.send((key, True, _compute(cfg, kind, args)))
             except Exception:  # computed again (and raised) in the fits' own process
@@ -115,10 +117,8 @@ def _draw_asked(requests: Any, sender: Sender, claimed: Any, *, block: bool) -> 
         if request is None:
             return False
         key, est, name, slot = request
-        with claimed.get_lock():
-            if claimed[slot]:  # taken back: the fits' process draws it
-                continue
-            claimed[slot] = 1
+        if not _claim(claimed, slot):  # taken back: the fits' process draws it
+            continue
         try:
             sender.send((key, True, render_figure(est, name)))
         except Exception:  # drawn again (and raised) in the fits' own process
@@ -138,12 +138,23 @@ def render_figure(est: Any, name: str) -> dict[str, bytes]:
         return {path.suffix[1:]: path.read_bytes() for path in Path(tmp).glob(f"{name}.*")}
 
 
+def _claim(claimed: Any, slot: int) -> bool:
+    """Take the task or figure ``slot`` unless the other process has: True if taken."""
+    with claimed.get_lock():
+        if claimed[slot]:
+            return False
+        claimed[slot] = 1
+    return True
+
+
 #: figures one side process can be asked for (a `bkg fit` asks for one per source, twice)
 _FIGURE_SLOTS = 64
 
 
 class _Prefetch:
-    """One side process computing ``tasks`` in turn; :meth:`take` waits for a result."""
+    """One side process computing ``tasks`` in turn; :meth:`take` waits for a result, or
+    takes back a task the side process has not started (a shared claim per task and per
+    figure), so that the fits' process never waits while work it could do is queued."""
 
     def __init__(self, cfg: Config, tasks: list[Task]) -> None:
         import multiprocessing
@@ -152,9 +163,11 @@ class _Prefetch:
         self.keys = {key for key, _k, _a in tasks}
         self.waiting = set(self.keys)  # tasks whose result has not come back
         self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
+        self._slots = {key: slot for slot, (key, _k, _a) in enumerate(tasks)}
         self._recv, send = ctx.Pipe(duplex=False)
         requests, requests_send = ctx.Pipe(duplex=False)
-        self._claimed = ctx.Array("b", _FIGURE_SLOTS)  # 1: a figure taken by one process
+        # 1: the task or figure is taken, by one process or the other
+        self._claimed = ctx.Array("b", len(tasks) + _FIGURE_SLOTS)
         self._proc = ctx.Process(
             target=_side_main, args=(send, requests, cfg, tasks, self._claimed), daemon=True
         )
@@ -181,8 +194,13 @@ class _Prefetch:
         return True
 
     def take(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
-        """(True, value) of the task ``key``; (False, None) if it has none (compute it here)."""
+        """(True, value) of the task ``key``; (False, None) if it has none or has not
+        started it (compute it here)."""
         if key not in self.keys:
+            return False, None
+        while self._open and self._recv.poll() and self._receive():  # what has come already
+            pass
+        if key not in self.results and self.take_back(key):
             return False, None
         while key not in self.results and self._receive():
             pass
@@ -198,19 +216,18 @@ class _Prefetch:
         if not self._open or self._figures >= _FIGURE_SLOTS:
             return None
         key = ("figure", name, self._figures)
+        self._slots[key] = len(self._claimed) - _FIGURE_SLOTS + self._figures
         self._figures += 1
-        self._requests.send((key, est, name, key[2]))
+        self._requests.send((key, est, name, self._slots[key]))
         self.keys.add(key)
         self.waiting.add(key)
         return key
 
     def take_back(self, key: tuple[Any, ...]) -> bool:
-        """Take a queued figure back to draw it here: False if the side process has
-        started it (then :meth:`take` its bytes)."""
-        with self._claimed.get_lock():
-            if self._claimed[key[2]]:
-                return False
-            self._claimed[key[2]] = 1
+        """Take a queued task or figure back to do it here: False if the side process has
+        started it (then :meth:`take` its result)."""
+        if not (self._open and _claim(self._claimed, self._slots[key])):
+            return False
         self.keys.discard(key)
         self.waiting.discard(key)
         return True

@@ -28,6 +28,7 @@ def test_side_estimates_equal_the_ones_made_in_process(small_cfg):
     side.start(small_cfg, ["hermeticity", "punch_through"], closure_events=20_000)
     try:
         assert side._CURRENT is not None  # it did start (two workers)
+        _wait_until_started(side._CURRENT, 1)  # both tasks started there, not taken back
         assert side.escape_direct(small_cfg) == here_escape
         assert not any(k[0] == "escape" for k in side._CURRENT.keys)  # taken from the side
         got = side.biasing_direct(small_cfg, "punch_through", 20_000, small_cfg.seed)
@@ -35,6 +36,34 @@ def test_side_estimates_equal_the_ones_made_in_process(small_cfg):
     finally:
         side.close()
     assert side._CURRENT is None
+
+
+def _wait_until_started(prefetch, slot: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while not prefetch._claimed[slot] and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_task_not_started_there_is_taken_back(small_cfg):
+    """The fits' process does not wait for a task queued behind others in the side
+    process: it takes it back and computes it (the same floats), and the side process
+    skips it."""
+    here_pt = DIRECT["punch_through"](small_cfg, 20_000, small_cfg.seed)
+    escape._DIRECT_CACHE.clear()
+    big = from_dict({"detector": {"escape": {"forced_events": 4_000_000}}, "run": {"workers": 2}})
+    side.start(big, ["hermeticity", "punch_through"], closure_events=20_000)
+    try:
+        assert side._CURRENT is not None
+        _wait_until_started(side._CURRENT, 0)  # the escape paths: busy for a while
+        key = side._biasing_key(big, "punch_through", 20_000, big.seed)
+        assert side._CURRENT.take(key) == (False, None)  # not started: taken back
+        assert side._CURRENT._claimed[1] == 1  # so the side process skips it
+        got = side.biasing_direct(big, "punch_through", 20_000, big.seed)
+    finally:
+        side.close()
+    assert got == here_pt
 
 
 def test_one_worker_starts_no_side_process():
@@ -72,6 +101,8 @@ def test_figures_drawn_in_the_side_process_have_the_same_bytes(small_cfg, tmp_pa
         save_figure(plot_source(e), here, name)
     side.start(small_cfg, ["punch_through"], closure_events=1000)
     try:
+        assert side._CURRENT is not None
+        _wait_until_started(side._CURRENT, 0)
         side.biasing_direct(small_cfg, "punch_through", 1000, small_cfg.seed)  # now idle
         side.write_figures(items, shared)
         # the idle side process started the first one at once: its bytes were written (a
