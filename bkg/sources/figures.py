@@ -215,12 +215,16 @@ def _density_band(
     return lo, hi
 
 
-def save_figure(fig: Any, out_dir: Path, name: str) -> None:
+def save_figure(fig: Any, out_dir: Path, name: str) -> list[Path]:
     """Write <name>.png (and <name>.pdf with ``--pdf all``: a diagnostic, not a figure of
-    the paper, :mod:`bkg.plotting`) atomically (no timestamps) and close the figure."""
+    the paper, :mod:`bkg.plotting`) atomically (no timestamps) and close the figure.
+
+    Returns:
+        The paths written (the PNG alone unless PDFs are asked for).
+    """
     from bkg import plotting as style
 
-    style.save_figure(fig, out_dir, name)
+    return style.save_figure(fig, out_dir, name)
 
 
 def survival_figure(est: SourceEstimate, plt: Any) -> Any:
