@@ -10,6 +10,7 @@ versus N_MOT) skip it by default.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,11 +78,17 @@ def figure_style() -> Iterator[Any]:
         yield plt
 
 
+#: dots per inch of the PNG files; a PDF's dpi is that of its rasterized artists only
+PNG_DPI = 110
+PDF_DPI = 200
+
+
 def save_figure(
     fig: Any, out_dir: str | Path, stem: str, *, close: bool = True, pdf: bool | None = None
 ) -> list[Path]:
     """Write ``fig`` as ``stem.png`` and, if ``pdf`` (default: :func:`wants_pdf`), as
-    ``stem.pdf`` (no timestamps: reproducible bytes).
+    ``stem.pdf`` (no timestamps: reproducible bytes), each cropped to the figure's tight
+    bounding box (:func:`tight_bbox`, found once for both files).
 
     Returns:
         The paths written.
@@ -89,18 +96,113 @@ def save_figure(
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    formats: list[tuple[str, dict[str, Any]]] = [("png", {"Software": None})]
+    formats: list[tuple[str, dict[str, Any], int]] = [("png", {"Software": None}, PNG_DPI)]
     if wants_pdf(stem) if pdf is None else pdf:
-        formats.append(("pdf", {"CreationDate": None, "Producer": None, "Creator": None}))
-    written = []
-    for ext, meta in formats:
-        path = out_dir / f"{stem}.{ext}"
-        with atomic_path(path) as tmp:  # PDF: dpi of the rasterized artists only
-            fig.savefig(
-                tmp, format=ext, metadata=meta, dpi=110 if ext == "png" else 200,
-                bbox_inches="tight",
-            )  # fmt: skip
-        written.append(path)
+        meta = {"CreationDate": None, "Producer": None, "Creator": None}
+        formats.append(("pdf", meta, PDF_DPI))
+    # the box savefig's bbox_inches="tight" finds for the PNG, found once and given to
+    # both saves (the PNG's bytes are those of "tight"; the PDF's page is the PNG's box,
+    # within 2 pt of the one the PDF renderer's text metrics give, inside the 7 pt pad)
+    with shared_mathtext_cache():
+        bbox = tight_bbox(fig, PNG_DPI)
+        engine = fig.get_layout_engine()
+        if not isinstance(bbox, str) and engine is not None:  # a finished tight_layout()
+            fig.set_layout_engine(None)  # (inert): else savefig lays the figure out for it
+        written = []
+        try:
+            for ext, meta, dpi in formats:
+                path = out_dir / f"{stem}.{ext}"
+                with atomic_path(path) as tmp:
+                    fig.savefig(tmp, format=ext, metadata=meta, dpi=dpi, bbox_inches=bbox)
+                written.append(path)
+        finally:
+            if engine is not None and fig.get_layout_engine() is None:
+                fig.set_layout_engine(engine)
     if close:
         plt.close(fig)
     return written
+
+
+def tight_bbox(fig: Any, dpi: float) -> Any:
+    """The box (inches) that ``savefig(dpi=dpi, bbox_inches="tight")`` crops an Agg
+    figure to: its artists' tight bounding box measured at ``dpi``, padded by
+    ``savefig.pad_inches``; "tight" itself for a figure on another canvas or with a
+    layout engine that acts at each draw (constrained layout)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()
+    if type(fig.canvas) is not FigureCanvasAgg or not (
+        engine is None or isinstance(engine, PlaceHolderLayoutEngine)
+    ):
+        return "tight"
+    # no draw first (savefig's "tight" draws the whole figure, its lines and meshes, to
+    # a renderer that discards them): the box comes from the layout alone (the ticks,
+    # the texts, the legends, the colorbars), which get_tightbbox updates itself; the
+    # same box as "tight" for every figure of the report (bench/bench_figures.py, tests)
+    dpi0 = fig.dpi
+    try:
+        fig.dpi = dpi
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+    finally:
+        fig.dpi = dpi0
+    pad = matplotlib.rcParams["savefig.pad_inches"]
+    return box.padded(pad, pad)
+
+
+#: parses kept across renderers and figures (the report's figures: ~110 distinct ones)
+MATHTEXT_CACHE = 1024
+#: "raw": matplotlib's uncached parse; "vector"/"raster": a parser of that output type
+_MATHTEXT: dict[str, Any] = {}
+
+
+@functools.lru_cache(maxsize=MATHTEXT_CACHE)
+def _parse_mathtext(output: str, args: tuple[Any, ...], rc: tuple[tuple[str, str], ...]) -> Any:
+    # args: those of matplotlib's _parse_cached (the string, dpi, font properties,
+    # antialiasing and, in recent versions, glyph loading); rc: the mathtext.* settings (its
+    # fonts), which a parse reads and the key must hold
+    return _MATHTEXT["raw"](_MATHTEXT[output], *args)
+
+
+@contextlib.contextmanager
+def shared_mathtext_cache() -> Iterator[None]:
+    """Parse each mathtext string (a log axis' $\\mathdefault{10^{-12}}$, a label) once per
+    dpi and font for every renderer while the context is open.
+
+    matplotlib caches the parses per parser, 50 of them, and every Agg renderer has its
+    own parser: the saves of a figure (its layout, its PNG, its PDF) parsed each tick
+    label again, 353 pyparsing runs (a quarter of the CPU of the report's figures) for
+    105 distinct keys. The cache is keyed as matplotlib's is (the string, dpi, font
+    properties, antialiasing, glyph loading) plus the output type and the mathtext.*
+    settings, so a parse is the one matplotlib would return. Restored on exit; nothing
+    changes where matplotlib's parser is not the one this was written for.
+    """
+    import matplotlib
+    from matplotlib.mathtext import MathTextParser
+
+    method: Any = MathTextParser.__dict__.get("_parse_cached")
+    raw = getattr(method, "__wrapped__", None)
+    if raw is None or getattr(method, "_bkg_shared", False):
+        yield
+        return
+    if _MATHTEXT.get("raw", raw) is not raw:  # matplotlib reloaded: no stale parses
+        _MATHTEXT.clear()
+        _parse_mathtext.cache_clear()
+    _MATHTEXT["raw"] = raw
+    rc = matplotlib.rcParams
+    names = [k for k in sorted(rc) if k.startswith("mathtext.")]
+
+    def shared(self: Any, *args: Any, **kwargs: Any) -> Any:
+        output = getattr(self, "_output_type", None)
+        if kwargs or output is None:
+            return method(self, *args, **kwargs)
+        _MATHTEXT.setdefault(output, self)  # a parse depends on the output type only
+        return _parse_mathtext(output, args, tuple((k, str(rc[k])) for k in names))
+
+    shared._bkg_shared = True  # type: ignore[attr-defined]
+    setattr(MathTextParser, "_parse_cached", shared)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(MathTextParser, "_parse_cached", method)  # noqa: B010

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from bkg.plotting import shared_mathtext_cache
 from bkg.sources.base import SourceEstimate
 
 #: Axis labels of the fitted variables (the JSON keeps the plain-text name).
@@ -145,7 +146,8 @@ def _counting_figure(est: SourceEstimate, plt: Any) -> Any:
     # the method under the axes (below the tick labels), not over the bars or the frame
     fig.text(0.02, -0.02, "method: " + "\n".join(_wrap(est.method, 90)), va="top",
              fontsize=10, color="0.25")  # fmt: skip
-    fig.tight_layout()
+    with shared_mathtext_cache():  # the log axes' labels, parsed for every figure once
+        fig.tight_layout()
     return fig
 
 
@@ -213,12 +215,16 @@ def _density_band(
     return lo, hi
 
 
-def save_figure(fig: Any, out_dir: Path, name: str) -> None:
+def save_figure(fig: Any, out_dir: Path, name: str) -> list[Path]:
     """Write <name>.png (and <name>.pdf with ``--pdf all``: a diagnostic, not a figure of
-    the paper, :mod:`bkg.plotting`) atomically (no timestamps) and close the figure."""
+    the paper, :mod:`bkg.plotting`) atomically (no timestamps) and close the figure.
+
+    Returns:
+        The paths written (the PNG alone unless PDFs are asked for).
+    """
     from bkg import plotting as style
 
-    style.save_figure(fig, out_dir, name)
+    return style.save_figure(fig, out_dir, name)
 
 
 def survival_figure(est: SourceEstimate, plt: Any) -> Any:
@@ -287,7 +293,8 @@ def survival_figure(est: SourceEstimate, plt: Any) -> Any:
     title = f"{est.label}: {est.level_per_mot:.2g} per MOT"
     ax.set_title(title, fontsize=12)
     ax.legend(fontsize=9, loc="upper right")
-    fig.tight_layout()
+    with shared_mathtext_cache():  # the log axes' labels, parsed for every figure once
+        fig.tight_layout()
     return fig
 
 

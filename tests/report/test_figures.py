@@ -304,3 +304,102 @@ def test_fine_grid_interpolation_is_exact_for_a_power_law():
     g[-2:] = np.nan
     out = log_interp(fine, m, g)
     assert np.isnan(out[fine > m[-3]]).all() and np.isfinite(out[fine <= m[-3]]).all()
+
+
+def _png_of_savefig_tight(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _colorbar_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 5))
+    mesh = a1.pcolormesh(np.arange(11), np.arange(11), np.arange(100.0).reshape(10, 10) + 1)
+    fig.colorbar(mesh, ax=a1).set_label("events / bin")
+    a2.plot(MASSES, 1e-4 * MASSES**0.5, label="$g'$")
+    a2.set_xscale("log")
+    a2.set_yscale("log")
+    a2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    fig.text(0.02, -0.05, "a note under the axes")
+    return fig
+
+
+def test_save_figure_writes_the_png_of_a_tight_savefig_with_one_draw_per_file(
+    tmp_path, monkeypatch, no_computation
+):
+    # save_figure finds the tight box itself, once for the PNG and the PDF, without
+    # drawing the figure first: the PNG must still be byte for byte savefig's
+    # bbox_inches="tight" one (a box off by a pixel shifts every pixel), and each file
+    # costs one draw (savefig's "tight" drew every file twice: 4 draws for PNG + PDF)
+    from matplotlib.figure import Figure
+
+    from bkg.plotting import save_figure
+    from bkg.sources.figures import plot_source
+    from bkg.stats.figures import plot_reach
+
+    cfg = load_config(None)
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, r: (draws.append(1), draw(self, r))[1])
+    figures = {
+        "tail": plot_source(_tail_estimate()),  # tight_layout, log axis
+        "counting": plot_source(_counting_estimate()),  # a text below the figure
+        "sensitivity": plot_reach(_limit_results(cfg), cfg),  # the legend below the axes
+        "colorbar": _colorbar_figure(),
+    }
+    for stem, fig in figures.items():
+        draws.clear()
+        (png, pdf) = save_figure(fig, tmp_path, stem, close=False, pdf=True)
+        assert len(draws) == 2, stem
+        assert png.read_bytes() == _png_of_savefig_tight(fig), stem
+        assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_each_mathtext_string_is_parsed_once_per_dpi_for_all_files(tmp_path, monkeypatch):
+    # the log axes' tick labels ($\mathdefault{10^{-3}}$) and the labels are parsed once
+    # per dpi and size, not again by each renderer of the PNG and the PDF
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import _mathtext
+
+    from bkg.plotting import save_figure
+
+    parsed = []
+    parse = _mathtext.Parser.parse
+    monkeypatch.setattr(
+        _mathtext.Parser, "parse",
+        lambda self, s, fonts, size, dpi: (parsed.append((s, size, dpi)), parse(self, s, fonts, size, dpi))[1],
+    )  # fmt: skip
+    fig, ax = plt.subplots()
+    ax.plot(MASSES, MASSES**2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$m_{Z'}$ [GeV]")
+    save_figure(fig, tmp_path, "loglog", pdf=True)
+    assert parsed and len(parsed) == len(set(parsed)), sorted(parsed)
+
+
+def test_shared_mathtext_cache_keeps_parses_of_other_math_fonts_apart():
+    # a parse read the mathtext.* fonts: the same string in another font is parsed again
+    import matplotlib
+    from matplotlib.mathtext import MathTextParser
+
+    from bkg.plotting import shared_mathtext_cache
+
+    widths = []
+    with shared_mathtext_cache():
+        for rm in ("DejaVu Sans", "DejaVu Serif"):
+            with matplotlib.rc_context({"mathtext.fontset": "custom", "mathtext.rm": rm}):
+                widths.append(MathTextParser("path").parse(r"$\mathrm{Wide}$", 100).width)
+    with matplotlib.rc_context({"mathtext.fontset": "custom", "mathtext.rm": "DejaVu Serif"}):
+        alone = MathTextParser("path").parse(r"$\mathrm{Wide}$", 100).width
+    assert widths[0] != widths[1] and widths[1] == alone
