@@ -134,8 +134,8 @@ def render_figure(est: Any, name: str) -> dict[str, bytes]:
     from bkg.sources.figures import plot_source, save_figure
 
     with tempfile.TemporaryDirectory(prefix="bkg-figure-") as tmp:
-        save_figure(plot_source(est), Path(tmp), name)
-        return {path.suffix[1:]: path.read_bytes() for path in Path(tmp).glob(f"{name}.*")}
+        written = save_figure(plot_source(est), Path(tmp), name)
+        return {path.suffix[1:]: path.read_bytes() for path in written}
 
 
 def _claim(claimed: Any, slot: int) -> bool:
