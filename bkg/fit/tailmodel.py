@@ -489,10 +489,11 @@ def _minimise_numpy(shape: str, u: np.ndarray, core_u: np.ndarray, core_total: f
                     d0: float, dc: float, n0: float) -> tuple[float, float] | None:  # fmt: skip
     """The same extended NLL as :class:`_TailLoss`, minimised by iminuit on numpy arrays.
 
-    For the toy and bootstrap refits (hundreds per source, no covariance needed): the
-    same likelihood, normalisation nodes and start values as the zfit fit, without
-    TensorFlow's per-call cost (about 20x faster on a few hundred events). Returns
-    (theta in units of d0, n_tail), or None when no start converges.
+    For refits without covariance (``fit_tail_model(engine="numpy")``, and the toys that
+    :class:`_BatchFit` leaves unconverged): the same likelihood, normalisation nodes and
+    start values as the zfit fit, without TensorFlow's per-call cost (about 20x faster
+    on a few hundred events). Returns (theta in units of d0, n_tail), or None when no
+    start converges.
     """
     from iminuit import Minuit
 

@@ -328,3 +328,17 @@ def test_split_profile_over_n_tail_is_brents_minimum(exp_tail_scan, observed):
         assert v <= res.fun + 1e-9
         assert n == pytest.approx(res.x, rel=1e-6, abs=1e-6)
         assert pred == pytest.approx((n * ratio + like.core_beyond) * 9.0, rel=1e-12)
+
+
+def test_a_toy_the_batch_leaves_unconverged_is_refitted_by_migrad(monkeypatch):
+    # no Newton iteration allowed: every toy goes to Migrad from every start, the refit
+    # as it was, so the models are exactly those of fit_tail_model(engine="numpy")
+    monkeypatch.setattr(tm._BatchFit, "MAX_ITER", 0)
+    rng = np.random.default_rng(4)
+    core = tm.Core(0.0, 0.3, 200_000.0)
+    model = {"shape": "power", "theta": 4.0, "n_tail": 150.0, "t0": 1.0, "cut": 5.0,
+             "x_ref": 0.0, **core.to_dict()}  # fmt: skip
+    samples = [tm._sample_model(model, rng) for _ in range(4)] + [np.array([1.5, 2.0])]
+    got = tm._refit_toys(samples, model, core)
+    assert got[-1] is None  # 2 events: too few, fit_tail_model's FitError
+    assert got[:-1] == [_migrad_refit(xs, model, core) for xs in samples[:-1]]
