@@ -521,7 +521,7 @@ class _BatchFit:
     The deviance test refits a batch of toys of one model: the same shape, window, core
     and normalisation nodes, different events. Their events are concatenated, toy after
     toy, and every iteration is one pass of numpy over all of them (one exp and one log
-    per event): no Python call per toy and per NLL value, and about 5 Newton iterations
+    per event): no Python call per toy and per NLL value, and about 7 Newton iterations
     instead of about 45 NLL values of Migrad's numerical derivatives per toy.
 
     The likelihood is that of :class:`_WindowLikelihood`. In each shape ln f is linear in
