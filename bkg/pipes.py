@@ -1,9 +1,10 @@
-"""Sending on a multiprocessing pipe without waiting for the reader.
+"""Sending on a multiprocessing pipe without waiting for the reader; claiming a task.
 
 A pipe holds some 64 kB. A side process that sends a larger result (a pass over the
 beam sample, a figure's bytes) would block in ``send`` until the other process reads,
 which it may do only much later (it is importing zfit, or running the fits): the side
 process would idle meanwhile. :class:`Sender` sends from a thread instead.
+:func:`claim` decides which of two processes does a queued task.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import queue
 import threading
 from typing import Any
 
-__all__ = ["Sender"]
+__all__ = ["Sender", "claim"]
 
 
 class Sender:
@@ -47,3 +48,13 @@ class Sender:
         """Send what is queued, then close the pipe (wait at most ``timeout`` s for it)."""
         self._queue.put(self._END)
         self._thread.join(timeout)
+
+
+def claim(claimed: Any, index: int) -> bool:
+    """Take task ``index`` of a shared ``multiprocessing.Array`` of flags unless another
+    process has: True if this call took it (the flag is then set)."""
+    with claimed.get_lock():
+        if claimed[index]:
+            return False
+        claimed[index] = 1
+    return True

@@ -475,10 +475,9 @@ class _Chain:
 
     def claim(self, index: int) -> bool:
         """Take task ``index`` unless the side process has (True: it is this process's)."""
-        with self.claimed.get_lock():
-            mine = not self.claimed[index]
-            self.claimed[index] = 1
-        return bool(mine)
+        from bkg.pipes import claim
+
+        return claim(self.claimed, index)
 
     def get(self, index: int) -> Any:
         """Task ``index``'s result (or raise its error)."""
@@ -534,7 +533,7 @@ def _side_chain(
     """
     import importlib
 
-    from bkg.pipes import Sender
+    from bkg.pipes import Sender, claim
 
     sender = Sender(send)
     if nice:
@@ -542,10 +541,8 @@ def _side_chain(
             os.nice(nice)
     try:
         for index, (module, func, args) in enumerate(tasks):
-            with claimed.get_lock():
-                if claimed[index]:
-                    continue
-                claimed[index] = 1
+            if not claim(claimed, index):  # taken by the report's process
+                continue
             try:
                 out = (index, True, getattr(importlib.import_module(module), func)(*args))
             except BaseException as exc:  # re-raised in the report's process

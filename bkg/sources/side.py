@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bkg.config import Config
-from bkg.pipes import Sender
+from bkg.pipes import Sender, claim
 
 __all__ = [
     "ask_figure",
@@ -95,7 +95,7 @@ def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed
         for slot, (key, kind, args) in enumerate(tasks):
             if not _draw_asked(requests, sender, claimed, block=False):
                 return
-            if not _claim(claimed, slot):  # taken back: the fits' process does it
+            if not claim(claimed, slot):  # taken back: the fits' process does it
                 continue
             try:
                 sender.send((key, True, _compute(cfg, kind, args)))
@@ -117,7 +117,7 @@ def _draw_asked(requests: Any, sender: Sender, claimed: Any, *, block: bool) -> 
         if request is None:
             return False
         key, est, name, slot = request
-        if not _claim(claimed, slot):  # taken back: the fits' process draws it
+        if not claim(claimed, slot):  # taken back: the fits' process draws it
             continue
         try:
             sender.send((key, True, render_figure(est, name)))
@@ -136,15 +136,6 @@ def render_figure(est: Any, name: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="bkg-figure-") as tmp:
         written = save_figure(plot_source(est), Path(tmp), name)
         return {path.suffix[1:]: path.read_bytes() for path in written}
-
-
-def _claim(claimed: Any, slot: int) -> bool:
-    """Take the task or figure ``slot`` unless the other process has: True if taken."""
-    with claimed.get_lock():
-        if claimed[slot]:
-            return False
-        claimed[slot] = 1
-    return True
 
 
 #: figures one side process can be asked for (a `bkg fit` asks for one per source, twice)
@@ -226,7 +217,7 @@ class _Prefetch:
     def take_back(self, key: tuple[Any, ...]) -> bool:
         """Take a queued task or figure back to do it here: False if the side process has
         started it (then :meth:`take` its result)."""
-        if not (self._open and _claim(self._claimed, self._slots[key])):
+        if not (self._open and claim(self._claimed, self._slots[key])):
             return False
         self.keys.discard(key)
         self.waiting.discard(key)
