@@ -346,8 +346,12 @@ class _SideProcess:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.procs: list[Any] = []
-        self.claimed: list[Any] = []  # per chain: which tasks either process has taken
         self.chains: list[_Chain] = []
+
+    @property
+    def claimed(self) -> list[Any]:
+        """Per chain: which tasks either process has taken (shared flags)."""
+        return [chain.claimed for chain in self.chains]
 
     def full_priority(self) -> None:
         """Every niced chain back at this process's priority (:meth:`_Chain.full_priority`)."""
@@ -424,7 +428,6 @@ class _SideProcess:
         proc.start()
         send.close()
         self.procs.append(proc)
-        self.claimed.append(claimed)
         chain = _Chain(receive, claimed, chained, proc.pid if nice else None)
         self.chains.append(chain)
         out: list[Callable[[], Any]] = []
@@ -485,16 +488,13 @@ class _Chain:
             return _outcome(self.done_here.pop(index))
         if self.claim(index):
             return _here(*self.tasks[index])()
-        if self.not_waited:
-            while index not in self.received and self.receive.poll():
-                k, ok, value = self.receive.recv()
-                self.received[k] = (ok, value)
-            if index not in self.received:  # started there, at the lowest priority
-                return _here(*self.tasks[index])()
         try:
             while index not in self.received:
-                if not self.receive.poll() and self.help_out():
-                    continue  # did a queued task while the side process works
+                if not self.receive.poll():
+                    if self.not_waited:  # started there, at the lowest priority
+                        return _here(*self.tasks[index])()
+                    if self.help_out():
+                        continue  # did a queued task while the side process works
                 k, ok, value = self.receive.recv()
                 self.received[k] = (ok, value)
         except EOFError:  # the process died without an answer (killed): do it here

@@ -233,6 +233,30 @@ def test_an_early_chain_gets_its_priority_back_or_is_not_waited_for(monkeypatch)
         assert time.monotonic() - t0 < 10  # not the 30 s of the side process
 
 
+def test_a_chain_not_waited_for_that_died_leaves_its_task_here(monkeypatch):
+    # the niced chain could not get its priority back and was then killed mid-task: the
+    # report's process does the task itself (the pipe's end is an EOF, not a result)
+    import time
+
+    from bkg.report import pipeline
+
+    with pipeline._SideProcess(True) as side:
+        (slow,) = side.start_chain([("time", "sleep", (30.0,), True)], nice=19)
+        deadline = time.monotonic() + 120
+        while not side.claimed[0][0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        def refuse(*args):
+            raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(pipeline.os, "setpriority", refuse)
+        side.full_priority()
+        side.procs[0].terminate()
+        side.procs[0].join()
+        monkeypatch.setattr(time, "sleep", lambda s: None)  # done here: at once
+        assert slow() is None
+
+
 def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
     # the fits stage also runs the closure's biased simulation (bkg.sim.biasing, the beam
     # generator, bkg.physics): a change there must not reuse fits made by the old code
