@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,22 +84,34 @@ def test_other_arguments_are_computed_here(small_cfg):
     assert got.n_generated != 20_000
 
 
-def test_figures_drawn_in_the_side_process_have_the_same_bytes(small_cfg, tmp_path):
-    """write_figures shares the figures with the side process: the files are those that
-    save_figure writes in this process."""
+def _estimates(n: int) -> list[tuple[str, Any]]:
+    """``n`` (name, counted estimate) pairs of different levels, for the source figures."""
     from bkg.sources.base import SourceEstimate
-    from bkg.sources.figures import plot_source, save_figure
 
     def est(name: str, level: float) -> SourceEstimate:
         return SourceEstimate(name, name.title(), level, level / 3, level / 4, level / 5,
                               level / 6, False, "counted", {}, {}, {})  # fmt: skip
 
-    items = [(f"src{i}", est(f"src{i}", 10.0 ** -(10 + i))) for i in range(2)]
-    here, shared = tmp_path / "here", tmp_path / "shared"
+    return [(f"src{i}", est(f"src{i}", 10.0 ** -(10 + i))) for i in range(n)]
+
+
+def _drawn_here(items: list[tuple[str, Any]], tmp_path: Path) -> Path:
+    """The figures of ``items`` as this process's save_figure writes them (a new folder)."""
+    from bkg.sources.figures import plot_source, save_figure
+
+    here = tmp_path / "here"
     here.mkdir()
-    shared.mkdir()
     for name, e in items:
         save_figure(plot_source(e), here, name)
+    return here
+
+
+def test_figures_drawn_in_the_side_process_have_the_same_bytes(small_cfg, tmp_path):
+    """write_figures shares the figures with the side process: the files are those that
+    save_figure writes in this process."""
+    items = _estimates(2)
+    here, shared = _drawn_here(items, tmp_path), tmp_path / "shared"
+    shared.mkdir()
     side.start(small_cfg, ["punch_through"], closure_events=1000)
     try:
         assert side._CURRENT is not None
@@ -121,19 +134,9 @@ def test_figures_drawn_in_the_side_process_have_the_same_bytes(small_cfg, tmp_pa
 def test_a_figure_asked_early_is_drawn_there_or_taken_back(small_cfg, tmp_path):
     """Figures queued while the side process is busy are taken back by this process (it
     does not wait for them); those it has started are its bytes."""
-    from bkg.sources.base import SourceEstimate
-    from bkg.sources.figures import plot_source, save_figure
-
-    def est(name: str, level: float) -> SourceEstimate:
-        return SourceEstimate(name, name.title(), level, level / 3, level / 4, level / 5,
-                              level / 6, False, "counted", {}, {}, {})  # fmt: skip
-
-    items = [(f"src{i}", est(f"src{i}", 10.0 ** -(10 + i))) for i in range(3)]
-    here, shared = tmp_path / "here", tmp_path / "shared"
-    here.mkdir()
+    items = _estimates(3)
+    here, shared = _drawn_here(items, tmp_path), tmp_path / "shared"
     shared.mkdir()
-    for name, e in items:
-        save_figure(plot_source(e), here, name)
     side.start(small_cfg, ["punch_through"], closure_events=2_000_000)  # busy for ~20 s
     try:
         asked = {name: side.ask_figure(name, e) for name, e in items}
