@@ -16,6 +16,7 @@ import click
 
 from bkg import __version__, interrupt, sizes
 from bkg.errors import BkgError, SampleError, one_line
+from bkg.memory import heap_policy
 
 log = logging.getLogger("bkg")
 
@@ -729,6 +730,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     interrupt.install()
+    heap_policy("keep")  # the freed heap reused, not faulted in again (bkg.memory)
     try:
         cli.main(args=args, prog_name="bkg", standalone_mode=False)
     except click.exceptions.Abort:

@@ -1,7 +1,9 @@
 """How glibc's allocator treats the large arrays of a chunk (a no-op outside glibc).
 
 Every stage allocates, uses and frees arrays of ~1e6 events once per chunk; the policy
-(:func:`heap_policy`) is set per process.
+(:func:`heap_policy`) is set per process. Every process of the package starts with
+``keep`` (the `bkg` command, its side processes and sample workers); the analysis pass
+over a sample holds ``return`` while it reads (:func:`bkg.ntuple.iterate`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from typing import Literal
 
 __all__ = ["heap_policy"]
 
+Policy = Literal["keep", "return"]
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _POLICIES = {"keep": (64 << 20, 256 << 20), "return": (8 << 20, 128 << 10)}
-_current: str | None = None
+_current: Policy | None = None
 
 
-def heap_policy(policy: Literal["keep", "return"]) -> None:
-    """Set this process's allocator policy; cheap to repeat.
+def heap_policy(policy: Policy | None) -> Policy | None:
+    """Set this process's allocator policy (None: leave it); cheap to repeat.
 
     ``keep`` (event generation): blocks up to 64 MB come from the heap and up to 256 MB
     of free heap is kept, so each chunk reuses the previous one's pages instead of
@@ -27,15 +31,25 @@ def heap_policy(policy: Literal["keep", "return"]) -> None:
     peak RSS does not change). ``return`` (the analysis pass): blocks above 8 MB are
     mapped and unmapped on their own, so freed chunks go back to the kernel instead of
     fragmenting the heap (`bkg fit` on 1e8 MOT peaks at 0.96 GB with it, 1.09 without).
+
+    glibc's own default (a 128 kB trim threshold) gives the freed top of the heap back
+    after nearly every large temporary, so the next one faults its pages in again: on a
+    virtual machine that zeroing was ~10 s of the default report's kernel time, hence
+    ``keep`` everywhere but in the analysis pass.
+
+    Returns:
+        the policy before this call (None: glibc's default), for restoring it.
     """
     global _current
-    if policy == _current or not sys.platform.startswith("linux"):
-        return
+    previous = _current
+    if policy is None or policy == _current or not sys.platform.startswith("linux"):
+        return previous
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
-        return
+        return previous
     mmap_threshold, trim_threshold = _POLICIES[policy]
     mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
     mallopt(_M_TRIM_THRESHOLD, trim_threshold)
     _current = policy
+    return previous

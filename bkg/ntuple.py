@@ -399,21 +399,26 @@ def iterate(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    heap_policy("return")  # freed chunks go back to the kernel: memory bounded by the chunk size
-    jobs = _chunk_jobs([Path(p) for p in paths], sample, list(branches), step_size, nonfinite)
-    tagged = (functools.partial(_with_path, job) for job in jobs)
-    results = (job() for job in tagged) if workers <= 0 else _run_ahead(tagged, workers)
-    current: Path | None = None
-    read = dropped = 0
-    for path, chunk in results:
-        if path != current:
-            _say_dropped(current, dropped, read)
-            current, read, dropped = path, 0, 0
-        n_dropped = int(chunk["_dropped"])
-        dropped += n_dropped
-        read += n_dropped + (len(next(iter(chunk.values()))) if len(chunk) > 1 else 0)
-        yield chunk
-    _say_dropped(current, dropped, read)
+    # while the pass reads, freed chunks go back to the kernel: memory bounded by the chunk
+    # size (the process's own policy again after the pass)
+    previous = heap_policy("return")
+    try:
+        jobs = _chunk_jobs([Path(p) for p in paths], sample, list(branches), step_size, nonfinite)
+        tagged = (functools.partial(_with_path, job) for job in jobs)
+        results = (job() for job in tagged) if workers <= 0 else _run_ahead(tagged, workers)
+        current: Path | None = None
+        read = dropped = 0
+        for path, chunk in results:
+            if path != current:
+                _say_dropped(current, dropped, read)
+                current, read, dropped = path, 0, 0
+            n_dropped = int(chunk["_dropped"])
+            dropped += n_dropped
+            read += n_dropped + (len(next(iter(chunk.values()))) if len(chunk) > 1 else 0)
+            yield chunk
+        _say_dropped(current, dropped, read)
+    finally:
+        heap_policy(previous)
 
 
 def _with_path(job: Callable[[], dict[str, np.ndarray]]) -> tuple[Path, Any]:

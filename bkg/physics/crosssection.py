@@ -52,6 +52,7 @@ _CHI_T_MIN = 1e-24  # GeV^2, lower end of the tabulated chi antiderivatives
 _CHI_T_MAX = 1e4  # GeV^2, upper end
 _CHI_DLNT = 0.04  # step in ln t of the tabulated antiderivatives
 _CHUNK = 48  # (E0, m) pairs per vectorised block
+_CHI_BLOCK = 256  # chi limits per block of form_factor_chi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,6 +114,18 @@ def form_factor_chi(
     tmin, tmax = np.broadcast_arrays(
         np.asarray(tmin_gev2, dtype=float), np.asarray(tmax_gev2, dtype=float)
     )
+    shape = tmin.shape
+    tmin, tmax = tmin.ravel(), tmax.ravel()
+    out = np.empty(tmin.size)
+    # in blocks of limits whose (block, n_nodes) temporaries stay in the L2 cache: the
+    # same operations on every element as one pass over all limits, ~3x less time
+    for start in range(0, tmin.size, _CHI_BLOCK):
+        sl = slice(start, start + _CHI_BLOCK)
+        out[sl] = _chi_block(tmin[sl], tmax[sl], material, n_nodes)
+    return out.reshape(shape)
+
+
+def _chi_block(tmin: np.ndarray, tmax: np.ndarray, material: Material, n_nodes: int) -> np.ndarray:
     ok = (tmax > tmin) & (tmin > 0.0)
     lo = np.log(np.where(ok, tmin, 1.0))
     hi = np.log(np.where(ok, tmax, 1.0))

@@ -533,8 +533,10 @@ def _side_chain(
     """
     import importlib
 
+    from bkg.memory import heap_policy
     from bkg.pipes import Sender, claim
 
+    heap_policy("keep")
     sender = Sender(send)
     if nice:
         with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows)
@@ -556,6 +558,9 @@ def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None
     """Body of a :class:`_SideProcess`: send (True, result) or (False, the exception)."""
     import importlib
 
+    from bkg.memory import heap_policy
+
+    heap_policy("keep")
     try:
         out = (True, getattr(importlib.import_module(module), func)(*args))
     except BaseException as exc:  # re-raised in the report's process

@@ -89,7 +89,10 @@ def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed
     """
     import signal
 
+    from bkg.memory import heap_policy
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    heap_policy("keep")
     sender = Sender(send)
     try:
         for slot, (key, kind, args) in enumerate(tasks):

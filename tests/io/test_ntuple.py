@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
 import uproot
 
+from bkg import memory
 from bkg.errors import SampleError
 from bkg.ntuple import SCHEMAS, NtupleWriter, check_file, iterate, read_manifest, sha256_file
 
@@ -317,3 +319,24 @@ def test_valid_ranges_admit_what_the_simulation_writes():
     assert VALID["p_out_rec_ko"].outside(np.array([-1.0, 2e4])).all()
     assert not VALID["process"].outside(np.arange(10)).any()  # 9: quasi-elastic (tracker)
     assert not VALID["escape"].outside(np.arange(7)).any()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_the_pass_returns_memory_only_while_it_reads(beam_file):
+    """Every process runs with the ``keep`` allocator policy (bkg.memory); a pass over a
+    sample holds ``return`` while it reads and gives the process its policy back after,
+    also when the caller stops early."""
+    before = memory.heap_policy("keep")
+    try:
+        seen = [
+            memory.heap_policy(None) for _ in iterate(beam_file, "beam", ["e_ecal"], step_size=400)
+        ]
+        assert seen == ["return"] * 3
+        assert memory.heap_policy(None) == "keep"
+        stream = iterate(beam_file, "beam", ["e_ecal"], step_size=400)
+        next(stream)
+        assert memory.heap_policy(None) == "return"
+        stream.close()  # the caller broke out of its loop
+        assert memory.heap_policy(None) == "keep"
+    finally:
+        memory.heap_policy(before or "keep")
