@@ -117,6 +117,28 @@ def is_fresh(folder: str | Path, key: str) -> bool:
     return True
 
 
+def unchanged_outputs(folder: str | Path) -> dict[str, str]:
+    """sha256 by name of the outputs of ``folder``'s last completed stage that were not
+    written since they were hashed (size and mtime as recorded): what a reader that
+    checks hashes (:func:`bkg.ntuple.read_manifest`) need not read again."""
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / MARKER).read_text())
+        outputs, stats = dict(record.get("outputs", {})), dict(record.get("stat", {}))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+    out = {}
+    for name, digest in outputs.items():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
+            continue  # a record names files of its own folder only
+        try:
+            if stats.get(name) == _stat(folder / name):
+                out[name] = str(digest)
+        except OSError:
+            continue
+    return out
+
+
 def _stat(path: Path) -> list[int]:
     """Size and modification time (ns) of a file: what changes when it is written."""
     st = path.stat()

@@ -692,6 +692,7 @@ def read_manifest(
     *,
     check_hashes: bool = True,
     kinds: Collection[str] | None = None,
+    verified: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Read ``MANIFEST.json`` of a samples folder and check each file's sha256.
 
@@ -700,6 +701,9 @@ def read_manifest(
         check_hashes: check that each listed file exists and has its recorded sha256.
         kinds: check only the files of these sample kinds (default: every file); the
             manifest returned still lists every file.
+        verified: sha256 by file name of files known unchanged since they were hashed
+            (:func:`bkg.cache.unchanged_outputs`); a file listed with the same sha256
+            is not read again.
 
     Raises:
         SampleError: the manifest is missing or malformed, a listed file is
@@ -743,7 +747,9 @@ def read_manifest(
         sample_path = folder / entry["file"]
         if not sample_path.exists():
             raise SampleError(f"{sample_path}: listed in MANIFEST.json but missing")
-        digest = sha256_file(sample_path)
+        digest = (verified or {}).get(entry["file"], "")
+        if digest != entry["sha256"]:
+            digest = sha256_file(sample_path)
         if digest != entry["sha256"]:
             raise SampleError(
                 f"{sample_path}: sha256 {digest[:12]}... does not match MANIFEST.json ({entry['sha256'][:12]}...); "

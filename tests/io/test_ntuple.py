@@ -340,3 +340,35 @@ def test_the_pass_returns_memory_only_while_it_reads(beam_file):
         assert memory.heap_policy(None) == "keep"
     finally:
         memory.heap_policy(before or "keep")
+
+
+@pytest.mark.bad_input
+def test_manifest_rereads_only_files_written_since_they_were_hashed(beam_file, monkeypatch):
+    """`bkg fit` takes the samples stage's record of each file's sha256, size and mtime
+    (bkg.cache) instead of hashing ~0.5 GB again; a file written since is hashed and
+    a changed one still stops the read."""
+    import os
+
+    from bkg import cache, ntuple
+
+    folder = beam_file.parent
+    entry = {"file": "beam.root", "sample": "beam", "events": 1000, "norm_per_mot": 1.0}
+    entry["sha256"] = sha256_file(beam_file)
+    (folder / "MANIFEST.json").write_text(json.dumps({"files": [entry]}))
+    old = beam_file.stat().st_mtime_ns - 5_000_000_000  # hashed 5 s after it was written
+    os.utime(beam_file, ns=(old, old))
+    cache.mark_done(folder, "samples-key", ["beam.root", "MANIFEST.json"])
+    hashed = []
+    monkeypatch.setattr(ntuple, "sha256_file", lambda p: hashed.append(p) or sha256_file(p))
+    verified = cache.unchanged_outputs(folder)
+    assert verified == {"beam.root": entry["sha256"]}
+    assert read_manifest(folder, verified=verified)["files"][0]["events"] == 1000
+    assert hashed == []
+    # the same size, another byte, a new mtime: no longer taken on trust
+    data = bytearray(beam_file.read_bytes())
+    data[-1] ^= 0xFF
+    beam_file.write_bytes(bytes(data))
+    assert cache.unchanged_outputs(folder) == {}
+    with pytest.raises(SampleError, match=r"does not match MANIFEST\.json"):
+        read_manifest(folder, verified=cache.unchanged_outputs(folder))
+    assert hashed == [beam_file]
