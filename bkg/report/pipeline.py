@@ -424,7 +424,11 @@ class _SideProcess:
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         claimed = ctx.Array("b", len(chained))  # 1: taken by one of the two processes
-        proc = ctx.Process(target=_side_chain, args=(send, chained, claimed, nice), daemon=True)
+        from bkg.sim.ecal import rate_tables
+
+        proc = ctx.Process(
+            target=_side_chain, args=(send, chained, claimed, nice, rate_tables()), daemon=True
+        )
         proc.start()
         send.close()
         self.procs.append(proc)
@@ -523,10 +527,16 @@ def _outcome(result: tuple[bool, Any]) -> Any:
 
 
 def _side_chain(
-    send: Any, tasks: list[tuple[str, str, tuple[Any, ...]]], claimed: Any, nice: int = 0
+    send: Any,
+    tasks: list[tuple[str, str, tuple[Any, ...]]],
+    claimed: Any,
+    nice: int = 0,
+    tables: dict[Any, Any] | None = None,
 ) -> None:
     """Body of :meth:`_SideProcess.start_chain`: (index, True, result) or (index, False,
     the exception) of each task not yet claimed by the report's process, in turn.
+    ``tables``: the ECAL's rate tables made by the samples stage in the report's process
+    (:func:`bkg.sim.ecal.rate_tables`), not integrated again here.
 
     Results are sent from a thread (:class:`bkg.pipes.Sender`, at the normal priority):
     started early, the chain goes on while the report's process is still in the fits.
@@ -535,8 +545,10 @@ def _side_chain(
 
     from bkg.memory import heap_policy
     from bkg.pipes import Sender, claim
+    from bkg.sim.ecal import adopt_rate_tables
 
     heap_policy("keep")
+    adopt_rate_tables(tables)
     sender = Sender(send)
     if nice:
         with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows)

@@ -77,10 +77,18 @@ def _compute(cfg: Config, kind: str, args: tuple[Any, ...]) -> Any:
     return DIRECT[name](cfg, n_events, seed)
 
 
-def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed: Any) -> None:
+def _side_main(
+    send: Any,
+    requests: Any,
+    cfg: Config,
+    tasks: list[Task],
+    claimed: Any,
+    tables: dict[Any, Any] | None = None,
+) -> None:
     """Body of the side process: each task's (key, True, value) or (key, False, None),
     and the figures asked for on ``requests`` (between tasks, then until None or the pipe
-    closes), each unless the fits' process took it back (``claimed``).
+    closes), each unless the fits' process took it back (``claimed``). ``tables``: the
+    ECAL's rate tables the fits' process has made (:func:`bkg.sim.ecal.rate_tables`).
 
     Results are sent from a thread: a result the fits' process has not read yet (it may
     be importing zfit) does not hold up the next task. Ctrl-C is the fits' process's to
@@ -90,9 +98,11 @@ def _side_main(send: Any, requests: Any, cfg: Config, tasks: list[Task], claimed
     import signal
 
     from bkg.memory import heap_policy
+    from bkg.sim.ecal import adopt_rate_tables
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     heap_policy("keep")
+    adopt_rate_tables(tables)
     sender = Sender(send)
     try:
         for slot, (key, kind, args) in enumerate(tasks):
@@ -162,8 +172,12 @@ class _Prefetch:
         requests, requests_send = ctx.Pipe(duplex=False)
         # 1: the task or figure is taken, by one process or the other
         self._claimed = ctx.Array("b", len(tasks) + _FIGURE_SLOTS)
+        from bkg.sim.ecal import rate_tables
+
         self._proc = ctx.Process(
-            target=_side_main, args=(send, requests, cfg, tasks, self._claimed), daemon=True
+            target=_side_main,
+            args=(send, requests, cfg, tasks, self._claimed, rate_tables()),
+            daemon=True,
         )
         self._proc.start()
         send.close()

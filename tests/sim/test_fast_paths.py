@@ -137,3 +137,29 @@ def test_stage_marker_uses_the_workers_hashes(cfg, tmp_path):
         assert recorded[entry["file"]] == ntuple.sha256_file(tmp_path / entry["file"])
     assert recorded["MANIFEST.json"] == ntuple.sha256_file(tmp_path / "MANIFEST.json")
     assert cache.is_fresh(tmp_path, samples_key(small))
+
+
+def _warm_without_integrating(tables):
+    """In a spawned process: take ``tables``, refuse to integrate any, build every table."""
+    from bkg.sim import ecal
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a rate table was integrated again")
+
+    ecal.adopt_rate_tables(tables)
+    ecal._above_on_grid = refuse
+    ecal.warm_tables()
+    return ecal._pass_constants(0.5, 40 * ecal.LEAD_X0_G_CM2), ecal._soft_b_nodes().tolist()
+
+
+def test_a_spawned_process_takes_the_rate_tables_instead_of_integrating_them():
+    # the report's side processes get the samples stage's tables (~0.9 s of CPU each)
+    import multiprocessing
+
+    ecal.warm_tables()
+    tables = ecal.rate_tables()
+    assert len(tables) == len(ecal.PROCESS) * (ecal._E_NODES.size + 1)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        there = pool.apply(_warm_without_integrating, (tables,))
+    here = ecal._pass_constants(0.5, 40 * ecal.LEAD_X0_G_CM2), ecal._soft_b_nodes().tolist()
+    assert there == here
