@@ -16,6 +16,7 @@ from bkg.config import Config
 
 __all__ = [
     "BRANCHES",
+    "E_CAL_BRANCHES",
     "balance_cut",
     "cut_flow",
     "e_cal",
@@ -63,6 +64,10 @@ def passes_trigger(ev: Chunk, cfg: Config) -> np.ndarray:
     lo, hi = cfg.beam.momentum_window_gev
     bms = (ev["p_in_rec"] >= lo) & (ev["p_in_rec"] <= hi)
     return ev["s0"] & ev["s1"] & ev["s_mu"] & ev["s4"] & ~ev["v1"] & ~ev["vm"] & bms
+
+
+#: the branches :func:`e_cal` sums
+E_CAL_BRANCHES = ("e_ecal", "e_vhcal", "e_hcal1", "e_hcal2")
 
 
 def e_cal(ev: Chunk) -> np.ndarray:

@@ -257,8 +257,19 @@ def test_figures(cfg, tmp_path):
     figures.fig2_trigger_efficiency(cfg, tmp_path, curves=curves)
     assert (tmp_path / "fig2_trigger_efficiency.pdf").exists()
     run_samples(cfg, out_dir=tmp_path / "s", only=["beam"], n_mot=20_000, workers=1)
-    figures.fig5_hermeticity_plane(figures.hermeticity_plane(tmp_path / "s", cfg), cfg, tmp_path)
+    plane = figures.hermeticity_plane(tmp_path / "s", cfg)
+    figures.fig5_hermeticity_plane(plane, cfg, tmp_path)
     assert (tmp_path / "fig5_hermeticity_plane.png").exists()
+    # the plane's counts (boost-histogram) are numpy's histogram of the same events
+    from bkg import ntuple, selection
+
+    branches = ["p_out_rec", *selection.E_CAL_BRANCHES]
+    chunks = list(ntuple.iterate(ntuple.sample_paths(tmp_path / "s", "beam"), "beam", branches))
+    ev = {k: np.concatenate([c[k] for c in chunks]) for k in branches}
+    edges = np.linspace(0, 240, 121)
+    counts = np.histogram2d(ev["p_out_rec"], selection.e_cal(ev), bins=[edges, edges])[0]
+    assert counts.sum() > 19_000 and np.array_equal(plane.counts, counts)
+    assert np.array_equal(plane.e_mu_edges_gev, edges)
 
 
 def test_lower_beam_energy_triggers_more_at_small_mass(cfg):
