@@ -33,6 +33,7 @@ from bkg.cache import (
 )
 from bkg.config import Config
 from bkg.errors import FitError, SampleError
+from bkg.pipes import process_state, side_context, start_side_server
 from bkg.report.claims import none_applicable
 
 if TYPE_CHECKING:
@@ -375,11 +376,11 @@ class _SideProcess:
 
         if not (self.enabled and when):
             return here
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
+        ctx = side_context()
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_side_call, args=(send, module, func, args), daemon=True)
+        proc = ctx.Process(
+            target=_side_call, args=(send, module, func, args, process_state()), daemon=True
+        )
         proc.start()
         send.close()
         self.procs.append(proc)
@@ -419,15 +420,15 @@ class _SideProcess:
         chained = [t[:3] for t in tasks if self.enabled and t[3]]
         if not chained:
             return [_here(*t[:3]) for t in tasks]
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
+        ctx = side_context()
         receive, send = ctx.Pipe(duplex=False)
         claimed = ctx.Array("b", len(chained))  # 1: taken by one of the two processes
         from bkg.sim.ecal import rate_tables
 
         proc = ctx.Process(
-            target=_side_chain, args=(send, chained, claimed, nice, rate_tables()), daemon=True
+            target=_side_chain,
+            args=(send, chained, claimed, nice, rate_tables(), process_state()),
+            daemon=True,
         )
         proc.start()
         send.close()
@@ -532,11 +533,13 @@ def _side_chain(
     claimed: Any,
     nice: int = 0,
     tables: dict[Any, Any] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> None:
     """Body of :meth:`_SideProcess.start_chain`: (index, True, result) or (index, False,
     the exception) of each task not yet claimed by the report's process, in turn.
     ``tables``: the ECAL's rate tables made by the samples stage in the report's process
-    (:func:`bkg.sim.ecal.rate_tables`), not integrated again here.
+    (:func:`bkg.sim.ecal.rate_tables`), not integrated again here; ``state``: that
+    process's working directory and environment (:func:`bkg.pipes.process_state`).
 
     Results are sent from a thread (:class:`bkg.pipes.Sender`, at the normal priority):
     started early, the chain goes on while the report's process is still in the fits.
@@ -544,9 +547,10 @@ def _side_chain(
     import importlib
 
     from bkg.memory import heap_policy
-    from bkg.pipes import Sender, claim
+    from bkg.pipes import Sender, adopt_process_state, claim
     from bkg.sim.ecal import adopt_rate_tables
 
+    adopt_process_state(state)
     heap_policy("keep")
     adopt_rate_tables(tables)
     sender = Sender(send)
@@ -566,12 +570,16 @@ def _side_chain(
         sender.close()
 
 
-def _side_call(send: Any, module: str, func: str, args: tuple[Any, ...]) -> None:
+def _side_call(
+    send: Any, module: str, func: str, args: tuple[Any, ...], state: dict[str, Any] | None = None
+) -> None:
     """Body of a :class:`_SideProcess`: send (True, result) or (False, the exception)."""
     import importlib
 
     from bkg.memory import heap_policy
+    from bkg.pipes import adopt_process_state
 
+    adopt_process_state(state)
     heap_policy("keep")
     try:
         out = (True, getattr(importlib.import_module(module), func)(*args))
@@ -850,6 +858,10 @@ def _input_stages(
     leave idle. Returns its callables (None when it did not start).
     """
     cfg = run.cfg
+    if side is not None and side.enabled and not cache.is_fresh(samples_dir, samples_key(cfg)):
+        # the side processes' modules imported once, by the fork server, while the
+        # samples are made (bkg.pipes)
+        start_side_server()
     t0 = time.perf_counter()
     run.stages["samples"], run.keys["samples"] = run_samples_stage(
         cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler,

@@ -84,11 +84,13 @@ def _side_main(
     tasks: list[Task],
     claimed: Any,
     tables: dict[Any, Any] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> None:
     """Body of the side process: each task's (key, True, value) or (key, False, None),
     and the figures asked for on ``requests`` (between tasks, then until None or the pipe
     closes), each unless the fits' process took it back (``claimed``). ``tables``: the
-    ECAL's rate tables the fits' process has made (:func:`bkg.sim.ecal.rate_tables`).
+    ECAL's rate tables the fits' process has made (:func:`bkg.sim.ecal.rate_tables`);
+    ``state``: its working directory and environment (:func:`bkg.pipes.process_state`).
 
     Results are sent from a thread: a result the fits' process has not read yet (it may
     be importing zfit) does not hold up the next task. Ctrl-C is the fits' process's to
@@ -98,9 +100,11 @@ def _side_main(
     import signal
 
     from bkg.memory import heap_policy
+    from bkg.pipes import adopt_process_state
     from bkg.sim.ecal import adopt_rate_tables
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    adopt_process_state(state)
     heap_policy("keep")
     adopt_rate_tables(tables)
     sender = Sender(send)
@@ -161,9 +165,9 @@ class _Prefetch:
     figure), so that the fits' process never waits while work it could do is queued."""
 
     def __init__(self, cfg: Config, tasks: list[Task]) -> None:
-        import multiprocessing
+        from bkg.pipes import process_state, side_context
 
-        ctx = multiprocessing.get_context("spawn")
+        ctx = side_context()
         self.keys = {key for key, _k, _a in tasks}
         self.waiting = set(self.keys)  # tasks whose result has not come back
         self.results: dict[tuple[Any, ...], tuple[bool, Any]] = {}
@@ -176,7 +180,7 @@ class _Prefetch:
 
         self._proc = ctx.Process(
             target=_side_main,
-            args=(send, requests, cfg, tasks, self._claimed, rate_tables()),
+            args=(send, requests, cfg, tasks, self._claimed, rate_tables(), process_state()),
             daemon=True,
         )
         self._proc.start()

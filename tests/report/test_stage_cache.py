@@ -108,6 +108,29 @@ def test_side_process_returns_the_result_or_raises_the_error():
         assert side.procs == []
 
 
+def test_side_processes_fork_from_the_server_in_the_parents_folder_and_environment(
+    tmp_path, monkeypatch
+):
+    # once `bkg report` has started the fork server (before its samples), side processes
+    # are forks of it (their parent is the server, not this process) with the server's
+    # imports; they still run in this process's folder and environment as they are now
+    from bkg import pipes
+    from bkg.report.pipeline import _SideProcess
+
+    pipes.start_side_server()
+    assert pipes.side_context().get_start_method() == "forkserver"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BKG_PDF", "all")
+    with _SideProcess(True) as side:
+        parent = side.start("os", "getppid")
+        cwd = side.start("os", "getcwd")
+        pdf = side.start("bkg.plotting", "pdf_mode")
+        chain = side.start_chain([("os", "getcwd", (), True), ("os", "getppid", (), True)])
+        assert parent() != os.getpid() and chain[1]() != os.getpid()
+        assert cwd() == chain[0]() == str(tmp_path)
+        assert pdf() == "all"
+
+
 def test_side_chain_runs_its_tasks_in_one_process_in_turn():
     # Figs. 2, 3, 5 and the decay option run one after the other in ONE side process; a
     # task it has not started when asked for is computed here instead (and skipped
