@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,11 @@ def test_a_figure_asked_early_is_drawn_there_or_taken_back(small_cfg, tmp_path):
     shared.mkdir()
     side.start(small_cfg, ["punch_through"], closure_events=2_000_000)  # busy for ~20 s
     try:
+        # once it has begun that simulation (a fork of the server begins at once)
+        assert side._CURRENT is not None
+        deadline = time.monotonic() + 60
+        while not side._CURRENT._claimed[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
         asked = {name: side.ask_figure(name, e) for name, e in items}
         assert all(key is not None for key in asked.values())
         side.write_figures(items, shared, asked)
