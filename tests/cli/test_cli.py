@@ -25,6 +25,26 @@ def test_help_does_not_import_heavy_libraries():
     assert "HEAVY []" in out
 
 
+def test_the_command_ends_without_teardown_and_keeps_its_output(tmp_path):
+    # main() without argv (the `bkg` entry point) ends with os._exit after the exit
+    # handlers: stdout piped and buffered must still arrive whole, exit code 0, and a
+    # handler registered with atexit must still run.
+    mark = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(lambda: pathlib.Path({str(mark)!r}).write_text('yes'))\n"
+        "sys.argv = ['bkg', 'config', 'show']\n"
+        "from bkg.cli import main\n"
+        "main()\n"
+        "print('NOT REACHED')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "effective configuration, sha256" in out.stdout
+    assert "NOT REACHED" not in out.stdout  # the process ended inside main()
+    assert mark.read_text() == "yes"
+
+
 def test_config_show_prints_effective_yaml():
     result = CliRunner().invoke(cli, ["config", "show"])
     assert result.exit_code == 0, result.output
