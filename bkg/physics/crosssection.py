@@ -242,6 +242,7 @@ def d2sigma_dx_dtheta_pb(
     material: Material = LEAD,
     eps: float = 1.0,
     m_lepton_gev: float = M_MU_GEV,
+    chi_table: ChiTable | None = None,
 ) -> np.ndarray:
     """WW double-differential cross section d2sigma/(dx dtheta) in pb per radian.
 
@@ -266,6 +267,8 @@ def d2sigma_dx_dtheta_pb(
         material: the target element.
         eps: coupling e*eps (g' = eps sqrt(4 pi alpha)).
         m_lepton_gev: mass of the radiating lepton (muon by default).
+        chi_table: a prebuilt :class:`ChiTable` for ``material`` (~15x faster, chi to
+            1e-6); if None chi is the direct quadrature.
 
     Returns:
         d2sigma/(dx dtheta) in pb, broadcast shape of x, theta, e0, m; zero outside
@@ -281,7 +284,7 @@ def d2sigma_dx_dtheta_pb(
         u * xs + m * m * (1.0 - xs) + ml * ml * xs * xs
     ) / (u * u)
     tmin = u * u / (4.0 * e0 * e0 * (1.0 - xs) ** 2)
-    chi = form_factor_chi(tmin, m * m + ml * ml, material=material)
+    chi = _chi_function(material, chi_table)(tmin, m * m + ml * ml)
     val = 2.0 * eps**2 * ALPHA**3 * e0 * e0 * np.sin(th) * beta * (1.0 - xs) / (u * u) * amp2 * chi
     return np.where(ok & (th >= 0.0), val * GEV2_TO_PB, 0.0)
 

@@ -22,12 +22,19 @@ M_MU = 0.1056583755
 THETA_MAX = 0.3
 
 
+@lru_cache(maxsize=1)
+def _chi_table():
+    from bkg.physics.constants import LEAD
+    from bkg.physics.crosssection import ChiTable
+
+    return ChiTable.build(LEAD)
+
+
 def _pdf(x: np.ndarray, th: np.ndarray, e0: float, m: float) -> np.ndarray:
     from bkg.physics.crosssection import d2sigma_dx_dtheta_pb
 
-    return np.nan_to_num(
-        np.asarray(d2sigma_dx_dtheta_pb(x, th, e0, m), dtype=float), nan=0.0, posinf=0.0
-    )
+    f = d2sigma_dx_dtheta_pb(x, th, e0, m, chi_table=_chi_table())
+    return np.nan_to_num(np.asarray(f, dtype=float), nan=0.0, posinf=0.0)
 
 
 @lru_cache(maxsize=64)
