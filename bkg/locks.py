@@ -148,6 +148,21 @@ def _acquire(lock: Lock, timeout: float, key: str) -> str | None:
     return key
 
 
+def _forget_in_child() -> None:
+    """In a forked child (a sample worker, a side process): the parent's locks stay the
+    parent's. The child closes its copies of their descriptors, so that the folders are
+    free as soon as the parent ends (kill -9 included) whatever its children still do,
+    and takes a lock it needs as any other process would."""
+    for entry in _HELD.values():
+        with contextlib.suppress(OSError):
+            os.close(entry[0])
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _release(key: str) -> None:
     entry = _HELD[key]
     entry[2] -= 1

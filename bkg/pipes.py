@@ -1,10 +1,12 @@
 """Side processes: how they start, sending on a pipe without waiting, claiming a task.
 
-:func:`start_side_server` and :func:`side_context`: side processes forked from a server
-that imported their modules once (docs/speed.md). :class:`Sender`: a result larger
-than a pipe (~64 kB) sent from a thread, so that the side process does not wait for a
-reader busy elsewhere (importing zfit, fitting). :func:`claim`: which of two processes
-does a queued task.
+:func:`side_context`: a side process is a fork of this process while that is safe (Linux,
+one thread, no TensorFlow yet: `bkg fit` and `bkg report` start theirs before importing
+zfit), else a fork of a server that imported their modules once
+(:func:`start_side_server`), else spawned (docs/speed.md). :class:`Sender`: a result
+larger than a pipe (~64 kB) sent from a thread, so that the side process does not wait
+for a reader busy elsewhere (importing zfit, fitting). :func:`claim`: which of two
+processes does a queued task.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +26,7 @@ __all__ = [
     "Sender",
     "adopt_process_state",
     "claim",
+    "fork_is_safe",
     "process_state",
     "side_context",
     "start_side_server",
@@ -63,7 +67,9 @@ def start_side_server() -> None:
     take the parent's (:func:`process_state`).
     """
     global _server_started
-    if _server_started or "forkserver" not in multiprocessing.get_all_start_methods():
+    if _server_started or fork_is_safe():  # the side processes will be forks of this one
+        return
+    if "forkserver" not in multiprocessing.get_all_start_methods():
         return
     from multiprocessing import forkserver
 
@@ -84,10 +90,25 @@ def _stop_server() -> None:
             stop()
 
 
+def fork_is_safe() -> bool:
+    """Whether a fork of this process can run a side process: on Linux, with one thread
+    (a fork copies no other thread, and a lock one of them held stays taken) and without
+    TensorFlow imported (its runtime does not survive a fork)."""
+    return (
+        sys.platform.startswith("linux")
+        and "fork" in multiprocessing.get_all_start_methods()
+        and "tensorflow" not in sys.modules
+        and threading.active_count() == 1
+    )
+
+
 def side_context() -> Any:
-    """The multiprocessing context of a side process: the fork server's once
-    :func:`start_side_server` ran in this process, else spawn (never a fork of this
-    process: it may hold TensorFlow, which does not survive one)."""
+    """The multiprocessing context of a side process: a fork of this process while
+    :func:`fork_is_safe` (it has every module and table already: nothing imported or
+    built again), else the fork server's once :func:`start_side_server` ran here, else
+    spawn."""
+    if fork_is_safe():
+        return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if _server_started else "spawn")
 
 

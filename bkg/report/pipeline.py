@@ -336,8 +336,8 @@ def efficiency_function(
 
 
 class _SideProcess:
-    """A function of the report run in a second process (spawned: the parent may hold
-    TensorFlow, which does not survive a fork), its result taken when needed.
+    """A function of the report run in a second process (:func:`bkg.pipes.side_context`:
+    a fork of this process before TensorFlow is imported), its result taken when needed.
 
     Disabled (``enabled`` False: one worker, or a Dask scheduler), :meth:`start` returns
     a call of the function in this process. On leaving the block the process is ended
@@ -859,8 +859,8 @@ def _input_stages(
     """
     cfg = run.cfg
     if side is not None and side.enabled and not cache.is_fresh(samples_dir, samples_key(cfg)):
-        # the side processes' modules imported once, by the fork server, while the
-        # samples are made (bkg.pipes)
+        # where the side processes cannot be forks of this process, their modules
+        # imported once, by the fork server, while the samples are made (bkg.pipes)
         start_side_server()
     t0 = time.perf_counter()
     run.stages["samples"], run.keys["samples"] = run_samples_stage(

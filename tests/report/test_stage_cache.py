@@ -111,12 +111,14 @@ def test_side_process_returns_the_result_or_raises_the_error():
 def test_side_processes_fork_from_the_server_in_the_parents_folder_and_environment(
     tmp_path, monkeypatch
 ):
-    # once `bkg report` has started the fork server (before its samples), side processes
-    # are forks of it (their parent is the server, not this process) with the server's
-    # imports; they still run in this process's folder and environment as they are now
+    # where this process cannot be forked safely (threads, TensorFlow), `bkg report`
+    # starts the fork server before its samples and side processes are forks of it
+    # (their parent is the server, not this process) with the server's imports; they
+    # still run in this process's folder and environment as they are now
     from bkg import pipes
     from bkg.report.pipeline import _SideProcess
 
+    monkeypatch.setattr(pipes, "fork_is_safe", lambda: False)
     pipes.start_side_server()
     assert pipes.side_context().get_start_method() == "forkserver"
     monkeypatch.chdir(tmp_path)
@@ -129,6 +131,36 @@ def test_side_processes_fork_from_the_server_in_the_parents_folder_and_environme
         assert parent() != os.getpid() and chain[1]() != os.getpid()
         assert cwd() == chain[0]() == str(tmp_path)
         assert pdf() == "all"
+
+
+def test_side_processes_are_forks_of_this_process_while_that_is_safe(tmp_path):
+    # `bkg report` and `bkg fit` start their side processes before importing zfit, with
+    # one thread: those are forks of the report's process (nothing imported again), which
+    # do not hold its folder locks (a parent killed with -9 frees its folders at once)
+    import subprocess
+    import sys
+
+    code = f"""
+import os, threading
+from pathlib import Path
+from bkg import locks, pipes
+from bkg.report.pipeline import _SideProcess
+assert pipes.fork_is_safe(), "one thread, no TensorFlow: a fork is safe"
+folder = Path({str(tmp_path)!r}) / "samples"
+with locks.hold([locks.Lock(folder)]), _SideProcess(True) as side:
+    assert pipes.side_context().get_start_method() == "fork"
+    parent = side.start("os", "getppid")
+    held = side.start("bkg.locks", "holds", folder)
+    assert parent() == os.getpid(), "a fork of this process"
+    assert held() is False, "the child does not hold the parent's lock"
+t = threading.Thread(target=threading.Event().wait, args=(5,), daemon=True)
+t.start()
+assert not pipes.fork_is_safe(), "a second thread: no fork"
+print("OK")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "OK"
 
 
 def test_side_chain_runs_its_tasks_in_one_process_in_turn():
