@@ -712,8 +712,8 @@ def _report_stages(
     """The stages after the fits, written into ``tmp`` (the report folder being made)."""
     cfg = run.cfg
     run.stage_cache = cache.StageCache(Path(out_root) / name, tmp)
-    fig2_curves_of, decay_of, beam_figures_of, sensitivity_of = early or _start_side_work(
-        run, run.stage_cache, side, samples_dir
+    fig2_curves_of, decay_of, beam_figures_of, sensitivity_of, diagnostics_of = (
+        early or _start_side_work(run, run.stage_cache, side, samples_dir)
     )
     table1 = run.step("table", lambda: _table_stage(cfg, fits_dir=fits_dir, tmp=tmp))
     eff_record = run.step(
@@ -746,7 +746,7 @@ def _report_stages(
         lambda: _results_stage(
             cfg, samples_dir=samples_dir, fits_dir=fits_dir, tmp=tmp, table1=table1,
             sens=sens, limits=limits, eff_record=eff_record, fig2=fig2,
-            decay_option=decay_of(),
+            decay_option=decay_of(), diagnostics=diagnostics_of(),
         ),
     )  # fmt: skip
     claims = _write_claims(cfg, tmp, results)
@@ -775,8 +775,9 @@ def _start_side_work(
     *,
     nice: int = 0,
 ) -> list[Callable[[], Any]]:
-    """The sensitivity (reach, Figs. 4 and 6), Fig. 2's curves, the decay-length option and
-    Figs. 3 and 5 in the side process: a callable for each result.
+    """The sensitivity (reach, Figs. 4 and 6), Fig. 2's curves, Figs. 3 and 5, the
+    decay-length option and the samples' diagnostics of the results in the side process:
+    a callable for each result.
 
     With ``stage_cache`` a task runs there only when its stage will not be reused;
     without it (started early, before the fits, when the report's stages cannot be
@@ -796,17 +797,18 @@ def _start_side_work(
     # (Figs. 3 and 5 drawn there too, their bytes sent back: the drawing is half of
     # this process's work after the fits). While the report's process waits for one of
     # them it does the last queued ones itself (start_chain)
-    sens, fig2, fig3, fig5, decay = side.start_chain(
+    sens, fig2, fig3, fig5, decay, diagnostics = side.start_chain(
         [
             ("bkg.report.pipeline", "render_sensitivity", (cfg, samples_dir), fresh["sensitivity"]),
             ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
             ("bkg.sim.figures", "render_fig3", (cfg,), fresh["figures"]),
             ("bkg.sim.figures", "render_fig5", (samples_dir, cfg), fresh["figures"]),
             ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
+            ("bkg.report.results", "sample_diagnostics", (samples_dir, cfg), fresh["results"]),
         ],
         nice=nice,
     )
-    return [fig2, decay, lambda: {**fig3(), **fig5()}, sens]
+    return [fig2, decay, lambda: {**fig3(), **fig5()}, sens, diagnostics]
 
 
 @dataclass
@@ -978,6 +980,7 @@ def _results_stage(
     eff_record: dict[str, Any],
     fig2: Any,
     decay_option: float | None = None,
+    diagnostics: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Every computed number the claims are judged on (results.json)."""
     from bkg.report.results import collect_results
@@ -992,6 +995,7 @@ def _results_stage(
         efficiency=eff_record,
         fig2=fig2,
         decay_option=decay_option,
+        diagnostics=diagnostics,
     )
     write_json(tmp / "results.json", out)
     return out

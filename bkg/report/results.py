@@ -20,7 +20,7 @@ from bkg.selection import passes_trigger
 if TYPE_CHECKING:
     from bkg.sim.figures import Fig2Curves
 
-__all__ = ["beam_diagnostics", "collect_results", "hadron_diagnostics"]
+__all__ = ["beam_diagnostics", "collect_results", "hadron_diagnostics", "sample_diagnostics"]
 
 
 #: quiet muons (no interaction, not halo) behind the resolution and MIP quantiles: the first
@@ -80,6 +80,15 @@ def beam_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, float]:
         "dp_over_p": float(0.5 * (q84 - q16)),
         "e_ecal_mip_gev": float(np.median(np.concatenate(ecal))),
         "e_hcal_mip_gev": float(np.median(np.concatenate(hcal))),
+    }
+
+
+def sample_diagnostics(samples_dir: Path, cfg: Config) -> dict[str, dict[str, float]]:
+    """:func:`beam_diagnostics` and :func:`hadron_diagnostics` (they read the samples
+    alone: the report computes them in its side process while it fits)."""
+    return {
+        "beam": beam_diagnostics(samples_dir, cfg),
+        "hadrons": hadron_diagnostics(samples_dir, cfg),
     }
 
 
@@ -232,13 +241,17 @@ def collect_results(
     efficiency: dict[str, Any],
     fig2: Fig2Curves,
     decay_option: float | None = None,
+    diagnostics: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """One nested dict of every number a reviewer may check (JSON-ready).
 
     ``fig2`` is :func:`bkg.sim.figures.fig2_curves` of the run (the curves of the figure);
-    ``decay_option`` is :func:`decay_length_option` of ``cfg`` if already computed (in a
-    side process of the report), else it is computed here.
+    ``decay_option`` is :func:`decay_length_option` of ``cfg`` and ``diagnostics``
+    :func:`sample_diagnostics` of the samples if already computed (in a side process of
+    the report), else they are computed here.
     """
+    if diagnostics is None:
+        diagnostics = sample_diagnostics(samples_dir, cfg)
     # the paper's 15-35% is its Fig. 2, the trigger efficiency of all signal events
     eff = np.asarray(efficiency["trigger_efficiency"], dtype=float)
     masses = np.asarray(efficiency["masses_gev"], dtype=float)
@@ -250,8 +263,8 @@ def collect_results(
     eff_in = eff[in_range]
     err_in = np.asarray(efficiency["trigger_efficiency_error"], dtype=float)[in_range]
     return {
-        "beam": beam_diagnostics(samples_dir, cfg),
-        "hadrons": hadron_diagnostics(samples_dir, cfg),
+        "beam": diagnostics["beam"],
+        "hadrons": diagnostics["hadrons"],
         "signal": {
             "masses_gev": masses.tolist(),
             "trigger_efficiency": eff.tolist(),
