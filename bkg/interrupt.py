@@ -11,6 +11,7 @@ running stage ends (its outputs are complete: every stage writes atomically).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -37,6 +38,24 @@ def install() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_sigint)
         signal.signal(signal.SIGTERM, _on_sigint)
+
+
+def _defaults_in_child() -> None:
+    """In a forked child (a sample worker, a side process): Python's own SIGINT and the
+    default SIGTERM, as a spawned process has. The parent stops its children with
+    SIGTERM (``Process.terminate``): the recording handler would turn that into a
+    KeyboardInterrupt that a task's error handling can catch, and the child would go on."""
+    global _requested
+    _requested = False
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # forked from another thread than the main one
+        pass
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_defaults_in_child)
 
 
 def exit_code() -> int:

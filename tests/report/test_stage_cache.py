@@ -312,6 +312,38 @@ def test_a_chain_not_waited_for_that_died_leaves_its_task_here(monkeypatch):
         assert slow() is None
 
 
+def test_a_forked_chain_is_ended_by_the_report_that_handles_sigterm(tmp_path):
+    # `bkg report` routes SIGTERM to its recording handler (bkg.interrupt); a side chain
+    # forked from it must not inherit that handler: the report ends an unfinished chain
+    # with SIGTERM on an error or a Ctrl-C, and a chain that turned it into a
+    # KeyboardInterrupt, caught by its task, went on to the next task (a run interrupted
+    # during the fits then hung at its end)
+    import subprocess
+    import sys
+
+    code = """
+import time
+from bkg import interrupt, pipes
+from bkg.report.pipeline import _SideProcess
+interrupt.install()
+t0 = time.monotonic()
+with _SideProcess(True) as side:
+    assert pipes.side_context().get_start_method() == "fork"
+    side.start_chain([("time", "sleep", (60.0,), True), ("time", "sleep", (60.0,), True)])
+    deadline = time.monotonic() + 60
+    while not side.claimed[0][0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc = side.procs[0]
+print("ENDED", proc.exitcode, round(time.monotonic() - t0))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=100)
+    assert out.returncode == 0, out.stderr
+    word, exitcode, seconds = out.stdout.split()
+    assert word == "ENDED"
+    assert int(exitcode) == -15  # killed by SIGTERM at once, not after its two tasks
+    assert int(seconds) < 30
+
+
 def test_the_fits_key_changes_with_the_simulation_code_the_closure_runs(monkeypatch, tmp_path):
     # the fits stage also runs the closure's biased simulation (bkg.sim.biasing, the beam
     # generator, bkg.physics): a change there must not reuse fits made by the old code
