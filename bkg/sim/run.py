@@ -155,13 +155,21 @@ def warm_up() -> None:
     """Import and tabulate, once, what every chunk needs (call before forking workers).
 
     Forked workers inherit the modules and the cached tables (the ECAL rate tables
-    import and integrate :mod:`bkg.physics`, ~0.5 s), so none of them repeats it.
+    import and integrate :mod:`bkg.physics`, ~0.8 s), so none of them repeats it; most
+    of the pair-production tables are integrated by a fork meanwhile
+    (:func:`bkg.sim.ecal.start_rate_tables`).
     """
+    import bkg.physics.energyloss  # what the rate tables integrate, before the fork
+    from bkg.sim import ecal
+
+    # on the other core meanwhile: 12 of the 17 pair tables (~0.5 s), the imports below here
+    take_pair_tables = ecal.start_rate_tables("pair", share=0.7)
     import uproot  # noqa: F401
 
     import bkg.physics.crosssection  # noqa: F401
-    from bkg.sim import dimuons, ecal, hadrons, leading_hadrons, signal  # noqa: F401
+    from bkg.sim import dimuons, hadrons, leading_hadrons, signal  # noqa: F401
 
+    take_pair_tables()
     ecal.warm_tables()
     for pdg in hadrons.SPECIES:
         hadrons.hadron_properties(pdg)

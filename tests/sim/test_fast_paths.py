@@ -185,3 +185,30 @@ def test_signal_density_takes_the_tabulated_chi():
         assert big.sum() > 1000
         np.testing.assert_allclose(got[big], ref[big], rtol=2e-6)
         assert np.max(np.abs(got - ref)[~big]) <= 1e-11 * peak
+
+
+def test_rate_tables_integrated_in_a_fork_are_those_made_here():
+    # the samples stage integrates most pair-production rate tables in a forked process
+    # while it imports the simulation; what it takes back is bit-identical to what this
+    # process integrates, and the tables it did not give away are made here as before
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from bkg import pipes
+from bkg.sim import ecal
+assert pipes.fork_is_safe()
+take = ecal.start_rate_tables("pair", share=0.5)
+take()
+got = dict(ecal._RATE_TABLES)
+assert 1 <= len(got) < 17, len(got)
+ecal._RATE_TABLES.clear()
+for key, (above, grid, b) in got.items():
+    ref = ecal._rate_table(*key)
+    assert np.array_equal(above, ref[0]) and np.array_equal(grid, ref[1]) and b == ref[2], key
+print("OK", len(got))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["OK", "8"]
