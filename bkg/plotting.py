@@ -26,7 +26,6 @@ __all__ = [
     "save_figure",
     "set_pdf_mode",
     "wants_pdf",
-    "warm_up",
 ]
 
 #: stems of the figures that reproduce a figure of PRD 105, 052006 (written as PDF too)
@@ -77,28 +76,6 @@ def figure_style() -> Iterator[Any]:
 
     with plt.style.context(mplhep.style.ROOT), plt.rc_context({"figure.figsize": (8, 6)}):
         yield plt
-
-
-def warm_up() -> None:
-    """Draw one small figure into memory, as PNG and as PDF, and throw it away.
-
-    A process's first figure loads the fonts, builds the math-text parser and imports
-    the PDF backend (~0.35 s of CPU, then ~0.2 s per figure): `bkg report` does it while
-    it waits for its sample workers, and the processes it forks afterwards inherit it.
-    """
-    import io
-
-    with figure_style() as plt:
-        fig, ax = plt.subplots(figsize=(2, 2))
-        ax.plot([1.0, 10.0], [1.0, 100.0], label=r"$m_{Z'}$")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"$E_\mu$ [GeV]")
-        ax.legend(title="warm-up")
-        with shared_mathtext_cache():
-            for fmt in ("png", "pdf"):
-                fig.savefig(io.BytesIO(), format=fmt, dpi=PNG_DPI, metadata=None)
-        plt.close(fig)
 
 
 #: dots per inch of the PNG files; a PDF's dpi is that of its rasterized artists only

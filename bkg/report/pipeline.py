@@ -865,8 +865,6 @@ def _input_stages(
         # imported once, by the fork server, while the samples are made (bkg.pipes)
         start_side_server()
     t0 = time.perf_counter()
-    if side is not None and side.enabled:
-        advance = _warming_figures(advance)
     run.stages["samples"], run.keys["samples"] = run_samples_stage(
         cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler,
         progress=run.progress, advance=advance,
@@ -897,26 +895,6 @@ def _input_stages(
         },
     )
     return early
-
-
-def _warming_figures(advance: Advance | None) -> Advance:
-    """``advance`` (the samples' progress), which first warms matplotlib up once
-    (:func:`bkg.plotting.warm_up`): called when a chunk is done, while this process only
-    waits for the sample workers; the figures drawn here and in the side processes
-    forked after the samples then start warm."""
-    from bkg.plotting import warm_up
-
-    warmed = False
-
-    def call(sample: str, done: int, total: int) -> None:
-        nonlocal warmed
-        if not warmed:
-            warmed = True
-            warm_up()
-        if advance is not None:
-            advance(sample, done, total)
-
-    return call
 
 
 def _table_stage(cfg: Config, *, fits_dir: Path, tmp: Path) -> dict[str, Any]:

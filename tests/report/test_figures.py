@@ -403,23 +403,3 @@ def test_shared_mathtext_cache_keeps_parses_of_other_math_fonts_apart():
     with matplotlib.rc_context({"mathtext.fontset": "custom", "mathtext.rm": "DejaVu Serif"}):
         alone = MathTextParser("path").parse(r"$\mathrm{Wide}$", 100).width
     assert widths[0] != widths[1] and widths[1] == alone
-
-
-def test_figure_warm_up_is_done_once_at_the_first_chunk_and_writes_nothing(tmp_path, monkeypatch):
-    # `bkg report` warms matplotlib up while it waits for its sample workers (the first
-    # chunk's progress call); the progress calls still reach the report, and the warm-up
-    # draws in memory only
-    from bkg import plotting
-    from bkg.report import pipeline
-
-    monkeypatch.chdir(tmp_path)
-    warmed, seen = [], []
-    real = plotting.warm_up
-    monkeypatch.setattr(plotting, "warm_up", lambda: warmed.append(real()))
-    advance = pipeline._warming_figures(lambda *a: seen.append(a))
-    advance("beam", 1, 10)
-    advance("beam", 2, 10)
-    assert len(warmed) == 1
-    assert seen == [("beam", 1, 10), ("beam", 2, 10)]
-    assert list(tmp_path.iterdir()) == []
-    pipeline._warming_figures(None)("beam", 1, 10)  # no progress callback: warm-up only
