@@ -10,6 +10,7 @@ Physics and tests: docs/physics-simulation.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -295,7 +296,7 @@ def _kmu3_pion_deposits(
     return (em + had).astype(np.float32), vh.astype(np.float32)
 
 
-def _on_subset(k: np.ndarray, n: int, compute: Any) -> Any:
+def _on_subset(k: np.ndarray, n: int, compute: Callable[[np.ndarray], Any]) -> Any:
     """``compute(k)`` for the events ``k`` of n, its arrays (a dict's or a tuple's) put back
     in arrays of n events, zero elsewhere, with their dtypes."""
 

@@ -189,8 +189,8 @@ def test_signal_density_takes_the_tabulated_chi():
 
 def test_rate_tables_integrated_in_a_fork_are_those_made_here():
     # the samples stage integrates most pair-production rate tables in a forked process
-    # while it imports the simulation; what it takes back is bit-identical to what this
-    # process integrates, and the tables it did not give away are made here as before
+    # while it imports the simulation; what it takes back (the first half of them here) is
+    # bit-identical to what this process integrates
     import subprocess
     import sys
 
