@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,26 @@ def _parse_mathtext(output: str, args: tuple[Any, ...], rc: tuple[tuple[str, str
     # antialiasing and, in recent versions, glyph loading); rc: the mathtext.* settings (its
     # fonts), which a parse reads and the key must hold
     return _MATHTEXT["raw"](_MATHTEXT[output], *args)
+
+
+def _forget_fonts_in_child() -> None:
+    """After a fork, in the child: drop the math-text parses cached here and by matplotlib.
+
+    Their glyphs hold FreeType fonts whose open font file the child shares with its
+    parent, read position included: the two reading at once load wrong bytes ("failed
+    to load glyph", seen in a report forked from a process that had drawn figures).
+    matplotlib empties its own font cache at a fork; without these parses too, the
+    child holds none of the parent's fonts and opens its own.
+    """
+    _parse_mathtext.cache_clear()
+    _MATHTEXT.clear()
+    mathtext = sys.modules.get("matplotlib.mathtext")
+    if mathtext is not None:
+        mathtext.MathTextParser._parse_cached.cache_clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_fonts_in_child)
 
 
 @contextlib.contextmanager

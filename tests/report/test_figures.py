@@ -24,12 +24,18 @@ def no_computation(monkeypatch):
     """Limit solvers, toys, fits, sample generation and sample reading all raise."""
     import bkg.fit.tailfit
     import bkg.ntuple
+    import bkg.report.results
     import bkg.sim.beam
     import bkg.sim.run
     import bkg.sim.signal
+    import bkg.sources.base
     import bkg.stats.limits
     import bkg.stats.stage
     import bkg.stats.toys
+
+    # bkg.report.results and bkg.sources.base bind a trapped name at import (``from
+    # bkg.ntuple import iterate``): imported before the traps, else the first one imported
+    # under them would keep a trap after the test and fail later tests (a report did)
 
     for module, names in (
         (
@@ -403,3 +409,52 @@ def test_shared_mathtext_cache_keeps_parses_of_other_math_fonts_apart():
     with matplotlib.rc_context({"mathtext.fontset": "custom", "mathtext.rm": "DejaVu Serif"}):
         alone = MathTextParser("path").parse(r"$\mathrm{Wide}$", 100).width
     assert widths[0] != widths[1] and widths[1] == alone
+
+
+def _open_font_files() -> list[str]:
+    import os
+
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.lower().endswith((".ttf", ".otf", ".afm", ".pfb")):
+            out.append(target)
+    return sorted(out)
+
+
+def _fonts_in_child(queue) -> None:
+    import gc
+
+    gc.collect()  # what only a cycle kept: unreachable, never read again
+    queue.put(_open_font_files())
+
+
+def test_a_fork_keeps_none_of_the_parents_fonts(tmp_path):
+    """A side process forked after this process drew figures (math text included) holds
+    none of its fonts: the two would share each font file's read position, and reading
+    at once failed ("failed to load glyph" in a report forked from the test process)."""
+    import multiprocessing
+    import sys
+
+    from bkg.plotting import figure_style, save_figure
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/fd")
+    with figure_style() as plt:
+        fig, ax = plt.subplots()
+        ax.set_yscale("log")
+        ax.plot([1.0, 2.0], [1e-3, 1e3])
+        ax.set_xlabel(r"$E_\mu$ [GeV]")
+        ax.set_title("a title")
+        save_figure(fig, tmp_path, "drawn", pdf=True)
+    assert _open_font_files(), "the parent's fonts are open (else this tests nothing)"
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_fonts_in_child, args=(queue,))
+    child.start()
+    held = queue.get(timeout=60)
+    child.join()
+    assert held == []
