@@ -33,7 +33,7 @@ from bkg.cache import (
 )
 from bkg.config import Config
 from bkg.errors import FitError, SampleError
-from bkg.pipes import process_state, side_context, start_side_server
+from bkg.pipes import fork_is_safe, process_state, side_context, start_side_server
 from bkg.report.claims import none_applicable
 
 if TYPE_CHECKING:
@@ -864,6 +864,8 @@ def _input_stages(
         # where the side processes cannot be forks of this process, their modules
         # imported once, by the fork server, while the samples are made (bkg.pipes)
         start_side_server()
+        if fork_is_safe():  # else the plotting stack while this process waits for workers
+            advance = _preloading_figures(advance)
     t0 = time.perf_counter()
     run.stages["samples"], run.keys["samples"] = run_samples_stage(
         cfg, samples_dir=samples_dir, workers=workers, scheduler=scheduler,
@@ -895,6 +897,22 @@ def _input_stages(
         },
     )
     return early
+
+
+def _preloading_figures(advance: Advance | None) -> Advance:
+    """``advance`` (the samples' progress) that first imports the plotting stack
+    (:func:`bkg.plotting.preload`, nothing drawn): called when a chunk is done, while this
+    process only waits for the sample workers; the side processes forked after the
+    samples then have it (else :func:`bkg.pipes.side_context` imports it before the fork,
+    the other core idle meanwhile)."""
+    from bkg.plotting import preload
+
+    def call(sample: str, done: int, total: int) -> None:
+        preload()  # once (functools.cache)
+        if advance is not None:
+            advance(sample, done, total)
+
+    return call
 
 
 def _table_stage(cfg: Config, *, fits_dir: Path, tmp: Path) -> dict[str, Any]:

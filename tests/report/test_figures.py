@@ -411,6 +411,33 @@ def test_shared_mathtext_cache_keeps_parses_of_other_math_fonts_apart():
     assert widths[0] != widths[1] and widths[1] == alone
 
 
+def test_preload_imports_the_plotting_stack_without_opening_a_font():
+    """What side processes inherit from the report's process (bkg.pipes.side_context):
+    pyplot and mplhep imported, but no font loaded (a fork would share its file offset)
+    and no thread started (a fork copies none)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, threading\n"
+        "from bkg.plotting import preload\n"
+        "preload(); preload()\n"
+        "import matplotlib.font_manager as fm\n"
+        "fds = [os.readlink(f'/proc/self/fd/{f}') for f in os.listdir('/proc/self/fd')\n"
+        "       if os.path.exists(f'/proc/self/fd/{f}')]\n"
+        "fonts = [f for f in fds if f.lower().endswith(('.ttf', '.otf', '.afm', '.pfb'))]\n"
+        "print(sorted(m for m in ('matplotlib.pyplot', 'mplhep') if m in sys.modules),\n"
+        "      fm._get_font.cache_info().currsize, fonts, threading.active_count(),\n"
+        "      __import__('matplotlib').get_backend().lower())\n"
+    )
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/fd")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "['matplotlib.pyplot', 'mplhep'] 0 [] 1 agg"
+
+
 def _open_font_files() -> list[str]:
     import os
 
