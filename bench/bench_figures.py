@@ -98,7 +98,7 @@ def prepare(scratch: Path) -> dict[str, Any]:
         "computed": computed,
         "reach": reach_vs_mot(cfg, table1, **grid, known_medians=known),
         "fig2": simfig.fig2_curves(cfg),
-        "beam": simfig.beam_histograms(cfg),
+        "beam": simfig.beam_histograms(scratch / "samples", cfg),
         "plane": simfig.hermeticity_plane(scratch / "samples", cfg),
     }
 

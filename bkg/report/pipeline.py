@@ -784,8 +784,8 @@ def _start_side_work(
     reused: :func:`_input_stages`) all of them do, at the priority ``nice``.
     """
     cfg = run.cfg
-    # Fig. 2's curves simulate the signal on their own (~6 s of CPU), Figs. 3 and 5 and
-    # the results' decay-length option simulate or read the samples (~12 s): one side
+    # Fig. 2's curves simulate the signal on their own, Figs. 3 and 5 read the beam
+    # sample, the results' decay-length option simulates hadrons: one side
     # process does them in turn (on the second core while the stages before them
     # run), each when its stage is not reused; seeded from the config, the same
     # numbers in any process
@@ -801,7 +801,7 @@ def _start_side_work(
         [
             ("bkg.report.pipeline", "render_sensitivity", (cfg, samples_dir), fresh["sensitivity"]),
             ("bkg.sim.figures", "fig2_curves", (cfg,), fresh["fig2"]),
-            ("bkg.sim.figures", "render_fig3", (cfg,), fresh["figures"]),
+            ("bkg.sim.figures", "render_fig3", (samples_dir, cfg), fresh["figures"]),
             ("bkg.sim.figures", "render_fig5", (samples_dir, cfg), fresh["figures"]),
             ("bkg.report.results", "decay_length_option", (cfg,), fresh["results"]),
             ("bkg.report.results", "sample_diagnostics", (samples_dir, cfg), fresh["results"]),

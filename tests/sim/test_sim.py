@@ -247,7 +247,13 @@ def test_readme_matches_schemas():
 def test_figures(cfg, tmp_path):
     from bkg.sim import figures
 
-    fig = figures.fig3_beam(figures.beam_histograms(cfg, n=20_000), tmp_path)
+    run_samples(cfg, out_dir=tmp_path / "s", only=["beam"], n_mot=20_000, workers=1)
+    hists = figures.beam_histograms(tmp_path / "s", cfg, n=15_000)
+    # the sample's first 15k muons, all of them in the momentum histogram (0-200 GeV),
+    # fewer after the trigger
+    assert hists.energy_all.sum() == 15_000
+    assert hists.energy_triggered.sum() < 15_000
+    fig = figures.fig3_beam(hists, tmp_path)
     assert (
         fig is not None
         and (tmp_path / "fig3_beam.png").exists()
@@ -256,7 +262,6 @@ def test_figures(cfg, tmp_path):
     curves = figures.fig2_curves(cfg, masses_gev=np.array([0.01, 0.3]), n_per_mass=500)
     figures.fig2_trigger_efficiency(cfg, tmp_path, curves=curves)
     assert (tmp_path / "fig2_trigger_efficiency.pdf").exists()
-    run_samples(cfg, out_dir=tmp_path / "s", only=["beam"], n_mot=20_000, workers=1)
     plane = figures.hermeticity_plane(tmp_path / "s", cfg)
     figures.fig5_hermeticity_plane(plane, cfg, tmp_path)
     assert (tmp_path / "fig5_hermeticity_plane.png").exists()
