@@ -52,6 +52,20 @@ REPORT_FIGURES = (
 )
 
 
+def use_tree(tree: str | None) -> None:
+    """Import ``bkg`` from ``tree`` (the PYTHONPATH this process was given) even when the
+    package is also installed in editable mode: setuptools' editable finder sits on
+    ``sys.meta_path`` ahead of PYTHONPATH and would give every tree the installed code."""
+    if not tree:
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in repr(f)]
+    sys.path.insert(0, tree)
+    import bkg
+
+    if not Path(bkg.__file__).resolve().is_relative_to(Path(tree).resolve()):
+        raise SystemExit(f"bkg imported from {bkg.__file__}, not from the tree {tree}")
+
+
 def _report_dir(scratch: Path) -> Path:
     found = sorted(p.parent for p in (scratch / "reports").glob("*/limits.json"))
     if not found:
@@ -142,6 +156,7 @@ def draw_all(inputs: dict[str, Any], out: Path) -> dict[str, float]:
 
 
 def child(scratch: Path, keep: str | None) -> None:
+    use_tree(os.environ.get("PYTHONPATH"))
     t0 = time.process_time()
     import matplotlib
 
@@ -184,8 +199,9 @@ def main() -> None:
     if not (scratch / INPUTS).exists():
         print(f"computing the figures' inputs once ({scratch / INPUTS}) ...", flush=True)
         code = (
-            "import pickle, sys; sys.path.insert(0, sys.argv[1]); from bench_figures import "
-            "prepare; from pathlib import Path; s = Path(sys.argv[2]); "
+            "import os, pickle, sys; sys.path.insert(0, sys.argv[1]); from bench_figures import "
+            "prepare, use_tree; use_tree(os.environ['PYTHONPATH']); from pathlib import Path; "
+            "s = Path(sys.argv[2]); "
             f"(s / {INPUTS!r}).write_bytes(pickle.dumps(prepare(s)))"
         )
         here = str(Path(__file__).resolve().parent)
