@@ -105,12 +105,9 @@ def fork_is_safe() -> bool:
 def side_context() -> Any:
     """The multiprocessing context of a side process: a fork of this process while
     :func:`fork_is_safe` (it has every module and table already: nothing imported or
-    built again; the plotting stack is imported here first, :func:`bkg.plotting.preload`),
-    else the fork server's once :func:`start_side_server` ran here, else spawn."""
+    built again), else the fork server's once :func:`start_side_server` ran here, else
+    spawn."""
     if fork_is_safe():
-        from bkg.plotting import preload
-
-        preload()  # the side processes draw figures: imported once, here, before the fork
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if _server_started else "spawn")
 

@@ -85,9 +85,9 @@ def preload() -> None:
     """Import the plotting stack (matplotlib on Agg, pyplot, mplhep, the PNG and PDF
     backends) without drawing anything (~1.2 s of CPU the first time, nothing after).
 
-    Called before side processes are forked from this process, they start with it
-    (each would import it again, and the report's process imports it in any case: zfit
-    imports pyplot). Once per process. Nothing is drawn, so no font file is open: a drawing would cache
+    `bkg report` calls it while it waits for its sample workers: the side processes it
+    forks afterwards start with it (each would import it again, and the report's process
+    imports it in any case: zfit imports pyplot). Once per process. Nothing is drawn, so no font file is open: a drawing would cache
     FreeType fonts whose file offsets a fork would share with its parent.
     """
     import matplotlib

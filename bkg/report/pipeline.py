@@ -903,8 +903,9 @@ def _preloading_figures(advance: Advance | None) -> Advance:
     """``advance`` (the samples' progress) that first imports the plotting stack
     (:func:`bkg.plotting.preload`, nothing drawn): called when a chunk is done, while this
     process only waits for the sample workers; the side processes forked after the
-    samples then have it (else :func:`bkg.pipes.side_context` imports it before the fork,
-    the other core idle meanwhile)."""
+    samples then have it. (Not before a fork with nothing else running, as in `bkg fit`:
+    the other core would idle while this process imports it, and the side process
+    imports it itself while this one imports zfit.)"""
     from bkg.plotting import preload
 
     def call(sample: str, done: int, total: int) -> None:
