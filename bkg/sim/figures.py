@@ -171,7 +171,7 @@ def beam_histograms(samples_dir: Path, cfg: Config, *, n: int = 500_000) -> Beam
         seen += take
         if seen >= n:
             break
-    ev = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    ev = {k: np.concatenate(v) for k, v in parts.items()}  # the sample has >= 1 chunk
     trig = ev["s0"] & ev["s1"] & ev["s_mu"]
     xy = np.linspace(-15, 15, 101)
     spot = np.histogram2d(ev["x_cm"], ev["y_cm"], bins=[xy, xy])[0]
