@@ -195,11 +195,14 @@ def _forget_fonts_in_child() -> None:
     matplotlib empties its own font cache at a fork; without these parses too, the
     child holds none of the parent's fonts and opens its own.
     """
-    _parse_mathtext.cache_clear()
-    _MATHTEXT.clear()
+    _parse_mathtext.cache_clear()  # (_MATHTEXT holds parsers and a function: no font)
     mathtext = sys.modules.get("matplotlib.mathtext")
-    if mathtext is not None:
-        mathtext.MathTextParser._parse_cached.cache_clear()
+    if mathtext is not None:  # matplotlib's cache, also when forked inside the context below
+        cached = mathtext.MathTextParser.__dict__.get("_parse_cached")
+        for func in (cached, getattr(cached, "_bkg_method", None)):
+            clear = getattr(func, "cache_clear", None)
+            if clear is not None:
+                clear()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -242,6 +245,7 @@ def shared_mathtext_cache() -> Iterator[None]:
         return _parse_mathtext(output, args, tuple((k, str(rc[k])) for k in names))
 
     shared._bkg_shared = True  # type: ignore[attr-defined]
+    shared._bkg_method = method  # type: ignore[attr-defined]
     setattr(MathTextParser, "_parse_cached", shared)  # noqa: B010
     try:
         yield
