@@ -87,8 +87,8 @@ def preload() -> None:
 
     `bkg report` calls it while it waits for its sample workers: the side processes it
     forks afterwards start with it (each would import it again, and the report's process
-    imports it in any case: zfit imports pyplot). Once per process. Nothing is drawn, so no font file is open: a drawing would cache
-    FreeType fonts whose file offsets a fork would share with its parent.
+    imports it in any case: zfit imports pyplot). Once per process. Nothing is drawn,
+    so no font file is open before the fork (:func:`_forget_fonts_in_child`).
     """
     import matplotlib
 

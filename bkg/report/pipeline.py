@@ -864,7 +864,7 @@ def _input_stages(
         # where the side processes cannot be forks of this process, their modules
         # imported once, by the fork server, while the samples are made (bkg.pipes)
         start_side_server()
-        if fork_is_safe():  # else the plotting stack while this process waits for workers
+        if fork_is_safe():  # the side forks then inherit the plotting stack
             advance = _preloading_figures(advance)
     t0 = time.perf_counter()
     run.stages["samples"], run.keys["samples"] = run_samples_stage(
